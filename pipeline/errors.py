@@ -1,0 +1,133 @@
+"""One error tree for the gateway: every failure carries a neutral code, a status hint and a blame.
+
+Client codecs render a ``GatewayError`` (or its ``ErrorInfo``) in their own dialect; nothing else
+decides wire error shapes. ``ConfigError`` is for startup and ``python -m pipeline check``.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pipeline.events import ErrorInfo
+
+Blame = Literal["client", "upstream", "gateway"]
+
+# Neutral error codes and their default HTTP status.
+CODES: dict[str, int] = {
+    "invalid_request": 400,
+    "context_length_exceeded": 400,
+    "authentication": 401,
+    "billing": 402,
+    "permission": 403,
+    "not_found": 404,
+    "method_not_allowed": 405,
+    "request_too_large": 413,
+    "unsupported_media_type": 415,
+    "unprocessable": 422,
+    "rate_limit": 429,
+    "api_error": 500,
+    "bad_gateway": 502,
+    "overloaded": 503,
+    "timeout": 504,
+}
+
+
+class GatewayError(Exception):
+    """A failure with a neutral ``code`` (a key of ``CODES``).
+
+    Args:
+        message: human-readable text, already free of secrets.
+        code: neutral code; decides the dialect's error type.
+        status: HTTP status hint; defaults from ``CODES``.
+        blame: who caused it.
+        retry_after_s: for rate limits, seconds the client should wait.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str = "api_error",
+        status: int | None = None,
+        blame: Blame = "gateway",
+        retry_after_s: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        if code not in CODES:
+            raise ValueError(f"unknown error code {code!r}")
+        self.message = message
+        self.code = code
+        self.status = status if status is not None else CODES[code]
+        self.blame: Blame = blame
+        self.retry_after_s = retry_after_s
+
+    def info(self) -> ErrorInfo:
+        return ErrorInfo(
+            code=self.code, message=self.message, status=self.status, retry_after_s=self.retry_after_s
+        )
+
+    @classmethod
+    def from_info(cls, info: ErrorInfo, *, blame: Blame = "upstream") -> GatewayError:
+        return cls(
+            info.message,
+            code=info.code if info.code in CODES else "api_error",
+            status=info.status,
+            blame=blame,
+            retry_after_s=info.retry_after_s,
+        )
+
+
+class RequestError(GatewayError):
+    """The client's request is malformed or unsupported (400 unless said otherwise)."""
+
+    def __init__(self, message: str, *, code: str = "invalid_request", status: int | None = None) -> None:
+        super().__init__(message, code=code, status=status, blame="client")
+
+
+class UpstreamError(GatewayError):
+    """The upstream failed or refused before or during the stream."""
+
+    def __init__(self, message: str, *, code: str = "bad_gateway", status: int | None = None,
+                 retry_after_s: float | None = None, retryable: bool = False) -> None:
+        super().__init__(message, code=code, status=status, blame="upstream", retry_after_s=retry_after_s)
+        self.retryable = retryable
+
+
+class ConfigError(Exception):
+    """A startup/config problem; the message names the pipeline, stage index and field."""
+
+
+_SECRETISH = re.compile(r"(sk-[A-Za-z0-9_\-]{6,}|Bearer\s+[A-Za-z0-9._\-]{6,})")
+
+
+def redact(text: str, secrets: tuple[str, ...] = ()) -> str:
+    """Remove known secrets and key-shaped strings from ``text``."""
+    for secret in secrets:
+        if secret and len(secret) >= 4:
+            text = text.replace(secret, "[redacted]")
+    return _SECRETISH.sub("[redacted]", text)
+
+
+def status_code(status: int) -> str:
+    """The neutral code for an upstream HTTP status."""
+    if status == 400:
+        return "invalid_request"
+    for code, default in CODES.items():
+        if default == status:
+            return code
+    if 500 <= status < 600:
+        return "api_error"
+    return "invalid_request"
+
+
+__all__ = [
+    "CODES",
+    "Blame",
+    "ConfigError",
+    "GatewayError",
+    "RequestError",
+    "UpstreamError",
+    "redact",
+    "status_code",
+]

@@ -1,0 +1,131 @@
+"""The neutral response event stream: block-structured, shared by all three protocols.
+
+A well-formed stream is ``MessageStart``, then blocks (``BlockStart`` → deltas → ``BlockStop``;
+indexes 0, 1, 2 … in order; at most one block open at a time), then ``Usage`` (optional) and
+``MessageStop``. ``StreamError`` may end a stream at any point. ``Heartbeat`` may appear anywhere
+(upstream keep-alive while queued). Only the upstream decoder infers block boundaries; client
+encoders never guess.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+
+BlockKind = Literal["text", "thinking", "tool_call"]
+StopReason = Literal["end_turn", "max_tokens", "tool_use", "stop_sequence", "refusal"]
+
+
+class Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="kind"):
+    """Base of every event; subclasses set an explicit snake_case tag."""
+
+
+class MessageStart(Event, tag="message_start"):
+    message_id: str
+    model: str
+    """The upstream model that answers (the client's name is on the request)."""
+
+
+class BlockStart(Event, tag="block_start"):
+    index: int
+    block: BlockKind
+    call_id: str | None = None
+    name: str | None = None
+
+
+class TextDelta(Event, tag="text_delta"):
+    index: int
+    text: str
+
+
+class ThinkingDelta(Event, tag="thinking_delta"):
+    index: int
+    text: str
+
+
+class SignatureDelta(Event, tag="signature_delta"):
+    """Opaque signature for a thinking block (our envelope); comes just before its BlockStop."""
+
+    index: int
+    signature: str
+
+
+class ToolArgsDelta(Event, tag="tool_args_delta"):
+    index: int
+    fragment: str
+
+
+class BlockStop(Event, tag="block_stop"):
+    index: int
+
+
+class Usage(Event, tag="usage"):
+    """Token counts. ``input_tokens`` includes ``cached_input_tokens`` (Chat/Responses view);
+    ``output_tokens`` includes ``reasoning_tokens``."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_input_tokens: int = 0
+    reasoning_tokens: int = 0
+
+
+class MessageStop(Event, tag="message_stop"):
+    stop_reason: StopReason
+    stop_sequence: str | None = None
+
+
+class ErrorInfo(msgspec.Struct, frozen=True, kw_only=True):
+    """A neutral error; ``code`` is one of ``pipeline.errors.CODES``."""
+
+    code: str
+    message: str
+    status: int = 500
+    retry_after_s: float | None = None
+
+
+class StreamError(Event, tag="stream_error"):
+    error: ErrorInfo
+
+
+class Heartbeat(Event, tag="heartbeat"):
+    pass
+
+
+AnyEvent = (
+    MessageStart
+    | BlockStart
+    | TextDelta
+    | ThinkingDelta
+    | SignatureDelta
+    | ToolArgsDelta
+    | BlockStop
+    | Usage
+    | MessageStop
+    | StreamError
+    | Heartbeat
+)
+
+EVENT_DECODER = msgspec.json.Decoder(AnyEvent)
+EVENT_ENCODER = msgspec.json.Encoder()
+
+__all__ = [
+    "EVENT_DECODER",
+    "EVENT_ENCODER",
+    "AnyEvent",
+    "BlockKind",
+    "BlockStart",
+    "BlockStop",
+    "ErrorInfo",
+    "Event",
+    "Heartbeat",
+    "MessageStart",
+    "MessageStop",
+    "SignatureDelta",
+    "StopReason",
+    "StreamError",
+    "TextDelta",
+    "ThinkingDelta",
+    "ToolArgsDelta",
+    "Usage",
+]

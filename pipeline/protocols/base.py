@@ -1,0 +1,101 @@
+"""The client-codec contract: what a client protocol (anthropic, responses, chat) provides.
+
+A codec is sans-IO. The app routes ``(method, path)`` to an endpoint kind, asks the codec to
+decode the body into a ``ChatRequest``, runs the pipeline, and feeds neutral events to the
+codec's stream encoder (SSE bytes) or collector (one JSON body). Errors are rendered only here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import ClassVar, Literal, Protocol
+
+import msgspec
+
+from pipeline.errors import GatewayError
+from pipeline.events import ErrorInfo, Event
+from pipeline.model import ChatRequest
+
+EndpointKind = Literal["generate", "count_tokens", "models", "hello"]
+
+
+class Endpoint(msgspec.Struct, frozen=True):
+    method: str
+    path: str
+    kind: EndpointKind
+
+
+class ModelInfo(msgspec.Struct, frozen=True, kw_only=True):
+    """A model advertised by ``/v1/models``: the client-facing id and the upstream's limits."""
+
+    id: str
+    upstream_model: str
+    context_window: int
+    max_output_tokens: int
+    owned_by: str = "gateway"
+
+
+class ErrorBody(msgspec.Struct, frozen=True):
+    status: int
+    headers: list[tuple[bytes, bytes]]
+    body: bytes
+
+
+class StreamEncoder(Protocol):
+    """Neutral events → SSE frames for one response."""
+
+    def feed(self, event: Event) -> list[bytes]: ...
+
+    def error(self, info: ErrorInfo) -> list[bytes]:
+        """In-stream error frames (after the HTTP status was sent); ends the stream."""
+        ...
+
+    def close(self) -> list[bytes]:
+        """Frames after the last event (e.g. Chat's ``data: [DONE]``); may be empty."""
+        ...
+
+
+class Collector(Protocol):
+    """Neutral events → one JSON response body (non-streaming)."""
+
+    def feed(self, event: Event) -> None: ...
+
+    def body(self) -> bytes: ...
+
+
+class ClientCodec:
+    """Base class for client protocols. Subclasses set ``name`` and ``endpoints``."""
+
+    name: ClassVar[str]
+    endpoints: ClassVar[Sequence[Endpoint]]
+
+    def decode_request(self, body: bytes) -> ChatRequest:
+        """Parse the client's JSON body. Raises ``RequestError`` with a dialect-neutral message."""
+        raise NotImplementedError
+
+    def stream_encoder(self, request: ChatRequest) -> StreamEncoder:
+        raise NotImplementedError
+
+    def collector(self, request: ChatRequest) -> Collector:
+        raise NotImplementedError
+
+    def render_error(self, err: GatewayError) -> ErrorBody:
+        """An HTTP error response in the client's dialect (before anything was sent)."""
+        raise NotImplementedError
+
+    def render_models(self, models: Sequence[ModelInfo]) -> bytes:
+        raise NotImplementedError
+
+    def render_count(self, input_tokens: int) -> bytes:
+        raise NotImplementedError
+
+
+__all__ = [
+    "ClientCodec",
+    "Collector",
+    "Endpoint",
+    "EndpointKind",
+    "ErrorBody",
+    "ModelInfo",
+    "StreamEncoder",
+]

@@ -1,0 +1,129 @@
+"""The stage contract: the ``Stage`` base class, its hooks, and the per-request ``RequestContext``.
+
+A stage is built once per pipeline from its validated ``Config`` and then treated as frozen; all
+per-request state lives in ``ctx.state[stage.id]``. Hooks (each optional):
+
+- ``async on_request(request, ctx) -> ChatRequest``: request path, YAML order.
+- ``on_event(event, ctx) -> Sequence[Event]``: sync per-event transform, response path (reverse
+  YAML order); no task, no channel.
+- ``async on_events(inbox, outbox, ctx)``: task form for stages that hold back, merge or time
+  events. ``with outbox:`` then ``async for event in inbox:``.
+
+A stage implements at most one of ``on_event`` / ``on_events``. Unknown events pass through.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, ClassVar
+
+import msgspec
+import structlog
+
+from pipeline.model import ChatRequest, Loss
+
+
+class NoConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Config of a stage that takes no options."""
+
+
+class RequestContext:
+    """Everything a stage may know about the request it is part of.
+
+    Attributes:
+        request_id: unique id, also logged.
+        pipeline_id: the YAML pipeline id.
+        client: client protocol name (``anthropic``, ``responses``, ``chat``).
+        upstream_id: the upstream currently serving (changes on fallback).
+        upstream: that Upstream object (its ``profile`` and model limits).
+        upstream_model: the upstream model name the request was mapped to.
+        deadline: ``trio.current_time()`` value after which the request is cancelled.
+        log: structlog logger bound with the ids above.
+        state: per-stage scratch space, keyed by stage id.
+        losses: what translations could not carry (log field and metric).
+        committed: True once the HTTP status line has been sent to the client.
+        fields: extra fields for the ``request_finished`` log line (e.g. ``replay_rung``).
+        headers: the client's request headers (lower-case names), for key passthrough.
+    """
+
+    __slots__ = (
+        "client",
+        "committed",
+        "deadline",
+        "fields",
+        "headers",
+        "log",
+        "losses",
+        "pipeline_id",
+        "request_id",
+        "started",
+        "state",
+        "upstream",
+        "upstream_id",
+        "upstream_model",
+    )
+
+    def __init__(
+        self,
+        *,
+        request_id: str,
+        pipeline_id: str,
+        client: str,
+        upstream_id: str = "",
+        deadline: float = float("inf"),
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        self.request_id = request_id
+        self.pipeline_id = pipeline_id
+        self.client = client
+        self.upstream_id = upstream_id
+        self.upstream_model = ""
+        self.upstream: Any = None  # the serving Upstream (profile, limits); set by the runner
+        self.deadline = deadline
+        self.log = structlog.get_logger("gateway").bind(
+            request_id=request_id, pipeline=pipeline_id, client=client
+        )
+        self.state: dict[str, Any] = {}
+        self.losses: list[Loss] = []
+        self.committed = False
+        self.fields: dict[str, Any] = {}
+        self.headers = headers or {}
+        self.started = time.perf_counter()
+
+    def lose(self, what: str, detail: str = "") -> None:
+        """Record something a translation could not carry."""
+        self.losses.append(Loss(what, detail))
+
+
+class Stage:
+    """Base class of every stage (built-in or an operator's ``module:attr``)."""
+
+    name: ClassVar[str] = "stage"
+    Config: ClassVar[type[msgspec.Struct]] = NoConfig
+
+    def __init__(self, config: Any, *, stage_id: str = "", pipeline: Any = None) -> None:
+        self.config = config
+        self.id = stage_id or self.name
+        self.pipeline = pipeline
+
+    async def on_request(self, request: ChatRequest, ctx: RequestContext) -> ChatRequest:
+        return request
+
+    # Declared as None so the runner can tell which hook a subclass provides.
+    on_event: ClassVar[Any] = None
+    on_events: ClassVar[Any] = None
+
+    @classmethod
+    def has_event_hook(cls) -> bool:
+        return cls.on_event is not None
+
+    @classmethod
+    def has_task_hook(cls) -> bool:
+        return cls.on_events is not None
+
+    @classmethod
+    def has_request_hook(cls) -> bool:
+        return cls.on_request is not Stage.on_request
+
+
+__all__ = ["NoConfig", "RequestContext", "Stage"]

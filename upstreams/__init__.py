@@ -1,0 +1,1 @@
+"""Built-in upstream types and backend profiles."""

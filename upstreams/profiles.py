@@ -1,0 +1,123 @@
+"""Backend quirks as data: one ``Profile`` per family of OpenAI-compatible server.
+
+The Chat encoder and decoder and the stages read these fields instead of branching on backend
+names. An upstream picks a profile by name in ``pipelines.yaml`` and may override limits.
+Facts: ../shared/PROTOCOLS.md §3.3, §3.5, §4.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+
+ThinkingSwitch = Literal["deepseek", "chat_template_kwargs", "none"]
+
+
+class Profile(msgspec.Struct, frozen=True, kw_only=True):
+    name: str
+    # Which delta/message field carries reasoning, out and in (§3.3).
+    reasoning_field: Literal["reasoning_content", "reasoning"] = "reasoning_content"
+    # How thinking is switched: DeepSeek's `thinking` object, llama.cpp/vLLM template kwargs, or
+    # not at all.
+    thinking_switch: ThinkingSwitch = "none"
+    # Thinking on when the client does not say (DeepSeek V4: on).
+    thinking_default: bool = False
+    # Client effort word → upstream `reasoning_effort`; empty: never send reasoning_effort.
+    effort_words: dict[str, str] = {}
+    # DeepSeek's rule (§4.3): with thinking on, every assistant message carries the
+    # reasoning field ("" when unknown) or the request is a 400.
+    reasoning_on_every_assistant: bool = False
+    # DeepSeek rejects a forced tool_choice while thinking (§4.2 / DESIGN §7).
+    forced_tool_choice_with_thinking: bool = True
+    context_window: int = 131072
+    max_output_tokens: int = 32768
+    # Whether `strict` on function tools may be sent.
+    supports_strict: bool = False
+    # A tool call id the upstream accepts; others are mapped by the tool_ids stage.
+    tool_id_pattern: str = r"^[A-Za-z0-9_\-]{1,64}$"
+    tool_name_pattern: str = r"^[a-zA-Z0-9_-]{1,64}$"
+    # JSON-schema keywords the upstream rejects; stripped by the tool_ids stage.
+    schema_drop_keywords: tuple[str, ...] = ()
+    # Inline $ref/$defs (servers whose grammar converters choke on refs).
+    inline_schema_refs: bool = False
+    # Ask for usage on the last chunk with stream_options.include_usage.
+    stream_usage: bool = True
+    # Max stop sequences the upstream accepts.
+    max_stop: int = 16
+    # Forward `user` (DeepSeek: [A-Za-z0-9_-]{1,512}).
+    send_user: bool = True
+    # Forward `top_k` (DeepSeek ignores it; llama.cpp and vLLM accept it).
+    send_top_k: bool = False
+    # User images are accepted.
+    images: bool = True
+    # Only the assistant's text content is reliable as a string (some templates reject lists).
+    content_as_string: bool = True
+    # Mid-conversation system messages are rejected: fold them into the first one.
+    fold_system: bool = True
+
+
+PROFILES: dict[str, Profile] = {
+    "deepseek": Profile(
+        name="deepseek",
+        reasoning_field="reasoning_content",
+        thinking_switch="deepseek",
+        thinking_default=True,
+        effort_words={
+            "minimal": "low", "low": "low", "medium": "high", "high": "high",
+            "xhigh": "max", "max": "max",
+        },
+        reasoning_on_every_assistant=True,
+        forced_tool_choice_with_thinking=False,
+        context_window=1_048_576,
+        max_output_tokens=393_216,
+        supports_strict=False,
+        schema_drop_keywords=("$schema",),
+        send_user=True,
+    ),
+    "vllm": Profile(
+        name="vllm",
+        reasoning_field="reasoning",
+        thinking_switch="chat_template_kwargs",
+        thinking_default=True,
+        context_window=131_072,
+        max_output_tokens=32_768,
+        supports_strict=True,
+        send_top_k=True,
+        send_user=False,
+    ),
+    "ollama": Profile(
+        name="ollama",
+        reasoning_field="reasoning",
+        thinking_switch="none",
+        effort_words={"minimal": "low", "low": "low", "medium": "medium", "high": "high",
+                      "xhigh": "high", "max": "high"},
+        context_window=8_192,
+        max_output_tokens=4_096,
+        tool_id_pattern=r"^[A-Za-z0-9_\-]{1,64}$",
+        schema_drop_keywords=("$schema",),
+        send_user=False,
+    ),
+    "llamacpp": Profile(
+        name="llamacpp",
+        reasoning_field="reasoning_content",
+        thinking_switch="chat_template_kwargs",
+        thinking_default=True,
+        context_window=8_192,
+        max_output_tokens=2_048,
+        schema_drop_keywords=("$schema", "format"),
+        inline_schema_refs=True,
+        send_top_k=True,
+        send_user=False,
+        images=False,
+    ),
+    "openai": Profile(
+        name="openai",
+        context_window=128_000,
+        max_output_tokens=16_384,
+        supports_strict=True,
+    ),
+}
+
+
+__all__ = ["PROFILES", "Profile", "ThinkingSwitch"]
