@@ -1,0 +1,234 @@
+"""The ASGI application: lifespan (trio check, config, upstream clients), routing, request intake.
+
+``app`` reads ``PIPELINES_CONFIG`` (default ``./pipelines.yaml``) at startup. Each pipeline's
+client codec serves its endpoints under the pipeline's ``mount``. Gateway-level endpoints:
+``GET /healthz`` and ``GET /metrics``. Request intake enforces the body cap, the content
+encoding and gateway keys, then hands over to ``pipeline.runner``.
+"""
+
+from __future__ import annotations
+
+import hmac
+import os
+import uuid
+import zlib
+from typing import Any
+
+import msgspec
+import trio
+
+from pipeline import log as gwlog
+from pipeline import metrics
+from pipeline.config import GatewayConfig, load_config
+from pipeline.errors import ConfigError, GatewayError, RequestError
+from pipeline.protocols.base import ModelInfo
+from pipeline.registry import Pipeline, build_pipelines
+from pipeline.runner import JSON_HEADERS, Outcome, Receive, Responder, Send, run_pipeline
+from pipeline.stage import RequestContext
+from pipeline.tokens import estimate_request_tokens
+from upstreams.base import Upstream
+
+TRIO_FIX = "pipeline:app needs the trio worker: run `hypercorn -k trio pipeline:app`"
+
+
+class Gateway:
+    """An ASGI app over a set of pipelines. ``Gateway(config)`` for tests; ``app`` for hypercorn."""
+
+    def __init__(self, config: GatewayConfig | None = None, *, config_path: str | None = None) -> None:
+        self._config = config
+        self._config_path = config_path
+        self.pipelines: dict[str, Pipeline] = {}
+        self.upstreams: dict[str, Upstream] = {}
+        self.routes: dict[tuple[str, str], list[tuple[Pipeline, str]]] = {}
+        self.ready = False
+        self.server: Any = None
+
+    # -- lifespan ---------------------------------------------------------------------------
+
+    async def startup(self) -> None:
+        config = self._config
+        if config is None:
+            path = self._config_path or os.environ.get("PIPELINES_CONFIG", "pipelines.yaml")
+            config = load_config(path)
+        self.server = config.server
+        gwlog.configure(config.server.log_level, json=config.server.log_json)
+        self.pipelines, self.upstreams = build_pipelines(config)
+        for up in self.upstreams.values():
+            await up.open()
+        self.routes = {}
+        for pipe in self.pipelines.values():
+            for ep in pipe.codec.endpoints:
+                key = (ep.method, pipe.config.mount + ep.path)
+                self.routes.setdefault(key, []).append((pipe, ep.kind))
+        self.ready = True
+
+    async def shutdown(self) -> None:
+        for up in self.upstreams.values():
+            await up.aclose()
+        self.ready = False
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    trio.lowlevel.current_trio_token()
+                except RuntimeError:
+                    await send({"type": "lifespan.startup.failed", "message": TRIO_FIX})
+                    return
+                try:
+                    await self.startup()
+                except ConfigError as exc:
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.shutdown()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    # -- ASGI -------------------------------------------------------------------------------
+
+    async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        try:
+            trio.lowlevel.current_trio_token()
+        except RuntimeError:
+            raise RuntimeError(TRIO_FIX) from None
+        if not self.ready:
+            await self.startup()
+        await self._http(scope, receive, send)
+
+    async def _http(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
+        method, path = scope["method"], scope["path"]
+        if path == "/healthz" and method in ("GET", "HEAD"):
+            await _plain(send, 200, b'{"status":"ok"}', JSON_HEADERS)
+            return
+        if path == "/metrics" and method == "GET":
+            await _plain(send, 200, metrics.render(), [(b"content-type", b"text/plain; version=0.0.4")])
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        candidates = self.routes.get((method, path))
+        if not candidates:
+            allowed = [m for (m, p) in self.routes if p == path]
+            code, status = ("method_not_allowed", 405) if allowed else ("not_found", 404)
+            body = msgspec.json.encode({"error": {"message": f"no route for {method} {path}", "type": code}})
+            await _plain(send, status, body, JSON_HEADERS)
+            return
+        pipe, kind = _choose(candidates, headers)
+        if kind == "hello":
+            await _plain(send, 200, b"", [(b"content-length", b"0")])
+            return
+        ctx = RequestContext(
+            request_id=headers.get("x-request-id") or uuid.uuid4().hex,
+            pipeline_id=pipe.id, client=pipe.codec.name, headers=headers,
+            deadline=trio.current_time() + pipe.config.deadline_s,
+        )
+        ctx.upstream = pipe.upstreams[0]
+        ctx.upstream_id = ctx.upstream.id
+        outcome = Outcome()
+        responder = Responder(send, ctx, outcome)
+        request_model: str | None = None
+        try:
+            if pipe.api_keys:
+                _check_key(pipe, headers)
+            if kind == "models":
+                await responder.whole(200, JSON_HEADERS, pipe.codec.render_models(self._models(pipe)))
+                return
+            body = await _read_body(receive, headers, self.server.max_body_bytes)
+            request = pipe.codec.decode_request(body)
+            request_model = request.model
+            ctx.losses.extend(request.losses)
+            ctx.upstream_model = ctx.upstream.map_model(request.model)
+            if kind == "count_tokens":
+                n = estimate_request_tokens(request, ctx.upstream_model)
+                await responder.whole(200, JSON_HEADERS, pipe.codec.render_count(n))
+                return
+            await run_pipeline(pipe, request, ctx, responder, receive)
+        except GatewayError as err:
+            outcome.error_code = err.code
+            if not ctx.committed:
+                rendered = pipe.codec.render_error(err)
+                await responder.whole(rendered.status, rendered.headers, rendered.body)
+        finally:
+            if kind in ("generate", "count_tokens"):
+                gwlog.request_finished(ctx, outcome, kind=kind, model=request_model)
+                metrics.observe(ctx, outcome)
+
+    def _models(self, pipe: Pipeline) -> list[ModelInfo]:
+        infos: list[ModelInfo] = []
+        for up in pipe.upstreams:
+            for client_id, upstream_model in up.advertised_models():
+                lim = up.limits(upstream_model)
+                infos.append(ModelInfo(id=client_id, upstream_model=upstream_model, context_window=lim.context_window,
+                                       max_output_tokens=lim.max_output_tokens, owned_by=up.id))
+        return infos
+
+
+def _choose(candidates: list[tuple[Pipeline, str]], headers: dict[str, str]) -> tuple[Pipeline, str]:
+    """Several pipelines on one path (``/v1/models``): Anthropic's shape when asked by header."""
+    if len(candidates) > 1:
+        want_anthropic = "anthropic-version" in headers
+        for pipe, kind in candidates:
+            if (pipe.codec.name == "anthropic") == want_anthropic:
+                return pipe, kind
+    return candidates[0]
+
+
+def _check_key(pipe: Pipeline, headers: dict[str, str]) -> None:
+    given = headers.get("x-api-key", "")
+    auth = headers.get("authorization", "")
+    if not given and auth.lower().startswith("bearer "):
+        given = auth[7:].strip()
+    ok = False
+    for key in pipe.api_keys:  # constant-time, and every key is compared
+        ok |= hmac.compare_digest(given.encode(), key)
+    if not ok:
+        raise GatewayError("invalid or missing API key for this gateway pipeline", code="authentication", blame="client")
+
+
+async def _read_body(receive: Receive, headers: dict[str, str], limit: int) -> bytes:
+    declared = headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise RequestError(f"request body of {declared} bytes exceeds the limit of {limit} bytes", code="request_too_large")
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise RequestError("client disconnected while sending the body")
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise RequestError(f"request body exceeds the limit of {limit} bytes", code="request_too_large")
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    body = b"".join(chunks)
+    encoding = headers.get("content-encoding", "identity").strip().lower()
+    if encoding in ("", "identity"):
+        return body
+    if encoding in ("gzip", "deflate"):
+        try:
+            out = zlib.decompressobj(wbits=47).decompress(body, limit + 1)
+        except zlib.error as exc:
+            raise RequestError(f"request body is not valid {encoding}: {exc}") from None
+        if len(out) > limit:
+            raise RequestError(f"decompressed request body exceeds the limit of {limit} bytes", code="request_too_large")
+        return out
+    raise RequestError(f"unsupported Content-Encoding {encoding!r} (supported: identity, gzip, deflate)",
+                       code="unsupported_media_type")
+
+
+async def _plain(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+app = Gateway()
+
+__all__ = ["TRIO_FIX", "Gateway", "app"]

@@ -1,0 +1,114 @@
+"""pipelines.yaml: msgspec Structs for the file, ``${VAR}`` interpolation, and ``load_config``.
+
+The top level is validated strictly (unknown keys are errors). Stage options and upstream
+options stay raw here; each stage/upstream class validates its own ``Config`` in
+``pipeline.registry`` so errors name the pipeline, the stage index and the field.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from pipeline.errors import ConfigError
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+class PipelineConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    # Client protocol served: anthropic | responses | chat.
+    client: str
+    # Upstream id, or an ordered fallback list of ids.
+    upstream: str | list[str]
+    # Stage entries: a bare name, or a one-key mapping {name: {options}}.
+    stages: list[str | dict[str, Any]] = []
+    # URL prefix the client endpoints are served under ("" = root).
+    mount: str = ""
+    # Overall deadline for one request, seconds.
+    deadline_s: float = 900.0
+    # Optional gateway keys: names of env vars holding accepted keys (x-api-key or Bearer).
+    api_keys_env: list[str] = []
+
+
+class ServerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    # Largest accepted request body, bytes (Claude Code histories reach several MB).
+    max_body_bytes: int = 32 * 1024 * 1024
+    # Deepest JSON nesting accepted in a request body.
+    max_json_depth: int = 64
+    # structlog level: debug | info | warning | error.
+    log_level: str = "info"
+    # Render logs as JSON lines (true) or human-readable key=value (false).
+    log_json: bool = True
+
+
+class GatewayConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    upstreams: dict[str, dict[str, Any]]
+    pipelines: dict[str, PipelineConfig]
+    server: ServerConfig = ServerConfig()
+
+
+def interpolate(value: Any, env: dict[str, str], path: str = "$") -> Any:
+    """Replace ``${VAR}`` / ``${VAR:-default}`` in every string of a decoded YAML tree."""
+    if isinstance(value, str):
+
+        def sub(match: re.Match[str]) -> str:
+            name, default = match.group(1), match.group(2)
+            if name in env:
+                return env[name]
+            if default is not None:
+                return default
+            raise ConfigError(f"{path}: environment variable {name} is not set (use ${{{name}:-default}} to default it)")
+
+        return _VAR.sub(sub, value)
+    if isinstance(value, dict):
+        return {k: interpolate(v, env, f"{path}.{k}") for k, v in value.items()}
+    if isinstance(value, list):
+        return [interpolate(v, env, f"{path}[{i}]") for i, v in enumerate(value)]
+    return value
+
+
+def parse_config(text: str | bytes, *, env: dict[str, str] | None = None, source: str = "pipelines.yaml") -> GatewayConfig:
+    """Parse and validate the top level of a pipelines file.
+
+    Raises:
+        ConfigError: YAML syntax, a missing env var, or a schema violation, with its path.
+    """
+    try:
+        raw = msgspec.yaml.decode(text)
+    except msgspec.DecodeError as exc:
+        raise ConfigError(f"{source}: invalid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: the top level must be a mapping with `upstreams` and `pipelines`")
+    raw = interpolate(raw, dict(os.environ) if env is None else env)
+    try:
+        config = msgspec.convert(raw, type=GatewayConfig)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+    for pid, pipe in config.pipelines.items():
+        ups = [pipe.upstream] if isinstance(pipe.upstream, str) else pipe.upstream
+        if not ups:
+            raise ConfigError(f"{source}: pipeline {pid!r}: `upstream` is empty")
+        for up in ups:
+            if up not in config.upstreams:
+                raise ConfigError(
+                    f"{source}: pipeline {pid!r}: unknown upstream {up!r} (defined: {', '.join(sorted(config.upstreams))})"
+                )
+        if pipe.mount and (not pipe.mount.startswith("/") or pipe.mount.endswith("/")):
+            raise ConfigError(f"{source}: pipeline {pid!r}: mount {pipe.mount!r} must start with '/' and not end with '/'")
+    return config
+
+
+def load_config(path: str | os.PathLike[str], *, env: dict[str, str] | None = None) -> GatewayConfig:
+    p = Path(path)
+    try:
+        text = p.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{p}: cannot read: {exc.strerror}") from None
+    return parse_config(text, env=env, source=str(p))
+
+
+__all__ = ["GatewayConfig", "PipelineConfig", "ServerConfig", "interpolate", "load_config", "parse_config"]

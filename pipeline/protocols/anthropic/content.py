@@ -1,0 +1,231 @@
+"""Anthropic content blocks → neutral parts, one message at a time (../shared/PROTOCOLS.md §1.3).
+
+Blocks arrive as dicts; we dispatch on ``type`` and convert known types to their view Struct,
+so a malformed known block is a ``RequestError`` naming its path and an unknown block is a
+``Loss``. ``BlockReader`` collects the losses of one request.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+import msgspec
+
+from pipeline.errors import RequestError
+from pipeline.model import (
+    ImagePart,
+    Loss,
+    Message,
+    Part,
+    TextPart,
+    ThinkingPart,
+    ToolCallPart,
+    ToolResultPart,
+)
+from pipeline.protocols.anthropic.models import (
+    DocumentBlockParam,
+    ImageBlockParam,
+    RawBlock,
+    RedactedThinkingBlockParam,
+    SearchResultBlockParam,
+    SourceParam,
+    TextBlockParam,
+    ThinkingBlockParam,
+    ToolReferenceBlockParam,
+    ToolResultBlockParam,
+    ToolUseBlockParam,
+)
+
+T = TypeVar("T")
+
+_ENCODER = msgspec.json.Encoder()
+
+# Anthropic-hosted tool traffic replayed in assistant turns; a Chat backend cannot use it.
+SERVER_BLOCKS = frozenset(
+    {
+        "server_tool_use",
+        "web_search_tool_result",
+        "web_fetch_tool_result",
+        "code_execution_tool_result",
+        "bash_code_execution_tool_result",
+        "text_editor_code_execution_tool_result",
+        "tool_search_tool_result",
+        "mcp_tool_use",
+        "mcp_tool_result",
+        "container_upload",
+    }
+)
+
+
+def field_path(loc: str) -> str:
+    """msgspec's ``$.messages[3].content`` → ``messages.3.content``."""
+    out = loc.removeprefix("$").replace("[", ".").replace("]", "")
+    return out.removeprefix(".")
+
+
+def validation_error(exc: msgspec.ValidationError, prefix: str = "") -> RequestError:
+    """A ``RequestError`` naming the field path of a msgspec validation failure."""
+    text = str(exc)
+    message, _, loc = text.partition(" - at `")
+    path = field_path(loc.rstrip("`")) if loc else ""
+    path = ".".join(p for p in (prefix, path) if p)
+    missing = message.removeprefix("Object missing required field `")
+    if missing != message:
+        path = ".".join(p for p in (path, missing.rstrip("`")) if p)
+        message = "field required"
+    elif message:
+        message = message[0].lower() + message[1:]
+    if not path:
+        return RequestError(f"invalid request body: {message}")
+    return RequestError(f"{path}: {message}")
+
+
+def convert(raw: Any, cls: type[T], path: str) -> T:
+    try:
+        return msgspec.convert(raw, type=cls)
+    except msgspec.ValidationError as exc:
+        raise validation_error(exc, path) from None
+
+
+class BlockReader:
+    """Converts the blocks of one request, recording what it cannot carry in ``losses``."""
+
+    def __init__(self) -> None:
+        self.losses: list[Loss] = []
+
+    def lose(self, what: str, detail: str) -> None:
+        self.losses.append(Loss(what, detail))
+
+    def block_type(self, raw: RawBlock, path: str) -> str:
+        kind = raw.get("type")
+        if not isinstance(kind, str):
+            raise RequestError(f"{path}.type: field required (a string)")
+        return kind
+
+    def user_blocks(self, blocks: list[RawBlock], path: str) -> tuple[list[Message], list[Part]]:
+        """A user turn: ``(tool results, other parts)``; results go first (§1.3)."""
+        results: list[Message] = []
+        parts: list[Part] = []
+        for i, raw in enumerate(blocks):
+            bpath = f"{path}.{i}"
+            kind = self.block_type(raw, bpath)
+            if kind == "tool_result":
+                results.append(self._tool_result(raw, bpath))
+            elif kind in ("tool_use", "thinking", "redacted_thinking"):
+                self.lose("misplaced_block", f"{bpath}: {kind} in a user message dropped")
+            else:
+                parts.extend(self.common(raw, kind, bpath))
+        return results, parts
+
+    def assistant_blocks(self, blocks: list[RawBlock], path: str) -> list[Part]:
+        parts: list[Part] = []
+        for i, raw in enumerate(blocks):
+            bpath = f"{path}.{i}"
+            kind = self.block_type(raw, bpath)
+            if kind == "tool_use":
+                block = convert(raw, ToolUseBlockParam, bpath)
+                args = _ENCODER.encode(block.input).decode()
+                parts.append(ToolCallPart(id=block.id, name=block.name, arguments=args))
+            elif kind == "thinking":
+                think = convert(raw, ThinkingBlockParam, bpath)
+                parts.append(ThinkingPart(think.thinking, think.signature))
+            elif kind == "redacted_thinking":
+                red = convert(raw, RedactedThinkingBlockParam, bpath)
+                parts.append(ThinkingPart("", red.data, redacted=True))
+            elif kind == "tool_result":
+                self.lose("misplaced_block", f"{bpath}: tool_result in an assistant message dropped")
+            else:
+                parts.extend(self.common(raw, kind, bpath))
+        return parts
+
+    def system_blocks(self, blocks: list[RawBlock], path: str) -> list[str]:
+        texts: list[str] = []
+        for i, raw in enumerate(blocks):
+            bpath = f"{path}.{i}"
+            kind = self.block_type(raw, bpath)
+            if kind == "text":
+                text = convert(raw, TextBlockParam, bpath).text
+                if text:
+                    texts.append(text)
+            else:
+                self.lose("system_block", f"{bpath}: {kind} block in system dropped")
+        return texts
+
+    def common(self, raw: RawBlock, kind: str, path: str) -> list[Part]:
+        """Blocks valid in any content position: text, image, document, search_result."""
+        if kind == "text":
+            block = convert(raw, TextBlockParam, path)
+            if block.citations:
+                self.lose("citations", f"{path}: citations dropped")
+            return [TextPart(block.text)]
+        if kind == "image":
+            return [self._image(convert(raw, ImageBlockParam, path).source, path)]
+        if kind == "document":
+            return self._document(convert(raw, DocumentBlockParam, path), path)
+        if kind == "search_result":
+            return [self._search_result(convert(raw, SearchResultBlockParam, path), path)]
+        if kind == "tool_reference":
+            name = convert(raw, ToolReferenceBlockParam, path).tool_name
+            self.lose("tool_reference", f"{path}: {name} (deferred tools are always sent)")
+            return [TextPart(f"[tool reference: {name}]")]
+        if kind in SERVER_BLOCKS:
+            self.lose("server_tool_block", f"{path}: {kind} dropped")
+        else:
+            self.lose("unknown_block", f"{path}: {kind} dropped")
+        return []
+
+    def _tool_result(self, raw: RawBlock, path: str) -> Message:
+        block = convert(raw, ToolResultBlockParam, path)
+        content: list[TextPart | ImagePart] = []
+        if isinstance(block.content, str):
+            content.append(TextPart(block.content))
+        elif block.content:
+            cpath = f"{path}.content"
+            for i, inner in enumerate(block.content):
+                ipath = f"{cpath}.{i}"
+                for part in self.common(inner, self.block_type(inner, ipath), ipath):
+                    if isinstance(part, TextPart | ImagePart):
+                        content.append(part)
+        result = ToolResultPart(block.tool_use_id, tuple(content), bool(block.is_error))
+        return Message(role="tool", parts=(result,))
+
+    def _image(self, source: SourceParam, path: str) -> Part:
+        if source.type == "base64" and source.data is not None:
+            return ImagePart(f"data:{source.media_type or 'image/png'};base64,{source.data}")
+        if source.type == "url" and source.url:
+            return ImagePart(source.url)
+        self.lose("image", f"{path}: {source.type} image source dropped")
+        return TextPart(f"[image omitted: {source.type} source]")
+
+    def _document(self, block: DocumentBlockParam, path: str) -> list[Part]:
+        source = block.source
+        header = "".join(
+            f"{label}: {value}\n" for label, value in (("Document", block.title), ("Context", block.context)) if value
+        )
+        if source.type == "text" and source.data is not None:
+            return [TextPart(f"{header}\n{source.data}" if header else source.data)]
+        if source.type == "content" and source.content is not None:
+            if isinstance(source.content, str):
+                return [TextPart(f"{header}\n{source.content}" if header else source.content)]
+            parts: list[Part] = [TextPart(header)] if header else []
+            cpath = f"{path}.source.content"
+            for i, inner in enumerate(source.content):
+                ipath = f"{cpath}.{i}"
+                parts.extend(self.common(inner, self.block_type(inner, ipath), ipath))
+            return parts
+        label = block.title or source.media_type or source.type
+        self.lose("document", f"{path}: {source.type} {source.media_type or ''} document omitted".rstrip())
+        return [TextPart(f"[document omitted: {label}]")]
+
+    def _search_result(self, block: SearchResultBlockParam, path: str) -> TextPart:
+        texts: list[str] = []
+        for i, inner in enumerate(block.content):
+            ipath = f"{path}.content.{i}"
+            if self.block_type(inner, ipath) == "text":
+                texts.append(convert(inner, TextBlockParam, ipath).text)
+            else:
+                self.lose("search_result", f"{ipath}: non-text search result content dropped")
+        body = "\n\n".join(texts)
+        return TextPart(f"Search result: {block.title}\nSource: {block.source}\n\n{body}")
+
+__all__ = ["SERVER_BLOCKS", "BlockReader", "convert", "field_path", "validation_error"]

@@ -1,0 +1,213 @@
+"""Anthropic Messages request JSON → neutral ``ChatRequest`` (../shared/PROTOCOLS.md §1.2-1.4, §5.1).
+
+One msgspec pass decodes the top level into views; content blocks and tools are converted per
+``type`` (content.py). ``role: "system"`` messages are folded into ``ChatRequest.system`` in
+order; tool results become ``tool`` messages placed before the rest of their user turn; runs of
+same-role user/assistant messages are merged, as Anthropic does.
+"""
+
+from __future__ import annotations
+
+from typing import Any, get_args
+
+import msgspec
+
+from pipeline.errors import RequestError
+from pipeline.model import (
+    ChatRequest,
+    Effort,
+    Message,
+    ResponseFormat,
+    TextPart,
+    ThinkingConfig,
+    ToolChoice,
+    ToolSpec,
+)
+from pipeline.protocols.anthropic.content import BlockReader, convert, validation_error
+from pipeline.protocols.anthropic.models import (
+    ClientToolParam,
+    MessageParam,
+    MessagesRequest,
+    OutputConfigParam,
+    RawBlock,
+    ThinkingParam,
+    ToolChoiceParam,
+)
+
+_REQUEST_DECODER = msgspec.json.Decoder(MessagesRequest)
+_EFFORTS = frozenset(get_args(Effort))
+_ROLES = ("user", "assistant", "system")
+
+
+def decode_request(body: bytes) -> ChatRequest:
+    """Parse a ``/v1/messages`` (or ``count_tokens``) body.
+
+    Args:
+        body: the raw request body.
+
+    Returns:
+        The neutral request; what it cannot carry is listed in ``losses``.
+
+    Raises:
+        RequestError: the body is not a JSON object, or a field has the wrong type or is
+            missing; the message names the field path (``messages.3.content``).
+    """
+    try:
+        wire = _REQUEST_DECODER.decode(body)
+    except msgspec.ValidationError as exc:
+        if str(exc).startswith("Expected `object`") and " - at " not in str(exc):
+            raise RequestError("request body must be a JSON object") from None
+        raise validation_error(exc) from None
+    except msgspec.DecodeError as exc:
+        raise RequestError(f"request body is not valid JSON: {exc}") from None
+
+    reader = BlockReader()
+    system = _top_system(wire.system, reader)
+    messages = _messages(wire.messages, reader, system)
+    tools = _tools(wire.tools or (), reader)
+    tool_choice, parallel = _tool_choice(wire.tool_choice)
+    thinking = _thinking(wire.thinking, wire.output_config, reader)
+    if wire.mcp_servers:
+        reader.lose("mcp_servers", "MCP connector servers are not forwarded")
+    extras: dict[str, Any] = {}
+    if thinking.display is not None:
+        extras["thinking_display"] = thinking.display
+    return ChatRequest(
+        model=wire.model,
+        messages=messages,
+        system=tuple(system),
+        tools=tools,
+        tool_choice=tool_choice,
+        parallel_tool_calls=parallel,
+        max_output_tokens=wire.max_tokens,
+        temperature=wire.temperature,
+        top_p=wire.top_p,
+        top_k=wire.top_k,
+        stop=tuple(wire.stop_sequences or ()),
+        user=wire.metadata.user_id if wire.metadata else None,
+        thinking=thinking,
+        response_format=_response_format(wire.output_config, reader),
+        stream=bool(wire.stream),
+        losses=tuple(reader.losses),
+        client_extras=extras,
+    )
+
+
+def _top_system(system: str | list[RawBlock] | None, reader: BlockReader) -> list[str]:
+    if system is None:
+        return []
+    if isinstance(system, str):
+        return [system] if system else []
+    return reader.system_blocks(system, "system")
+
+
+def _messages(wire: list[MessageParam], reader: BlockReader, system: list[str]) -> tuple[Message, ...]:
+    out: list[Message] = []
+    for i, msg in enumerate(wire):
+        path = f"messages.{i}"
+        if msg.role not in _ROLES:
+            raise RequestError(f"{path}.role: expected one of 'user', 'assistant', 'system', got {msg.role!r}")
+        cpath = f"{path}.content"
+        if msg.role == "system":
+            # DeepSeek rejects a system role mid-conversation (Profile.fold_system): fold it.
+            # Claude Code sends one after the first user turn (captures/claude-*-1.json).
+            if isinstance(msg.content, str):
+                system.extend([msg.content] if msg.content else [])
+            else:
+                system.extend(reader.system_blocks(msg.content, cpath))
+            continue
+        if isinstance(msg.content, str):
+            _append(out, Message(role=msg.role, parts=(TextPart(msg.content),)))
+        elif msg.role == "assistant":
+            _append(out, Message(role="assistant", parts=tuple(reader.assistant_blocks(msg.content, cpath))))
+        else:
+            results, parts = reader.user_blocks(msg.content, cpath)
+            out.extend(results)
+            if parts or not results:
+                _append(out, Message(role="user", parts=tuple(parts)))
+    return tuple(out)
+
+
+def _append(out: list[Message], msg: Message) -> None:
+    """Append, merging into the previous message when both are user or both assistant."""
+    if out and out[-1].role == msg.role and msg.role in ("user", "assistant"):
+        prev = out[-1]
+        out[-1] = msgspec.structs.replace(prev, parts=prev.parts + msg.parts)
+    else:
+        out.append(msg)
+
+
+def _tools(wire: list[RawBlock] | tuple[()], reader: BlockReader) -> tuple[ToolSpec, ...]:
+    specs: list[ToolSpec] = []
+    for i, raw in enumerate(wire):
+        path = f"tools.{i}"
+        kind = raw.get("type")
+        if kind is not None and kind != "custom":
+            # Anthropic-defined tools (web_search_20250305, bash_2025..., text_editor_...).
+            reader.lose("server_tool", f"{path}: {kind} ({raw.get('name', '?')}) dropped")
+            continue
+        tool = convert(raw, ClientToolParam, path)
+        specs.append(
+            ToolSpec(
+                name=tool.name,
+                description=tool.description or "",
+                parameters=tool.input_schema,
+                strict=tool.strict,
+            )
+        )
+    return tuple(specs)
+
+
+def _tool_choice(wire: ToolChoiceParam | None) -> tuple[ToolChoice | None, bool | None]:
+    if wire is None:
+        return None, None
+    parallel = False if wire.disable_parallel_tool_use else None
+    if wire.type == "auto":
+        return ToolChoice(mode="auto"), parallel
+    if wire.type == "any":
+        return ToolChoice(mode="required"), parallel
+    if wire.type == "none":
+        return ToolChoice(mode="none"), parallel
+    if wire.type == "tool":
+        if not wire.name:
+            raise RequestError("tool_choice.name: field required for type 'tool'")
+        return ToolChoice(mode="tool", name=wire.name), parallel
+    raise RequestError(f"tool_choice.type: expected one of 'auto', 'any', 'tool', 'none', got {wire.type!r}")
+
+
+def _thinking(wire: ThinkingParam | None, config: OutputConfigParam | None, reader: BlockReader) -> ThinkingConfig:
+    enabled: bool | None = None
+    budget: int | None = None
+    display: str | None = None
+    if wire is not None:
+        display = wire.display
+        if wire.type == "enabled":
+            enabled, budget = True, wire.budget_tokens
+        elif wire.type == "adaptive":
+            enabled = True
+        elif wire.type == "disabled":
+            enabled = False
+        else:
+            reader.lose("thinking", f"thinking.type {wire.type!r} not understood; upstream default used")
+    effort: Any = None
+    if config is not None and config.effort is not None:
+        if config.effort in _EFFORTS:
+            effort = config.effort
+        else:
+            reader.lose("effort", f"output_config.effort {config.effort!r} not understood")
+    if effort is None and budget is not None:
+        # PROTOCOLS §5.1: budget < 4096 → low, < 32768 → high, else max (approximate).
+        effort = "low" if budget < 4096 else "high" if budget < 32768 else "max"
+    return ThinkingConfig(enabled=enabled, effort=effort, budget_tokens=budget, display=display)
+
+
+def _response_format(config: OutputConfigParam | None, reader: BlockReader) -> ResponseFormat | None:
+    if config is None or config.format is None:
+        return None
+    if config.format.type == "json_schema":
+        return ResponseFormat(type="json_schema", schema=config.format.schema or {})
+    reader.lose("output_format", f"output_config.format type {config.format.type!r} ignored")
+    return None
+
+
+__all__ = ["decode_request"]

@@ -1,0 +1,380 @@
+"""Neutral events → Anthropic Messages SSE, non-streaming bodies, error bodies (PROTOCOLS §1.5-1.7, §5.2).
+
+Every SSE frame carries an ``event:`` line (the SDKs dispatch on it). Blocks are numbered by the
+encoder in emission order. Per-delta frames are byte templates built once per block; the rest
+are msgspec Structs from models.py. Usage is held until ``MessageStop`` and sent cumulatively in
+``message_delta``.
+"""
+
+from __future__ import annotations
+
+import math
+import secrets
+from collections.abc import Sequence
+
+import msgspec
+
+from pipeline.errors import GatewayError
+from pipeline.events import (
+    BlockStart,
+    BlockStop,
+    ErrorInfo,
+    Event,
+    Heartbeat,
+    MessageStart,
+    MessageStop,
+    SignatureDelta,
+    StreamError,
+    TextDelta,
+    ThinkingDelta,
+    ToolArgsDelta,
+    Usage,
+)
+from pipeline.model import ChatRequest
+from pipeline.protocols.anthropic.models import (
+    ContentBlock,
+    ContentBlockStartEvent,
+    ContentBlockStopEvent,
+    ErrorEvent,
+    ErrorObject,
+    MessageBody,
+    MessageDelta,
+    MessageDeltaEvent,
+    MessageStartEvent,
+    MessageUsage,
+    ModelEntry,
+    ModelList,
+    OutputTokensDetails,
+    TextBlock,
+    ThinkingBlock,
+    TokenCount,
+    ToolUseBlock,
+)
+from pipeline.protocols.base import ErrorBody, ModelInfo
+from pipeline.sse import encode_sse
+
+_ENC = msgspec.json.Encoder()
+_DEC = msgspec.json.Decoder()
+
+# Neutral error code → Anthropic error.type (PROTOCOLS §1.7, §5.9).
+ERROR_TYPES: dict[str, str] = {
+    "invalid_request": "invalid_request_error",
+    "context_length_exceeded": "invalid_request_error",
+    "unprocessable": "invalid_request_error",
+    "method_not_allowed": "invalid_request_error",
+    "unsupported_media_type": "invalid_request_error",
+    "authentication": "authentication_error",
+    "billing": "billing_error",
+    "permission": "permission_error",
+    "not_found": "not_found_error",
+    "request_too_large": "request_too_large",
+    "rate_limit": "rate_limit_error",
+    "api_error": "api_error",
+    "bad_gateway": "api_error",
+    "overloaded": "overloaded_error",
+    "timeout": "timeout_error",
+}
+
+_PING = encode_sse(b'{"type":"ping"}', "ping")
+_MESSAGE_STOP = encode_sse(b'{"type":"message_stop"}', "message_stop")
+_DELTA_HEAD = b'event: content_block_delta\ndata: {"type":"content_block_delta","index":'
+_DELTA_TAIL = b"}}\n\n"
+_DELTA_KEYS = {
+    "text": b',"delta":{"type":"text_delta","text":',
+    "thinking": b',"delta":{"type":"thinking_delta","thinking":',
+    "signature": b',"delta":{"type":"signature_delta","signature":',
+    "tool_call": b',"delta":{"type":"input_json_delta","partial_json":',
+}
+
+
+def _message_id(upstream_id: str) -> str:
+    if upstream_id.startswith("msg_"):
+        return upstream_id
+    clean = "".join(c for c in upstream_id if c.isascii() and c.isalnum())[:40]
+    return "msg_" + (clean or secrets.token_hex(12))
+
+
+def _usage(usage: Usage | None, estimate: int) -> MessageUsage:
+    """Neutral usage (input includes cached) → Anthropic usage (input excludes cache reads)."""
+    if usage is None:
+        return MessageUsage(
+            input_tokens=estimate, output_tokens=0, cache_creation_input_tokens=0, cache_read_input_tokens=0
+        )
+    details = OutputTokensDetails(usage.reasoning_tokens) if usage.reasoning_tokens else None
+    return MessageUsage(
+        input_tokens=max(usage.input_tokens - usage.cached_input_tokens, 0),
+        output_tokens=usage.output_tokens,
+        cache_creation_input_tokens=0,
+        cache_read_input_tokens=usage.cached_input_tokens,
+        output_tokens_details=details,
+    )
+
+
+def _estimate(request: ChatRequest) -> int:
+    value = request.client_extras.get("input_tokens_estimate")
+    return value if isinstance(value, int) and value >= 0 else 0
+
+
+def error_event(info: ErrorInfo) -> bytes:
+    """The in-stream ``event: error`` frame for a neutral error."""
+    payload = ErrorEvent(ErrorObject(ERROR_TYPES.get(info.code, "api_error"), info.message))
+    return encode_sse(_ENC.encode(payload), "error")
+
+
+class _OpenBlock:
+    __slots__ = ("kind", "neutral", "prefix", "wire")
+
+    def __init__(self, neutral: int, wire: int, kind: str) -> None:
+        self.neutral = neutral
+        self.wire = wire
+        self.kind = kind
+        self.prefix = _DELTA_HEAD + str(wire).encode()
+
+
+class AnthropicStreamEncoder:
+    """Neutral events → Anthropic SSE frames for one response.
+
+    Args:
+        request: the decoded request; its ``model`` (the client's name) is echoed, and
+            ``client_extras`` may hold ``thinking_display`` and ``input_tokens_estimate``.
+    """
+
+    def __init__(self, request: ChatRequest) -> None:
+        self._model = request.model
+        self._estimate = _estimate(request)
+        # display "omitted": thinking blocks carry only the signature (PROTOCOLS §1.4).
+        self._omit_thinking = request.client_extras.get("thinking_display") == "omitted"
+        self._started = False
+        self._done = False
+        self._next_index = 0
+        self._open: _OpenBlock | None = None
+        self._usage: Usage | None = None
+
+    def feed(self, event: Event) -> list[bytes]:
+        """Frames for one neutral event (empty once the stream has ended)."""
+        if self._done:
+            return []
+        out: list[bytes] = []
+        match event:
+            case TextDelta(index=i, text=text) | ToolArgsDelta(index=i, fragment=text):
+                self._delta(out, i, text, None)
+            case ThinkingDelta(index=i, text=text):
+                if not self._omit_thinking:
+                    self._delta(out, i, text, None)
+            case SignatureDelta(index=i, signature=sig):
+                self._delta(out, i, sig, "signature")
+            case BlockStart():
+                self._start(out)
+                self._block_start(out, event)
+            case BlockStop(index=i):
+                if self._open is not None and self._open.neutral == i:
+                    self._block_stop(out)
+            case MessageStart(message_id=mid):
+                self._start(out, mid)
+            case Usage():
+                self._usage = event
+            case MessageStop(stop_reason=reason, stop_sequence=seq):
+                self._start(out)
+                self._block_stop(out)
+                delta = MessageDeltaEvent(MessageDelta(reason, seq), _usage(self._usage, self._estimate))
+                out.append(encode_sse(_ENC.encode(delta), "message_delta"))
+                out.append(_MESSAGE_STOP)
+                self._done = True
+            case StreamError(error=info):
+                out.extend(self.error(info))
+            case Heartbeat():
+                self._start(out)
+                out.append(_PING)
+        return out
+
+    def error(self, info: ErrorInfo) -> list[bytes]:
+        """The ``event: error`` frame; the stream is over after it."""
+        if self._done:
+            return []
+        self._done = True
+        return [error_event(info)]
+
+    def close(self) -> list[bytes]:
+        """Nothing follows ``message_stop`` in Anthropic streams."""
+        return []
+
+    def _start(self, out: list[bytes], upstream_id: str = "") -> None:
+        if self._started:
+            return
+        self._started = True
+        message = MessageBody(
+            id=_message_id(upstream_id),
+            role="assistant",
+            model=self._model,
+            content=[],
+            stop_reason=None,
+            stop_sequence=None,
+            usage=MessageUsage(
+                input_tokens=self._estimate,
+                output_tokens=1,
+                cache_creation_input_tokens=0,
+                cache_read_input_tokens=0,
+            ),
+        )
+        out.append(encode_sse(_ENC.encode(MessageStartEvent(message)), "message_start"))
+
+    def _block_start(self, out: list[bytes], event: BlockStart) -> None:
+        self._block_stop(out)  # at most one open block; never expected to close anything
+        block: ContentBlock
+        if event.block == "thinking":
+            # The empty signature key must be present (PROTOCOLS §1.6).
+            block = ThinkingBlock(thinking="", signature="")
+        elif event.block == "tool_call":
+            call_id = event.call_id or "toolu_" + secrets.token_hex(12)
+            block = ToolUseBlock(id=call_id, name=event.name or "", input={})
+        else:
+            block = TextBlock(text="")
+        index = self._next_index
+        self._next_index += 1
+        self._open = _OpenBlock(event.index, index, event.block)
+        out.append(encode_sse(_ENC.encode(ContentBlockStartEvent(index, block)), "content_block_start"))
+
+    def _delta(self, out: list[bytes], index: int, text: str, key: str | None) -> None:
+        block = self._open
+        if not text or block is None or block.neutral != index:
+            # Empty fragments are never sent: an empty-args tool call gets no delta (§5.2).
+            return
+        out.append(block.prefix + _DELTA_KEYS[key or block.kind] + _ENC.encode(text) + _DELTA_TAIL)
+
+    def _block_stop(self, out: list[bytes]) -> None:
+        if self._open is None:
+            return
+        out.append(encode_sse(_ENC.encode(ContentBlockStopEvent(self._open.wire)), "content_block_stop"))
+        self._open = None
+
+
+class AnthropicCollector:
+    """Neutral events → one non-streaming ``Message`` body.
+
+    ``body()`` raises the ``GatewayError`` of a ``StreamError`` seen while collecting, so the
+    caller renders it with ``render_error`` instead of returning a partial message.
+    """
+
+    def __init__(self, request: ChatRequest) -> None:
+        self._model = request.model
+        self._estimate = _estimate(request)
+        self._omit_thinking = request.client_extras.get("thinking_display") == "omitted"
+        self._id = ""
+        self._blocks: list[tuple[str, list[str], str, str]] = []  # kind, texts, id/sig, name
+        self._open: dict[int, int] = {}
+        self._usage: Usage | None = None
+        self._stop: MessageStop | None = None
+        self.error: ErrorInfo | None = None
+
+    def feed(self, event: Event) -> None:
+        match event:
+            case MessageStart(message_id=mid):
+                self._id = self._id or mid
+            case BlockStart(index=i, block=kind):
+                self._open[i] = len(self._blocks)
+                self._blocks.append((kind, [], event.call_id or "", event.name or ""))
+            case TextDelta(index=i, text=t) | ToolArgsDelta(index=i, fragment=t) | ThinkingDelta(index=i, text=t):
+                if i in self._open:
+                    self._blocks[self._open[i]][1].append(t)
+            case SignatureDelta(index=i, signature=sig):
+                if i in self._open:
+                    kind, texts, _, name = self._blocks[self._open[i]]
+                    self._blocks[self._open[i]] = (kind, texts, sig, name)
+            case BlockStop(index=i):
+                self._open.pop(i, None)
+            case Usage():
+                self._usage = event
+            case MessageStop():
+                self._stop = event
+            case StreamError(error=info):
+                self.error = self.error or info
+
+    def body(self) -> bytes:
+        """The JSON body.
+
+        Raises:
+            GatewayError: the stream ended with a ``StreamError``.
+        """
+        if self.error is not None:
+            raise GatewayError.from_info(self.error)
+        content: list[ContentBlock] = []
+        for kind, texts, ident, name in self._blocks:
+            if kind == "thinking":
+                content.append(ThinkingBlock(thinking="" if self._omit_thinking else "".join(texts), signature=ident))
+            elif kind == "tool_call":
+                content.append(ToolUseBlock(id=ident or "toolu_" + secrets.token_hex(12), name=name,
+                                            input=_tool_input("".join(texts))))
+            else:
+                content.append(TextBlock(text="".join(texts)))
+        stop = self._stop
+        message = MessageBody(
+            id=_message_id(self._id),
+            role="assistant",
+            model=self._model,
+            content=content,
+            stop_reason=stop.stop_reason if stop else "end_turn",
+            stop_sequence=stop.stop_sequence if stop else None,
+            usage=_usage(self._usage, self._estimate),
+        )
+        return _ENC.encode(message)
+
+
+def _tool_input(args: str) -> object:
+    """Parsed tool arguments; ``{}`` when empty, ``{"_raw": text}`` when not a JSON object."""
+    if not args.strip():
+        return {}
+    try:
+        value = _DEC.decode(args)
+    except msgspec.DecodeError:
+        return {"_raw": args}
+    return value if isinstance(value, dict) else {"_raw": args}
+
+
+def render_error(err: GatewayError) -> ErrorBody:
+    """An HTTP error response in Anthropic's shape (``request_id`` omitted)."""
+    kind = ERROR_TYPES.get(err.code, "api_error")
+    headers = [(b"content-type", b"application/json")]
+    status = err.status
+    if err.code == "overloaded":
+        status = 529
+    elif err.code == "rate_limit":
+        status = 429
+        if err.retry_after_s is not None:
+            headers.append((b"retry-after", str(max(math.ceil(err.retry_after_s), 0)).encode()))
+    elif err.code == "context_length_exceeded":
+        status = 400
+    body = _ENC.encode(ErrorEvent(ErrorObject(kind, err.message)))
+    return ErrorBody(status, headers, body)
+
+
+def render_models(models: Sequence[ModelInfo]) -> bytes:
+    """``GET /v1/models`` in Anthropic's list shape."""
+    data = [
+        ModelEntry(
+            id=m.id,
+            display_name=m.id,
+            created_at="2026-01-01T00:00:00Z",
+            max_input_tokens=m.context_window,
+            max_tokens=m.max_output_tokens,
+        )
+        for m in models
+    ]
+    first = data[0].id if data else None
+    last = data[-1].id if data else None
+    return _ENC.encode(ModelList(data=data, has_more=False, first_id=first, last_id=last))
+
+
+def render_count(input_tokens: int) -> bytes:
+    """``POST /v1/messages/count_tokens`` response."""
+    return _ENC.encode(TokenCount(input_tokens))
+
+
+__all__ = [
+    "ERROR_TYPES",
+    "AnthropicCollector",
+    "AnthropicStreamEncoder",
+    "error_event",
+    "render_count",
+    "render_error",
+    "render_models",
+]

@@ -1,0 +1,31 @@
+"""Chat Completions codec, used on both sides of the gateway.
+
+Upstream side (DeepSeek, vLLM, Ollama, llama.cpp): ``encode_request`` builds the request body,
+``ChatStreamDecoder`` / ``decode_response`` turn SSE chunks or a body into neutral events, and
+``parse_error_body`` maps HTTP error bodies. Client side: ``ChatCodec`` (a ``ClientCodec``) serves
+plain OpenAI Chat clients. Reference: ../shared/PROTOCOLS.md §3-§5.
+"""
+
+from __future__ import annotations
+
+from pipeline.protocols.chat.client import ChatCodec
+from pipeline.protocols.chat.client_decode import decode_chat_request
+from pipeline.protocols.chat.client_encode import ChatChunkEncoder, ChatCompletionCollector
+from pipeline.protocols.chat.decode import ChatStreamDecoder, decode_response, new_call_id
+from pipeline.protocols.chat.encode import encode_request, thinking_on
+from pipeline.protocols.chat.errors import error_from_payload, openai_error, parse_error_body
+
+__all__ = [
+    "ChatChunkEncoder",
+    "ChatCodec",
+    "ChatCompletionCollector",
+    "ChatStreamDecoder",
+    "decode_chat_request",
+    "decode_response",
+    "encode_request",
+    "error_from_payload",
+    "new_call_id",
+    "openai_error",
+    "parse_error_body",
+    "thinking_on",
+]

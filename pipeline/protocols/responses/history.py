@@ -1,0 +1,225 @@
+"""Responses ``input`` items → neutral system texts and messages (PROTOCOLS §2.2, §5.3).
+
+A run of ``reasoning`` + assistant ``message`` + call items (``function_call``,
+``custom_tool_call``, ``local_shell_call``) becomes ONE assistant message (thinking parts first,
+then text, then tool calls): DeepSeek wants one assistant message per step. A reasoning item
+that follows text or calls starts a new step. Tool outputs become ``tool`` messages keyed by
+``call_id`` (Codex does not echo item ids). Leading developer/system messages go to
+``ChatRequest.system``; later ones stay in place as ``system`` messages (their position matters
+to the model and to the upstream's prefix cache). Hosted-tool items are dropped with a loss.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from pipeline.errors import RequestError
+from pipeline.model import (
+    ImagePart,
+    Message,
+    Part,
+    TextPart,
+    ThinkingPart,
+    ToolCallPart,
+    ToolResultPart,
+)
+from pipeline.protocols.responses.models import (
+    ContentPartParam,
+    CustomToolCallItem,
+    FunctionCallItem,
+    ItemHead,
+    LocalShellCallItem,
+    LocalShellOutputItem,
+    MessageItem,
+    ReasoningItem,
+    ToolOutputItem,
+)
+from pipeline.protocols.responses.reader import Reader, decode_raw
+from pipeline.protocols.responses.tools import LOCAL_SHELL, flat_name
+
+_ENCODER = msgspec.json.Encoder()
+_TEXT_TYPES = frozenset({"input_text", "output_text", "text"})
+_CALL_TYPES = frozenset({"function_call", "custom_tool_call", "local_shell_call"})
+_OUTPUT_TYPES = frozenset({"function_call_output", "custom_tool_call_output"})
+_ROLES = ("user", "assistant", "developer", "system")
+
+
+class _Step:
+    """One assistant step being assembled from a run of items."""
+
+    __slots__ = ("calls", "texts", "thinking")
+
+    def __init__(self) -> None:
+        self.thinking: list[Part] = []
+        self.texts: list[Part] = []
+        self.calls: list[Part] = []
+
+    def message(self) -> Message:
+        return Message(role="assistant", parts=(*self.thinking, *self.texts, *self.calls))
+
+
+class History:
+    """Walks the items once; ``system`` and ``messages`` hold the result."""
+
+    def __init__(self, reader: Reader) -> None:
+        self.reader = reader
+        self.system: list[str] = []
+        self.messages: list[Message] = []
+        self._step: _Step | None = None
+
+    def read(self, items: list[msgspec.Raw]) -> None:
+        for i, raw in enumerate(items):
+            self._item(raw, f"input.{i}")
+        self._flush()
+
+    # ------------------------------------------------------------ dispatch
+
+    def _item(self, raw: msgspec.Raw, path: str) -> None:
+        head = decode_raw(raw, ItemHead, path)
+        kind = head.type if head.type is not None else ("message" if head.role is not None else None)
+        if kind is None:
+            raise RequestError(f"{path}.type: field required")
+        if kind == "message":
+            self._message(decode_raw(raw, MessageItem, path), path)
+        elif kind == "reasoning":
+            step = self._step
+            if step is not None and (step.texts or step.calls):
+                self._flush()
+            self._open().thinking.append(_thinking(decode_raw(raw, ReasoningItem, path)))
+        elif kind in _CALL_TYPES:
+            self._open().calls.append(self._call(raw, kind, path))
+        elif kind in _OUTPUT_TYPES:
+            out = decode_raw(raw, ToolOutputItem, path)
+            self._result(out.call_id, self._output(out.output, f"{path}.output"))
+        elif kind == "local_shell_call_output":
+            shell = decode_raw(raw, LocalShellOutputItem, path)
+            call_id = shell.call_id or shell.id
+            if not call_id:
+                raise RequestError(f"{path}.call_id: field required")
+            self._result(call_id, (TextPart(shell.output),) if shell.output else ())
+        else:
+            # web_search_call, image_generation_call, compaction, tool_search_*, item_reference,
+            # mcp_*, computer_call*, ... : produced or resolved by OpenAI's servers only.
+            self.reader.lose("input_item", f"{path}: {kind} item dropped")
+
+    def _open(self) -> _Step:
+        if self._step is None:
+            self._step = _Step()
+        return self._step
+
+    def _flush(self) -> None:
+        if self._step is not None:
+            self.messages.append(self._step.message())
+            self._step = None
+
+    # ------------------------------------------------------------ messages
+
+    def _message(self, item: MessageItem, path: str) -> None:
+        role = item.role
+        if role not in _ROLES:
+            raise RequestError(f"{path}.role: expected one of {', '.join(_ROLES)}, got {role!r}")
+        if item.phase is not None:
+            self.reader.lose("phase", f"{path}: phase {item.phase!r} not carried")
+        cpath = f"{path}.content"
+        if role == "assistant":
+            self._open().texts.extend(self._parts(item.content, cpath, images=False))
+            return
+        self._flush()
+        parts = self._parts(item.content, cpath, images=role == "user")
+        if role == "user":
+            self.messages.append(Message(role="user", parts=parts))
+        elif not self.messages:
+            self.system.extend(p.text for p in parts if isinstance(p, TextPart))
+        else:
+            self.messages.append(Message(role="system", parts=parts))
+
+    def _parts(self, content: str | list[ContentPartParam], path: str, *, images: bool) -> tuple[Part, ...]:
+        if isinstance(content, str):
+            return (TextPart(content),) if content else ()
+        parts: list[Part] = []
+        for j, part in enumerate(content):
+            ppath = f"{path}.{j}"
+            kind = part.type
+            if kind in _TEXT_TYPES:
+                if part.text is None:
+                    raise RequestError(f"{ppath}.text: field required")
+                if part.text:
+                    parts.append(TextPart(part.text))
+            elif kind == "refusal":
+                if part.refusal is None:
+                    raise RequestError(f"{ppath}.refusal: field required")
+                parts.append(TextPart(part.refusal))
+            elif kind == "input_image" and images:
+                image = self._image(part, ppath)
+                if image is not None:
+                    parts.append(image)
+            else:
+                self.reader.lose("content_part", f"{ppath}: {kind} part dropped")
+        return tuple(parts)
+
+    def _image(self, part: ContentPartParam, path: str) -> ImagePart | None:
+        if part.image_url:
+            return ImagePart(url=part.image_url, detail=part.detail)
+        if part.file_id:
+            self.reader.lose("image", f"{path}: image by file_id {part.file_id!r} dropped (no file store)")
+            return None
+        raise RequestError(f"{path}.image_url: field required")
+
+    # ------------------------------------------------------------ calls and results
+
+    def _call(self, raw: msgspec.Raw, kind: str, path: str) -> ToolCallPart:
+        if kind == "function_call":
+            fn = decode_raw(raw, FunctionCallItem, path)
+            return ToolCallPart(id=fn.call_id, name=flat_name(fn.namespace, fn.name), arguments=fn.arguments)
+        if kind == "custom_tool_call":
+            custom = decode_raw(raw, CustomToolCallItem, path)
+            args = _ENCODER.encode({"input": custom.input}).decode()
+            return ToolCallPart(
+                id=custom.call_id, name=flat_name(custom.namespace, custom.name), arguments=args, origin="custom"
+            )
+        shell = decode_raw(raw, LocalShellCallItem, path)
+        action = shell.action
+        args_obj: dict[str, object] = {"command": action.command}
+        if action.working_directory is not None:
+            args_obj["workdir"] = action.working_directory
+        if action.timeout_ms is not None:
+            args_obj["timeout_ms"] = action.timeout_ms
+        if action.env or action.user:
+            self.reader.lose("local_shell_action", f"{path}.action: env/user not carried")
+        args = _ENCODER.encode(args_obj).decode()
+        return ToolCallPart(id=shell.call_id, name=LOCAL_SHELL, arguments=args, origin="local_shell")
+
+    def _output(self, output: str | list[ContentPartParam], path: str) -> tuple[TextPart | ImagePart, ...]:
+        if isinstance(output, str):
+            return (TextPart(output),) if output else ()
+        parts: list[TextPart | ImagePart] = []
+        for j, part in enumerate(output):
+            ppath = f"{path}.{j}"
+            if part.type in _TEXT_TYPES:
+                if part.text is None:
+                    raise RequestError(f"{ppath}.text: field required")
+                parts.append(TextPart(part.text))
+            elif part.type == "input_image":
+                image = self._image(part, ppath)
+                if image is not None:
+                    parts.append(image)
+            else:
+                self.reader.lose("content_part", f"{ppath}: {part.type} part of a tool output dropped")
+        return tuple(parts)
+
+    def _result(self, call_id: str, content: tuple[TextPart | ImagePart, ...]) -> None:
+        self._flush()
+        part = ToolResultPart(call_id=call_id, content=content)
+        self.messages.append(Message(role="tool", parts=(part,)))
+
+
+def _thinking(item: ReasoningItem) -> ThinkingPart:
+    """Raw ``reasoning_text`` content if present, else the summary texts; the opaque
+    ``encrypted_content`` (our envelope, or a foreign blob) rides as the signature."""
+    texts = [p.text for p in item.content or () if p.type == "reasoning_text" and p.text]
+    if not texts:
+        texts = [s.text for s in item.summary or () if s.text]
+    return ThinkingPart(text="\n\n".join(texts), signature=item.encrypted_content)
+
+
+__all__ = ["History"]

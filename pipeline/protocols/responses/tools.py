@@ -1,0 +1,159 @@
+"""Responses ``tools`` and ``tool_choice`` → neutral ``ToolSpec`` / ``ToolChoice`` (PROTOCOLS §2.3, §5.3).
+
+``function`` and ``custom`` (freeform, Lark/regex grammar) map one to one; ``local_shell`` becomes
+a function-shaped spec named ``local_shell``; a ``namespace`` is flattened to ``<ns>__<name>``
+(a later ``tool_ids`` stage shortens long names). Hosted tools (web_search, tool_search,
+image_generation, file_search, mcp, ...) cannot run on a Chat backend: dropped with a loss.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from pipeline.errors import RequestError
+from pipeline.model import ToolChoice, ToolSpec
+from pipeline.protocols.responses.models import (
+    CustomToolParam,
+    FunctionToolParam,
+    NamespaceToolParam,
+    ToolChoiceParam,
+    ToolHead,
+)
+from pipeline.protocols.responses.reader import Reader, decode_raw
+
+LOCAL_SHELL = "local_shell"
+LOCAL_SHELL_DESCRIPTION = (
+    "Run a command on the user's machine. `command` is the argv array, e.g. "
+    '["bash", "-lc", "ls"]; `workdir` the working directory; `timeout_ms` a timeout.'
+)
+LOCAL_SHELL_PARAMETERS: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "command": {"type": "array", "items": {"type": "string"}},
+        "workdir": {"type": "string"},
+        "timeout_ms": {"type": "integer"},
+    },
+    "required": ["command"],
+    "additionalProperties": False,
+}
+
+_STR_CHOICES = ("auto", "none", "required")
+_CHOICE_DECODER = msgspec.json.Decoder(str | ToolChoiceParam)
+
+
+def flat_name(namespace: str | None, name: str) -> str:
+    """The upstream-facing name of a (possibly namespaced) client tool."""
+    return f"{namespace}__{name}" if namespace else name
+
+
+def decode_tools(raws: list[msgspec.Raw], reader: Reader) -> tuple[ToolSpec, ...]:
+    specs: list[ToolSpec] = []
+    for i, raw in enumerate(raws):
+        path = f"tools.{i}"
+        kind = decode_raw(raw, ToolHead, path).type
+        if kind == "namespace":
+            specs.extend(_namespace(raw, path, reader))
+            continue
+        spec = _tool(raw, kind, path, None, reader)
+        if spec is not None:
+            specs.append(spec)
+    return tuple(specs)
+
+
+def _tool(raw: msgspec.Raw, kind: str, path: str, namespace: str | None, reader: Reader) -> ToolSpec | None:
+    if kind == "function":
+        fn = decode_raw(raw, FunctionToolParam, path)
+        return ToolSpec(
+            name=flat_name(namespace, fn.name),
+            description=fn.description or "",
+            parameters=fn.parameters or {},
+            strict=True if fn.strict else None,
+            namespace=namespace,
+            client_name=fn.name if namespace else None,
+        )
+    if kind == "custom":
+        custom = decode_raw(raw, CustomToolParam, path)
+        fmt = custom.format
+        grammar = syntax = None
+        if fmt is not None and fmt.type == "grammar":
+            if fmt.definition is None:
+                raise RequestError(f"{path}.format.definition: field required for a grammar format")
+            grammar, syntax = fmt.definition, fmt.syntax or "lark"
+        elif fmt is not None and fmt.type != "text":
+            reader.lose("custom_tool_format", f"{path}.format: type {fmt.type!r} not understood; sent as text")
+        return ToolSpec(
+            name=flat_name(namespace, custom.name),
+            description=custom.description or "",
+            kind="custom",
+            grammar=grammar,
+            syntax=syntax,
+            namespace=namespace,
+            client_name=custom.name if namespace else None,
+        )
+    if kind == LOCAL_SHELL and namespace is None:
+        return ToolSpec(
+            name=LOCAL_SHELL,
+            description=LOCAL_SHELL_DESCRIPTION,
+            parameters=LOCAL_SHELL_PARAMETERS,
+            kind="local_shell",
+        )
+    reader.lose("server_tool", f"{path}: {kind} tool dropped (hosted tools cannot run on this upstream)")
+    return None
+
+
+def _namespace(raw: msgspec.Raw, path: str, reader: Reader) -> list[ToolSpec]:
+    ns = decode_raw(raw, NamespaceToolParam, path)
+    if ns.description:
+        reader.lose("namespace_description", f"{path}: description of namespace {ns.name!r} not sent")
+    specs: list[ToolSpec] = []
+    for j, inner in enumerate(ns.tools):
+        ipath = f"{path}.tools.{j}"
+        spec = _tool(inner, decode_raw(inner, ToolHead, ipath).type, ipath, ns.name, reader)
+        if spec is not None:
+            specs.append(spec)
+    return specs
+
+
+def decode_tool_choice(
+    raw: msgspec.Raw | None, tools: tuple[ToolSpec, ...], reader: Reader
+) -> ToolChoice | None:
+    """``tool_choice``: a mode string or an object; unsupported forms fall back to a mode + loss."""
+    if raw is None:
+        return None
+    try:
+        value = _CHOICE_DECODER.decode(raw)
+    except msgspec.ValidationError:
+        raise RequestError("tool_choice: expected one of \"auto\", \"none\", \"required\" or an object") from None
+    if isinstance(value, str):
+        if value not in _STR_CHOICES:
+            raise RequestError(f"tool_choice: expected one of \"auto\", \"none\", \"required\", got {value!r}")
+        return ToolChoice(mode=value)  # type: ignore[arg-type]
+    if value.type in ("function", "custom"):
+        if not value.name:
+            raise RequestError("tool_choice.name: field required")
+        return ToolChoice(mode="tool", name=_resolve(value.name, tools))
+    if value.type == "allowed_tools":
+        mode = "required" if value.mode == "required" else "auto"
+        reader.lose("tool_choice", f"tool_choice allowed_tools sent as {mode!r}; all tools stay offered")
+        return ToolChoice(mode=mode)
+    reader.lose("tool_choice", f"tool_choice type {value.type!r} cannot be forced here; sent as 'auto'")
+    return ToolChoice(mode="auto")
+
+
+def _resolve(name: str, tools: tuple[ToolSpec, ...]) -> str:
+    """A forced tool named as the client knows it → its upstream-facing (flattened) name."""
+    if any(spec.name == name for spec in tools):
+        return name
+    matches = [spec.name for spec in tools if spec.client_name == name]
+    return matches[0] if len(matches) == 1 else name
+
+
+__all__ = [
+    "LOCAL_SHELL",
+    "LOCAL_SHELL_PARAMETERS",
+    "decode_tool_choice",
+    "decode_tools",
+    "flat_name",
+]

@@ -1,0 +1,146 @@
+"""Resolve names from pipelines.yaml into objects: stages, upstream types and client codecs.
+
+A bare name goes through a built-in table (``stages.BUILTIN``, ``upstreams.BUILTIN``, ``CLIENTS``);
+a name containing ``:`` is ``module:attr`` (``pkgutil.resolve_name``). Each stage validates its
+own ``Config``; every error names the pipeline, the stage index and the field.
+"""
+
+from __future__ import annotations
+
+import os
+import pkgutil
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+
+from pipeline.config import GatewayConfig, PipelineConfig
+from pipeline.errors import ConfigError
+from pipeline.protocols.base import ClientCodec
+from pipeline.stage import Stage
+from stages import BUILTIN as STAGES
+from upstreams import BUILTIN as UPSTREAMS
+from upstreams.base import Upstream, UpstreamConfig
+
+CLIENTS: dict[str, str] = {
+    "anthropic": "pipeline.protocols.anthropic:AnthropicCodec",
+    "responses": "pipeline.protocols.responses:ResponsesCodec",
+    "chat": "pipeline.protocols.chat:ChatCodec",
+}
+
+
+def _resolve(name: str, table: dict[str, str], what: str) -> Any:
+    target = name if ":" in name else table.get(name)
+    if target is None:
+        raise ConfigError(f"unknown {what} {name!r} (built-in: {', '.join(sorted(table))}; or use module:attr)")
+    try:
+        return pkgutil.resolve_name(target)
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise ConfigError(f"cannot import {what} {name!r}: {exc}") from None
+
+
+@dataclass
+class Pipeline:
+    """One configured pipeline, built at startup and shared by all its requests."""
+
+    id: str
+    config: PipelineConfig
+    codec: ClientCodec
+    stages: list[Stage]
+    upstreams: list[Upstream]
+    api_keys: tuple[bytes, ...] = ()
+    request_stages: list[Stage] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.request_stages = [s for s in self.stages if type(s).has_request_hook()]
+
+    def request_order(self) -> list[str]:
+        return [s.id for s in self.stages if type(s).has_request_hook()]
+
+    def response_order(self) -> list[str]:
+        return [s.id for s in reversed(self.stages) if type(s).has_event_hook() or type(s).has_task_hook()]
+
+
+def _stage_entry(entry: str | dict[str, Any], where: str) -> tuple[str, dict[str, Any]]:
+    if isinstance(entry, str):
+        return entry, {}
+    if len(entry) != 1:
+        raise ConfigError(f"{where}: a stage entry is a name or a one-key mapping {{name: {{options}}}}, got keys {sorted(entry)}")
+    (name, options), = entry.items()
+    if options is None:
+        options = {}
+    if not isinstance(options, dict):
+        raise ConfigError(f"{where} ({name}): options must be a mapping, got {type(options).__name__}")
+    return name, options
+
+
+def build_stage(entry: str | dict[str, Any], *, pipeline_id: str, index: int) -> Stage:
+    where = f"pipeline {pipeline_id!r} stage {index}"
+    name, options = _stage_entry(entry, where)
+    try:
+        cls = _resolve(name, STAGES, "stage")
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    if not (isinstance(cls, type) and issubclass(cls, Stage)):
+        raise ConfigError(f"{where}: {name!r} is not a pipeline.Stage subclass")
+    if cls.has_task_hook() and cls.has_event_hook():
+        raise ConfigError(f"{where} ({name}): a stage implements on_event or on_events, not both")
+    try:
+        config = msgspec.convert(options, type=cls.Config)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"{where} ({name}): {exc}") from None
+    try:
+        return cls(config, stage_id=f"{pipeline_id}.{index}.{cls.name}")
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"{where} ({name}): {exc}") from None
+
+
+def build_upstream(upstream_id: str, raw: dict[str, Any]) -> Upstream:
+    where = f"upstream {upstream_id!r}"
+    try:
+        config = msgspec.convert(raw, type=UpstreamConfig)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    try:
+        cls = _resolve(config.type, UPSTREAMS, "upstream type")
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    if not config.base_url and config.type == "openai_chat":
+        raise ConfigError(f"{where}: `base_url` is required for type openai_chat")
+    try:
+        return cls(config, upstream_id=upstream_id)
+    except (ValueError, TypeError, msgspec.ValidationError) as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+
+
+def build_codec(name: str, pipeline_id: str) -> ClientCodec:
+    try:
+        cls = _resolve(name, CLIENTS, "client")
+    except ConfigError as exc:
+        raise ConfigError(f"pipeline {pipeline_id!r}: {exc}") from None
+    return cls()
+
+
+def build_pipelines(config: GatewayConfig, *, env: dict[str, str] | None = None) -> tuple[dict[str, Pipeline], dict[str, Upstream]]:
+    """Build every upstream (once, by id) and every pipeline. Raises ``ConfigError``."""
+    env = dict(os.environ) if env is None else env
+    upstreams = {uid: build_upstream(uid, raw) for uid, raw in config.upstreams.items()}
+    pipelines: dict[str, Pipeline] = {}
+    for pid, pconf in config.pipelines.items():
+        codec = build_codec(pconf.client, pid)
+        stages = [build_stage(entry, pipeline_id=pid, index=i) for i, entry in enumerate(pconf.stages)]
+        ids = [pconf.upstream] if isinstance(pconf.upstream, str) else list(pconf.upstream)
+        keys: list[bytes] = []
+        for var in pconf.api_keys_env:
+            value = env.get(var)
+            if not value:
+                raise ConfigError(f"pipeline {pid!r}: api_keys_env: environment variable {var} is not set")
+            keys.append(value.encode())
+        pipeline = Pipeline(pid, pconf, codec, stages, [upstreams[u] for u in ids], tuple(keys))
+        for stage in stages:
+            stage.pipeline = pipeline
+        pipelines[pid] = pipeline
+    return pipelines, upstreams
+
+
+__all__ = ["CLIENTS", "Pipeline", "build_codec", "build_pipelines", "build_stage", "build_upstream"]

@@ -1,0 +1,103 @@
+"""Public test helpers for stage authors (ours and operators'), like ``structlog.testing``.
+
+- ``make_context()``: a RequestContext for tests.
+- ``run_stage(stage, events, request=..., ctx=...)``: run the request hook, then push ``events``
+  through the stage's response hook (sync or task form); returns (request, emitted events).
+- ``check_stage(stage)``: the conformance suite: ends when input ends, passes unknown events
+  through, leaves the instance unchanged, lets cancellation through promptly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import trio
+
+from pipeline.events import BlockStart, BlockStop, Event, Heartbeat, MessageStart, MessageStop, TextDelta, Usage
+from pipeline.model import ChatRequest, Message, TextPart
+from pipeline.stage import RequestContext, Stage
+
+
+def make_context(**kwargs: object) -> RequestContext:
+    defaults: dict[str, object] = {"request_id": "test", "pipeline_id": "test", "client": "chat"}
+    defaults.update(kwargs)
+    return RequestContext(**defaults)  # type: ignore[arg-type]
+
+
+def sample_request(text: str = "hello", **kwargs: object) -> ChatRequest:
+    return ChatRequest(model="test-model", messages=(Message(role="user", parts=(TextPart(text),)),), **kwargs)  # type: ignore[arg-type]
+
+
+def sample_events(text: str = "hi") -> list[Event]:
+    return [
+        MessageStart(message_id="m1", model="test-model"),
+        BlockStart(index=0, block="text"),
+        TextDelta(index=0, text=text),
+        BlockStop(index=0),
+        Usage(input_tokens=3, output_tokens=1),
+        MessageStop(stop_reason="end_turn"),
+    ]
+
+
+async def run_stage(stage: Stage, events: Sequence[Event], *, request: ChatRequest | None = None,
+                    ctx: RequestContext | None = None) -> tuple[ChatRequest, list[Event]]:
+    """Run one stage: request hook, then the response hook over ``events``."""
+    ctx = ctx or make_context()
+    request = request or sample_request()
+    if type(stage).has_request_hook():
+        request = await stage.on_request(request, ctx)
+    out: list[Event] = []
+    if type(stage).has_event_hook():
+        for event in events:
+            out.extend(stage.on_event(event, ctx))
+    elif type(stage).has_task_hook():
+        send_in, recv_in = trio.open_memory_channel[Event](0)
+        send_out, recv_out = trio.open_memory_channel[Event](0)
+
+        async def feed() -> None:
+            with send_in:
+                for event in events:
+                    await send_in.send(event)
+
+        async def drain() -> None:
+            async for event in recv_out:
+                out.append(event)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(feed)
+            nursery.start_soon(drain)
+            nursery.start_soon(stage.on_events, recv_in, send_out, ctx)
+    else:
+        out = list(events)
+    return request, out
+
+
+class _Unknown(Event, tag="test_unknown_event"):
+    note: str = "unknown to every stage"
+
+
+async def check_stage(stage: Stage, *, request: ChatRequest | None = None) -> None:
+    """Assert the stage contract; raises AssertionError naming the rule broken."""
+    before = {k: id(v) for k, v in vars(stage).items()}
+    unknown = _Unknown()
+    events = [*sample_events()[:1], unknown, Heartbeat(), *sample_events()[1:]]
+    with trio.fail_after(5):
+        _, out = await run_stage(stage, events, request=request)
+    assert unknown in out, f"{stage.id}: an unknown event kind must pass through unchanged"
+    assert isinstance(out[-1], MessageStop), f"{stage.id}: the stream must end with MessageStop"
+    after = {k: id(v) for k, v in vars(stage).items()}
+    assert after == before, f"{stage.id}: per-request state must live in ctx.state, not on the stage"
+    if type(stage).has_task_hook():
+        # Cancellation: a stage waiting on its inbox must go away promptly when cancelled.
+        send_in, recv_in = trio.open_memory_channel[Event](0)
+        send_out, _recv_out = trio.open_memory_channel[Event](0)
+        with trio.move_on_after(1) as scope:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(stage.on_events, recv_in, send_out, make_context())
+                await trio.sleep(0.01)
+                nursery.cancel_scope.cancel()
+        assert not scope.cancelled_caught, f"{stage.id}: did not honour cancellation"
+        send_in.close()
+
+
+__all__ = ["check_stage", "make_context", "run_stage", "sample_events", "sample_request"]

@@ -1,0 +1,201 @@
+"""thinking_filter: envelopes out, exact reasoning back in, the ladder, and the stage contract."""
+
+from __future__ import annotations
+
+import types
+
+import msgspec
+import pytest
+
+from pipeline.events import BlockStart, BlockStop, MessageStart, MessageStop, SignatureDelta, TextDelta, ThinkingDelta
+from pipeline.events import ToolArgsDelta, Usage
+from pipeline.model import ChatRequest, Message, TextPart, ThinkingConfig, ThinkingPart, ToolCallPart, ToolResultPart
+from pipeline.testing import check_stage, make_context, run_stage
+from stages.envelope import Envelope, open_envelope, seal
+from stages.thinking_filter import ThinkingFilter
+from upstreams.profiles import PROFILES
+
+REASONING = "The user wants a file; I will run echo.\nSecond line with ünïcode and \u2028 separator."
+
+
+def ctx_for(profile: str = "deepseek"):
+    ctx = make_context(client="anthropic")
+    ctx.upstream = types.SimpleNamespace(profile=PROFILES[profile], id="deepseek")
+    ctx.upstream_id = "deepseek"
+    return ctx
+
+
+def stage(**options) -> ThinkingFilter:
+    return ThinkingFilter(msgspec.convert(options, type=ThinkingFilter.Config), stage_id="t.0.thinking_filter")
+
+
+def tool_turn(call_id: str = "call_1", text: str = REASONING) -> list:
+    return [
+        MessageStart(message_id="m1", model="deepseek-v4-pro"),
+        BlockStart(index=0, block="thinking"),
+        ThinkingDelta(index=0, text=text[:10]),
+        ThinkingDelta(index=0, text=text[10:]),
+        BlockStop(index=0),
+        BlockStart(index=1, block="text"),
+        TextDelta(index=1, text="Running it."),
+        BlockStop(index=1),
+        BlockStart(index=2, block="tool_call", call_id=call_id, name="Bash"),
+        ToolArgsDelta(index=2, fragment='{"command":"echo hi"}'),
+        BlockStop(index=2),
+        Usage(input_tokens=10, output_tokens=5),
+        MessageStop(stop_reason="tool_use"),
+    ]
+
+
+def history(signature: str | None, *, call_id: str = "call_1", reasoning: str | None = None,
+            redacted: bool = False) -> ChatRequest:
+    return ChatRequest(model="claude-opus-5-5", messages=(
+        Message(role="user", parts=(TextPart("make a file"),)),
+        Message(role="assistant", parts=(ThinkingPart(text="shown text", signature=signature, redacted=redacted),
+                                         TextPart("Running it."),
+                                         ToolCallPart(id=call_id, name="Bash", arguments='{"command":"echo hi"}')),
+                reasoning=reasoning),
+        Message(role="tool", parts=(ToolResultPart(call_id=call_id, content=(TextPart("hi"),)),)),
+    ))
+
+
+async def signed(st: ThinkingFilter, call_id: str = "call_1", text: str = REASONING) -> tuple[list, str]:
+    _, out = await run_stage(st, tool_turn(call_id, text), ctx=ctx_for())
+    sig = next(e.signature for e in out if isinstance(e, SignatureDelta))
+    return out, sig
+
+
+class TestResponseWay:
+    async def test_signature_precedes_the_thinking_stop_and_carries_the_call_id(self) -> None:
+        """The envelope comes once, right before the thinking block's stop, and names the call it precedes."""
+        st = stage()
+        out, sig = await signed(st)
+        kinds = [type(e).__name__ for e in out]
+        assert kinds[:6] == ["MessageStart", "BlockStart", "ThinkingDelta", "ThinkingDelta", "SignatureDelta", "BlockStop"]
+        assert kinds.count("SignatureDelta") == 1
+        envelope = open_envelope(sig, st._secret)
+        assert envelope == Envelope(u="deepseek", m="deepseek-v4-pro", r=REASONING, t=("call_1",))
+        assert [e for e in out if not isinstance(e, SignatureDelta)] == tool_turn()
+
+    async def test_long_final_text_is_not_held_to_the_end(self) -> None:
+        """Past holdback_chars of text the thinking block is released without waiting for a tool call."""
+        st = stage(holdback_chars=5)
+        events = [MessageStart(message_id="m", model="x"), BlockStart(index=0, block="thinking"),
+                  ThinkingDelta(index=0, text="think"), BlockStop(index=0), BlockStart(index=1, block="text"),
+                  TextDelta(index=1, text="abc"), TextDelta(index=1, text="defgh"), TextDelta(index=1, text="tail"),
+                  BlockStop(index=1), MessageStop(stop_reason="end_turn")]
+        _, out = await run_stage(st, events, ctx=ctx_for())
+        sig_at = next(i for i, e in enumerate(out) if isinstance(e, SignatureDelta))
+        assert out.index(TextDelta(index=1, text="defgh")) == sig_at + 4  # stop, start, abc, defgh
+        assert open_envelope(out[sig_at].signature, st._secret).t == ()
+
+    async def test_large_reasoning_travels_as_digest(self) -> None:
+        """Reasoning over inline_max_chars is cached; the envelope carries only its digest."""
+        st = stage(inline_max_chars=50)
+        _, sig = await signed(st, call_id="call_big", text="x" * 500)
+        envelope = open_envelope(sig, st._secret)
+        assert envelope.r is None and envelope.d
+        request = await st.on_request(history(sig, call_id="call_big"), ctx_for())
+        assert request.messages[1].reasoning == "x" * 500
+
+
+class TestRequestWay:
+    async def test_envelope_restores_exact_reasoning_and_strips_thinking(self) -> None:
+        """The exact reasoning_content comes back on the message carrying the call; no ThinkingPart remains."""
+        st = stage()
+        _, sig = await signed(st)
+        ctx = ctx_for()
+        request = await st.on_request(history(sig), ctx)
+        assistant = request.messages[1]
+        assert assistant.reasoning == REASONING
+        assert not any(isinstance(p, ThinkingPart) for m in request.messages for p in m.parts)
+        assert ctx.fields["replay_rung"] == "envelope"
+
+    async def test_envelope_follows_its_tool_call_when_moved(self) -> None:
+        """An envelope echoed on another assistant message is restored where its call id is."""
+        st = stage()
+        _, sig = await signed(st, call_id="call_9")
+        req = ChatRequest(model="m", messages=(
+            Message(role="user", parts=(TextPart("go"),)),
+            Message(role="assistant", parts=(ThinkingPart(text="", signature=sig),)),
+            Message(role="assistant", parts=(ToolCallPart(id="call_9", name="Bash", arguments="{}"),)),
+        ))
+        request = await st.on_request(req, ctx_for())
+        assert request.messages[2].reasoning == REASONING and request.messages[1].reasoning is None
+
+    @pytest.mark.parametrize("signature", ["EqQBCkgIARAB-real-anthropic-signature", "SIG-scripted-0001-AbCdEf==", "", None])
+    async def test_foreign_or_missing_signature_never_reaches_upstream(self, signature) -> None:
+        """Foreign and empty signatures are dropped with a loss; the ladder falls to ""."""
+        st = stage()
+        ctx = ctx_for()
+        request = await st.on_request(history(signature, call_id="call_unknown_1"), ctx)
+        assert not any(isinstance(p, ThinkingPart) for p in request.messages[1].parts)
+        assert request.messages[1].reasoning is None  # the chat encoder sends "" for DeepSeek
+        assert ctx.fields["replay_rung"] == "empty"
+        assert {loss.what for loss in ctx.losses} & {"foreign_thinking", "unsigned_thinking"}
+
+    async def test_tampered_envelope_is_rejected(self) -> None:
+        """Changing one character of the payload invalidates the HMAC."""
+        st = stage()
+        _, sig = await signed(st, call_id="call_t")
+        head, body, mac = sig.split(".")
+        forged = f"{head}.{body[:-2]}{'A' if body[-2] != 'A' else 'B'}{body[-1]}.{mac}"
+        assert open_envelope(forged, st._secret) is None
+        assert open_envelope(seal(Envelope(r="evil"), b"other-secret"), st._secret) is None
+
+    async def test_redacted_thinking_is_dropped(self) -> None:
+        """redacted_thinking never reaches the upstream."""
+        ctx = ctx_for()
+        request = await stage().on_request(history("opaque-data", call_id="call_r", redacted=True), ctx)
+        assert all(not isinstance(p, ThinkingPart) for p in request.messages[1].parts)
+        assert "redacted_thinking" in {loss.what for loss in ctx.losses}
+
+    async def test_cache_rung_when_the_client_dropped_the_signature(self) -> None:
+        """Without an envelope, reasoning comes back from the cache keyed by tool call id."""
+        st = stage()
+        await signed(st, call_id="call_cached")
+        ctx = ctx_for()
+        request = await st.on_request(history(None, call_id="call_cached"), ctx)
+        assert request.messages[1].reasoning == REASONING
+        assert ctx.fields["replay_rung"] == "cache"
+
+    async def test_thinking_off_rung(self) -> None:
+        """With "" disallowed and nothing to replay, thinking is turned off for this request."""
+        ctx = ctx_for()
+        request = await stage(allow_empty_reasoning=False).on_request(history(None, call_id="call_none"), ctx)
+        assert request.thinking.enabled is False
+        assert ctx.fields["replay_rung"] == "thinking_off"
+
+    async def test_client_supplied_reasoning_is_kept(self) -> None:
+        """A Chat client that sends reasoning_content itself keeps it."""
+        ctx = ctx_for()
+        request = await stage().on_request(history(None, call_id="c", reasoning="mine"), ctx)
+        assert request.messages[1].reasoning == "mine" and ctx.fields["replay_rung"] == "client"
+
+    async def test_thinking_disabled_needs_no_replay(self) -> None:
+        """With thinking off the rung is not_needed and thinking parts are still stripped."""
+        ctx = ctx_for()
+        req = msgspec.structs.replace(history("x", call_id="c2"), thinking=ThinkingConfig(enabled=False))
+        request = await stage().on_request(req, ctx)
+        assert ctx.fields["replay_rung"] == "not_needed"
+        assert all(not isinstance(p, ThinkingPart) for p in request.messages[1].parts)
+
+
+class TestSecret:
+    def test_required_secret_missing_is_a_startup_error(self, monkeypatch) -> None:
+        """require_secret without the env var fails at construction, naming the variable."""
+        monkeypatch.delenv("GW_TEST_SECRET", raising=False)
+        with pytest.raises(ValueError, match="GW_TEST_SECRET is not set"):
+            stage(secret_env="GW_TEST_SECRET", require_secret=True)
+
+    def test_configured_secret_is_shared_across_instances(self, monkeypatch) -> None:
+        """Two instances (replicas) with the same secret open each other's envelopes."""
+        monkeypatch.setenv("GW_TEST_SECRET", "s3cret-value")
+        a, b = stage(secret_env="GW_TEST_SECRET"), stage(secret_env="GW_TEST_SECRET")
+        assert open_envelope(seal(Envelope(r="x"), a._secret), b._secret) == Envelope(r="x")
+
+
+async def test_conformance() -> None:
+    """thinking_filter follows the stage contract."""
+    st = stage()
+    await check_stage(st)
