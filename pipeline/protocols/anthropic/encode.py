@@ -111,6 +111,8 @@ def _usage(usage: Usage | None, estimate: int) -> MessageUsage:
 
 
 def _estimate(request: ChatRequest) -> int:
+    # Read when needed, not at construction: the runner builds the encoder before the request
+    # stages run, and a stage (token_budget) may add the estimate to client_extras in place.
     value = request.client_extras.get("input_tokens_estimate")
     return value if isinstance(value, int) and value >= 0 else 0
 
@@ -140,8 +142,8 @@ class AnthropicStreamEncoder:
     """
 
     def __init__(self, request: ChatRequest) -> None:
+        self._request = request
         self._model = request.model
-        self._estimate = _estimate(request)
         # display "omitted": thinking blocks carry only the signature (PROTOCOLS §1.4).
         self._omit_thinking = request.client_extras.get("thinking_display") == "omitted"
         self._started = False
@@ -176,7 +178,8 @@ class AnthropicStreamEncoder:
             case MessageStop(stop_reason=reason, stop_sequence=seq):
                 self._start(out)
                 self._block_stop(out)
-                delta = MessageDeltaEvent(MessageDelta(reason, seq), _usage(self._usage, self._estimate))
+                usage = _usage(self._usage, _estimate(self._request))
+                delta = MessageDeltaEvent(MessageDelta(reason, seq), usage)
                 out.append(encode_sse(_ENC.encode(delta), "message_delta"))
                 out.append(_MESSAGE_STOP)
                 self._done = True
@@ -210,7 +213,7 @@ class AnthropicStreamEncoder:
             stop_reason=None,
             stop_sequence=None,
             usage=MessageUsage(
-                input_tokens=self._estimate,
+                input_tokens=_estimate(self._request),
                 output_tokens=1,
                 cache_creation_input_tokens=0,
                 cache_read_input_tokens=0,
@@ -239,6 +242,8 @@ class AnthropicStreamEncoder:
         if not text or block is None or block.neutral != index:
             # Empty fragments are never sent: an empty-args tool call gets no delta (§5.2).
             return
+        if key == "signature" and block.kind != "thinking":
+            return
         out.append(block.prefix + _DELTA_KEYS[key or block.kind] + _ENC.encode(text) + _DELTA_TAIL)
 
     def _block_stop(self, out: list[bytes]) -> None:
@@ -256,8 +261,8 @@ class AnthropicCollector:
     """
 
     def __init__(self, request: ChatRequest) -> None:
+        self._request = request
         self._model = request.model
-        self._estimate = _estimate(request)
         self._omit_thinking = request.client_extras.get("thinking_display") == "omitted"
         self._id = ""
         self._blocks: list[tuple[str, list[str], str, str]] = []  # kind, texts, id/sig, name
@@ -314,7 +319,7 @@ class AnthropicCollector:
             content=content,
             stop_reason=stop.stop_reason if stop else "end_turn",
             stop_sequence=stop.stop_sequence if stop else None,
-            usage=_usage(self._usage, self._estimate),
+            usage=_usage(self._usage, _estimate(self._request)),
         )
         return _ENC.encode(message)
 

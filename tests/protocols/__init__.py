@@ -1,0 +1,1 @@
+"""Tests of the client and upstream protocol codecs (pipeline/protocols)."""

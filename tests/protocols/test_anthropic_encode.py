@@ -1,0 +1,469 @@
+"""Anthropic encoding: SSE streams checked with the official SDK, the collector, errors, models."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import anthropic
+import msgspec
+import pydantic
+import pytest
+from anthropic.lib.streaming._messages import accumulate_event
+from anthropic.types import Message, MessageTokensCount, ModelInfo as SdkModelInfo, RawMessageStreamEvent
+from anthropic.types.shared import ErrorResponse
+
+from pipeline.errors import CODES, GatewayError
+from pipeline.events import (
+    BlockStart,
+    BlockStop,
+    ErrorInfo,
+    Event,
+    Heartbeat,
+    MessageStart,
+    MessageStop,
+    SignatureDelta,
+    StreamError,
+    TextDelta,
+    ThinkingDelta,
+    ToolArgsDelta,
+    Usage,
+)
+from pipeline.model import ChatRequest
+from pipeline.protocols.anthropic import AnthropicCodec, AnthropicCollector, AnthropicStreamEncoder
+from pipeline.protocols.anthropic.encode import render_count, render_error, render_models
+from pipeline.protocols.base import ModelInfo
+from pipeline.sse import SseDecoder
+
+try:  # recent SDKs ship their own httpx fork and reject plain httpx objects
+    import httpx2 as sdk_httpx
+except ImportError:  # pragma: no cover - older SDKs
+    import httpx as sdk_httpx
+
+STREAM_EVENT = pydantic.TypeAdapter(RawMessageStreamEvent)
+REQUEST = ChatRequest(model="claude-opus-5-5", stream=True)
+
+
+def encode(events: list[Event], request: ChatRequest = REQUEST) -> bytes:
+    encoder = AnthropicStreamEncoder(request)
+    frames: list[bytes] = []
+    for event in events:
+        frames.extend(encoder.feed(event))
+    frames.extend(encoder.close())
+    assert all(isinstance(f, bytes) and f.endswith(b"\n\n") for f in frames)
+    return b"".join(frames)
+
+
+def collect(events: list[Event], request: ChatRequest = REQUEST) -> bytes:
+    collector = AnthropicCollector(request)
+    for event in events:
+        collector.feed(event)
+    return collector.body()
+
+
+def frames(stream: bytes) -> list[tuple[str, dict[str, Any]]]:
+    """Parse SSE; every frame must have an event: line equal to its JSON type."""
+    decoder = SseDecoder()
+    parsed = decoder.feed(stream) + decoder.close()
+    out = []
+    for frame in parsed:
+        assert frame.event is not None
+        data = json.loads(frame.data)
+        assert data["type"] == frame.event
+        out.append((frame.event, data))
+    return out
+
+
+def sdk_validate(stream: bytes) -> list[Any]:
+    """Validate every frame with the SDK's pydantic models; return the parsed stream events."""
+    events = []
+    for name, data in frames(stream):
+        if name == "ping":
+            assert data == {"type": "ping"}
+        elif name == "error":
+            ErrorResponse.model_validate(data)
+        else:
+            events.append(STREAM_EVENT.validate_json(json.dumps(data)))
+    return events
+
+
+def accumulate(stream: bytes) -> dict[str, Any]:
+    snapshot = None
+    bufs: dict[int, bytes] = {}
+    for event in sdk_validate(stream):
+        snapshot = accumulate_event(event=event, current_snapshot=snapshot, json_bufs=bufs)
+    assert snapshot is not None
+    return snapshot.model_dump(exclude_none=True)
+
+
+def sdk_client(stream: bytes, status: int = 200, headers: dict[str, str] | None = None) -> anthropic.Anthropic:
+    """An offline SDK client whose every request is answered with ``stream``."""
+
+    def handler(request: Any) -> Any:
+        return sdk_httpx.Response(status, headers=headers or {"content-type": "text/event-stream"}, content=stream)
+
+    http = sdk_httpx.Client(transport=sdk_httpx.MockTransport(handler))
+    return anthropic.Anthropic(api_key="test", base_url="http://gateway.invalid", http_client=http, max_retries=0)
+
+
+def ask(client: anthropic.Anthropic) -> Any:
+    with client.messages.stream(model="claude-opus-5-5", max_tokens=100,
+                                messages=[{"role": "user", "content": "hi"}]) as stream:
+        return stream.get_final_message()
+
+
+TEXT = [
+    MessageStart(message_id="chatcmpl-abc123", model="deepseek-v4-pro"),
+    BlockStart(index=0, block="text"),
+    TextDelta(index=0, text="Hello"),
+    TextDelta(index=0, text=""),
+    TextDelta(index=0, text=", wörld \u2028 \"quoted\"\n"),
+    BlockStop(index=0),
+    Usage(input_tokens=1200, output_tokens=7, cached_input_tokens=1000),
+    MessageStop(stop_reason="end_turn"),
+]
+
+THINKING_TOOL = [
+    MessageStart(message_id="m1", model="deepseek-v4-pro"),
+    BlockStart(index=0, block="thinking"),
+    ThinkingDelta(index=0, text="Need the "),
+    ThinkingDelta(index=0, text="shell."),
+    SignatureDelta(index=0, signature="gw1.c2ln"),
+    BlockStop(index=0),
+    BlockStart(index=1, block="text"),
+    TextDelta(index=1, text="Running."),
+    BlockStop(index=1),
+    BlockStart(index=2, block="tool_call", call_id="toolu_01", name="Bash"),
+    ToolArgsDelta(index=2, fragment='{"command": "ec'),
+    ToolArgsDelta(index=2, fragment=""),
+    ToolArgsDelta(index=2, fragment='ho hi"}'),
+    BlockStop(index=2),
+    Usage(input_tokens=50, output_tokens=30, reasoning_tokens=12),
+    MessageStop(stop_reason="tool_use"),
+]
+
+PARALLEL = [
+    MessageStart(message_id="m2", model="x"),
+    BlockStart(index=0, block="tool_call", call_id="call_a", name="Read"),
+    ToolArgsDelta(index=0, fragment='{"path": "a.txt"}'),
+    BlockStop(index=0),
+    BlockStart(index=1, block="tool_call", call_id="call_b", name="Read"),
+    ToolArgsDelta(index=1, fragment='{"path": '),
+    ToolArgsDelta(index=1, fragment='"b.txt"}'),
+    BlockStop(index=1),
+    BlockStart(index=2, block="tool_call", call_id="call_c", name="Noop"),
+    BlockStop(index=2),
+    MessageStop(stop_reason="tool_use"),
+]
+
+
+class TestStream:
+    def test_text_stream_shape(self):
+        """A text answer gives the canonical Anthropic event order, each valid for the SDK."""
+        stream = encode(TEXT)
+        names = [name for name, _ in frames(stream)]
+        assert names == ["message_start", "content_block_start", "content_block_delta", "content_block_delta",
+                         "content_block_stop", "message_delta", "message_stop"]
+        events = sdk_validate(stream)
+        start = events[0].message
+        assert start.model == "claude-opus-5-5"
+        assert start.id == "msg_chatcmpl" + "abc123"
+        assert start.usage.output_tokens == 1 and start.usage.input_tokens == 0
+        delta = events[-2]
+        assert delta.delta.stop_reason == "end_turn" and delta.delta.stop_sequence is None
+        assert (delta.usage.input_tokens, delta.usage.cache_read_input_tokens) == (200, 1000)
+        assert (delta.usage.output_tokens, delta.usage.cache_creation_input_tokens) == (7, 0)
+
+    def test_text_matches_sdk_and_collector(self):
+        """The SDK's accumulation of the stream equals the collector's non-stream body."""
+        snapshot = accumulate(encode(TEXT))
+        body = Message.model_validate_json(collect(TEXT)).model_dump(exclude_none=True)
+        assert snapshot == body
+        assert body["content"] == [{"type": "text", "text": 'Hello, wörld \u2028 "quoted"\n'}]
+
+    def test_thinking_tool_stream(self):
+        """Thinking with signature, text and a tool call arrive as blocks 0,1,2 for the SDK."""
+        stream = encode(THINKING_TOOL)
+        parsed = frames(stream)
+        start = next(d for n, d in parsed if n == "content_block_start")
+        assert start["content_block"] == {"type": "thinking", "thinking": "", "signature": ""}
+        tool_start = [d for n, d in parsed if n == "content_block_start"][2]
+        assert tool_start["content_block"] == {"type": "tool_use", "id": "toolu_01", "name": "Bash", "input": {}}
+        json_deltas = [d["delta"]["partial_json"] for n, d in parsed
+                       if n == "content_block_delta" and d["delta"]["type"] == "input_json_delta"]
+        assert json_deltas == ['{"command": "ec', 'ho hi"}']
+        message = ask(sdk_client(stream))
+        assert [b.type for b in message.content] == ["thinking", "text", "tool_use"]
+        assert message.content[0].thinking == "Need the shell."
+        assert message.content[0].signature == "gw1.c2ln"
+        assert message.content[2].input == {"command": "echo hi"}
+        assert message.stop_reason == "tool_use"
+        assert message.usage.output_tokens == 30
+        assert message.usage.output_tokens_details.thinking_tokens == 12
+
+    def test_thinking_tool_matches_collector(self):
+        """Streaming and non-streaming agree on thinking, signature and tool input."""
+        body = Message.model_validate_json(collect(THINKING_TOOL)).model_dump(exclude_none=True)
+        assert accumulate(encode(THINKING_TOOL)) == body
+
+    def test_parallel_tool_calls(self):
+        """Parallel calls are sequential tool_use blocks; an empty-args call gets no delta and input {}."""
+        stream = encode(PARALLEL)
+        parsed = frames(stream)
+        indexes = [d["index"] for n, d in parsed if n.startswith("content_block")]
+        assert indexes == [0, 0, 0, 1, 1, 1, 1, 2, 2]
+        message = ask(sdk_client(stream))
+        assert [(b.id, b.input) for b in message.content] == [
+            ("call_a", {"path": "a.txt"}), ("call_b", {"path": "b.txt"}), ("call_c", {})]
+        body = Message.model_validate_json(collect(PARALLEL)).model_dump(exclude_none=True)
+        assert accumulate(stream) == body
+
+    def test_encoder_numbers_blocks(self):
+        """Wire block indexes are the encoder's own 0,1,... whatever the neutral indexes are."""
+        stream = encode([
+            MessageStart(message_id="m", model="x"),
+            BlockStart(index=4, block="text"), TextDelta(index=4, text="a"), BlockStop(index=4),
+            BlockStart(index=9, block="text"), TextDelta(index=9, text="b"), BlockStop(index=9),
+            MessageStop(stop_reason="end_turn"),
+        ])
+        assert [d["index"] for n, d in frames(stream) if "index" in d] == [0, 0, 0, 1, 1, 1]
+
+    def test_thinking_without_signature(self):
+        """A thinking block with no SignatureDelta gets no invented signature_delta."""
+        stream = encode([
+            MessageStart(message_id="m", model="x"),
+            BlockStart(index=0, block="thinking"), ThinkingDelta(index=0, text="t"), BlockStop(index=0),
+            MessageStop(stop_reason="end_turn"),
+        ])
+        assert b"signature_delta" not in stream
+        assert accumulate(stream)["content"] == [{"type": "thinking", "thinking": "t", "signature": ""}]
+
+    def test_display_omitted(self):
+        """With thinking display "omitted", thinking text is withheld but the signature is sent."""
+        request = ChatRequest(model="c", client_extras={"thinking_display": "omitted"})
+        events = THINKING_TOOL
+        stream = encode(events, request)
+        assert b"thinking_delta" not in stream
+        snapshot = accumulate(stream)
+        assert snapshot["content"][0] == {"type": "thinking", "thinking": "", "signature": "gw1.c2ln"}
+        body = Message.model_validate_json(collect(events, request)).model_dump(exclude_none=True)
+        assert body == snapshot
+
+    def test_input_estimate_in_message_start(self):
+        """message_start carries client_extras' input estimate; message_delta the real counts."""
+        request = ChatRequest(model="c", client_extras={"input_tokens_estimate": 4321})
+        parsed = frames(encode(TEXT, request))
+        assert parsed[0][1]["message"]["usage"] == {
+            "input_tokens": 4321, "output_tokens": 1, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}
+        assert parsed[-2][1]["usage"]["input_tokens"] == 200
+
+    def test_estimate_read_late(self):
+        """An estimate added to client_extras after the encoder was built still reaches message_start."""
+        request = ChatRequest(model="c")
+        encoder = AnthropicStreamEncoder(request)
+        request.client_extras["input_tokens_estimate"] = 77
+        (frame,) = encoder.feed(TEXT[0])
+        assert b'"input_tokens":77' in frame
+
+    def test_signature_only_on_thinking(self):
+        """A stray SignatureDelta on a text block is not rendered."""
+        stream = encode([MessageStart(message_id="m", model="x"), BlockStart(index=0, block="text"),
+                         SignatureDelta(index=0, signature="s"), BlockStop(index=0),
+                         MessageStop(stop_reason="end_turn")])
+        assert b"signature_delta" not in stream
+        sdk_validate(stream)
+
+    def test_heartbeat_pings(self):
+        """Heartbeats become ping events (after message_start), ignored by the SDK."""
+        events = [Heartbeat(), *TEXT[:3], Heartbeat(), *TEXT[3:]]
+        stream = encode(events)
+        names = [name for name, _ in frames(stream)]
+        assert names[:2] == ["message_start", "ping"]
+        assert names.count("ping") == 2 and names.count("message_start") == 1
+        assert ask(sdk_client(stream)).content[0].text.startswith("Hello")
+
+    def test_error_mid_stream(self):
+        """A StreamError ends the stream with event: error, which the SDK raises."""
+        info = ErrorInfo(code="overloaded", message="Upstream overloaded", status=503)
+        events = [*TEXT[:3], StreamError(error=info), TextDelta(index=0, text="late"), MessageStop(stop_reason="end_turn")]
+        stream = encode(events)
+        parsed = frames(stream)
+        assert parsed[-1] == ("error", {"type": "error",
+                                        "error": {"type": "overloaded_error", "message": "Upstream overloaded"}})
+        assert b"late" not in stream and b"message_stop" not in stream
+        sdk_validate(stream)
+        with pytest.raises(anthropic.APIStatusError) as caught:
+            ask(sdk_client(stream))
+        assert "overloaded_error" in str(caught.value)
+
+    def test_error_method(self):
+        """error() renders one error frame; the encoder is silent afterwards."""
+        encoder = AnthropicStreamEncoder(REQUEST)
+        (frame,) = encoder.error(ErrorInfo(code="rate_limit", message="slow down", status=429))
+        assert frame.startswith(b"event: error\ndata: ")
+        assert b'"rate_limit_error"' in frame
+        assert encoder.feed(Heartbeat()) == [] and encoder.error(ErrorInfo(code="api_error", message="x")) == []
+
+    def test_nothing_after_message_stop(self):
+        """Events after MessageStop produce nothing; close() is always empty."""
+        encoder = AnthropicStreamEncoder(REQUEST)
+        for event in TEXT:
+            encoder.feed(event)
+        assert encoder.feed(Heartbeat()) == [] and encoder.close() == []
+
+    def test_stop_sequence_and_missing_usage(self):
+        """stop_sequence is echoed; without Usage the delta still has output_tokens."""
+        stream = encode([MessageStart(message_id="msg_keep", model="x"),
+                         MessageStop(stop_reason="stop_sequence", stop_sequence="END")])
+        parsed = frames(stream)
+        assert parsed[0][1]["message"]["id"] == "msg_keep"
+        assert parsed[1][1]["delta"] == {"stop_reason": "stop_sequence", "stop_sequence": "END"}
+        assert parsed[1][1]["usage"]["output_tokens"] == 0
+        sdk_validate(stream)
+
+    def test_byte_at_a_time_parse(self):
+        """The SSE output parses identically when fed to an SSE reader byte by byte."""
+        stream = encode(THINKING_TOOL)
+        decoder = SseDecoder()
+        got = [f for i in range(len(stream)) for f in decoder.feed(stream[i:i + 1])] + decoder.close()
+        assert [(f.event, json.loads(f.data)) for f in got] == frames(stream)
+
+
+class TestCollector:
+    def test_invalid_tool_json_kept_raw(self):
+        """Arguments that are not a JSON object are kept under input._raw."""
+        events = [MessageStart(message_id="m", model="x"),
+                  BlockStart(index=0, block="tool_call", call_id="c1", name="T"),
+                  ToolArgsDelta(index=0, fragment='{"a": '), BlockStop(index=0),
+                  BlockStart(index=1, block="tool_call", call_id="c2", name="T"),
+                  ToolArgsDelta(index=1, fragment="[1]"), BlockStop(index=1),
+                  MessageStop(stop_reason="tool_use")]
+        message = Message.model_validate_json(collect(events))
+        assert message.content[0].input == {"_raw": '{"a": '}
+        assert message.content[1].input == {"_raw": "[1]"}
+
+    def test_stream_error_raises(self):
+        """A StreamError makes body() raise the matching GatewayError."""
+        collector = AnthropicCollector(REQUEST)
+        for event in [*TEXT[:3], StreamError(error=ErrorInfo(code="timeout", message="slow", status=504))]:
+            collector.feed(event)
+        with pytest.raises(GatewayError) as caught:
+            collector.body()
+        assert caught.value.code == "timeout" and caught.value.status == 504
+
+    def test_usage_and_model(self):
+        """The body echoes the client's model and maps usage (input excludes cache reads)."""
+        message = Message.model_validate_json(collect(TEXT))
+        assert message.model == "claude-opus-5-5" and message.role == "assistant"
+        assert message.usage.input_tokens == 200 and message.usage.cache_read_input_tokens == 1000
+        assert message.stop_reason == "end_turn"
+
+    def test_sdk_non_streaming(self):
+        """The SDK reads the collector's body as a non-streaming response."""
+        client = sdk_client(collect(THINKING_TOOL), headers={"content-type": "application/json"})
+        message = client.messages.create(model="m", max_tokens=10, messages=[{"role": "user", "content": "x"}])
+        assert message.content[0].signature == "gw1.c2ln"
+        assert message.content[2].input == {"command": "echo hi"}
+
+
+EXPECTED_ERRORS = {
+    "invalid_request": (400, "invalid_request_error"),
+    "context_length_exceeded": (400, "invalid_request_error"),
+    "authentication": (401, "authentication_error"),
+    "billing": (402, "billing_error"),
+    "permission": (403, "permission_error"),
+    "not_found": (404, "not_found_error"),
+    "method_not_allowed": (405, "invalid_request_error"),
+    "request_too_large": (413, "request_too_large"),
+    "unsupported_media_type": (415, "invalid_request_error"),
+    "unprocessable": (422, "invalid_request_error"),
+    "rate_limit": (429, "rate_limit_error"),
+    "api_error": (500, "api_error"),
+    "bad_gateway": (502, "api_error"),
+    "overloaded": (529, "overloaded_error"),
+    "timeout": (504, "timeout_error"),
+}
+
+
+class TestErrors:
+    def test_every_code_covered(self):
+        """Every neutral error code has an expected Anthropic rendering."""
+        assert set(EXPECTED_ERRORS) == set(CODES)
+
+    @pytest.mark.parametrize("code", sorted(EXPECTED_ERRORS))
+    def test_error_body(self, code):
+        """Each neutral code renders with Anthropic's status and error.type."""
+        message = "prompt is too long: 9 tokens > 5 maximum" if code == "context_length_exceeded" else "boom"
+        rendered = render_error(GatewayError(message, code=code))
+        status, kind = EXPECTED_ERRORS[code]
+        assert rendered.status == status
+        assert (b"content-type", b"application/json") in rendered.headers
+        body = json.loads(rendered.body)
+        assert body == {"type": "error", "error": {"type": kind, "message": message}}
+        if kind != "request_too_large":  # not in the SDK's error union
+            ErrorResponse.model_validate(body)
+
+    def test_rate_limit_retry_after(self):
+        """429 carries retry-after (whole seconds, rounded up) when known."""
+        rendered = render_error(GatewayError("slow", code="rate_limit", retry_after_s=2.2))
+        assert (b"retry-after", b"3") in rendered.headers
+        without = render_error(GatewayError("slow", code="rate_limit"))
+        assert all(name != b"retry-after" for name, _ in without.headers)
+
+    def test_sdk_raises_matching_class(self):
+        """The SDK maps rendered errors to its exception classes."""
+        rendered = render_error(GatewayError("slow", code="rate_limit", retry_after_s=1))
+        client = sdk_client(rendered.body, rendered.status, dict((k.decode(), v.decode()) for k, v in rendered.headers))
+        with pytest.raises(anthropic.RateLimitError) as caught:
+            client.messages.create(model="m", max_tokens=1, messages=[{"role": "user", "content": "x"}])
+        assert caught.value.body["error"]["type"] == "rate_limit_error"
+
+
+class TestModelsAndCount:
+    def test_models(self):
+        """The model list has Anthropic's page shape and each entry validates as an SDK ModelInfo."""
+        models = [ModelInfo(id="claude-opus-5-5", upstream_model="deepseek-v4-pro", context_window=1_000_000,
+                            max_output_tokens=384_000),
+                  ModelInfo(id="claude-haiku-5", upstream_model="deepseek-v4-flash", context_window=128_000,
+                            max_output_tokens=32_000)]
+        page = json.loads(render_models(models))
+        assert page["has_more"] is False
+        assert (page["first_id"], page["last_id"]) == ("claude-opus-5-5", "claude-haiku-5")
+        infos = [SdkModelInfo.model_validate(entry) for entry in page["data"]]
+        assert infos[0].max_input_tokens == 1_000_000 and infos[0].max_tokens == 384_000
+        assert infos[1].display_name == "claude-haiku-5" and infos[1].type == "model"
+
+    def test_empty_models(self):
+        """An empty list has null first/last ids."""
+        assert json.loads(render_models([])) == {"data": [], "has_more": False, "first_id": None, "last_id": None}
+
+    def test_count(self):
+        """count_tokens answers {"input_tokens": n}."""
+        assert MessageTokensCount.model_validate_json(render_count(14231)).input_tokens == 14231
+
+
+class TestCodec:
+    def test_endpoints(self):
+        """The codec serves messages, count_tokens, models and hello."""
+        codec = AnthropicCodec()
+        routes = {(e.method, e.path): e.kind for e in codec.endpoints}
+        assert codec.name == "anthropic"
+        assert routes == {
+            ("POST", "/v1/messages"): "generate",
+            ("POST", "/v1/messages/count_tokens"): "count_tokens",
+            ("GET", "/v1/models"): "models",
+            ("HEAD", "/api/hello"): "hello",
+            ("GET", "/api/hello"): "hello",
+        }
+
+    def test_delegation(self):
+        """Codec methods produce the module functions' output."""
+        codec = AnthropicCodec()
+        assert isinstance(codec.stream_encoder(REQUEST), AnthropicStreamEncoder)
+        collector = codec.collector(REQUEST)
+        for event in TEXT:
+            collector.feed(event)
+        assert msgspec.json.decode(collector.body())["content"][0]["text"].startswith("Hello")
+        assert codec.render_count(3) == b'{"input_tokens":3}'
+        assert codec.render_error(GatewayError("x", code="not_found")).status == 404
+        assert codec.render_models([]) == render_models([])

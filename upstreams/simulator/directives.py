@@ -1,0 +1,240 @@
+"""Directives: how a prompt scripts the simulator's answer, and the planner that applies them.
+
+Directives are read from the prompt: the last user message's text (string or text parts, the
+whole text searched, since clients wrap prompts in their own markup). A user message that comes
+straight after a tool message and holds no directive is a client's note inside a tool loop (e.g.
+Claude Code's text beside a tool_result), so the search goes back to the user message before it.
+Each directive runs from ``SIM:<kind>`` to the end of its line:
+
+    SIM:text <words>                 answer exactly <words>
+    SIM:shell <command>              one call to the offered shell tool (Bash {command},
+                                     exec_command {cmd}, shell_command {command},
+                                     shell / local_shell {command: ["bash", "-lc", cmd]})
+    SIM:write <path> <content...>    Write {file_path, content}, else apply_patch {input: an
+                                     Add File patch}, else a shell printf; ``\\n`` = newline
+    SIM:parallel <c1> || <c2> ...    several shell calls in one turn (fragments interleaved)
+    SIM:call <name> <json>           one call to any offered tool with these arguments
+    SIM:result                       answer with the text of the latest tool result
+    SIM:script <s0> ;; <s1> ;; ...   step k (a directive without ``SIM:``) is used when k
+                                     tool-result rounds follow the prompt; past the end: "done"
+    SIM:think <words>                use <words> as this turn's reasoning text
+    SIM:fault <kind> [once]          inject a fault (config.FaultKind); ``once``: only the
+                                     first time this prompt reaches this step
+
+A single answer directive is a one-step script. No directive: "Simulated answer to: <prompt>".
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import shlex
+from typing import Any
+
+import msgspec
+
+from upstreams.simulator.config import FAULT_KINDS
+
+_DIRECTIVE = re.compile(r"SIM:([A-Za-z_]+)[ \t]*([^\r\n]*)")
+_SHELL_TOOLS = ("Bash", "exec_command", "shell_command", "shell", "local_shell")
+_STEP_KINDS = ("text", "shell", "write", "parallel", "call", "result")
+_DECODE = msgspec.json.Decoder()
+_ENCODE = msgspec.json.Encoder()
+
+
+class PlannedCall(msgspec.Struct, frozen=True):
+    name: str
+    arguments: str  # JSON text, exactly as it will be streamed
+
+
+class Plan(msgspec.Struct, kw_only=True):
+    """One answer before budgets and faults: reasoning, then content, then tool calls."""
+
+    reasoning: str
+    content: str
+    calls: list[PlannedCall]
+    fault: str | None = None
+    fault_once: bool = False
+    step_key: str = ""  # identifies prompt + step, for ``fault ... once``
+
+
+def message_text(msg: dict[str, Any]) -> str:
+    content = msg.get("content")
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "\n".join(p.get("text", "") for p in content
+                         if isinstance(p, dict) and p.get("type") == "text")
+    return ""
+
+
+def _last_text_part(msg: dict[str, Any]) -> str:
+    content = msg.get("content")
+    if isinstance(content, list):
+        texts = [p.get("text", "") for p in content
+                 if isinstance(p, dict) and p.get("type") == "text" and p.get("text", "").strip()]
+        return texts[-1] if texts else ""
+    return content if isinstance(content, str) else ""
+
+
+def find_prompt(messages: list[dict[str, Any]]) -> int | None:
+    """Index of the user message that carries the prompt (see the module docstring)."""
+    users = [i for i, m in enumerate(messages) if m["role"] == "user"]
+    if not users:
+        return None
+    for i in reversed(users):
+        if "SIM:" in message_text(messages[i]):
+            return i
+        j = i - 1
+        while j >= 0 and messages[j]["role"] == "system":
+            j -= 1
+        if j < 0 or messages[j]["role"] != "tool":
+            return i
+    return users[-1]
+
+
+def tool_rounds(messages: list[dict[str, Any]], start: int) -> int:
+    """Groups of consecutive tool messages after ``start`` (a parallel turn counts once)."""
+    rounds = 0
+    previous = None
+    for msg in messages[start + 1:]:
+        if msg["role"] == "tool" and previous != "tool":
+            rounds += 1
+        if msg["role"] != "system":
+            previous = msg["role"]
+    return rounds
+
+
+def _shell_call(tools: dict[str, dict[str, Any]], cmd: str) -> PlannedCall | None:
+    names = [n for n in _SHELL_TOOLS if n in tools]
+    names += [n for n in tools if n not in names and any(k in n.lower() for k in ("shell", "bash"))]
+    for name in names:
+        props = tools[name].get("properties") or {}
+        if "cmd" in props:
+            args: dict[str, Any] = {"cmd": cmd}
+        elif "command" in props:
+            is_array = (props["command"] or {}).get("type") == "array"
+            args = {"command": ["bash", "-lc", cmd] if is_array else cmd}
+        elif not props and name in _SHELL_TOOLS:
+            args = ({"cmd": cmd} if name == "exec_command" else
+                    {"command": ["bash", "-lc", cmd]} if name in ("shell", "local_shell") else
+                    {"command": cmd})
+        else:
+            continue
+        return PlannedCall(name, _ENCODE.encode(args).decode())
+    return None
+
+
+def _write_call(tools: dict[str, dict[str, Any]], path: str, content: str) -> PlannedCall | None:
+    write_props = (tools.get("Write") or {}).get("properties") or {}
+    if "Write" in tools and ("file_path" in write_props or not write_props):
+        args = {"file_path": path, "content": content}
+        return PlannedCall("Write", _ENCODE.encode(args).decode())
+    if "apply_patch" in tools:
+        lines = content[:-1].split("\n") if content.endswith("\n") else content.split("\n")
+        patch = (f"*** Begin Patch\n*** Add File: {path}\n"
+                 + "".join(f"+{line}\n" for line in lines) + "*** End Patch\n")
+        return PlannedCall("apply_patch", _ENCODE.encode({"input": patch}).decode())
+    return _shell_call(tools, f"printf '%s' {shlex.quote(content)} > {shlex.quote(path)}")
+
+
+def _no_tool(what: str, tools: dict[str, Any]) -> tuple[str, str, list[PlannedCall]]:
+    offered = ", ".join(sorted(tools)) or "none"
+    return (f"I need a {what} tool, but none is offered.",
+            f"No {what} tool is available (offered tools: {offered}).", [])
+
+
+def _step(kind: str, arg: str, tools: dict[str, dict[str, Any]],
+          messages: list[dict[str, Any]]) -> tuple[str, str, list[PlannedCall]]:
+    """One step → (reasoning, content, calls)."""
+    if kind == "text":
+        return "The user asked for a direct answer, so I will reply with that text.", arg, []
+    if kind == "result":
+        results = [m for m in messages if m["role"] == "tool"]
+        text = message_text(results[-1]) if results else "(no tool result)"
+        return ("The tool finished; I will report its output.", f"Tool result: {text}", [])
+    if kind == "shell":
+        call = _shell_call(tools, arg)
+        if call is None:
+            return _no_tool("shell", tools)
+        return (f"The user wants me to run `{arg}`. The {call.name} tool can do that, so I will "
+                "call it now and look at the output.", f"Running `{arg}`.", [call])
+    if kind == "parallel":
+        cmds = [c.strip() for c in arg.split("||") if c.strip()]
+        calls = [_shell_call(tools, c) for c in cmds]
+        if not calls or any(c is None for c in calls):
+            return _no_tool("shell", tools)
+        return (f"There are {len(cmds)} independent commands; I will run them in parallel "
+                f"with {calls[0].name}.", "", [c for c in calls if c is not None])
+    if kind == "write":
+        path, _, words = arg.partition(" ")
+        content = words.replace("\\n", "\n") + "\n"
+        call = _write_call(tools, path, content)
+        if call is None:
+            return _no_tool("file-writing", tools)
+        return (f"I need to create {path}. I will use the {call.name} tool to write it.",
+                f"Writing {path}.", [call])
+    if kind == "call":
+        name, _, raw = arg.partition(" ")
+        if name not in tools:
+            return _no_tool(f"`{name}`", tools)
+        try:
+            args = _ENCODE.encode(_DECODE.decode(raw or "{}")).decode()
+        except msgspec.DecodeError:
+            return "The arguments are not JSON.", f"Invalid SIM:call arguments: {raw}", []
+        return f"I will call {name} as asked.", "", [PlannedCall(name, args)]
+    return ("That directive is unknown.", f"Unknown simulator step `{kind}`.", [])
+
+
+def plan_answer(messages: list[dict[str, Any]], tools: dict[str, dict[str, Any]],
+                tool_choice: str | dict[str, Any], json_mode: bool) -> Plan:
+    """Decide this turn's answer from the prompt's directives and the conversation so far."""
+    at = find_prompt(messages)
+    text = message_text(messages[at]) if at is not None else ""
+    directives = [(k.lower(), a.strip()) for k, a in _DIRECTIVE.findall(text)]
+    think = next((a for k, a in directives if k == "think"), None)
+    fault_arg = next((a for k, a in directives if k == "fault"), None)
+    answer = next(((k, a) for k, a in directives if k not in ("think", "fault")), None)
+    rounds = tool_rounds(messages, at) if at is not None else 0
+
+    if answer is None:
+        prompt = " ".join(_last_text_part(messages[at]).split()) if at is not None else ""
+        reasoning, content, calls = ("The user asked a question without a directive; I will "
+                                     "answer briefly.", f"Simulated answer to: {prompt[:60]}", [])
+    else:
+        kind, arg = answer
+        steps = ([s.strip() for s in arg.split(";;")] if kind == "script" else
+                 [f"{kind} {arg}"])
+        if kind not in _STEP_KINDS and kind != "script":
+            reasoning, content, calls = ("That directive is unknown.",
+                                         f"Unknown simulator directive SIM:{kind}.", [])
+        elif rounds >= len(steps):
+            reasoning, content, calls = ("Every step is finished; I will say so.", "done", [])
+        else:
+            step_kind, _, step_arg = steps[rounds].partition(" ")
+            reasoning, content, calls = _step(step_kind.lower(), step_arg.strip(), tools, messages)
+
+    if tool_choice == "none" and calls:
+        content, calls = "Tool use is disabled for this request.", []
+    elif isinstance(tool_choice, dict):
+        forced = tool_choice["function"]["name"]
+        if not any(c.name == forced for c in calls):
+            calls = [PlannedCall(forced, "{}")]
+    elif tool_choice == "required" and not calls and tools:
+        calls = [PlannedCall(next(iter(tools)), "{}")]
+    if json_mode and not calls:
+        content = _ENCODE.encode({"answer": content}).decode()
+
+    digest = hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
+    plan = Plan(reasoning=think if think is not None else reasoning, content=content,
+                calls=calls, step_key=f"{digest}:{rounds}")
+    if fault_arg is not None:
+        kind, _, rest = fault_arg.partition(" ")
+        if kind not in FAULT_KINDS:
+            plan.content, plan.calls = f"Unknown simulator fault `{kind}`.", []
+        else:
+            plan.fault, plan.fault_once = kind, rest.strip() == "once"
+    return plan
+
+
+__all__ = ["Plan", "PlannedCall", "find_prompt", "message_text", "plan_answer", "tool_rounds"]

@@ -1,0 +1,245 @@
+"""The sans-IO simulator: ``Simulator.respond(method, path, headers, body) -> SimResponse``.
+
+Routes DeepSeek's endpoints, checks auth, validates (``validate``), plans the answer
+(``directives``), spends the budget and encodes (``render``), then applies faults (``faults``).
+It keeps small state (request counter, prompt-cache prefixes, emitted tool calls, recent request
+bodies) behind a lock; the I/O adapters are ``transport`` (httpx) and ``server`` (ASGI).
+"""
+
+from __future__ import annotations
+
+import random
+import string
+import threading
+import time
+from collections import OrderedDict, deque
+from typing import Any
+
+import msgspec
+
+from upstreams.simulator.config import (
+    DEEPSEEK_MODELS, HTTP_FAULTS, SimConfig, fault_schedule,
+)
+from upstreams.simulator.directives import Plan, plan_answer
+from upstreams.simulator.faults import http_fault, json_fault, stream_fault
+from upstreams.simulator.render import Answer, Renderer, apply_budget, usage
+from upstreams.simulator.validate import ChatCall, SimError, bad, validate
+
+_DECODE = msgspec.json.Decoder()
+_ENCODE = msgspec.json.Encoder()
+_CHAT_PATHS = ("/chat/completions", "/v1/chat/completions")
+_MODEL_PATHS = ("/models", "/v1/models")
+_ALNUM = string.ascii_letters + string.digits
+_CACHE_UNIT = 64
+_REMEMBERED = 1024
+
+
+class SimResponse(msgspec.Struct, kw_only=True):
+    """What to write: status, headers, then ``chunks`` in order, each after its delay.
+
+    Attributes:
+        drop_after: close the connection abruptly after this many chunks (``None``: never).
+    """
+
+    status: int
+    headers: list[tuple[bytes, bytes]]
+    chunks: list[tuple[float, bytes]]
+    drop_after: int | None = None
+
+
+def error_response(error: SimError) -> SimResponse:
+    body = error.body()
+    headers = [(b"content-type", b"application/json"),
+               (b"content-length", str(len(body)).encode()), *error.headers]
+    return SimResponse(status=error.status, headers=headers, chunks=[(0.0, body)])
+
+
+class Simulator:
+    """An in-process DeepSeek. Use sequentially (a lock makes concurrent calls wait in turn).
+
+    Attributes:
+        config: the frozen ``SimConfig``.
+        chat_requests: how many chat requests were received (scheduled faults count these).
+        requests: the last ``config.history`` decoded chat request bodies.
+    """
+
+    def __init__(self, config: SimConfig | None = None) -> None:
+        self.config = config or SimConfig()
+        self._schedule = fault_schedule(self.config)
+        self._models = tuple(dict.fromkeys((*DEEPSEEK_MODELS, *self.config.models)))
+        self._lock = threading.Lock()
+        self._rng = random.Random(self.config.seed)
+        self.chat_requests = 0
+        self.requests: deque[Any] = deque(maxlen=self.config.history)
+        self._prefixes: OrderedDict[bytes, bytes] = OrderedDict()
+        self._emitted: OrderedDict[str, tuple[str, str, Any]] = OrderedDict()
+        self._faulted_once: set[str] = set()
+
+    def respond(self, method: str, path: str, headers: dict[str, str], body: bytes) -> SimResponse:
+        """Answer one HTTP request; never raises for bad input (that is a 4xx response)."""
+        with self._lock:
+            path = path.split("?", 1)[0].rstrip("/") or "/"
+            lowered = {k.lower(): v for k, v in headers.items()}
+            try:
+                if path in _CHAT_PATHS and method.upper() == "POST":
+                    self._check_auth(lowered)
+                    return self._chat(body)
+                if path in _MODEL_PATHS and method.upper() == "GET":
+                    self._check_auth(lowered)
+                    return self._models_list()
+                raise SimError(404, f"Not Found: {method.upper()} {path}",
+                               type="invalid_request_error", code="not_found")
+            except SimError as error:
+                return error_response(error)
+
+    def _check_auth(self, headers: dict[str, str]) -> None:
+        key = self.config.api_key
+        if key is None:
+            return
+        auth = headers.get("authorization", "")
+        given = auth[7:].strip() if auth.lower().startswith("bearer ") else ""
+        if given != key:
+            shown = f"****{given[-4:]}" if given else "(none)"
+            raise SimError(401, f"Authentication Fails, Your api key: {shown} is invalid",
+                           type="authentication_error", code="invalid_request_error")
+
+    def _models_list(self) -> SimResponse:
+        body = _ENCODE.encode({"object": "list", "data": [
+            {"id": m, "object": "model", "owned_by": "deepseek"} for m in self._models]})
+        return SimResponse(status=200, headers=[
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode())], chunks=[(0.0, body)])
+
+    def _chat(self, raw: bytes) -> SimResponse:
+        self.chat_requests += 1
+        scheduled = self._schedule.get(self.chat_requests)
+        if scheduled in HTTP_FAULTS:
+            return error_response(http_fault(scheduled))
+        try:
+            body = _DECODE.decode(raw)
+        except msgspec.DecodeError as exc:
+            raise bad(f"Failed to parse the request body as JSON: {exc}") from None
+        self.requests.append(body)
+        call = validate(body, self.config)
+        if self.config.verify_replay and call.thinking:
+            self._verify_replay(call.messages)
+        plan = plan_answer(call.messages, call.tools, call.tool_choice, call.json_mode)
+        fault = scheduled or self._directive_fault(plan)
+        if fault in HTTP_FAULTS:
+            return error_response(http_fault(fault))
+        answer = apply_budget(plan, call.budget, thinking=call.thinking,
+                              overload=fault == "overload")
+        call_ids = [f"call_{i:02d}_{self._random(24)}" for i in range(len(answer.calls))]
+        self._remember(answer, call_ids)
+        renderer = Renderer(
+            completion_id=self._uuid(), created=int(time.time()), model=call.model,
+            fingerprint="fp_sim_prod0425", reasoning_field=self.config.reasoning_field,
+            thinking=call.thinking, include_usage=call.include_usage,
+            usage_on_finish=self.config.usage_on_finish_chunk)
+        use = usage(call.prompt_tokens, self._cached(call), answer)
+        if call.stream:
+            return self._stream(renderer, answer, call_ids, use, fault)
+        return self._json(renderer, answer, call_ids, use, fault)
+
+    def _stream(self, renderer: Renderer, answer: Answer, call_ids: list[str],
+                use: dict[str, Any], fault: str | None) -> SimResponse:
+        frames, finish_at = renderer.stream(answer, call_ids, use,
+                                            interleave=self.config.interleave_parallel)
+        cfg = self.config
+        chunks = [(cfg.keepalive_interval_s, b": keep-alive\n\n")] * cfg.keepalive_comments
+        chunks += [(cfg.chunk_delay_s, f) for f in frames]
+        chunks, drop_after = stream_fault(fault, chunks, len(chunks) - len(frames) + finish_at,
+                                          cfg)
+        headers = [(b"content-type", b"text/event-stream; charset=utf-8"),
+                   (b"cache-control", b"no-cache"), (b"x-ds-trace-id", self._random(32).encode())]
+        return SimResponse(status=200, headers=headers, chunks=chunks, drop_after=drop_after)
+
+    def _json(self, renderer: Renderer, answer: Answer, call_ids: list[str],
+              use: dict[str, Any], fault: str | None) -> SimResponse:
+        cfg = self.config
+        body = renderer.body(answer, call_ids, use)
+        chunks = [(cfg.keepalive_interval_s, b"\n")] * cfg.keepalive_comments
+        chunks.append((cfg.chunk_delay_s, body))
+        chunks, drop_after, length = json_fault(fault, chunks, cfg)
+        headers = [(b"content-type", b"application/json")]
+        if length is not None:
+            headers.append((b"content-length", str(length).encode()))
+        return SimResponse(status=200, headers=headers, chunks=chunks, drop_after=drop_after)
+
+    def _directive_fault(self, plan: Plan) -> str | None:
+        if plan.fault is None:
+            return None
+        if plan.fault_once:
+            if plan.step_key in self._faulted_once:
+                return None
+            if len(self._faulted_once) >= _REMEMBERED:
+                self._faulted_once.clear()
+            self._faulted_once.add(plan.step_key)
+        return plan.fault
+
+    def _cached(self, call: ChatCall) -> int:
+        """Prompt-cache hits: the byte prefix shared with the last request that began the same
+        way, in whole 64-token units, always below ``prompt_tokens``."""
+        first = call.messages[0] if call.messages else None
+        key = _ENCODE.encode([sorted(call.tools), first])
+        previous = self._prefixes.pop(key, None)
+        self._prefixes[key] = call.prompt_bytes
+        if len(self._prefixes) > self.config.history:
+            self._prefixes.popitem(last=False)
+        if previous is None:
+            return 0
+        shared = _common_prefix(previous, call.prompt_bytes) // 4
+        hit = (shared // _CACHE_UNIT) * _CACHE_UNIT
+        return min(hit, ((call.prompt_tokens - 1) // _CACHE_UNIT) * _CACHE_UNIT)
+
+    def _remember(self, answer: Answer, call_ids: list[str]) -> None:
+        for call, call_id in zip(answer.calls, call_ids, strict=True):
+            try:
+                args = _DECODE.decode(call.arguments)
+            except msgspec.DecodeError:
+                args = call.arguments
+            self._emitted[call_id] = (answer.reasoning, call.name, args)
+            if len(self._emitted) > _REMEMBERED:
+                self._emitted.popitem(last=False)
+
+    def _verify_replay(self, messages: list[dict[str, Any]]) -> None:
+        field = self.config.reasoning_field
+        for i, msg in enumerate(messages):
+            calls = msg.get("tool_calls") if msg["role"] == "assistant" else None
+            for tc in calls or ():
+                known = self._emitted.get(tc["id"])
+                if known is None:
+                    continue
+                reasoning, name, args = known
+                if msg.get(field) != reasoning:
+                    raise bad(f"messages[{i}].{field} differs from what was generated with tool "
+                              f"call {tc['id']}: expected {reasoning!r}, got {msg.get(field)!r}")
+                try:
+                    got = _DECODE.decode(tc["function"]["arguments"])
+                except msgspec.DecodeError:
+                    got = tc["function"]["arguments"]
+                if tc["function"]["name"] != name or got != args:
+                    raise bad(f"messages[{i}]: tool call {tc['id']} differs from what was "
+                              f"generated: expected {name} {args!r}, got "
+                              f"{tc['function']['name']} {got!r}")
+
+    def _random(self, n: int) -> str:
+        return "".join(self._rng.choice(_ALNUM) for _ in range(n))
+
+    def _uuid(self) -> str:
+        h = f"{self._rng.getrandbits(128):032x}"
+        return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def _common_prefix(a: bytes, b: bytes) -> int:
+    lo, hi = 0, min(len(a), len(b))
+    while lo < hi:  # binary search on slice equality: fast for long prompts
+        mid = (lo + hi + 1) // 2
+        if a[:mid] == b[:mid]:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+__all__ = ["SimResponse", "Simulator", "error_response"]
