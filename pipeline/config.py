@@ -84,10 +84,21 @@ def parse_config(text: str | bytes, *, env: dict[str, str] | None = None, source
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: the top level must be a mapping with `upstreams` and `pipelines`")
     raw = interpolate(raw, dict(os.environ) if env is None else env)
+    pipelines_raw = raw.get("pipelines")
+    if isinstance(pipelines_raw, dict):  # validated one by one so errors name the pipeline
+        checked: dict[str, PipelineConfig] = {}
+        for pid, body in pipelines_raw.items():
+            try:
+                checked[str(pid)] = msgspec.convert(body, type=PipelineConfig)
+            except msgspec.ValidationError as exc:
+                raise ConfigError(f"{source}: pipeline {pid!r}: {exc}") from None
+        raw = {**raw, "pipelines": {}}
     try:
         config = msgspec.convert(raw, type=GatewayConfig)
     except msgspec.ValidationError as exc:
         raise ConfigError(f"{source}: {exc}") from None
+    if isinstance(pipelines_raw, dict):
+        config = msgspec.structs.replace(config, pipelines=checked)
     for pid, pipe in config.pipelines.items():
         ups = [pipe.upstream] if isinstance(pipe.upstream, str) else pipe.upstream
         if not ups:

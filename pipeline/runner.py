@@ -73,12 +73,13 @@ class Outcome:
 class Responder:
     """The ASGI ``send`` side of one response; remembers whether the status was sent."""
 
-    __slots__ = ("_send", "ctx", "outcome")
+    __slots__ = ("_send", "ctx", "finished", "outcome")
 
     def __init__(self, send: Send, ctx: RequestContext, outcome: Outcome) -> None:
         self._send = send
         self.ctx = ctx
         self.outcome = outcome
+        self.finished = False
 
     async def start(self, status: int, headers: list[tuple[bytes, bytes]]) -> None:
         self.outcome.status = status
@@ -87,6 +88,8 @@ class Responder:
         await self._send({"type": "http.response.start", "status": status, "headers": headers})
 
     async def body(self, data: bytes, *, more: bool = True) -> None:
+        if not more:
+            self.finished = True
         await self._send({"type": "http.response.body", "body": data, "more_body": more})
 
     async def whole(self, status: int, headers: list[tuple[bytes, bytes]], data: bytes) -> None:
@@ -204,12 +207,13 @@ def _unwrap(exc: BaseException) -> BaseException:
     return exc
 
 
-async def _watch_disconnect(receive: Receive, scope: trio.CancelScope, gone: list[bool]) -> None:
+async def _watch_disconnect(receive: Receive, scope: trio.CancelScope, gone: list[bool], responder: Responder) -> None:
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
-            gone.append(True)
-            scope.cancel()
+            if not responder.finished:  # a disconnect after the last byte is the normal end
+                gone.append(True)
+                scope.cancel()
             return
 
 
@@ -217,16 +221,16 @@ async def run_pipeline(pipeline: Pipeline, request: ChatRequest, ctx: RequestCon
                        receive: Receive) -> None:
     """Everything after decoding: hooks, upstream, encoding, errors. Never raises GatewayError."""
     codec, outcome = pipeline.codec, responder.outcome
-    encoder = codec.stream_encoder(request) if request.stream else None
+    encoder: Any = None
     gone: list[bool] = []
     failure: GatewayError | None = None
     with trio.CancelScope(deadline=ctx.deadline) as deadline_scope:
         try:
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(_watch_disconnect, receive, nursery.cancel_scope, gone)
+                nursery.start_soon(_watch_disconnect, receive, nursery.cancel_scope, gone, responder)
                 for stage in pipeline.request_stages:
                     request = await stage.on_request(request, ctx)
-                if encoder is None and request.stream:
+                if request.stream:  # built after the hooks: stages may enrich client_extras
                     encoder = codec.stream_encoder(request)
                 outbox, inbox = build_response_chain(pipeline.stages, ctx, nursery)
                 await start_upstream(pipeline, request, outbox, ctx, nursery, outcome)
@@ -253,6 +257,8 @@ async def run_pipeline(pipeline: Pipeline, request: ChatRequest, ctx: RequestCon
     if deadline_scope.cancelled_caught and failure is None:
         failure = GatewayError(f"request exceeded the pipeline deadline of {pipeline.config.deadline_s:g}s",
                                code="timeout", blame="gateway")
+    if failure is None and ctx.committed and not responder.finished:
+        failure = GatewayError("the response stream ended before the message was complete", code="bad_gateway")
     if failure is not None:
         await send_failure(pipeline, failure, responder, encoder)
 
@@ -264,7 +270,7 @@ async def send_failure(pipeline: Pipeline, err: GatewayError, responder: Respond
         rendered = pipeline.codec.render_error(err)
         await responder.whole(rendered.status, rendered.headers, rendered.body)
         return
-    if encoder is not None:
+    if encoder is not None and not responder.finished:
         frames = encoder.error(err.info())
         await responder.body(b"".join(frames), more=False)
 
@@ -272,12 +278,15 @@ async def send_failure(pipeline: Pipeline, err: GatewayError, responder: Respond
 async def _stream_out(encoder: Any, inbox: trio.MemoryReceiveChannel[Event], responder: Responder,
                       outcome: Outcome) -> None:
     await responder.start(200, SSE_HEADERS)
+    terminal = False
     async for event in inbox:
         outcome.observe(event)
+        terminal = terminal or isinstance(event, MessageStop | StreamError)
         frames = encoder.feed(event)
         if frames:
             await responder.body(frames[0] if len(frames) == 1 else b"".join(frames))
-    await responder.body(b"".join(encoder.close()), more=False)
+    if terminal:  # else a stage failed or the chain ended early: the error boundary finishes it
+        await responder.body(b"".join(encoder.close()), more=False)
 
 
 async def _collect_out(codec: Any, request: ChatRequest, inbox: trio.MemoryReceiveChannel[Event],

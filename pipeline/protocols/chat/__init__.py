@@ -11,7 +11,8 @@ from __future__ import annotations
 from pipeline.protocols.chat.client import ChatCodec
 from pipeline.protocols.chat.client_decode import decode_chat_request
 from pipeline.protocols.chat.client_encode import ChatChunkEncoder, ChatCompletionCollector
-from pipeline.protocols.chat.decode import ChatStreamDecoder, decode_response, new_call_id
+from pipeline.protocols.chat.decode import ChatStreamDecoder, decode_response
+from pipeline.protocols.chat.helpers import convert_usage, new_call_id, new_completion_id
 from pipeline.protocols.chat.encode import encode_request, thinking_on
 from pipeline.protocols.chat.errors import error_from_payload, openai_error, parse_error_body
 
@@ -21,10 +22,12 @@ __all__ = [
     "ChatCompletionCollector",
     "ChatStreamDecoder",
     "decode_chat_request",
+    "convert_usage",
     "decode_response",
     "encode_request",
     "error_from_payload",
     "new_call_id",
+    "new_completion_id",
     "openai_error",
     "parse_error_body",
     "thinking_on",

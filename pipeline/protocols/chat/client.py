@@ -19,6 +19,8 @@ from pipeline.protocols.chat.errors import openai_error
 from pipeline.protocols.chat.models import ENCODER
 
 _JSON = (b"content-type", b"application/json")
+# A 429 always carries retry-after; when the upstream gave none, suggest this many seconds.
+DEFAULT_RETRY_AFTER_S = 1.0
 
 
 class ChatCodec(ClientCodec):
@@ -40,8 +42,11 @@ class ChatCodec(ClientCodec):
     def render_error(self, err: GatewayError) -> ErrorBody:
         info = err.info()
         headers = [_JSON]
-        if info.retry_after_s is not None and info.code in ("rate_limit", "overloaded"):
-            headers.append((b"retry-after", str(max(0, math.ceil(info.retry_after_s))).encode()))
+        retry = info.retry_after_s
+        if retry is None and info.code == "rate_limit":
+            retry = DEFAULT_RETRY_AFTER_S
+        if retry is not None and info.code in ("rate_limit", "overloaded"):
+            headers.append((b"retry-after", str(max(0, math.ceil(retry))).encode()))
         return ErrorBody(status=info.status, headers=headers, body=ENCODER.encode(openai_error(info)))
 
     def render_models(self, models: Sequence[ModelInfo]) -> bytes:

@@ -29,6 +29,7 @@ from pipeline.model import (
     ToolResultPart,
     ToolSpec,
 )
+from pipeline.protocols.chat.helpers import reasoning_text
 from pipeline.protocols.chat.models import (
     ENCODER,
     REQUEST_DECODER,
@@ -123,7 +124,7 @@ def _parts(
     out: list[TextPart | ImagePart] = []
     for j, part in enumerate(content):
         kind = part.type
-        if kind == "text":
+        if kind == "text" or kind == "input_text":  # input_text: Responses-style clients
             if part.text is None:
                 raise RequestError(f"messages[{i}].content[{j}].text is required for a text part")
             out.append(TextPart(part.text))
@@ -143,16 +144,6 @@ def _parts(
     return out
 
 
-def _reasoning_text(value: Any) -> str | None:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, dict):
-        for key in ("text", "content"):
-            if isinstance(value.get(key), str):
-                return value[key]
-    return None
-
-
 def _assistant(m: MessageIn, i: int, losses: list[Loss]) -> Message:
     parts: list[Part] = list(_parts(m.content, i, losses))
     for j, call in enumerate(m.tool_calls or ()):
@@ -169,7 +160,7 @@ def _assistant(m: MessageIn, i: int, losses: list[Loss]) -> Message:
             raise RequestError(f"messages[{i}].tool_calls[{j}].type: unsupported type {call.type!r}")
     if m.function_call is not None:
         losses.append(Loss("function_call", f"messages[{i}]: legacy function_call dropped"))
-    reasoning = m.reasoning_content if m.reasoning_content is not None else _reasoning_text(m.reasoning)
+    reasoning = m.reasoning_content if m.reasoning_content is not None else reasoning_text(m.reasoning)
     return Message(role="assistant", parts=tuple(parts), reasoning=reasoning, name=m.name)
 
 

@@ -9,7 +9,6 @@ Facts: ../shared/PROTOCOLS.md §3.2-3.4, §4.6-4.7, §5.5-5.7.
 
 from __future__ import annotations
 
-import secrets
 from typing import Any
 
 import msgspec
@@ -30,14 +29,19 @@ from pipeline.events import (
     Usage,
 )
 from pipeline.protocols.chat.errors import error_from_payload
+from pipeline.protocols.chat.helpers import (
+    arguments_text,
+    convert_usage,
+    new_call_id,
+    new_completion_id,
+    reasoning_text,
+)
 from pipeline.protocols.chat.models import (
     ANY_DECODER,
     CHUNK_DECODER,
-    ENCODER,
     RESPONSE_DECODER,
     DeltaView,
     MessageView,
-    UsageView,
 )
 from pipeline.sse import SseFrame
 from upstreams.profiles import Profile
@@ -54,50 +58,6 @@ _FAILED: dict[str, ErrorInfo] = {
     "error": ErrorInfo(code="api_error", message="upstream ended generation with an error", status=500),
     "abort": ErrorInfo(code="api_error", message="upstream aborted generation", status=500),
 }
-
-
-def new_call_id() -> str:
-    """A fresh tool call id in OpenAI's style: ``call_`` + 24 hex digits."""
-    return "call_" + secrets.token_hex(12)
-
-
-def new_completion_id() -> str:
-    return "chatcmpl-" + secrets.token_hex(12)
-
-
-def convert_usage(usage: UsageView) -> Usage:
-    """Neutral usage; DeepSeek's ``prompt_cache_hit_tokens`` wins over ``cached_tokens``."""
-    cached = usage.prompt_cache_hit_tokens
-    if cached is None and usage.prompt_tokens_details is not None:
-        cached = usage.prompt_tokens_details.cached_tokens
-    details = usage.completion_tokens_details
-    reasoning = details.reasoning_tokens if details is not None else None
-    return Usage(
-        input_tokens=usage.prompt_tokens or 0,
-        output_tokens=usage.completion_tokens or 0,
-        cached_input_tokens=cached or 0,
-        reasoning_tokens=reasoning or 0,
-    )
-
-
-def _reasoning_text(value: Any) -> str | None:
-    """``reasoning`` as a string, or an object with ``text`` / ``content``."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, dict):
-        for key in ("text", "content"):
-            text = value.get(key)
-            if isinstance(text, str):
-                return text
-    return None
-
-
-def _arguments(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return value
-    return ENCODER.encode(value).decode()
 
 
 class _Call:
@@ -214,9 +174,9 @@ class ChatStreamDecoder:
 
     def _delta(self, delta: DeltaView, out: list[Event]) -> None:
         if self._reasoning_first:
-            reasoning = _reasoning_text(delta.reasoning) or delta.reasoning_content
+            reasoning = reasoning_text(delta.reasoning) or delta.reasoning_content
         else:
-            reasoning = delta.reasoning_content or _reasoning_text(delta.reasoning)
+            reasoning = delta.reasoning_content or reasoning_text(delta.reasoning)
         if reasoning:
             self._thinking(reasoning, out)
         if delta.content:
@@ -231,18 +191,18 @@ class ChatStreamDecoder:
                     pos,
                     call.id,
                     fn.name if fn is not None else None,
-                    _arguments(fn.arguments) if fn is not None else "",
+                    arguments_text(fn.arguments) if fn is not None else "",
                     out,
                 )
         if delta.function_call is not None:  # legacy single function call
             fc = delta.function_call
-            self._tool(0, 0, None, fc.name, _arguments(fc.arguments), out)
+            self._tool(0, 0, None, fc.name, arguments_text(fc.arguments), out)
 
     def _message(self, message: MessageView, out: list[Event]) -> None:
         if self._reasoning_first:
-            reasoning = _reasoning_text(message.reasoning) or message.reasoning_content
+            reasoning = reasoning_text(message.reasoning) or message.reasoning_content
         else:
-            reasoning = message.reasoning_content or _reasoning_text(message.reasoning)
+            reasoning = message.reasoning_content or reasoning_text(message.reasoning)
         if reasoning:
             self._thinking(reasoning, out)
         content = message.content
@@ -257,11 +217,11 @@ class ChatStreamDecoder:
         for pos, call in enumerate(message.tool_calls or ()):
             fn = call.function
             name = fn.name if fn is not None else None
-            args = _arguments(fn.arguments) if fn is not None else ""
+            args = arguments_text(fn.arguments) if fn is not None else ""
             self._tool(pos, pos, call.id, name, args, out)
         if message.function_call is not None:
             fc = message.function_call
-            self._tool(0, 0, None, fc.name, _arguments(fc.arguments), out)
+            self._tool(0, 0, None, fc.name, arguments_text(fc.arguments), out)
 
     def _thinking(self, text: str, out: list[Event]) -> None:
         if self._calls:  # after a tool call started: keep tool blocks whole, emit at the end
@@ -424,4 +384,4 @@ def _error_frame(data: bytes) -> ErrorInfo:
     return error_from_payload(payload)
 
 
-__all__ = ["ChatStreamDecoder", "convert_usage", "decode_response", "new_call_id", "new_completion_id"]
+__all__ = ["ChatStreamDecoder", "decode_response"]

@@ -36,7 +36,8 @@ _STATUS_CODES: dict[int, str] = {
 }
 
 _CONTEXT_TEXT = re.compile(
-    r"context[ _]length|maximum context|context[ _]window|too long|exceed_context|exceeds? the context",
+    r"context[ _]length|maximum context|context[ _]window|context size|too long|exceed_context"
+    r"|exceeds? the context",
     re.IGNORECASE,
 )
 
@@ -158,7 +159,8 @@ def parse_error_body(status: int, body: bytes, *, retry_after: str | None = None
         message = text[:MAX_MESSAGE_CHARS] if text else f"upstream returned HTTP {status}"
     code = _STATUS_CODES.get(status) or status_code(status)
     if code == "invalid_request" and (
-        _keyword_code(ecode, etype) == "context_length_exceeded" or _CONTEXT_TEXT.search(message)
+        "context_length_exceeded" in (_keyword_code(ecode), _keyword_code(etype))
+        or _CONTEXT_TEXT.search(message)
     ):
         code = "context_length_exceeded"
     info_retry = _retry_after(retry_after, message) if code in ("rate_limit", "overloaded") else None

@@ -20,10 +20,10 @@ class FunctionCall(msgspec.Struct):
     arguments: str
 
 
-class ToolCall(msgspec.Struct):
+class ToolCall(msgspec.Struct, kw_only=True):
     id: str
-    function: FunctionCall
     type: str = "function"
+    function: FunctionCall
 
 
 class ImageUrl(msgspec.Struct):
@@ -56,9 +56,9 @@ class FunctionDef(msgspec.Struct):
     strict: bool | UnsetType = UNSET
 
 
-class Tool(msgspec.Struct):
-    function: FunctionDef
+class Tool(msgspec.Struct, kw_only=True):
     type: str = "function"
+    function: FunctionDef
 
 
 class StreamOptions(msgspec.Struct):

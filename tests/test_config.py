@@ -1,0 +1,105 @@
+"""pipelines.yaml loading: the shipped file, interpolation, and exact errors for broken variants."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from pipeline.config import load_config, parse_config
+from pipeline.errors import ConfigError
+from pipeline.registry import build_pipelines
+from tests.conftest import ROOT
+
+BASE = """
+upstreams:
+  sim:
+    type: simulator
+pipelines:
+  p:
+    client: chat
+    upstream: sim
+"""
+
+
+def build(text: str, env: dict[str, str] | None = None):
+    return build_pipelines(parse_config(text, env=env or {}), env=env or {})
+
+
+class TestShippedConfig:
+    def test_shipped_file_builds_without_any_key(self) -> None:
+        """The shipped pipelines.yaml loads on a fresh machine with no environment set."""
+        pipelines, upstreams = build_pipelines(load_config(ROOT / "pipelines.yaml", env={}), env={})
+        assert "deepseek" in upstreams and "simulator" in upstreams
+        assert pipelines["chat"].config.mount == ""
+        assert all(p.config.mount == "/demo" for pid, p in pipelines.items() if pid.startswith("demo"))
+
+    def test_check_command_passes_and_prints_orders(self) -> None:
+        """`python -m pipeline check` exits 0 and prints request and response orders."""
+        proc = subprocess.run([sys.executable, "-m", "pipeline", "check", str(ROOT / "pipelines.yaml")],
+                              capture_output=True, text=True, cwd=ROOT, timeout=60)
+        assert proc.returncode == 0, proc.stderr
+        assert "request:" in proc.stdout and "response:" in proc.stdout
+
+    def test_check_command_names_the_fault(self, tmp_path) -> None:
+        """A broken file exits 1 and the message names pipeline, stage index and field."""
+        bad = tmp_path / "bad.yaml"
+        bad.write_text(BASE + "    stages:\n      - custom_stage.redact:Redact: {patternz: [x]}\n")
+        proc = subprocess.run([sys.executable, "-m", "pipeline", "check", str(bad)], capture_output=True,
+                              text=True, cwd=ROOT, timeout=60,
+                              env={"PYTHONPATH": str(ROOT / "tests" / "fixtures"), "PATH": ""})
+        assert proc.returncode == 1
+        assert "pipeline 'p' stage 0 (custom_stage.redact:Redact): Object contains unknown field `patternz`" in proc.stderr
+
+
+class TestInterpolation:
+    def test_env_and_default(self) -> None:
+        """${VAR} reads the environment; ${VAR:-x} falls back to x."""
+        text = BASE.replace("type: simulator", "type: openai_chat\n    base_url: ${URL:-http://x}\n    headers: {h: '${H}'}")
+        config = parse_config(text, env={"H": "v"})
+        assert config.upstreams["sim"]["base_url"] == "http://x"
+        assert config.upstreams["sim"]["headers"] == {"h": "v"}
+
+    def test_missing_variable_is_named(self) -> None:
+        """A missing variable without default is a startup error naming it and its path."""
+        with pytest.raises(ConfigError, match=r"\$\.upstreams\.sim\.base_url: environment variable NOPE is not set"):
+            parse_config(BASE.replace("type: simulator", "type: openai_chat\n    base_url: ${NOPE}"), env={})
+
+
+BAD = [
+    (BASE + "    colour: blue\n", "pipeline 'p': Object contains unknown field `colour`"),
+    (BASE.replace("upstream: sim", "upstream: nowhere"), "pipeline 'p': unknown upstream 'nowhere' (defined: sim)"),
+    (BASE + "    stages: [no_such_stage]\n", "pipeline 'p' stage 0: unknown stage 'no_such_stage'"),
+    (BASE + "    stages: [nomodule:Thing]\n", "pipeline 'p' stage 0: cannot import stage 'nomodule:Thing'"),
+    (BASE + "    stages: ['pipeline.model:TextPart']\n", "pipeline 'p' stage 0: 'pipeline.model:TextPart' is not a pipeline.Stage subclass"),
+    (BASE + "    stages:\n      - custom_stage.redact:Redact: {patterns: ['(']}\n",
+     "pipeline 'p' stage 0 (custom_stage.redact:Redact): patterns: missing ), unterminated subpattern"),
+    (BASE + "    stages:\n      - custom_stage.redact:Redact: {patterns: 3}\n",
+     "pipeline 'p' stage 0 (custom_stage.redact:Redact): Expected `array`, got `int` - at `$.patterns`"),
+    (BASE.replace("client: chat", "client: smoke"), "pipeline 'p': unknown client 'smoke'"),
+    (BASE.replace("type: simulator", "type: warp"), "upstream 'sim': unknown upstream type 'warp'"),
+    (BASE.replace("type: simulator", "type: simulator\n    profile: nope"), "upstream 'sim': unknown profile 'nope'"),
+    (BASE.replace("type: simulator", "type: openai_chat"), "upstream 'sim': `base_url` is required for type openai_chat"),
+    (BASE + "    mount: demo\n", "pipeline 'p': mount 'demo' must start with '/'"),
+    (BASE + "    api_keys_env: [GW_KEY]\n", "pipeline 'p': api_keys_env: environment variable GW_KEY is not set"),
+    ("upstreams: [1]\npipelines: {}\n", "Expected `object`, got `array` - at `$.upstreams`"),
+    ("just text", "the top level must be a mapping"),
+]
+
+
+@pytest.mark.parametrize(("text", "message"), BAD, ids=[m[:40] for _, m in BAD])
+def test_bad_config_names_the_fault(text: str, message: str) -> None:
+    """Each broken variant fails at startup with a message that names the exact fault."""
+    with pytest.raises(ConfigError) as info:
+        build(text)
+    assert message in str(info.value)
+
+
+def test_custom_stage_by_module_attr() -> None:
+    """An operator stage resolves by module:attr and validates its own options."""
+    pipelines, _ = build(BASE + "    stages:\n      - custom_stage.redact:Redact: {patterns: ['sk-\\\\w+']}\n")
+    stage = pipelines["p"].stages[0]
+    assert stage.id == "p.0.redact"
+    assert pipelines["p"].request_order() == ["p.0.redact"]
+    assert pipelines["p"].response_order() == ["p.0.redact"]

@@ -1,0 +1,251 @@
+"""The runner: hook order, backpressure, deadline, disconnect, retries and the error boundary.
+
+The upstream here is a scripted in-memory one (the runner's contract is what is under test);
+end-to-end behaviour against the simulator and real SDKs lives in tests/test_serve*.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import msgspec
+import trio
+
+from pipeline.config import PipelineConfig
+from pipeline.errors import UpstreamError
+from pipeline.events import BlockStart, BlockStop, Event, MessageStart, MessageStop, StreamError, TextDelta
+from pipeline.model import ChatRequest
+from pipeline.protocols.chat import ChatCodec
+from pipeline.registry import Pipeline
+from pipeline.runner import Outcome, Responder, run_pipeline
+from pipeline.stage import RequestContext, Stage
+from pipeline.testing import make_context, sample_request
+from upstreams.base import Upstream, UpstreamConfig
+
+
+class Scripted(Upstream):
+    """Emits text deltas; can fail before start, stall, or count how far the consumer read."""
+
+    def __init__(self, *, deltas: int = 3, fail: list[UpstreamError] | None = None, stall_after: int | None = None,
+                 uid: str = "scripted") -> None:
+        super().__init__(UpstreamConfig(type="scripted"), upstream_id=uid)
+        self.deltas, self.fail, self.stall_after = deltas, list(fail or []), stall_after
+        self.sent = 0
+        self.calls = 0
+        self.closed_at: float | None = None
+
+    async def stream(self, request, out, ctx, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        self.calls += 1
+        if self.fail:
+            raise self.fail.pop(0)
+        task_status.started()
+        try:
+            await out.send(MessageStart(message_id="m", model="up"))
+            await out.send(BlockStart(index=0, block="text"))
+            for i in range(self.deltas):
+                if self.stall_after is not None and i >= self.stall_after:
+                    await trio.sleep_forever()
+                await out.send(TextDelta(index=0, text=f"t{i} "))
+                self.sent += 1
+            await out.send(BlockStop(index=0))
+            await out.send(MessageStop(stop_reason="end_turn"))
+        finally:
+            self.closed_at = trio.current_time()
+
+
+class Tag(Stage):
+    """Appends its name to every text delta and records request-hook order in ctx.state."""
+
+    name = "tag"
+
+    class Config(msgspec.Struct, frozen=True, kw_only=True):
+        label: str
+
+    async def on_request(self, request: ChatRequest, ctx: RequestContext) -> ChatRequest:
+        ctx.state.setdefault("order", []).append(self.config.label)
+        return request
+
+    def on_event(self, event: Event, ctx: RequestContext) -> Sequence[Event]:
+        if isinstance(event, TextDelta):
+            return (msgspec.structs.replace(event, text=event.text + self.config.label),)
+        return (event,)
+
+
+class TaskTag(Tag):
+    """The same, as a task-form stage."""
+
+    on_event = None  # type: ignore[assignment]
+
+    async def on_events(self, inbox, outbox, ctx) -> None:
+        with outbox:
+            async for event in inbox:
+                for e in Tag.on_event(self, event, ctx):
+                    await outbox.send(e)
+
+
+def make_pipeline(upstreams: list[Upstream], stages: list[Stage] | None = None, deadline_s: float = 30) -> Pipeline:
+    conf = PipelineConfig(client="chat", upstream=[u.id for u in upstreams], deadline_s=deadline_s)
+    return Pipeline("t", conf, ChatCodec(), stages or [], upstreams)
+
+
+class Sink:
+    def __init__(self) -> None:
+        self.messages: list[dict] = []
+        self.block: trio.Event | None = None
+
+    async def send(self, message: dict) -> None:
+        if self.block is not None:
+            await self.block.wait()
+        self.messages.append(message)
+
+    @property
+    def status(self) -> int:
+        return next(m["status"] for m in self.messages if m["type"] == "http.response.start")
+
+    @property
+    def body(self) -> bytes:
+        return b"".join(m.get("body", b"") for m in self.messages if m["type"] == "http.response.body")
+
+
+async def never_disconnect() -> dict:
+    await trio.sleep_forever()
+    raise AssertionError
+
+
+async def run(pipe: Pipeline, request: ChatRequest, *, receive=never_disconnect, deadline: float = 30):
+    ctx = make_context(deadline=trio.current_time() + deadline)
+    sink = Sink()
+    outcome = Outcome()
+    await run_pipeline(pipe, request, ctx, Responder(sink.send, ctx, outcome), receive)
+    return sink, outcome, ctx
+
+
+class TestOrder:
+    async def test_request_in_yaml_order_response_in_reverse(self) -> None:
+        """Request hooks run a→b→c; response hooks c→b→a, mixing sync and task forms."""
+        stages = [Tag(Tag.Config(label="a")), TaskTag(TaskTag.Config(label="b")), Tag(Tag.Config(label="c"))]
+        sink, outcome, ctx = await run(make_pipeline([Scripted(deltas=1)], stages), sample_request(stream=True))
+        assert ctx.state["order"] == ["a", "b", "c"]
+        assert b'"content":"t0 cba"' in sink.body
+        assert outcome.stop_reason == "end_turn"
+
+    async def test_non_streaming_collects_one_body(self) -> None:
+        """stream=false folds the same events into one JSON body."""
+        sink, _, _ = await run(make_pipeline([Scripted(deltas=2)]), sample_request())
+        assert sink.status == 200
+        body = msgspec.json.decode(sink.body)
+        assert body["choices"][0]["message"]["content"] == "t0 t1 "
+
+
+class TestBackpressure:
+    async def test_upstream_waits_for_a_slow_client(self, autojump_clock) -> None:
+        """With zero-buffer channels the upstream is at most a couple of events ahead of the client."""
+        up = Scripted(deltas=100)
+        pipe = make_pipeline([up], [TaskTag(TaskTag.Config(label="x"))])
+        sink = Sink()
+        sink.block = trio.Event()
+        ctx = make_context()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(run_pipeline, pipe, sample_request(stream=True), ctx, Responder(sink.send, ctx, Outcome()),
+                               never_disconnect)
+            await trio.sleep(1)
+            assert up.sent <= 3
+            sink.block.set()
+        assert up.sent == 100
+
+
+class TestCancellation:
+    async def test_disconnect_cancels_the_upstream(self, autojump_clock) -> None:
+        """http.disconnect cancels the request and the upstream stops within the same tick."""
+        up = Scripted(deltas=10, stall_after=2)
+        disconnect = trio.Event()
+
+        async def receive() -> dict:
+            await disconnect.wait()
+            return {"type": "http.disconnect"}
+
+        async with trio.open_nursery() as nursery:
+            done = trio.Event()
+
+            async def go() -> None:
+                await run(make_pipeline([up]), sample_request(stream=True), receive=receive)
+                done.set()
+
+            nursery.start_soon(go)
+            await trio.sleep(1)
+            t0 = trio.current_time()
+            disconnect.set()
+            await done.wait()
+        assert up.closed_at is not None and up.closed_at - t0 < 0.05
+
+    async def test_deadline_after_commit_is_an_in_stream_error(self, autojump_clock) -> None:
+        """A stalled stream past the deadline ends with the dialect's in-stream error."""
+        up = Scripted(deltas=10, stall_after=1)
+        sink, outcome, _ = await run(make_pipeline([up], deadline_s=5), sample_request(stream=True), deadline=5)
+        assert sink.status == 200
+        assert b'"error"' in sink.body and b"deadline" in sink.body
+        assert outcome.error_code == "timeout"
+
+    async def test_deadline_before_commit_is_an_http_error(self, autojump_clock) -> None:
+        """A deadline hit before the upstream answered becomes an HTTP 504 in the dialect."""
+
+        class Never(Scripted):
+            async def stream(self, request, out, ctx, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+                await trio.sleep_forever()
+
+        sink, _, _ = await run(make_pipeline([Never()]), sample_request(stream=True), deadline=3)
+        assert sink.status == 504
+
+
+class TestErrors:
+    async def test_retry_then_success(self, autojump_clock) -> None:
+        """A retryable failure before the first byte is retried with backoff."""
+        up = Scripted(fail=[UpstreamError("busy", code="overloaded", retryable=True, retry_after_s=1)])
+        sink, outcome, _ = await run(make_pipeline([up]), sample_request(stream=True))
+        assert sink.status == 200 and up.calls == 2 and outcome.attempts == 2
+
+    async def test_fallback_to_next_upstream(self, autojump_clock) -> None:
+        """When retries on one upstream are exhausted, the next upstream of the list serves."""
+        bad = Scripted(fail=[UpstreamError("down", code="overloaded", retryable=True)] * 3, uid="a")
+        good = Scripted(uid="b")
+        sink, _, ctx = await run(make_pipeline([bad, good]), sample_request(stream=True))
+        assert sink.status == 200 and ctx.upstream_id == "b" and bad.calls == 3
+
+    async def test_non_retryable_error_is_rendered_in_dialect(self) -> None:
+        """A 400 from upstream is not retried and reaches the client as an OpenAI error body."""
+        up = Scripted(fail=[UpstreamError("bad field", code="invalid_request", status=400)])
+        sink, outcome, _ = await run(make_pipeline([up]), sample_request(stream=True))
+        assert sink.status == 400 and up.calls == 1
+        assert msgspec.json.decode(sink.body)["error"]["message"] == "bad field"
+        assert outcome.error_code == "invalid_request"
+
+    async def test_failing_stage_after_commit_gives_in_stream_error(self) -> None:
+        """A stage that raises mid-stream ends the stream with an error event, not a crash."""
+
+        class Boom(Stage):
+            name = "boom"
+
+            def on_event(self, event, ctx):
+                if isinstance(event, TextDelta):
+                    raise RuntimeError("boom")
+                return (event,)
+
+        sink, outcome, _ = await run(make_pipeline([Scripted()], [Boom(None)]), sample_request(stream=True))
+        assert sink.status == 200
+        assert b"internal error in the gateway: RuntimeError" in sink.body
+        assert outcome.error_code == "api_error"
+
+    async def test_stream_error_event_non_streaming_becomes_http_error(self) -> None:
+        """An upstream StreamError in a non-streaming request becomes an HTTP error."""
+
+        class Dies(Scripted):
+            async def stream(self, request, out, ctx, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+                task_status.started()
+                from pipeline.events import ErrorInfo
+
+                await out.send(MessageStart(message_id="m", model="x"))
+                await out.send(StreamError(error=ErrorInfo(code="overloaded", message="gone", status=503)))
+
+        sink, _, _ = await run(make_pipeline([Dies()]), sample_request())
+        assert sink.status == 503
+
