@@ -57,6 +57,24 @@ def raw_estimate(request: ChatRequest) -> float:
     return total
 
 
+def prompt_text(request: ChatRequest) -> str:
+    """Every text the upstream sees, concatenated (for exact tokenizer endpoints)."""
+    pieces: list[str] = list(request.system)
+    for message in request.messages:
+        if message.reasoning:
+            pieces.append(message.reasoning)
+        for part in message.parts:
+            if isinstance(part, TextPart):
+                pieces.append(part.text)
+            elif isinstance(part, ToolCallPart):
+                pieces.append(f"{part.name} {part.arguments}")
+            elif isinstance(part, ToolResultPart):
+                pieces.extend(inner.text for inner in part.content if isinstance(inner, TextPart))
+    for tool in request.tools:
+        pieces.append(f"{tool.name} {tool.description} {_ENC.encode(tool.parameters).decode()} {tool.grammar or ''}")
+    return "\n".join(pieces)
+
+
 class Calibrator:
     """Per-model correction factor learned from (estimated, reported) prompt-token pairs."""
 
@@ -83,4 +101,4 @@ def estimate_request_tokens(request: ChatRequest, upstream_model: str = "") -> i
     return int(raw_estimate(request) * CALIBRATOR.factor(upstream_model)) + 1
 
 
-__all__ = ["CALIBRATOR", "Calibrator", "estimate_request_tokens", "raw_estimate", "text_tokens"]
+__all__ = ["CALIBRATOR", "Calibrator", "estimate_request_tokens", "prompt_text", "raw_estimate", "text_tokens"]

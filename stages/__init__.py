@@ -2,4 +2,6 @@
 
 BUILTIN: dict[str, str] = {
     "thinking_filter": "stages.thinking_filter:ThinkingFilter",
+    "token_budget": "stages.token_budget:TokenBudget",
+    "tool_ids": "stages.tool_ids:ToolIdMap",
 }

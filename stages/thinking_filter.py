@@ -24,9 +24,11 @@ import trio
 from pipeline.events import BlockStart, BlockStop, Event, MessageStart, MessageStop, SignatureDelta, StreamError
 from pipeline.events import TextDelta, ThinkingDelta
 from pipeline.model import ChatRequest, Message, ThinkingPart, ToolCallPart
+from pipeline.protocols.chat import thinking_on
 from pipeline.stage import RequestContext, Stage
 from stages.envelope import Envelope, digest, open_envelope, seal
 from stages.reasoning_cache import shared_store
+from upstreams.profiles import Profile
 
 RUNGS = ("not_needed", "envelope", "client", "cache", "empty", "thinking_off")
 _PROCESS_SECRETS: dict[str, bytes] = {}
@@ -84,10 +86,8 @@ class ThinkingFilter(Stage):
     # -- request way ------------------------------------------------------------------------
 
     async def on_request(self, request: ChatRequest, ctx: RequestContext) -> ChatRequest:
-        profile = ctx.upstream.profile if ctx.upstream is not None else None
-        thinking_on = request.thinking.enabled
-        if thinking_on is None:
-            thinking_on = bool(profile and profile.thinking_default)
+        profile = ctx.upstream.profile if ctx.upstream is not None else Profile(name="none")
+        thinking = thinking_on(request, profile)
         messages = list(request.messages)
         restored: dict[int, list[str]] = {}
         for i, message in enumerate(messages):
@@ -103,7 +103,7 @@ class ThinkingFilter(Stage):
             calls = [p.id for p in message.parts if isinstance(p, ToolCallPart)]
             parts = tuple(p for p in message.parts if not isinstance(p, ThinkingPart))
             reasoning, rung = self._resolve(message, restored.get(i), calls)
-            if thinking_on and calls:
+            if thinking and calls:
                 worst = max(worst, RUNGS.index(rung))
             if parts != message.parts or reasoning != message.reasoning:
                 messages[i] = msgspec.structs.replace(message, parts=parts, reasoning=reasoning)

@@ -53,6 +53,8 @@ class UpstreamConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     headers: dict[str, str] = {}
     # Connection pool size.
     max_connections: int = 512
+    # Tokenizer endpoint (llama.cpp: /tokenize), relative to base_url's host; exact prompt counts.
+    tokenize_path: str | None = None
     # Type-specific options (e.g. the simulator's).
     options: dict[str, Any] = {}
 
@@ -117,6 +119,10 @@ class Upstream:
         for target in self.config.models.values():
             seen.setdefault(target, target)
         return list(seen.items())
+
+    async def count_tokens(self, request: ChatRequest, ctx: RequestContext) -> int | None:
+        """Exact prompt tokens from the upstream's tokenizer, or ``None`` (estimate instead)."""
+        return None
 
     async def stream(
         self,

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 import httpx
+import msgspec
 import trio
 
 from pipeline.errors import UpstreamError, redact
@@ -18,9 +19,11 @@ from pipeline.events import ErrorInfo, Event, Heartbeat, StreamError
 from pipeline.model import ChatRequest
 from pipeline.protocols.chat import ChatStreamDecoder, encode_request, parse_error_body
 from pipeline.sse import SseDecoder
+from pipeline.tokens import prompt_text
 from pipeline.stage import RequestContext
 from upstreams.base import Upstream, UpstreamConfig
 
+_TOKENIZE = msgspec.json.Encoder()
 RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
 
 
@@ -65,6 +68,22 @@ class OpenAIChatUpstream(Upstream):
         if key:
             headers["authorization"] = f"Bearer {key}"
         return headers
+
+    async def count_tokens(self, request: ChatRequest, ctx: RequestContext) -> int | None:
+        """llama.cpp-style ``POST /tokenize {"content": text}`` → ``{"tokens": [...]}``; None on failure."""
+        if not self.config.tokenize_path or self._client is None:
+            return None
+        url = httpx.URL(self.config.base_url).join(self.config.tokenize_path)
+        body = _TOKENIZE.encode({"content": prompt_text(request)})
+        try:
+            with trio.fail_after(self.config.connect_timeout_s):
+                resp = await self._client.post(url, content=body, headers=self._headers(ctx))
+            if resp.status_code != 200:
+                return None
+            tokens = msgspec.json.decode(resp.content).get("tokens")
+            return len(tokens) if isinstance(tokens, list) else None
+        except (httpx.HTTPError, trio.TooSlowError, msgspec.DecodeError, AttributeError):
+            return None
 
     async def stream(
         self,

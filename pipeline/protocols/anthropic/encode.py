@@ -335,6 +335,13 @@ def _tool_input(args: str) -> object:
     return value if isinstance(value, dict) else {"_raw": args}
 
 
+def _message(code: str, message: str) -> str:
+    # Claude Code compacts when it reads "prompt is too long" (../shared/PROTOCOLS.md §5.9).
+    if code == "context_length_exceeded" and not message.startswith("prompt is too long"):
+        return f"prompt is too long: {message}"
+    return message
+
+
 def render_error(err: GatewayError) -> ErrorBody:
     """An HTTP error response in Anthropic's shape (``request_id`` omitted)."""
     kind = ERROR_TYPES.get(err.code, "api_error")
@@ -348,7 +355,7 @@ def render_error(err: GatewayError) -> ErrorBody:
             headers.append((b"retry-after", str(max(math.ceil(err.retry_after_s), 0)).encode()))
     elif err.code == "context_length_exceeded":
         status = 400
-    body = _ENC.encode(ErrorEvent(ErrorObject(kind, err.message)))
+    body = _ENC.encode(ErrorEvent(ErrorObject(kind, _message(err.code, err.message))))
     return ErrorBody(status, headers, body)
 
 

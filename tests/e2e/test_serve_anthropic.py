@@ -1,0 +1,111 @@
+"""Anthropic Messages end to end: the official anthropic SDK → hypercorn → gateway → simulator.
+
+A multi-step tool loop with thinking on: the SDK's strict stream accumulator must accept every
+event, the thinking block's signature must be echoed back, and the simulator (which 400s a
+tool-call turn without its reasoning_content, and with ``verify_replay`` any altered one) must
+receive DeepSeek's reasoning exactly.
+"""
+
+from __future__ import annotations
+
+import anthropic
+import httpx
+import trio
+
+from tests.e2e.serving import open_gateway
+
+CONFIG = """
+upstreams:
+  sim:
+    type: simulator
+    options: {verify_replay: true}
+pipelines:
+  claude_code:
+    client: anthropic
+    stages: [thinking_filter, token_budget, tool_ids]
+    upstream: sim
+"""
+
+BASH = {"name": "Bash", "description": "Run a shell command",
+        "input_schema": {"type": "object", "properties": {"command": {"type": "string"}}, "required": ["command"]}}
+
+
+def loop(base_url: str, prompt: str, *, stream: bool = True, steps: int = 4) -> list[anthropic.types.Message]:
+    client = anthropic.Anthropic(base_url=base_url, api_key="dummy", max_retries=0)
+    messages: list[dict] = [{"role": "user", "content": prompt}]
+    replies = []
+    for _ in range(steps):
+        kwargs = dict(model="claude-opus-5-5", max_tokens=32000 if stream else 4096, messages=messages, tools=[BASH],
+                      thinking={"type": "adaptive"}, system=[{"type": "text", "text": "You are a coding agent."}])
+        if stream:
+            with client.messages.stream(**kwargs) as s:
+                reply = s.get_final_message()
+        else:
+            reply = client.messages.create(**kwargs)
+        replies.append(reply)
+        if reply.stop_reason != "tool_use":
+            break
+        messages.append({"role": "assistant", "content": [b.model_dump(exclude_none=True) for b in reply.content]})
+        results = [{"type": "tool_result", "tool_use_id": b.id, "content": f"ran {b.input['command']}"}
+                   for b in reply.content if b.type == "tool_use"]
+        messages.append({"role": "user", "content": results})
+    return replies
+
+
+class TestAnthropicEndToEnd:
+    async def test_streaming_tool_loop_with_thinking(self) -> None:
+        """Three turns: two tool calls then text; reasoning replayed exactly every turn."""
+        prompt = "SIM:script shell echo hello > out.txt ;; shell cat out.txt ;; text finished"
+        async with open_gateway(CONFIG) as (url, gateway):
+            replies = await trio.to_thread.run_sync(loop, url, prompt)
+            sent = list(gateway.upstreams["sim"].simulator.requests)
+        assert [r.stop_reason for r in replies] == ["tool_use", "tool_use", "end_turn"]
+        first = replies[0]
+        thinking = next(b for b in first.content if b.type == "thinking")
+        assert thinking.thinking and thinking.signature.startswith("gw1.")
+        tool = next(b for b in first.content if b.type == "tool_use")
+        assert tool.name == "Bash" and tool.input == {"command": "echo hello > out.txt"}
+        assert replies[-1].content[-1].text == "finished"
+        assert first.model == "claude-opus-5-5"
+        assert first.usage.output_tokens > 0
+        # Turn 3's upstream request carries both earlier reasoning texts, exactly as shown to the client.
+        assistants = [m for m in sent[-1]["messages"] if m["role"] == "assistant"]
+        shown = [next(b.thinking for b in r.content if b.type == "thinking") for r in replies[:2]]
+        assert [a["reasoning_content"] for a in assistants] == shown
+
+    async def test_non_streaming_tool_loop(self) -> None:
+        """stream=false gives the same loop (Claude Code falls back to it)."""
+        async with open_gateway(CONFIG) as (url, _):
+            replies = await trio.to_thread.run_sync(
+                lambda: loop(url, "SIM:script shell ls ;; text ok", stream=False))
+        assert [r.stop_reason for r in replies] == ["tool_use", "end_turn"]
+
+    async def test_count_tokens_and_models_and_hello(self) -> None:
+        """count_tokens answers locally; /v1/models in Anthropic's shape; /api/hello is 200."""
+
+        def calls(base: str):
+            client = anthropic.Anthropic(base_url=base, api_key="dummy", max_retries=0)
+            count = client.messages.count_tokens(model="claude-opus-5-5", messages=[{"role": "user", "content": "hello " * 400}])
+            models = client.models.list()
+            return count, models
+
+        async with open_gateway(CONFIG) as (url, _):
+            count, models = await trio.to_thread.run_sync(calls, url)
+            async with httpx.AsyncClient() as http:
+                hello = await http.head(f"{url}/api/hello")
+                beta = await http.post(f"{url}/v1/messages/count_tokens?beta=true",
+                                       json={"model": "m", "messages": [{"role": "user", "content": "x"}]})
+        assert 300 < count.input_tokens < 1000
+        assert any(m.id == "deepseek-v4-pro" for m in models.data)
+        assert hello.status_code == 200 and beta.status_code == 200
+
+    async def test_bad_request_is_anthropic_error(self) -> None:
+        """Malformed input gets Anthropic's error JSON, never a 500."""
+        async with open_gateway(CONFIG) as (url, _):
+            async with httpx.AsyncClient() as http:
+                bad_json = await http.post(f"{url}/v1/messages", content=b"{nope", headers={"content-type": "application/json"})
+                no_messages = await http.post(f"{url}/v1/messages", json={"model": "m", "max_tokens": 5})
+        for response in (bad_json, no_messages):
+            assert response.status_code == 400
+            body = response.json()
+            assert body["type"] == "error" and body["error"]["type"] == "invalid_request_error"
