@@ -1,7 +1,8 @@
 """The gateway's engine: ASGI app, stage contract, neutral model and events.
 
-``pipeline:app`` is the ASGI callable (``hypercorn -k trio pipeline:app``); it is imported lazily
-so that codecs and stages can import ``pipeline.*`` submodules without loading the app.
+``pipeline:app`` is the ASGI callable (``hypercorn -k trio pipeline:app``). It is a thin proxy
+that imports ``pipeline.app`` on first use, so codecs and stages can import ``pipeline.*``
+submodules without loading (or cyclically importing) the whole app.
 """
 
 from __future__ import annotations
@@ -13,9 +14,18 @@ from pipeline.stage import RequestContext, Stage
 __all__ = ["RequestContext", "Stage", "app"]
 
 
-def __getattr__(name: str) -> Any:
-    if name == "app":
-        from pipeline.app import app
+class _App:
+    __slots__ = ("_app",)
 
-        return app
-    raise AttributeError(f"module 'pipeline' has no attribute {name!r}")
+    def __init__(self) -> None:
+        self._app: Any = None
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if self._app is None:
+            from pipeline.app import app as real
+
+            self._app = real
+        await self._app(scope, receive, send)
+
+
+app = _App()

@@ -1,12 +1,8 @@
 """Responses ``input`` items → neutral system texts and messages (PROTOCOLS §2.2, §5.3).
 
-A run of ``reasoning`` + assistant ``message`` + call items (``function_call``,
-``custom_tool_call``, ``local_shell_call``) becomes ONE assistant message (thinking parts first,
-then text, then tool calls): DeepSeek wants one assistant message per step. A reasoning item
-that follows text or calls starts a new step. Tool outputs become ``tool`` messages keyed by
-``call_id`` (Codex does not echo item ids). Leading developer/system messages go to
-``ChatRequest.system``; later ones stay in place as ``system`` messages (their position matters
-to the model and to the upstream's prefix cache). Hosted-tool items are dropped with a loss.
+A run of reasoning + assistant message + call items becomes ONE assistant message (DeepSeek
+wants one per step); tool outputs become ``tool`` messages keyed by ``call_id``. Hosted-tool
+items are dropped with a loss. Nothing else is dropped, nothing invented.
 """
 
 from __future__ import annotations
@@ -59,7 +55,14 @@ class _Step:
 
 
 class History:
-    """Walks the items once; ``system`` and ``messages`` hold the result."""
+    """Walks the items once; ``system`` and ``messages`` hold the result.
+
+    A step's parts are thinking parts first, then text, then tool calls; a reasoning item that
+    follows text or calls starts a new step (it always opens a new response). Leading
+    developer/system messages go to ``system``; later ones stay in place as ``system`` messages
+    (position matters to the model and to the upstream's prefix cache). Codex does not echo item
+    ids, so everything is keyed by ``call_id``.
+    """
 
     def __init__(self, reader: Reader) -> None:
         self.reader = reader
@@ -71,6 +74,10 @@ class History:
         for i, raw in enumerate(items):
             self._item(raw, f"input.{i}")
         self._flush()
+
+    def read_text(self, text: str) -> None:
+        """``input`` given as a plain string: one user message."""
+        self.messages.append(Message(role="user", parts=(TextPart(text),) if text else ()))
 
     # ------------------------------------------------------------ dispatch
 
@@ -198,7 +205,8 @@ class History:
             if part.type in _TEXT_TYPES:
                 if part.text is None:
                     raise RequestError(f"{ppath}.text: field required")
-                parts.append(TextPart(part.text))
+                if part.text:
+                    parts.append(TextPart(part.text))
             elif part.type == "input_image":
                 image = self._image(part, ppath)
                 if image is not None:

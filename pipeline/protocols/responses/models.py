@@ -1,9 +1,8 @@
 """Decode-side wire views of an OpenAI Responses ``POST /v1/responses`` body.
 
-Views declare only the fields the decoder reads; msgspec ignores the rest. Items and tools stay
-``msgspec.Raw`` at the top level and are decoded one by one after peeking at ``type``, so an
-unknown item or tool type becomes a loss instead of a validation error. Field reference:
-openai-python ``types/responses/response_create_params.py`` and ../shared/PROTOCOLS.md §2.1-2.3.
+Views declare only the fields the decoder reads (msgspec ignores the rest). Items and tools stay
+``msgspec.Raw`` at the top level and are decoded after peeking at ``type``. Field reference:
+openai-python ``types/responses/response_create_params.py``, PROTOCOLS §2.1-2.3.
 """
 
 from __future__ import annotations
@@ -38,7 +37,7 @@ class ResponsesRequest(msgspec.Struct):
     input: str | list[msgspec.Raw] | None = None
     instructions: str | None = None
     tools: list[msgspec.Raw] | None = None
-    tool_choice: msgspec.Raw | None = None
+    tool_choice: msgspec.Raw = msgspec.Raw()  # empty when absent; Raw cannot be in a union
     parallel_tool_calls: bool | None = None
     reasoning: ReasoningParam | None = None
     max_output_tokens: int | None = None
@@ -55,9 +54,9 @@ class ResponsesRequest(msgspec.Struct):
     user: str | None = None
     safety_identifier: str | None = None
     previous_response_id: str | None = None
-    conversation: msgspec.Raw | None = None
+    conversation: msgspec.Raw = msgspec.Raw()  # empty when absent; Raw cannot be in a union
     background: bool | None = None
-    prompt: msgspec.Raw | None = None
+    prompt: msgspec.Raw = msgspec.Raw()  # empty when absent; Raw cannot be in a union
 
 
 # ---------------------------------------------------------------- input items

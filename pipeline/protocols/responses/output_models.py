@@ -131,7 +131,7 @@ class ResponseObject(msgspec.Struct, kw_only=True):
 # ---------------------------------------------------------------- stream events
 
 
-class _Event(msgspec.Struct, tag_field="type", kw_only=True):
+class _Event(msgspec.Struct, tag_field="type"):
     sequence_number: int
 
 

@@ -1,9 +1,7 @@
-"""Responses ``tools`` and ``tool_choice`` → neutral ``ToolSpec`` / ``ToolChoice`` (PROTOCOLS §2.3, §5.3).
+"""Responses ``tools`` and ``tool_choice`` → neutral ``ToolSpec`` / ``ToolChoice`` (§2.3, §5.3).
 
-``function`` and ``custom`` (freeform, Lark/regex grammar) map one to one; ``local_shell`` becomes
-a function-shaped spec named ``local_shell``; a ``namespace`` is flattened to ``<ns>__<name>``
-(a later ``tool_ids`` stage shortens long names). Hosted tools (web_search, tool_search,
-image_generation, file_search, mcp, ...) cannot run on a Chat backend: dropped with a loss.
+function and custom map one to one, local_shell becomes a function-shaped spec, a namespace is
+flattened to ``<ns>__<name>``; hosted tools (web_search, tool_search, ...) are dropped with a loss.
 """
 
 from __future__ import annotations
@@ -40,7 +38,7 @@ LOCAL_SHELL_PARAMETERS: dict[str, Any] = {
 }
 
 _STR_CHOICES = ("auto", "none", "required")
-_CHOICE_DECODER = msgspec.json.Decoder(str | ToolChoiceParam)
+_CHOICE_DECODER = msgspec.json.Decoder(str | ToolChoiceParam | None)
 
 
 def flat_name(namespace: str | None, name: str) -> str:
@@ -116,16 +114,17 @@ def _namespace(raw: msgspec.Raw, path: str, reader: Reader) -> list[ToolSpec]:
     return specs
 
 
-def decode_tool_choice(
-    raw: msgspec.Raw | None, tools: tuple[ToolSpec, ...], reader: Reader
-) -> ToolChoice | None:
-    """``tool_choice``: a mode string or an object; unsupported forms fall back to a mode + loss."""
-    if raw is None:
+def decode_tool_choice(raw: msgspec.Raw, tools: tuple[ToolSpec, ...], reader: Reader) -> ToolChoice | None:
+    """``tool_choice``: a mode string or an object; unsupported forms fall back to a mode + loss.
+    ``raw`` is empty when the field was absent."""
+    if len(raw) == 0:
         return None
     try:
         value = _CHOICE_DECODER.decode(raw)
     except msgspec.ValidationError:
         raise RequestError("tool_choice: expected one of \"auto\", \"none\", \"required\" or an object") from None
+    if value is None:
+        return None
     if isinstance(value, str):
         if value not in _STR_CHOICES:
             raise RequestError(f"tool_choice: expected one of \"auto\", \"none\", \"required\", got {value!r}")

@@ -1,0 +1,159 @@
+"""OpenAI Responses request JSON → neutral ``ChatRequest`` (PROTOCOLS §2.1-2.3, §5.3).
+
+The top level is one msgspec pass; items (history.py) and tools (tools.py) are decoded one by
+one after peeking at ``type``, so unknown kinds become losses, never a 400. The gateway is
+stateless: ``previous_response_id`` and ``conversation`` get a clear 400.
+"""
+
+from __future__ import annotations
+
+from typing import Any, get_args
+
+import msgspec
+
+from pipeline.errors import RequestError
+from pipeline.model import ChatRequest, Effort, ResponseFormat, ThinkingConfig
+from pipeline.protocols.responses.history import History
+from pipeline.protocols.responses.items import client_facts
+from pipeline.protocols.responses.models import ReasoningParam, ResponsesRequest, TextParam
+from pipeline.protocols.responses.reader import Reader, validation_error
+from pipeline.protocols.responses.tools import decode_tool_choice, decode_tools
+
+_REQUEST_DECODER = msgspec.json.Decoder(ResponsesRequest)
+_EFFORTS: tuple[str, ...] = get_args(Effort)
+_NULL = b"null"
+
+STATELESS = (
+    "previous_response_id is not supported: this gateway is stateless; resend the full "
+    "conversation in `input` (Codex does this by default)"
+)
+NO_CONVERSATION = (
+    "conversation is not supported: this gateway is stateless; resend the full conversation "
+    "in `input`"
+)
+
+
+def decode_request(body: bytes) -> ChatRequest:
+    """Parse a ``POST /v1/responses`` body.
+
+    Args:
+        body: the raw request body.
+
+    ``user`` falls back to ``safety_identifier`` (its successor in the API), never to
+    ``prompt_cache_key`` (a per-conversation id, not an end-user id). ``prompt_cache_key``,
+    ``store``, ``include``, ``metadata`` and ``reasoning.summary`` go to ``client_extras``, with
+    ``tool_targets`` / ``tool_choice``: the client-facing tool facts the encoder needs after
+    stages renamed tools for the upstream.
+
+    Returns:
+        The neutral request; what it cannot carry is listed in ``losses``.
+
+    Raises:
+        RequestError: invalid JSON, not an object, a missing or mistyped field (the message
+            names its path, e.g. ``input.3.call_id``), or a stateful feature.
+    """
+    try:
+        wire = _REQUEST_DECODER.decode(body)
+    except msgspec.ValidationError as exc:
+        if str(exc).startswith("Expected `object`") and " - at " not in str(exc):
+            raise RequestError("request body must be a JSON object") from None
+        raise validation_error(exc) from None
+    except msgspec.DecodeError as exc:
+        raise RequestError(f"request body is not valid JSON: {exc}") from None
+
+    if wire.previous_response_id is not None:
+        raise RequestError(STATELESS, code="invalid_request")
+    if _given(wire.conversation):
+        raise RequestError(NO_CONVERSATION, code="invalid_request")
+    if not wire.model:
+        raise RequestError("model: must be a non-empty string")
+    if wire.input is None:
+        raise RequestError("input: field required (this gateway is stateless; send the whole conversation)")
+    if wire.max_output_tokens is not None and wire.max_output_tokens < 1:
+        raise RequestError(f"max_output_tokens: must be >= 1, got {wire.max_output_tokens}")
+
+    reader = Reader()
+    history = History(reader)
+    if wire.instructions:
+        history.system.append(wire.instructions)
+    if isinstance(wire.input, str):
+        history.read_text(wire.input)
+    else:
+        history.read(wire.input)
+    tools = decode_tools(wire.tools or [], reader)
+    tool_choice = decode_tool_choice(wire.tool_choice, tools, reader)
+    extras: dict[str, Any] = client_facts(tools, tool_choice)
+    thinking = _thinking(wire.reasoning, extras)
+    _extras(wire, extras, reader)
+    return ChatRequest(
+        model=wire.model,
+        messages=tuple(history.messages),
+        system=tuple(history.system),
+        tools=tools,
+        tool_choice=tool_choice,
+        parallel_tool_calls=wire.parallel_tool_calls,
+        max_output_tokens=wire.max_output_tokens,
+        temperature=wire.temperature,
+        top_p=wire.top_p,
+        user=wire.user or wire.safety_identifier,
+        thinking=thinking,
+        response_format=_response_format(wire.text),
+        stream=bool(wire.stream),
+        losses=tuple(reader.losses),
+        client_extras=extras,
+    )
+
+
+def _thinking(reasoning: ReasoningParam | None, extras: dict[str, Any]) -> ThinkingConfig:
+    """``reasoning`` null/absent or without ``effort`` → upstream default (``enabled=None``)."""
+    if reasoning is None:
+        return ThinkingConfig()
+    summary = reasoning.summary or reasoning.generate_summary
+    if summary is not None:
+        extras["reasoning_summary"] = summary
+    effort = reasoning.effort
+    if effort is None:
+        return ThinkingConfig()
+    if effort not in _EFFORTS:
+        raise RequestError(f"reasoning.effort: expected one of {', '.join(_EFFORTS)}, got {effort!r}")
+    if effort == "none":
+        return ThinkingConfig(enabled=False)
+    return ThinkingConfig(enabled=True, effort=effort)  # type: ignore[arg-type]
+
+
+def _response_format(text: TextParam | None) -> ResponseFormat | None:
+    if text is None or text.format is None or text.format.type == "text":
+        return None
+    fmt = text.format
+    if fmt.type == "json_object":
+        return ResponseFormat(type="json_object")
+    if fmt.type == "json_schema":
+        if fmt.schema is None:
+            raise RequestError("text.format.schema: field required for json_schema")
+        return ResponseFormat(type="json_schema", schema=fmt.schema, name=fmt.name, strict=fmt.strict)
+    raise RequestError(f"text.format.type: expected text, json_object or json_schema, got {fmt.type!r}")
+
+
+def _extras(wire: ResponsesRequest, extras: dict[str, Any], reader: Reader) -> None:
+    if wire.store is not None:
+        extras["store"] = wire.store
+    if wire.include is not None:
+        extras["include"] = list(wire.include)
+    if wire.prompt_cache_key is not None:
+        extras["prompt_cache_key"] = wire.prompt_cache_key
+    if wire.metadata:
+        extras["metadata"] = dict(wire.metadata)
+    if wire.service_tier not in (None, "auto", "default"):
+        reader.lose("service_tier", f"service_tier {wire.service_tier!r} not available upstream")
+    if wire.truncation == "auto":
+        reader.lose("truncation", "truncation 'auto' not applied: the input is sent whole")
+    if _given(wire.prompt):
+        reader.lose("prompt", "stored prompt templates are not available; prompt ignored")
+
+
+def _given(raw: msgspec.Raw) -> bool:
+    """An embedded value that is present and not ``null``."""
+    return len(raw) > 0 and bytes(raw) != _NULL
+
+
+__all__ = ["NO_CONVERSATION", "STATELESS", "decode_request"]

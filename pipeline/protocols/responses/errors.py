@@ -1,0 +1,120 @@
+"""Errors in the Responses dialect: HTTP error bodies, ``response.failed`` codes (§5.9), and the
+``/v1/models`` and ``input_tokens`` bodies.
+
+Failure codes are chosen for how Codex reacts to them (PROTOCOLS §2.6): see ``FAILED_CODES``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import msgspec
+
+from pipeline.errors import GatewayError
+from pipeline.events import ErrorInfo
+from pipeline.protocols.base import ErrorBody, ModelInfo
+from pipeline.protocols.responses.output_models import (
+    ErrorDetail,
+    ErrorEnvelope,
+    InputTokens,
+    ModelEntry,
+    ModelList,
+)
+
+_ENCODER = msgspec.json.Encoder()
+_JSON = (b"content-type", b"application/json")
+
+# neutral code -> response.failed error.code. Codex: context_length_exceeded, insufficient_quota
+# and invalid_prompt are fatal; server_is_overloaded, rate_limit_exceeded (after the "try again
+# in Ns" in the message) and anything else are retried. An upstream authentication/permission
+# failure is the gateway's configuration, which no retry fixes: the fatal invalid_prompt.
+FAILED_CODES: dict[str, str] = {
+    "context_length_exceeded": "context_length_exceeded",
+    "rate_limit": "rate_limit_exceeded",
+    "overloaded": "server_is_overloaded",
+    "timeout": "server_is_overloaded",
+    "bad_gateway": "server_is_overloaded",
+    "billing": "insufficient_quota",
+    "invalid_request": "invalid_prompt",
+    "unprocessable": "invalid_prompt",
+    "request_too_large": "invalid_prompt",
+    "unsupported_media_type": "invalid_prompt",
+    "not_found": "invalid_prompt",
+    "method_not_allowed": "invalid_prompt",
+    "authentication": "invalid_prompt",
+    "permission": "invalid_prompt",
+    "api_error": "server_error",
+}
+
+# neutral code -> (error.type, error.code) of an HTTP error body
+_HTTP: dict[str, tuple[str, str | None]] = {
+    "invalid_request": ("invalid_request_error", None),
+    "context_length_exceeded": ("invalid_request_error", "context_length_exceeded"),
+    "authentication": ("invalid_request_error", "invalid_api_key"),
+    "billing": ("insufficient_quota", "insufficient_quota"),
+    "permission": ("permission_error", None),
+    "not_found": ("invalid_request_error", "not_found"),
+    "method_not_allowed": ("invalid_request_error", None),
+    "request_too_large": ("invalid_request_error", "request_too_large"),
+    "unsupported_media_type": ("invalid_request_error", None),
+    "unprocessable": ("invalid_request_error", None),
+    "rate_limit": ("requests", "rate_limit_exceeded"),
+    "api_error": ("server_error", None),
+    "bad_gateway": ("server_error", None),
+    "overloaded": ("server_error", "server_is_overloaded"),
+    "timeout": ("server_error", None),
+}
+
+
+def retry_message(message: str, retry_after_s: float | None) -> str:
+    """Append Codex's retry hint ("Please try again in 2.5s.") when the delay is known."""
+    if retry_after_s is None or "try again in" in message.lower():
+        return message
+    sep = "" if not message or message.endswith((".", "!", "?")) else "."
+    return f"{message}{sep} Please try again in {retry_after_s:g}s.".lstrip()
+
+
+def failure(info: ErrorInfo) -> tuple[str, str]:
+    """``(code, message)`` for ``response.failed``'s ``error``."""
+    code = FAILED_CODES.get(info.code, "server_error")
+    message = info.message
+    if code == "rate_limit_exceeded":
+        message = retry_message(message, info.retry_after_s)
+    return code, message
+
+
+def render_error(err: GatewayError) -> ErrorBody:
+    """An OpenAI-style HTTP error response (nothing was sent yet)."""
+    kind, code = _HTTP.get(err.code, ("server_error", None))
+    message = err.message
+    headers = [_JSON]
+    if err.code == "rate_limit" and err.retry_after_s is not None:
+        message = retry_message(message, err.retry_after_s)
+        seconds = max(0.0, err.retry_after_s)
+        headers.append((b"retry-after", str(math.ceil(seconds)).encode()))
+        headers.append((b"retry-after-ms", str(round(seconds * 1000)).encode()))
+    body = ErrorEnvelope(ErrorDetail(message=message, type=kind, param=None, code=code))
+    return ErrorBody(status=err.status, headers=headers, body=_ENCODER.encode(body))
+
+
+def render_models(models: Sequence[ModelInfo]) -> bytes:
+    """``GET /v1/models`` in OpenAI's list shape, plus the limits Codex-like clients can use."""
+    entries = [
+        ModelEntry(
+            id=m.id,
+            owned_by=m.owned_by,
+            context_window=m.context_window,
+            max_output_tokens=m.max_output_tokens,
+        )
+        for m in models
+    ]
+    return _ENCODER.encode(ModelList(data=entries))
+
+
+def render_count(input_tokens: int) -> bytes:
+    """``POST /v1/responses/input_tokens`` body."""
+    return _ENCODER.encode(InputTokens(input_tokens=input_tokens))
+
+
+__all__ = ["FAILED_CODES", "failure", "render_count", "render_error", "render_models", "retry_message"]

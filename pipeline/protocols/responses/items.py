@@ -1,0 +1,157 @@
+"""Building Responses output items and Response fields from neutral data (PROTOCOLS §2.4-2.5, §5.6).
+
+Pure helpers for core.py: the tool-call item for a finished block (function, custom, local_shell
+with a function_call fallback when the arguments do not fit the action), usage, the echoed
+``tool_choice``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from pipeline.events import Usage
+from pipeline.model import ChatRequest, ToolChoice, ToolSpec
+from pipeline.protocols.responses import output_models as w
+
+_DECODER = msgspec.json.Decoder()
+
+
+class ToolTarget(msgspec.Struct, frozen=True):
+    """How a neutral tool call is shown to the client."""
+
+    kind: str  # function | custom | local_shell
+    call_id: str
+    name: str
+    namespace: str | msgspec.UnsetType = msgspec.UNSET
+
+
+TOOL_TARGETS = "tool_targets"  # client_extras key: flat name -> {kind, name, namespace}
+TOOL_CHOICE = "tool_choice"  # client_extras key: the tool_choice to echo
+
+
+def client_facts(tools: tuple[ToolSpec, ...], choice: ToolChoice | None) -> dict[str, Any]:
+    """What the encoder needs about the client's tools, as decoded, before any stage renames a
+    ``ToolSpec`` for the upstream (``tool_ids`` does, and maps ``BlockStart.name`` back)."""
+    targets = {
+        spec.name: {"kind": spec.kind, "name": spec.client_name or spec.name, "namespace": spec.namespace}
+        for spec in tools
+        if spec.kind != "function" or spec.namespace
+    }
+    facts: dict[str, Any] = {TOOL_TARGETS: targets} if targets else {}
+    if choice is not None:
+        facts[TOOL_CHOICE] = tool_choice_echo(choice, tools)
+    return facts
+
+
+def target(request: ChatRequest, name: str | None, call_id: str) -> ToolTarget:
+    """How to show a call to ``name`` (the original flat name): the decoder's facts first, then
+    the offered tools; unknown names are plain functions."""
+    name = name or ""
+    fact = request.client_extras.get(TOOL_TARGETS, {}).get(name)
+    if fact is not None:
+        return ToolTarget(fact["kind"], call_id, fact["name"], fact["namespace"] or msgspec.UNSET)
+    spec = request.tool(name)
+    if spec is None:
+        return ToolTarget("function", call_id, name)
+    namespace = spec.namespace if spec.namespace else msgspec.UNSET
+    return ToolTarget(spec.kind, call_id, spec.client_name or spec.name, namespace)
+
+
+def is_json(text: str) -> bool:
+    try:
+        _DECODER.decode(text.encode())
+    except msgspec.DecodeError:
+        return False
+    return True
+
+
+def shell_action(arguments: str) -> w.LocalShellExec | None:
+    """``{"command": [...], "workdir"?, "timeout_ms"?}`` → the exec action, or ``None`` when the
+    arguments do not have that shape (the call is then shown as a function_call)."""
+    try:
+        value: Any = _DECODER.decode(arguments.encode())
+    except msgspec.DecodeError:
+        return None
+    if not isinstance(value, dict):
+        return None
+    command = value.get("command")
+    workdir = value.get("workdir", value.get("working_directory"))
+    timeout = value.get("timeout_ms")
+    if not isinstance(command, list) or not command or not all(isinstance(c, str) for c in command):
+        return None
+    if workdir is not None and not isinstance(workdir, str):
+        return None
+    if timeout is not None and (not isinstance(timeout, (int, float)) or isinstance(timeout, bool)):
+        return None
+    return w.LocalShellExec(
+        command=command,
+        timeout_ms=int(timeout) if timeout is not None else None,
+        working_directory=workdir,
+        env={},
+        user=None,
+    )
+
+
+def function_item(item_id: str, tool: ToolTarget, arguments: str, status: str) -> w.ResponseFunctionToolCall:
+    return w.ResponseFunctionToolCall(
+        id=item_id, call_id=tool.call_id, name=tool.name, arguments=arguments, status=status,
+        namespace=tool.namespace)
+
+
+def custom_item(item_id: str, tool: ToolTarget, text: str, status: str) -> w.ResponseCustomToolCall:
+    return w.ResponseCustomToolCall(
+        id=item_id, call_id=tool.call_id, name=tool.name, input=text, status=status, namespace=tool.namespace)
+
+
+def usage(u: Usage) -> w.ResponseUsage:
+    """Neutral usage → Responses usage (input includes cached; output includes reasoning)."""
+    return w.ResponseUsage(
+        input_tokens=u.input_tokens,
+        input_tokens_details=w.InputTokensDetails(cached_tokens=u.cached_input_tokens),
+        output_tokens=u.output_tokens,
+        output_tokens_details=w.OutputTokensDetails(reasoning_tokens=u.reasoning_tokens),
+        total_tokens=u.input_tokens + u.output_tokens,
+    )
+
+
+def tool_choice(request: ChatRequest) -> str | dict[str, str]:
+    """The ``tool_choice`` to echo on the Response, named as the client knows the tool."""
+    echoed = request.client_extras.get(TOOL_CHOICE)
+    if echoed is not None:
+        return echoed  # type: ignore[no-any-return]
+    if request.tool_choice is None:
+        return "auto"
+    return tool_choice_echo(request.tool_choice, request.tools)
+
+
+def tool_choice_echo(choice: ToolChoice, tools: tuple[ToolSpec, ...]) -> str | dict[str, str]:
+    if choice.mode != "tool":
+        return choice.mode
+    spec = next((s for s in tools if s.name == choice.name), None)
+    if spec is None:
+        return {"type": "function", "name": choice.name or ""}
+    kind = "custom" if spec.kind == "custom" else "function"
+    return {"type": kind, "name": spec.client_name or spec.name}
+
+
+def opt(value: Any) -> Any:
+    return msgspec.UNSET if value is None else value
+
+
+__all__ = [
+    "TOOL_CHOICE",
+    "TOOL_TARGETS",
+    "ToolTarget",
+    "client_facts",
+    "custom_item",
+    "function_item",
+    "is_json",
+    "opt",
+    "shell_action",
+    "target",
+    "tool_choice",
+    "tool_choice_echo",
+    "usage",
+]

@@ -1,0 +1,67 @@
+"""``ResponsesStreamEncoder``: neutral events → Responses SSE frames (PROTOCOLS §2.4, §5.4).
+
+Every frame has ``event: <type>`` and a JSON ``type`` with a strictly increasing
+``sequence_number`` from 0; no ``[DONE]``. The state machine lives in core.py.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from pipeline.events import ErrorInfo, Event
+from pipeline.model import ChatRequest
+from pipeline.protocols.responses.core import ResponseCore
+
+_ENCODER = msgspec.json.Encoder()
+_PREFIXES: dict[type[Any], bytes] = {}
+
+
+def _prefix(cls: type[Any]) -> bytes:
+    prefix = _PREFIXES.get(cls)
+    if prefix is None:
+        prefix = _PREFIXES[cls] = b"event: " + cls.__struct_config__.tag.encode() + b"\ndata: "
+    return prefix
+
+
+class ResponsesStreamEncoder(ResponseCore):
+    """``feed(event) -> frames``; ``error(info) -> frames``; ``close() -> frames``.
+
+    A failure is a top-level ``error`` event, then ``response.failed`` (whose ``error.code`` is
+    what Codex acts on). The openai SDK (v3.5x ``Stream.__stream__``) raises on neither over
+    HTTP, it yields both as typed events; ``error`` serves consumers that only watch for it, and
+    Codex ignores it (PROTOCOLS §2.6).
+    """
+
+    def __init__(self, request: ChatRequest, *, response_id: str | None = None,
+                 created_at: int | None = None) -> None:
+        super().__init__(request, response_id=response_id, created_at=created_at)
+        self._seq = 0
+        self._frames: list[bytes] = []
+
+    def _emit(self, event: Any) -> None:
+        event.sequence_number = self._seq
+        self._seq += 1
+        self._frames.append(_prefix(type(event)) + _ENCODER.encode(event) + b"\n\n")
+
+    def _take(self) -> list[bytes]:
+        frames, self._frames = self._frames, []
+        return frames
+
+    def feed(self, event: Event) -> list[bytes]:
+        self.handle(event)
+        return self._take()
+
+    def error(self, info: ErrorInfo) -> list[bytes]:
+        """In-stream failure after the HTTP status was sent; ends the response."""
+        self.fail(info)
+        return self._take()
+
+    def close(self) -> list[bytes]:
+        """After the last event: a stream that never reached a terminal event ends failed."""
+        self.end()
+        return self._take()
+
+
+__all__ = ["ResponsesStreamEncoder"]

@@ -1,0 +1,138 @@
+"""tool_ids: tool calls that survive any backend, both ways, driven by the upstream ``Profile``.
+
+Request way (last, before the upstream encoder): pairing repaired, rejected call ids and tool names
+mapped by pure functions (the next turn maps alike), schemas sanitised, ``strict`` where supported;
+a ``ToolMap`` goes to ``ctx.state[self.id]``. Response way (first): ``stages.toolfix.stream``.
+"""
+
+from __future__ import annotations
+
+import msgspec
+import trio
+
+from pipeline.events import Event
+from pipeline.model import ChatRequest, Message, ToolCallPart, ToolResultPart, ToolSpec
+from pipeline.stage import RequestContext, Stage
+from stages.toolfix.apply_patch import is_apply_patch
+from stages.toolfix.ids import upstream_id
+from stages.toolfix.names import NameMap, map_names
+from stages.toolfix.pairing import repair_pairing
+from stages.toolfix.schemas import sanitise_schema
+from stages.toolfix.stream import ToolMap, ToolStream
+from upstreams.profiles import Profile
+
+DEFAULT_PROFILE = Profile(name="default")
+
+
+class ToolIdMap(Stage):
+    name = "tool_ids"
+
+    class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+        # Repair call/result pairing in the history (orphan calls, stray or duplicate results).
+        repair_pairing: bool = True
+        # Sanitise tool parameter schemas for the upstream profile.
+        sanitise_schemas: bool = True
+        # Check and repair Codex apply_patch calls in the response.
+        repair_apply_patch: bool = True
+
+    # -- request way ------------------------------------------------------------------------
+
+    async def on_request(self, request: ChatRequest, ctx: RequestContext) -> ChatRequest:
+        profile = _profile(ctx)
+        messages = request.messages
+        if self.config.repair_pairing:
+            messages, notes = repair_pairing(messages)
+            for note in notes:
+                ctx.lose("tool_pairing", note)
+        names = map_names(_tool_names(request, messages), profile.tool_name_pattern)
+        for name in names.unmappable:
+            ctx.lose("tool_name", f"no form of tool name {name!r} fits {profile.name}'s pattern; sent as it is")
+        reverse: dict[str, str] = {}
+        seen: set[str] = set()
+        messages = tuple(_map_message(m, profile, names, reverse, seen, ctx) for m in messages)
+        tools = tuple(self._tool(spec, profile, names, ctx) for spec in request.tools)
+        choice = request.tool_choice
+        if choice is not None and choice.name:
+            choice = msgspec.structs.replace(choice, name=names.up(choice.name))
+        patch_tools = frozenset(s.name for s in request.tools if is_apply_patch(s)) \
+            if self.config.repair_apply_patch else frozenset()
+        ctx.state[self.id] = ToolMap(id_reverse=reverse, history_ids=frozenset(seen | set(reverse)),
+                                     names=names, patch_tools=patch_tools)
+        return msgspec.structs.replace(request, messages=messages, tools=tools, tool_choice=choice)
+
+    def _tool(self, spec: ToolSpec, profile: Profile, names: NameMap, ctx: RequestContext) -> ToolSpec:
+        changes: dict[str, object] = {}
+        if spec.name in names.forward:
+            changes["name"] = names.forward[spec.name]
+        if spec.kind == "function" and self.config.sanitise_schemas:
+            schema, notes = sanitise_schema(spec.parameters, drop=profile.schema_drop_keywords,
+                                            inline_refs=profile.inline_schema_refs)
+            if schema != spec.parameters:
+                changes["parameters"] = schema
+            if notes:
+                ctx.lose("schema", f"tool {spec.name}: " + "; ".join(notes))
+        if spec.strict is not None and not profile.supports_strict:
+            changes["strict"] = None
+            if spec.strict:
+                ctx.lose("schema", f"tool {spec.name}: strict is not supported by {profile.name}")
+        return msgspec.structs.replace(spec, **changes) if changes else spec
+
+    # -- response way -----------------------------------------------------------------------
+
+    async def on_events(self, inbox: trio.MemoryReceiveChannel[Event], outbox: trio.abc.SendChannel[Event],
+                        ctx: RequestContext) -> None:
+        stream = ToolStream(ctx.state.get(self.id) or ToolMap(), ctx.lose)
+        with outbox:
+            async for event in inbox:
+                for out in stream.feed(event):
+                    await outbox.send(out)
+            for out in stream.close():
+                await outbox.send(out)
+
+
+def _profile(ctx: RequestContext) -> Profile:
+    upstream = ctx.upstream
+    profile = getattr(upstream, "profile", None) if upstream is not None else None
+    return profile if isinstance(profile, Profile) else DEFAULT_PROFILE
+
+
+def _tool_names(request: ChatRequest, messages: tuple[Message, ...]) -> list[str]:
+    names = [spec.name for spec in request.tools]
+    names.extend(p.name for m in messages if m.role == "assistant" for p in m.parts if isinstance(p, ToolCallPart))
+    if request.tool_choice is not None and request.tool_choice.name:
+        names.append(request.tool_choice.name)
+    return names
+
+
+def _map_message(message: Message, profile: Profile, names: NameMap, reverse: dict[str, str], seen: set[str],
+                 ctx: RequestContext) -> Message:
+    """Call ids and tool names of one message in their upstream form (the message itself if unchanged)."""
+    parts = list(message.parts)
+    changed = False
+    for j, part in enumerate(parts):
+        if isinstance(part, ToolCallPart):
+            call_id = _up_id(part.id, profile, reverse, seen, ctx)
+            name = names.up(part.name)
+            if call_id != part.id or name != part.name:
+                parts[j], changed = msgspec.structs.replace(part, id=call_id, name=name), True
+        elif isinstance(part, ToolResultPart):
+            call_id = _up_id(part.call_id, profile, reverse, seen, ctx)
+            if call_id != part.call_id:
+                parts[j], changed = msgspec.structs.replace(part, call_id=call_id), True
+    return msgspec.structs.replace(message, parts=tuple(parts)) if changed else message
+
+
+def _up_id(client_id: str, profile: Profile, reverse: dict[str, str], seen: set[str], ctx: RequestContext) -> str:
+    first = client_id not in seen
+    seen.add(client_id)
+    mapped = upstream_id(client_id, profile.tool_id_pattern)
+    if mapped is None:
+        if first:
+            ctx.lose("tool_id", f"no form of call id {client_id!r} fits {profile.name}'s pattern; sent as it is")
+        return client_id
+    if mapped != client_id:
+        reverse[mapped] = client_id
+    return mapped
+
+
+__all__ = ["ToolIdMap"]
