@@ -96,6 +96,9 @@ class OpenAIChatUpstream(Upstream):
         if self._client is None:
             await self.open()
         assert self._client is not None
+        if self.config.api_key_env and not self.api_key(ctx):
+            raise UpstreamError(f"{self.id}: no API key: set the environment variable {self.config.api_key_env}",
+                                code="authentication", status=401)
         model = self.map_model(request.model)
         ctx.upstream_model = model
         body = encode_request(request, model=model, profile=self.profile, stream=True, lose=ctx.lose)
