@@ -7,7 +7,7 @@ codec's stream encoder (SSE bytes) or collector (one JSON body). Errors are rend
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import ClassVar, Literal, Protocol
 
 import msgspec
@@ -64,30 +64,40 @@ class Collector(Protocol):
 
 
 class ClientCodec:
-    """Base class for client protocols. Subclasses set ``name`` and ``endpoints``."""
+    """A client protocol, declared by naming its parts (each package's ``__init__``).
+
+    Subclasses set ``name``, ``endpoints`` and the six parts below (plain functions or classes,
+    wrapped in ``staticmethod``); the methods the app and runner call delegate to them.
+    """
 
     name: ClassVar[str]
     endpoints: ClassVar[Sequence[Endpoint]]
+    decoder: ClassVar[Callable[[bytes], ChatRequest]]
+    stream_encoder_type: ClassVar[Callable[[ChatRequest], StreamEncoder]]
+    collector_type: ClassVar[Callable[[ChatRequest], Collector]]
+    error_renderer: ClassVar[Callable[[GatewayError], ErrorBody]]
+    models_renderer: ClassVar[Callable[[Sequence[ModelInfo]], bytes]]
+    count_renderer: ClassVar[Callable[[int], bytes]]
 
     def decode_request(self, body: bytes) -> ChatRequest:
         """Parse the client's JSON body. Raises ``RequestError`` with a dialect-neutral message."""
-        raise NotImplementedError
+        return self.decoder(body)
 
     def stream_encoder(self, request: ChatRequest) -> StreamEncoder:
-        raise NotImplementedError
+        return self.stream_encoder_type(request)
 
     def collector(self, request: ChatRequest) -> Collector:
-        raise NotImplementedError
+        return self.collector_type(request)
 
     def render_error(self, err: GatewayError) -> ErrorBody:
         """An HTTP error response in the client's dialect (before anything was sent)."""
-        raise NotImplementedError
+        return self.error_renderer(err)
 
     def render_models(self, models: Sequence[ModelInfo]) -> bytes:
-        raise NotImplementedError
+        return self.models_renderer(models)
 
     def render_count(self, input_tokens: int) -> bytes:
-        raise NotImplementedError
+        return self.count_renderer(input_tokens)
 
 
 __all__ = [

@@ -10,8 +10,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import ClassVar
 
-from pipeline.errors import GatewayError
-from pipeline.model import ChatRequest
 from pipeline.protocols.anthropic.decode import decode_request
 from pipeline.protocols.anthropic.encode import (
     AnthropicCollector,
@@ -20,7 +18,7 @@ from pipeline.protocols.anthropic.encode import (
     render_error,
     render_models,
 )
-from pipeline.protocols.base import ClientCodec, Endpoint, ErrorBody, ModelInfo
+from pipeline.protocols.base import ClientCodec, Endpoint
 
 
 class AnthropicCodec(ClientCodec):
@@ -35,23 +33,12 @@ class AnthropicCodec(ClientCodec):
         Endpoint("GET", "/api/hello", "hello"),
     )
 
-    def decode_request(self, body: bytes) -> ChatRequest:
-        return decode_request(body)
-
-    def stream_encoder(self, request: ChatRequest) -> AnthropicStreamEncoder:
-        return AnthropicStreamEncoder(request)
-
-    def collector(self, request: ChatRequest) -> AnthropicCollector:
-        return AnthropicCollector(request)
-
-    def render_error(self, err: GatewayError) -> ErrorBody:
-        return render_error(err)
-
-    def render_models(self, models: Sequence[ModelInfo]) -> bytes:
-        return render_models(models)
-
-    def render_count(self, input_tokens: int) -> bytes:
-        return render_count(input_tokens)
+    decoder = staticmethod(decode_request)
+    stream_encoder_type = staticmethod(AnthropicStreamEncoder)
+    collector_type = staticmethod(AnthropicCollector)
+    error_renderer = staticmethod(render_error)
+    models_renderer = staticmethod(render_models)
+    count_renderer = staticmethod(render_count)
 
 
 __all__ = ["AnthropicCodec", "AnthropicCollector", "AnthropicStreamEncoder", "decode_request"]

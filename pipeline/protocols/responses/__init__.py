@@ -9,9 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import ClassVar
 
-from pipeline.errors import GatewayError
-from pipeline.model import ChatRequest
-from pipeline.protocols.base import ClientCodec, Endpoint, ErrorBody, ModelInfo
+from pipeline.protocols.base import ClientCodec, Endpoint
 from pipeline.protocols.responses.collect import ResponsesCollector
 from pipeline.protocols.responses.decode import decode_request
 from pipeline.protocols.responses.errors import render_count, render_error, render_models
@@ -25,23 +23,12 @@ class ResponsesCodec(ClientCodec):
         Endpoint("GET", "/v1/models", "models"),
     )
 
-    def decode_request(self, body: bytes) -> ChatRequest:
-        return decode_request(body)
-
-    def stream_encoder(self, request: ChatRequest) -> ResponsesStreamEncoder:
-        return ResponsesStreamEncoder(request)
-
-    def collector(self, request: ChatRequest) -> ResponsesCollector:
-        return ResponsesCollector(request)
-
-    def render_error(self, err: GatewayError) -> ErrorBody:
-        return render_error(err)
-
-    def render_models(self, models: Sequence[ModelInfo]) -> bytes:
-        return render_models(models)
-
-    def render_count(self, input_tokens: int) -> bytes:
-        return render_count(input_tokens)
+    decoder = staticmethod(decode_request)
+    stream_encoder_type = staticmethod(ResponsesStreamEncoder)
+    collector_type = staticmethod(ResponsesCollector)
+    error_renderer = staticmethod(render_error)
+    models_renderer = staticmethod(render_models)
+    count_renderer = staticmethod(render_count)
 
 
 __all__ = ["ResponsesCodec", "ResponsesCollector", "ResponsesStreamEncoder", "decode_request"]
