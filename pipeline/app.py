@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hmac
 import os
+import sys
 import uuid
 import zlib
 from typing import Any
@@ -74,11 +75,17 @@ class Gateway:
                 try:
                     trio.lowlevel.current_trio_token()
                 except RuntimeError:
-                    await send({"type": "lifespan.startup.failed", "message": TRIO_FIX})
-                    return
+                    # One line naming the fix, not a server traceback: this is a usage error.
+                    sys.stderr.write(f"error: {TRIO_FIX}\n")
+                    sys.stderr.flush()
+                    os._exit(2)
                 try:
                     await self.startup()
                 except ConfigError as exc:
+                    if self._config is None:  # the served app: one clear line, not a traceback
+                        sys.stderr.write(f"error: {exc}\n")
+                        sys.stderr.flush()
+                        os._exit(1)
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
                     return
                 await send({"type": "lifespan.startup.complete"})
