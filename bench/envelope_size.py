@@ -1,0 +1,44 @@
+"""Measure the reasoning envelope: bytes on the wire and seal/open time versus reasoning size.
+
+Run: python bench/envelope_size.py. Reasoning text is sampled from ../shared/PROTOCOLS.md prose
+(English technical text, like DeepSeek's reasoning). Informs thinking_filter.inline_max_chars.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from stages.envelope import Envelope, open_envelope, seal  # noqa: E402
+
+SECRET = b"bench-secret"
+
+
+def sample(n: int) -> str:
+    src = (Path(__file__).resolve().parents[2] / "shared" / "PROTOCOLS.md").read_text()
+    text = (src * (n // len(src) + 1))[:n]
+    return text
+
+
+def main() -> None:
+    print(f"{'reasoning chars':>16} {'envelope bytes':>15} {'ratio':>6} {'seal µs':>8} {'open µs':>8}")
+    for n in (200, 2_000, 20_000, 100_000, 262_144, 1_000_000):
+        text = sample(n)
+        env = Envelope(u="deepseek", m="deepseek-v4-pro", r=text, t=("call_00_abcdefghijklmnopqrstuvwx",))
+        reps = max(3, 200_000 // n)
+        t0 = time.perf_counter()
+        for _ in range(reps):
+            token = seal(env, SECRET)
+        t1 = time.perf_counter()
+        for _ in range(reps):
+            opened = open_envelope(token, SECRET)
+        t2 = time.perf_counter()
+        assert opened == env
+        print(f"{n:>16,} {len(token):>15,} {len(token) / n:>6.2f} {(t1 - t0) / reps * 1e6:>8.0f} {(t2 - t1) / reps * 1e6:>8.0f}")
+
+
+if __name__ == "__main__":
+    main()
