@@ -2,14 +2,15 @@
 
 ``app`` reads ``PIPELINES_CONFIG`` (default ``./pipelines.yaml``) at startup. Each pipeline's
 client codec serves its endpoints under the pipeline's ``mount``. Gateway-level endpoints:
-``GET /healthz`` and ``GET /metrics``. Request intake enforces the body cap, the content
-encoding and gateway keys, then hands over to ``pipeline.runner``.
+``GET /healthz`` and ``GET /metrics``. Request intake enforces gateway keys, the body cap, the
+content encoding and the JSON nesting limit, then hands over to ``pipeline.runner``.
 """
 
 from __future__ import annotations
 
 import hmac
 import os
+import re
 import sys
 import uuid
 import zlib
@@ -147,6 +148,8 @@ class Gateway:
                 await responder.whole(200, JSON_HEADERS, pipe.codec.render_models(self._models(pipe)))
                 return
             body = await _read_body(receive, headers, self.server.max_body_bytes)
+            if self.server.max_json_depth and json_depth_exceeds(body, self.server.max_json_depth):
+                raise RequestError(f"request body nests JSON deeper than {self.server.max_json_depth} levels")
             request = pipe.codec.decode_request(body)
             request_model = request.model
             ctx.losses.extend(request.losses)
@@ -201,6 +204,8 @@ def _check_key(pipe: Pipeline, headers: dict[str, str]) -> None:
 async def _read_body(receive: Receive, headers: dict[str, str], limit: int) -> bytes:
     declared = headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
+        if "100-continue" not in headers.get("expect", "").lower():  # else the client has not sent it
+            await _drain(receive, True)
         raise RequestError(f"request body of {declared} bytes exceeds the limit of {limit} bytes", code="request_too_large")
     chunks: list[bytes] = []
     size = 0
@@ -211,6 +216,7 @@ async def _read_body(receive: Receive, headers: dict[str, str], limit: int) -> b
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
+            await _drain(receive, message.get("more_body", False))
             raise RequestError(f"request body exceeds the limit of {limit} bytes", code="request_too_large")
         chunks.append(chunk)
         if not message.get("more_body", False):
@@ -231,6 +237,51 @@ async def _read_body(receive: Receive, headers: dict[str, str], limit: int) -> b
                        code="unsupported_media_type")
 
 
+# A refused body is read and dropped (up to these bounds) before the error is sent: closing on unread
+# bytes makes the kernel reset the connection, and the client would see that instead of the 413.
+DRAIN_BYTES = 64 * 1024 * 1024
+DRAIN_S = 10.0
+
+
+async def _drain(receive: Receive, more: bool) -> None:
+    dropped = 0
+    with trio.move_on_after(DRAIN_S):
+        while more and dropped < DRAIN_BYTES:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            dropped += len(message.get("body", b""))
+            more = message.get("more_body", False)
+
+
+_ESCAPE = re.compile(rb"\\.", re.DOTALL)
+_NOT_STRUCTURE = bytes(range(256)).translate(None, b'[]{}"')  # translate's delete set: all but these
+_PARENS = bytes.maketrans(b"[{]}", b"(())")
+
+
+def json_depth_exceeds(body: bytes, limit: int) -> bool:
+    """Whether ``body`` nests ``[``/``{`` deeper than ``limit``, checked on bytes before decoding
+    (msgspec itself only stops at Python's recursion limit, as a RecursionError).
+
+    Escapes go first, then every byte but brackets and quotes; the pieces between quote pairs are
+    strings. Each pass then removes the innermost ``()`` pairs, so the passes count the depth.
+    Invalid JSON may be misjudged either way; the decoder rejects it.
+    """
+    if b"\\" in body:
+        body = _ESCAPE.sub(b"", body)
+    skeleton = b"".join(body.translate(None, _NOT_STRUCTURE).split(b'"')[::2]).translate(_PARENS)
+    passes = 0
+    while skeleton:
+        shorter = skeleton.replace(b"()", b"")
+        if len(shorter) == len(skeleton):
+            break
+        skeleton = shorter
+        passes += 1
+        if passes > limit:
+            return True
+    return passes + skeleton.count(b"(") > limit
+
+
 async def _plain(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body, "more_body": False})
@@ -238,4 +289,4 @@ async def _plain(send: Send, status: int, body: bytes, headers: list[tuple[bytes
 
 app = Gateway()
 
-__all__ = ["TRIO_FIX", "Gateway", "app"]
+__all__ = ["TRIO_FIX", "Gateway", "app", "json_depth_exceeds"]

@@ -10,13 +10,29 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 
 from pipeline.errors import ConfigError
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+class RetryConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Retries before the first byte (connect errors, 429, 5xx, an early upstream failure)."""
+
+    # Attempts on one upstream before moving to the next of the fallback list (1 = no retry).
+    attempts_per_upstream: Annotated[int, msgspec.Meta(ge=1)] = 3
+    # Attempts in total for one request across every upstream: the per-request retry budget.
+    budget: Annotated[int, msgspec.Meta(ge=1)] = 6
+    # Backoff before retry n (0-based) is uniform(0, min(backoff_cap_s, backoff_base_s * 2**n)).
+    backoff_base_s: Annotated[float, msgspec.Meta(ge=0)] = 0.25
+    # Largest backoff between two attempts, seconds.
+    backoff_cap_s: Annotated[float, msgspec.Meta(ge=0)] = 4.0
+    # Longest upstream Retry-After the gateway waits out, seconds; a longer one ends the retries
+    # on that upstream (next fallback, else the client gets the 429 with its Retry-After).
+    retry_after_cap_s: Annotated[float, msgspec.Meta(ge=0)] = 8.0
 
 
 class PipelineConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -32,12 +48,14 @@ class PipelineConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     deadline_s: float = 900.0
     # Optional gateway keys: names of env vars holding accepted keys (x-api-key or Bearer).
     api_keys_env: list[str] = []
+    # Retry policy before the first byte (see RetryConfig).
+    retry: RetryConfig = RetryConfig()
 
 
 class ServerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     # Largest accepted request body, bytes (Claude Code histories reach several MB).
     max_body_bytes: int = 32 * 1024 * 1024
-    # Deepest JSON nesting accepted in a request body.
+    # Deepest JSON nesting ([ and { levels) accepted in a request body; 0 = no check.
     max_json_depth: int = 64
     # structlog level: debug | info | warning | error.
     log_level: str = "info"
@@ -122,4 +140,4 @@ def load_config(path: str | os.PathLike[str], *, env: dict[str, str] | None = No
     return parse_config(text, env=env, source=str(p))
 
 
-__all__ = ["GatewayConfig", "PipelineConfig", "ServerConfig", "interpolate", "load_config", "parse_config"]
+__all__ = ["GatewayConfig", "PipelineConfig", "RetryConfig", "ServerConfig", "interpolate", "load_config", "parse_config"]

@@ -136,6 +136,10 @@ def build_pipelines(config: GatewayConfig, *, env: dict[str, str] | None = None)
             if not value:
                 raise ConfigError(f"pipeline {pid!r}: api_keys_env: environment variable {var} is not set")
             keys.append(value.encode())
+        for uid in ids:
+            if keys and upstreams[uid].config.key_passthrough:
+                raise ConfigError(f"pipeline {pid!r}: api_keys_env with upstream {uid!r}'s key_passthrough would "
+                                  "forward the gateway's own key upstream; use one or the other")
         pipeline = Pipeline(pid, pconf, codec, stages, [upstreams[u] for u in ids], tuple(keys))
         for stage in stages:
             stage.pipeline = pipeline

@@ -33,6 +33,26 @@ class SseDecoder:
             chunk = chunk[1:]
         self._cr = False
         buf = self._buf + chunk if self._buf else chunk
+        if not self._has_data and self._event is None and b"\r" not in buf:
+            return self._fast(buf)
+        return self._lines(buf)
+
+    def _fast(self, buf: bytes) -> list[SseFrame]:
+        """LF-only input and no event half-read: split on blank lines; a lone ``data:`` line is
+        the common frame. The unfinished tail stays raw in ``_buf`` and is read again later."""
+        blocks = buf.split(b"\n\n")
+        self._buf = blocks.pop()
+        frames: list[SseFrame] = []
+        for block in blocks:
+            if block[:6] == b"data: " and b"\n" not in block:
+                frames.append(SseFrame(None, block[6:]))
+            elif block:
+                for line in block.split(b"\n"):
+                    self._line(line, frames)
+                self._line(b"", frames)
+        return frames
+
+    def _lines(self, buf: bytes) -> list[SseFrame]:
         frames: list[SseFrame] = []
         start = 0
         n = len(buf)
@@ -57,7 +77,8 @@ class SseDecoder:
     def close(self) -> list[SseFrame]:
         """End of input: a trailing unterminated line is processed; an unfinished event is
         dispatched only if it ended with a blank line (per spec, so nothing here)."""
-        frames: list[SseFrame] = []
+        rest, self._buf = self._buf, b""
+        frames = self._lines(rest) if rest else []
         if self._buf:
             self._line(self._buf, frames)
             self._buf = b""

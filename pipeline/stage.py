@@ -5,9 +5,13 @@ per-request state lives in ``ctx.state[stage.id]``. Hooks (each optional):
 
 - ``async on_request(request, ctx) -> ChatRequest``: request path, YAML order.
 - ``on_event(event, ctx) -> Sequence[Event]``: sync per-event transform, response path (reverse
-  YAML order); no task, no channel.
-- ``async on_events(inbox, outbox, ctx)``: task form for stages that hold back, merge or time
-  events. ``with outbox:`` then ``async for event in inbox:``.
+  YAML order); no task, no channel. It may hold events back (return ``()`` now, more later)
+  with its per-response state in ``ctx.state``.
+- ``on_end(ctx) -> Sequence[Event]``: optional companion of ``on_event``: the input ended, return
+  whatever is still held (called once, also when the stream ended without ``MessageStop``).
+- ``async on_events(inbox, outbox, ctx)``: task form for stages that must wait on time or I/O.
+  ``with outbox:`` then ``async for event in inbox:``. Every event costs task switches: prefer
+  ``on_event`` (+ ``on_end``).
 
 A stage implements at most one of ``on_event`` / ``on_events``. Unknown events pass through.
 """
@@ -111,11 +115,16 @@ class Stage:
 
     # Declared as None so the runner can tell which hook a subclass provides.
     on_event: ClassVar[Any] = None
+    on_end: ClassVar[Any] = None
     on_events: ClassVar[Any] = None
 
     @classmethod
     def has_event_hook(cls) -> bool:
         return cls.on_event is not None
+
+    @classmethod
+    def has_end_hook(cls) -> bool:
+        return cls.on_event is not None and cls.on_end is not None
 
     @classmethod
     def has_task_hook(cls) -> bool:

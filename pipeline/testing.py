@@ -2,7 +2,8 @@
 
 - ``make_context()``: a RequestContext for tests.
 - ``run_stage(stage, events, request=..., ctx=...)``: run the request hook, then push ``events``
-  through the stage's response hook (sync or task form); returns (request, emitted events).
+  through the stage's response hook (sync, with ``on_end`` at the end of input, or task form);
+  returns (request, emitted events).
 - ``check_stage(stage)``: the conformance suite: ends when input ends, passes unknown events
   through, leaves the instance unchanged, lets cancellation through promptly.
 """
@@ -50,6 +51,8 @@ async def run_stage(stage: Stage, events: Sequence[Event], *, request: ChatReque
     if type(stage).has_event_hook():
         for event in events:
             out.extend(stage.on_event(event, ctx))
+        if type(stage).has_end_hook():
+            out.extend(stage.on_end(ctx))
     elif type(stage).has_task_hook():
         send_in, recv_in = trio.open_memory_channel[Event](0)
         send_out, recv_out = trio.open_memory_channel[Event](0)

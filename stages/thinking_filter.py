@@ -18,11 +18,12 @@ from __future__ import annotations
 import os
 import secrets as pysecrets
 
+from collections.abc import Sequence
+
 import msgspec
-import trio
 
 from pipeline.events import BlockStart, BlockStop, Event, MessageStart, MessageStop, SignatureDelta, StreamError
-from pipeline.events import TextDelta, ThinkingDelta
+from pipeline.events import TextDelta, ThinkingDelta, ToolArgsDelta
 from pipeline.model import ChatRequest, Message, ThinkingPart, ToolCallPart
 from pipeline.protocols.chat import thinking_on
 from pipeline.stage import RequestContext, Stage
@@ -30,6 +31,7 @@ from stages.envelope import Envelope, digest, open_envelope, seal
 from stages.reasoning_cache import shared_store
 from upstreams.profiles import Profile
 
+_PASS = frozenset({TextDelta, ToolArgsDelta})  # never looked at unless a thinking block's end is held
 RUNGS = ("not_needed", "envelope", "client", "cache", "empty", "thinking_off")
 _PROCESS_SECRETS: dict[str, bytes] = {}
 
@@ -80,6 +82,7 @@ class ThinkingFilter(Stage):
                              "(every replica must share one secret, or envelopes from one are rejected by another)")
         else:
             self._secret = _PROCESS_SECRETS.setdefault(config.secret_env, pysecrets.token_bytes(32))
+        self._key = self.id + ":response"  # ctx.state key of the per-response state
         self._store = shared_store("reasoning", max_entries=config.cache_entries, max_bytes=config.cache_max_chars,
                                    ttl_s=config.cache_ttl_s)
 
@@ -151,16 +154,19 @@ class ThinkingFilter(Stage):
 
     # -- response way -----------------------------------------------------------------------
 
-    async def on_events(self, inbox: trio.MemoryReceiveChannel[Event], outbox: trio.abc.SendChannel[Event],
-                        ctx: RequestContext) -> None:
-        st = _Resp()
-        with outbox:
-            async for event in inbox:
-                for out in self._step(st, event, ctx):
-                    await outbox.send(out)
-            if st.pending_stop is not None:  # input ended mid-hold: flush what is held
-                for out in self._release(st, ctx):
-                    await outbox.send(out)
+    def on_event(self, event: Event, ctx: RequestContext) -> Sequence[Event]:
+        st = ctx.state.get(self._key)
+        if st is None:
+            st = ctx.state[self._key] = _Resp()
+        elif st.pending_stop is None and type(event) in _PASS:  # the hot path: text and tool deltas
+            return (event,)
+        return self._step(st, event, ctx)
+
+    def on_end(self, ctx: RequestContext) -> Sequence[Event]:
+        st = ctx.state.get(self._key)
+        if st is not None and st.pending_stop is not None:  # input ended mid-hold: flush what is held
+            return self._release(st, ctx)
+        return ()
 
     def _step(self, st: _Resp, event: Event, ctx: RequestContext) -> list[Event]:
         if st.pending_stop is not None:

@@ -7,8 +7,9 @@ a ``ToolMap`` goes to ``ctx.state[self.id]``. Response way (first): ``stages.too
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import msgspec
-import trio
 
 from pipeline.events import Event
 from pipeline.model import ChatRequest, Message, ToolCallPart, ToolResultPart, ToolSpec
@@ -34,6 +35,10 @@ class ToolIdMap(Stage):
         sanitise_schemas: bool = True
         # Check and repair Codex apply_patch calls in the response.
         repair_apply_patch: bool = True
+
+    def __init__(self, config: Config, **kwargs: object) -> None:
+        super().__init__(config, **kwargs)
+        self._key = self.id + ":response"  # ctx.state key of the per-response ToolStream
 
     # -- request way ------------------------------------------------------------------------
 
@@ -79,15 +84,15 @@ class ToolIdMap(Stage):
 
     # -- response way -----------------------------------------------------------------------
 
-    async def on_events(self, inbox: trio.MemoryReceiveChannel[Event], outbox: trio.abc.SendChannel[Event],
-                        ctx: RequestContext) -> None:
-        stream = ToolStream(ctx.state.get(self.id) or ToolMap(), ctx.lose)
-        with outbox:
-            async for event in inbox:
-                for out in stream.feed(event):
-                    await outbox.send(out)
-            for out in stream.close():
-                await outbox.send(out)
+    def on_event(self, event: Event, ctx: RequestContext) -> Sequence[Event]:
+        stream = ctx.state.get(self._key)
+        if stream is None:
+            stream = ctx.state[self._key] = ToolStream(ctx.state.get(self.id) or ToolMap(), ctx.lose)
+        return stream.feed(event)
+
+    def on_end(self, ctx: RequestContext) -> Sequence[Event]:
+        stream = ctx.state.get(self._key)
+        return stream.close() if stream is not None else ()
 
 
 def _profile(ctx: RequestContext) -> Profile:

@@ -24,7 +24,8 @@ pipelines:
 
 
 def build(text: str, env: dict[str, str] | None = None):
-    return build_pipelines(parse_config(text, env=env or {}), env=env or {})
+    env = env if env is not None else {"HOME": "/root-key-value"}
+    return build_pipelines(parse_config(text, env=env), env=env)
 
 
 class TestShippedConfig:
@@ -83,6 +84,8 @@ BAD = [
     (BASE.replace("type: simulator", "type: openai_chat"), "upstream 'sim': `base_url` is required for type openai_chat"),
     (BASE + "    mount: demo\n", "pipeline 'p': mount 'demo' must start with '/'"),
     (BASE + "    api_keys_env: [GW_KEY]\n", "pipeline 'p': api_keys_env: environment variable GW_KEY is not set"),
+    (BASE.replace("type: simulator", "type: simulator\n    key_passthrough: true") + "    api_keys_env: [HOME]\n",
+     "pipeline 'p': api_keys_env with upstream 'sim''s key_passthrough would forward the gateway's own key upstream"),
     ("upstreams: [1]\npipelines: {}\n", "Expected `object`, got `array` - at `$.upstreams`"),
     ("just text", "the top level must be a mapping"),
 ]

@@ -17,6 +17,7 @@ from pipeline.events import BlockStart, BlockStop, Event, MessageStart, MessageS
 from pipeline.model import ChatRequest
 from pipeline.protocols.chat import ChatCodec
 from pipeline.registry import Pipeline
+from pipeline.flow import SINK_LIMIT
 from pipeline.runner import Outcome, Responder, run_pipeline
 from pipeline.stage import RequestContext, Stage
 from pipeline.testing import make_context, sample_request
@@ -139,20 +140,23 @@ class TestOrder:
 
 class TestBackpressure:
     async def test_upstream_waits_for_a_slow_client(self, autojump_clock) -> None:
-        """With zero-buffer channels the upstream is at most a couple of events ahead of the client."""
-        up = Scripted(deltas=100)
-        pipe = make_pipeline([up], [TaskTag(TaskTag.Config(label="x"))])
-        sink = Sink()
-        sink.block = trio.Event()
-        ctx = make_context()
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(run_pipeline, pipe, sample_request(stream=True), ctx, Responder(sink.send, ctx, Outcome()),
-                               never_disconnect)
-            await trio.sleep(1)
-            assert up.sent <= 3
-            sink.block.set()
-        assert up.sent == 100
-
+        """The frames waiting for a blocked client are bounded (SINK_LIMIT bytes), then the upstream waits."""
+        for stages in ([], [Tag(Tag.Config(label="x"))], [TaskTag(TaskTag.Config(label="x"))]):
+            up = Scripted(deltas=5000)
+            pipe = make_pipeline([up], stages)
+            sink = Sink()
+            sink.block = trio.Event()
+            ctx = make_context()
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(run_pipeline, pipe, sample_request(stream=True), ctx,
+                                   Responder(sink.send, ctx, Outcome()), never_disconnect)
+                await trio.sleep(1)
+                frame = len(b'data: {"id":"chatcmpl-x","object":"chat.completion.chunk","created":1,"model":"test-model",'
+                            b'"choices":[{"index":0,"delta":{"content":"t1000 x"},"logprobs":null,"finish_reason":null}]}\n\n')
+                assert up.sent <= SINK_LIMIT // frame + 3
+                sink.block.set()
+            assert up.sent == 5000
+            assert sink.body.count(b'"content":"t') == 5000
 
 class TestCancellation:
     async def test_disconnect_cancels_the_upstream(self, autojump_clock) -> None:

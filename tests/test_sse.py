@@ -72,6 +72,57 @@ class TestSseDecoder:
         assert frames == [SseFrame(None, b"a\nb")]
 
 
+LF_STREAM = (
+    b'data: {"a":1}\n\n'
+    b": keep-alive\n\n"
+    b"event: message_start\ndata: {\"b\":2}\n\n"
+    b"data: one\ndata: two\n\n\n\n"
+    b"data:nospace\n\n"
+    b'data: {"t":"sep\xe2\x80\xa8inside"}\n\n'
+    b"data: [DONE]\n"
+)
+LF_EXPECTED = [
+    SseFrame(None, b'{"a":1}'),
+    SseFrame("message_start", b'{"b":2}'),
+    SseFrame(None, b"one\ntwo"),
+    SseFrame(None, b"nospace"),
+    SseFrame(None, b'{"t":"sep\xe2\x80\xa8inside"}'),
+    SseFrame(None, b"[DONE]"),
+]
+
+
+class TestLfOnlyFastPath:
+    """Streams with LF line ends only (what DeepSeek, vLLM, llama.cpp send) take a faster path."""
+
+    def test_whole(self) -> None:
+        """Frames, comments and the unterminated last event are the same as the line path's."""
+        frames, comments = decode_in([LF_STREAM])
+        assert frames == LF_EXPECTED
+        assert comments == 1
+
+    def test_byte_by_byte(self) -> None:
+        """One byte at a time: the same frames."""
+        frames, comments = decode_in([LF_STREAM[i : i + 1] for i in range(len(LF_STREAM))])
+        assert frames == LF_EXPECTED
+        assert comments == 1
+
+    @pytest.mark.parametrize("seed", range(30))
+    def test_random_splits(self, seed: int) -> None:
+        """Any split gives the same frames."""
+        rng = random.Random(seed)
+        cuts = sorted(rng.sample(range(1, len(LF_STREAM)), rng.randint(1, 25)))
+        pieces = [LF_STREAM[a:b] for a, b in zip([0, *cuts], [*cuts, len(LF_STREAM)], strict=True)]
+        frames, _ = decode_in(pieces)
+        assert frames == LF_EXPECTED
+
+    def test_switching_to_crlf_midway(self) -> None:
+        """A CR arriving after LF-only input is handled by the line path without losing state."""
+        dec = SseDecoder()
+        out = dec.feed(b"data: a\n\ndata: b\n")
+        out += dec.feed(b"data: c\r\n\r\n")
+        assert out == [SseFrame(None, b"a"), SseFrame(None, b"b\nc")]
+
+
 def test_encode_sse() -> None:
     """Frames carry an event line only when asked."""
     assert encode_sse(b"{}") == b"data: {}\n\n"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import msgspec
 import trio
@@ -49,10 +49,16 @@ class UpstreamConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     connect_timeout_s: float = 10.0
     # Seconds without any byte (keep-alive comments count) before the stream is abandoned.
     idle_timeout_s: float = 300.0
+    # Seconds a stream may carry only keep-alive comments (queued upstream, no data yet) before it
+    # is abandoned with the client's overloaded error (DeepSeek itself gives up after 600).
+    queue_timeout_s: float = 600.0
     # Extra HTTP headers sent upstream.
     headers: dict[str, str] = {}
     # Connection pool size.
     max_connections: int = 512
+    # HTTP client for streamed answers: "fast" (the gateway's HTTP/1.1 transport, one piece per
+    # socket read) or "httpx" (httpx's own stack; needed for HTTP proxies).
+    http_client: Literal["fast", "httpx"] = "fast"
     # Tokenizer endpoint (llama.cpp: /tokenize), relative to base_url's host; exact prompt counts.
     tokenize_path: str | None = None
     # Type-specific options (e.g. the simulator's).

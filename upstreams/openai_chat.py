@@ -2,12 +2,15 @@
 
 Encode the neutral request with the profile, POST it with ``stream: true`` (non-streaming
 clients are served from the same stream), then bytes → ``SseDecoder`` → ``ChatStreamDecoder`` →
-events. Upstream HTTP errors before the first byte raise ``UpstreamError`` (``retryable`` for
-connect errors, 429, 5xx); failures after it end the stream with ``StreamError``.
+events. ``started()`` waits for the first event beyond ``MessageStart``: failures before it raise
+``UpstreamError`` (``retryable`` for connect errors, timeouts, 429, 5xx and early stream errors);
+after it they end the stream with ``StreamError``. Upstream timeouts are ``overloaded``.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import AsyncIterator
 from typing import ClassVar
 
 import httpx
@@ -15,16 +18,19 @@ import msgspec
 import trio
 
 from pipeline.errors import UpstreamError, redact
-from pipeline.events import ErrorInfo, Event, Heartbeat, StreamError
+from pipeline.events import ErrorInfo, Event, Heartbeat, MessageStart, StreamError
 from pipeline.model import ChatRequest
 from pipeline.protocols.chat import ChatStreamDecoder, encode_request, parse_error_body
 from pipeline.sse import SseDecoder
 from pipeline.tokens import prompt_text
 from pipeline.stage import RequestContext
 from upstreams.base import Upstream, UpstreamConfig
+from upstreams.transport import LeanClient, StreamTransport
 
 _TOKENIZE = msgspec.json.Encoder()
 RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
+# Neutral codes of an early in-stream failure worth another attempt (nothing reached the client).
+RETRY_CODES = frozenset({"overloaded", "rate_limit", "api_error", "bad_gateway", "timeout"})
 
 
 def _retry_after(headers: httpx.Headers) -> float | None:
@@ -55,7 +61,11 @@ class OpenAIChatUpstream(Upstream):
         if self._client is None:
             limits = httpx.Limits(max_connections=self.config.max_connections,
                                   max_keepalive_connections=min(64, self.config.max_connections))
-            self._client = httpx.AsyncClient(transport=self._transport, timeout=self._timeout(), limits=limits)
+            if self._transport is None and self.config.http_client == "fast":
+                self._client = LeanClient(StreamTransport(max_connections=self.config.max_connections),  # type: ignore[assignment]
+                                          timeout=self._timeout())
+            else:
+                self._client = httpx.AsyncClient(transport=self._transport, timeout=self._timeout(), limits=limits)
 
     async def aclose(self) -> None:
         if self._client is not None:
@@ -96,9 +106,6 @@ class OpenAIChatUpstream(Upstream):
         if self._client is None:
             await self.open()
         assert self._client is not None
-        if self.config.api_key_env and not self.api_key(ctx):
-            raise UpstreamError(f"{self.id}: no API key: set the environment variable {self.config.api_key_env}",
-                                code="authentication", status=401)
         model = self.map_model(request.model)
         ctx.upstream_model = model
         body = encode_request(request, model=model, profile=self.profile, stream=True, lose=ctx.lose)
@@ -115,42 +122,158 @@ class OpenAIChatUpstream(Upstream):
                         retry_after_s=info.retry_after_s if info.retry_after_s is not None else _retry_after(resp.headers),
                         retryable=resp.status_code in RETRYABLE_STATUS,
                     )
-                task_status.started()
-                await self._relay(resp, request, out, secrets)
-        except httpx.TimeoutException as exc:
-            # Before started() the runner may retry; after it, report in-stream.
-            raise UpstreamError(f"{self.id}: timed out ({type(exc).__name__})", code="timeout",
-                                retryable=isinstance(exc, httpx.ConnectTimeout)) from None
+                gate = _Gate(out, task_status, secrets, self.id)
+                await self._relay(resp, request, gate)
+        except httpx.TimeoutException as exc:  # before the relay (which reports its own): retry
+            raise UpstreamError(f"{self.id}: {_timeout_text(exc, self.config)}", code="overloaded", status=503,
+                                retryable=True) from None
         except httpx.TransportError as exc:
             raise UpstreamError(redact(f"{self.id}: connection failed: {exc}", secrets) or f"{self.id}: connection failed",
                                 code="overloaded", status=503, retryable=True) from None
 
-    async def _relay(self, resp: httpx.Response, request: ChatRequest,
-                     out: trio.abc.SendChannel[Event], secrets: tuple[str, ...]) -> None:
+    async def _relay(self, resp: httpx.Response, request: ChatRequest, gate: _Gate) -> None:
+        """Relay the body as events; every failure ends in ``StreamError`` (or, before the commit,
+        ``UpstreamError``). The idle watch runs beside it."""
+        watch = _IdleWatch(self.config.idle_timeout_s)
+        early: UpstreamError | None = None
+        failure: ErrorInfo | None = None
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(watch.run)
+            try:
+                with watch.scope:
+                    failure = await self._pump(resp.aiter_raw(), request, gate, watch)
+            except UpstreamError as exc:  # raised again outside the nursery, so not in a group
+                early = exc
+            finally:
+                nursery.cancel_scope.cancel()
+        if early is not None:
+            raise early
+        if watch.scope.cancelled_caught:
+            failure = ErrorInfo(code="overloaded", status=503,
+                                message=f"{self.id}: no data for {watch.limit:g}s (idle timeout)")
+        if failure is not None:
+            await gate.send([StreamError(error=failure)])
+
+    async def _pump(self, chunks: AsyncIterator[bytes], request: ChatRequest, gate: _Gate,
+                    watch: _IdleWatch) -> ErrorInfo | None:
+        """Bytes → frames → events. Phase 1 runs until data arrived and the client's status is
+        decided; ``queue_timeout_s`` bounds a stream of nothing but keep-alive comments."""
         sse = SseDecoder()
         decoder = ChatStreamDecoder(self.profile, stop=request.stop)
         comments = 0
-        try:
-            async for chunk in resp.aiter_raw():
-                for frame in sse.feed(chunk):
-                    for event in decoder.feed(frame):
-                        await out.send(event)
-                if sse.comments != comments:
-                    comments = sse.comments
-                    await out.send(Heartbeat())
-            for frame in sse.close():
-                for event in decoder.feed(frame):
-                    await out.send(event)
-            for event in decoder.finish():
-                await out.send(event)
-        except httpx.TimeoutException:
-            await out.send(StreamError(error=ErrorInfo(
-                code="timeout", status=504,
-                message=f"{self.id}: no data for {self.config.idle_timeout_s:g}s (idle timeout)")))
-        except httpx.TransportError as exc:
-            await out.send(StreamError(error=ErrorInfo(
-                code="overloaded", status=503,
-                message=redact(f"{self.id}: connection lost mid-stream: {type(exc).__name__}", secrets))))
+        now = trio.current_time
+        with trio.move_on_after(self.config.queue_timeout_s) as queue:
+            try:
+                while True:  # phase 1: queued, or deciding whether to commit
+                    watch.since = now()
+                    chunk = await anext(chunks, None)
+                    watch.since = None
+                    if chunk is None:
+                        break
+                    frames = sse.feed(chunk)
+                    events = [event for frame in frames for event in decoder.feed(frame)]
+                    if sse.comments != comments:
+                        comments = sse.comments
+                        events.append(Heartbeat())
+                    await gate.send(events)
+                    if frames:  # data: no longer queued
+                        queue.deadline = math.inf
+                        if gate.pending is None:
+                            break
+                while chunk is not None:  # phase 2: the hot path
+                    watch.since = now()
+                    chunk = await anext(chunks, None)
+                    watch.since = None
+                    if chunk is None:
+                        break
+                    for frame in sse.feed(chunk):
+                        for event in decoder.feed(frame):
+                            await gate.forward(event)
+                    if sse.comments != comments:
+                        comments = sse.comments
+                        await gate.forward(Heartbeat())
+                await gate.send([event for frame in sse.close() for event in decoder.feed(frame)] + decoder.finish())
+                return None
+            except httpx.TimeoutException:
+                return ErrorInfo(code="overloaded", status=503,
+                                 message=f"{self.id}: no data for {watch.limit:g}s (idle timeout)")
+            except httpx.TransportError as exc:
+                return ErrorInfo(code="overloaded", status=503,
+                                 message=f"{self.id}: connection lost mid-stream: {type(exc).__name__}")
+        return ErrorInfo(code="overloaded", status=503, message=(
+            f"{self.id}: still queued after {self.config.queue_timeout_s:g}s (keep-alive comments only; queue limit)"))
+
+
+class _IdleWatch:
+    """Cancels ``scope`` once one read has waited ``limit`` seconds; time spent blocked on a slow
+    client does not count. httpx enforces its read timeout on sockets only; this holds for every
+    transport (the in-process simulator too), for ~0.5 µs a chunk instead of a trio deadline reset
+    per chunk (6-12 µs)."""
+
+    __slots__ = ("limit", "scope", "since")
+
+    def __init__(self, limit: float) -> None:
+        self.limit = limit
+        self.scope = trio.CancelScope()
+        self.since: float | None = None  # when the pending read began; None while not reading
+
+    async def run(self) -> None:
+        while True:
+            since, now = self.since, trio.current_time()
+            if since is not None and now - since >= self.limit:
+                self.scope.cancel()
+                return
+            await trio.sleep_until((now if since is None else since) + self.limit)
+
+
+class _Gate:
+    """Holds events until one is worth deciding the client's HTTP status for, then passes them on.
+
+    ``MessageStart`` alone is held (DeepSeek sends it with its first chunk); anything else commits,
+    a keep-alive ``Heartbeat`` included (so a queued client sees pings). A ``StreamError`` before
+    the commit raises ``UpstreamError`` instead: the runner may still retry it (PROTOCOLS §4.7:
+    ``insufficient_system_resource``, an error chunk, a drop or stall before any content).
+    """
+
+    __slots__ = ("_out", "_secrets", "_status", "_upstream", "pending")
+
+    def __init__(self, out: trio.abc.SendChannel[Event], task_status: trio.TaskStatus[None],
+                 secrets: tuple[str, ...], upstream_id: str) -> None:
+        self._out = out
+        self._status = task_status
+        self._secrets = secrets
+        self._upstream = upstream_id
+        self.pending: list[Event] | None = []  # None once started
+
+    async def send(self, events: list[Event]) -> None:
+        pending = self.pending
+        if pending is not None:
+            pending.extend(events)
+            for event in pending:
+                if isinstance(event, StreamError):
+                    info = event.error
+                    raise UpstreamError(redact(f"{self._upstream}: {info.message}", self._secrets), code=info.code,
+                                        status=info.status, retry_after_s=info.retry_after_s,
+                                        retryable=info.code in RETRY_CODES)
+            if all(isinstance(event, MessageStart) for event in pending):
+                return
+            self._status.started()
+            self.pending, events = None, pending
+        for event in events:
+            await self.forward(event)
+
+    async def forward(self, event: Event) -> None:
+        if isinstance(event, StreamError):
+            event = StreamError(error=msgspec.structs.replace(event.error, message=redact(event.error.message, self._secrets)))
+        await self._out.send(event)
+
+
+def _timeout_text(exc: httpx.TimeoutException, config: UpstreamConfig) -> str:
+    if isinstance(exc, httpx.ConnectTimeout):
+        return f"could not connect within {config.connect_timeout_s:g}s (connect timeout)"
+    if isinstance(exc, httpx.PoolTimeout):
+        return f"no free connection within {config.connect_timeout_s:g}s (pool timeout)"
+    return f"no answer within {config.idle_timeout_s:g}s ({type(exc).__name__})"
 
 
 __all__ = ["OpenAIChatUpstream"]

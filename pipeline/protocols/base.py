@@ -12,7 +12,7 @@ from typing import ClassVar, Literal, Protocol
 
 import msgspec
 
-from pipeline.errors import GatewayError
+from pipeline.errors import GatewayError, RequestError
 from pipeline.events import ErrorInfo, Event
 from pipeline.model import ChatRequest
 
@@ -81,7 +81,12 @@ class ClientCodec:
 
     def decode_request(self, body: bytes) -> ChatRequest:
         """Parse the client's JSON body. Raises ``RequestError`` with a dialect-neutral message."""
-        return self.decoder(body)
+        try:
+            return self.decoder(body)
+        except UnicodeDecodeError as exc:  # msgspec's error for invalid UTF-8 inside a JSON string
+            raise RequestError(f"request body is not valid JSON: invalid UTF-8 in a string ({exc.reason})") from None
+        except RecursionError:  # the app's nesting limit stops this first; direct callers get a 400 too
+            raise RequestError("request body is not valid JSON: nested too deeply") from None
 
     def stream_encoder(self, request: ChatRequest) -> StreamEncoder:
         return self.stream_encoder_type(request)

@@ -6,7 +6,7 @@ indexes shift down and ``MessageStop`` says ``max_tokens``. apply_patch argument
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import msgspec
@@ -18,6 +18,7 @@ from stages.toolfix.ids import fresh_id, valid_for_client
 from stages.toolfix.names import NameMap
 
 Lose = Callable[[str, str], None]
+_TEXT = frozenset({TextDelta, ThinkingDelta})
 _INDEXED = (BlockStart, BlockStop, TextDelta, ThinkingDelta, SignatureDelta, ToolArgsDelta)
 _DECODER = msgspec.json.Decoder()
 
@@ -50,8 +51,10 @@ class ToolStream:
         self._held: BlockStart | None = None
         self._args: list[str] = []
 
-    def feed(self, event: Event) -> list[Event]:
+    def feed(self, event: Event) -> Sequence[Event]:
         held = self._held
+        if held is None and not self._offset and type(event) in _TEXT:  # the hot path
+            return (event,)
         if held is not None:
             if isinstance(event, ToolArgsDelta) and event.index == held.index:
                 self._args.append(event.fragment)

@@ -117,9 +117,15 @@ def _estimate(request: ChatRequest) -> int:
     return value if isinstance(value, int) and value >= 0 else 0
 
 
+# In-stream, Claude Code retries an ``event: error`` only when it is ``overloaded_error``; a broken or
+# stalled stream says so (PROTOCOLS §5.9: upstream timeout → overloaded).
+_STREAM_OVERLOADED = frozenset({"bad_gateway", "timeout"})
+
+
 def error_event(info: ErrorInfo) -> bytes:
     """The in-stream ``event: error`` frame for a neutral error."""
-    payload = ErrorEvent(ErrorObject(ERROR_TYPES.get(info.code, "api_error"), info.message))
+    kind = "overloaded_error" if info.code in _STREAM_OVERLOADED else ERROR_TYPES.get(info.code, "api_error")
+    payload = ErrorEvent(ErrorObject(kind, info.message))
     return encode_sse(_ENC.encode(payload), "error")
 
 

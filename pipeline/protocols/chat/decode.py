@@ -39,6 +39,7 @@ from pipeline.protocols.chat.helpers import (
 from pipeline.protocols.chat.models import (
     ANY_DECODER,
     CHUNK_DECODER,
+    CHUNK_REST_DECODER,
     RESPONSE_DECODER,
     DeltaView,
     MessageView,
@@ -113,7 +114,7 @@ class ChatStreamDecoder:
         if frame.event == "error":
             return self._fail(_error_frame(data), [])
         try:
-            chunk = CHUNK_DECODER.decode(data)
+            chunk = (CHUNK_REST_DECODER if self._started else CHUNK_DECODER).decode(data)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             return self._fail(_malformed(exc), [])
         if chunk.error:
@@ -173,7 +174,9 @@ class ChatStreamDecoder:
         out.append(MessageStart(message_id=message_id or new_completion_id(), model=model or ""))
 
     def _delta(self, delta: DeltaView, out: list[Event]) -> None:
-        if self._reasoning_first:
+        if delta.reasoning is None:
+            reasoning = delta.reasoning_content
+        elif self._reasoning_first:
             reasoning = reasoning_text(delta.reasoning) or delta.reasoning_content
         else:
             reasoning = delta.reasoning_content or reasoning_text(delta.reasoning)

@@ -158,6 +158,14 @@ class ChunkView(msgspec.Struct):
     error: Any = None
 
 
+class ChunkRestView(msgspec.Struct):
+    """A chunk after the first: id and model are read once (``ChunkView``), not per token."""
+
+    choices: list[ChoiceView] | None = None
+    usage: UsageView | None = None
+    error: Any = None
+
+
 class ToolCallView(msgspec.Struct):
     id: str | None = None
     function: FunctionDeltaView | None = None
@@ -329,6 +337,7 @@ class ChatRequestIn(msgspec.Struct):
 
 ENCODER = msgspec.json.Encoder()
 CHUNK_DECODER = msgspec.json.Decoder(ChunkView)
+CHUNK_REST_DECODER = msgspec.json.Decoder(ChunkRestView)
 RESPONSE_DECODER = msgspec.json.Decoder(ResponseView)
 REQUEST_DECODER = msgspec.json.Decoder(ChatRequestIn)
 ANY_DECODER = msgspec.json.Decoder()
@@ -336,6 +345,7 @@ ANY_DECODER = msgspec.json.Decoder()
 __all__ = [
     "ANY_DECODER",
     "CHUNK_DECODER",
+    "CHUNK_REST_DECODER",
     "ENCODER",
     "REQUEST_DECODER",
     "RESPONSE_DECODER",

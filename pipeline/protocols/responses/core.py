@@ -45,7 +45,7 @@ def new_id(prefix: str) -> str:
 class _Block:
     """The open block: its announced item (``None`` for local_shell until it ends) and text."""
 
-    __slots__ = ("index", "item", "kind", "parts", "signature", "streamer", "summary_open", "tool")
+    __slots__ = ("index", "item", "kind", "parts", "signature", "streamer", "summary_open", "templates", "tool")
 
     def __init__(self, kind: str, index: int, item: Any, tool: items.ToolTarget | None = None) -> None:
         self.kind = kind  # thinking | text | function | custom | local_shell
@@ -55,7 +55,17 @@ class _Block:
         self.parts: list[str] = []
         self.signature: str | None = None
         self.summary_open = False
+        self.templates: dict[type[Any], tuple[bytes, bytes, bytes]] = {}  # the stream encoder's, per event type
         self.streamer: InputStreamer | None = InputStreamer() if kind == "custom" else None
+
+
+def delta_event(cls: type[Any], item_id: str, output_index: int, text: str) -> Any:
+    """A per-token delta event Struct (``sequence_number`` still 0)."""
+    if cls is w.ResponseTextDeltaEvent:
+        return cls(sequence_number=0, item_id=item_id, output_index=output_index, content_index=0, delta=text)
+    if cls is w.ResponseReasoningSummaryTextDeltaEvent:
+        return cls(sequence_number=0, item_id=item_id, output_index=output_index, summary_index=0, delta=text)
+    return cls(sequence_number=0, item_id=item_id, output_index=output_index, delta=text)
 
 
 class _Held:
@@ -255,9 +265,7 @@ class ResponseCore:
         if isinstance(event, TextDelta):
             if kind == "text":
                 block.parts.append(text)
-                self._emit(w.ResponseTextDeltaEvent(
-                    sequence_number=0, item_id=block.item.id, output_index=block.index, content_index=0,
-                    delta=text))
+                self._emit_delta(w.ResponseTextDeltaEvent, block, text)
         elif isinstance(event, ThinkingDelta):
             if kind == "thinking":
                 block.parts.append(text)
@@ -266,19 +274,21 @@ class ResponseCore:
                     self._emit(w.ResponseReasoningSummaryPartAddedEvent(
                         sequence_number=0, item_id=block.item.id, output_index=block.index, summary_index=0,
                         part=w.SummaryText(text="")))
-                self._emit(w.ResponseReasoningSummaryTextDeltaEvent(
-                    sequence_number=0, item_id=block.item.id, output_index=block.index, summary_index=0,
-                    delta=text))
+                self._emit_delta(w.ResponseReasoningSummaryTextDeltaEvent, block, text)
         elif block.tool is not None:
             block.parts.append(text)
             if kind == "function":
-                self._emit(w.ResponseFunctionCallArgumentsDeltaEvent(
-                    sequence_number=0, item_id=block.item.id, output_index=block.index, delta=text))
+                self._emit_delta(w.ResponseFunctionCallArgumentsDeltaEvent, block, text)
             elif block.streamer is not None:
                 shown = block.streamer.feed(text)
                 if shown:
                     self._emit(w.ResponseCustomToolCallInputDeltaEvent(
                         sequence_number=0, item_id=block.item.id, output_index=block.index, delta=shown))
+
+    def _emit_delta(self, cls: type[Any], block: _Block, text: str) -> None:
+        """One per-token delta event (text, reasoning summary or function arguments) of ``block``;
+        the stream encoder writes these from byte templates instead."""
+        self._emit(delta_event(cls, block.item.id, block.index, text))
 
     def _close(self) -> None:
         block = self._block
@@ -382,4 +392,4 @@ class ResponseCore:
         self._output[block.index] = item
 
 
-__all__ = ["END_OF_STREAM", "ResponseCore", "new_id"]
+__all__ = ["END_OF_STREAM", "ResponseCore", "delta_event", "new_id"]

@@ -12,7 +12,7 @@ import msgspec
 
 from pipeline.events import ErrorInfo, Event
 from pipeline.model import ChatRequest
-from pipeline.protocols.responses.core import ResponseCore
+from pipeline.protocols.responses.core import ResponseCore, delta_event
 
 _ENCODER = msgspec.json.Encoder()
 _PREFIXES: dict[type[Any], bytes] = {}
@@ -23,6 +23,21 @@ def _prefix(cls: type[Any]) -> bytes:
     if prefix is None:
         prefix = _PREFIXES[cls] = b"event: " + cls.__struct_config__.tag.encode() + b"\ndata: "
     return prefix
+
+
+_SEQ_MARK = 987654321987
+_TEXT_MARK = "\x00delta\x00"
+
+
+def _template(cls: type[Any], item_id: str, output_index: int) -> tuple[bytes, bytes, bytes]:
+    """(head, middle, tail): frame = head + sequence number + middle + JSON text + tail."""
+    event = delta_event(cls, item_id, output_index, _TEXT_MARK)
+    event.sequence_number = _SEQ_MARK
+    frame = _prefix(cls) + _ENCODER.encode(event) + b"\n\n"
+    seq, text = str(_SEQ_MARK).encode(), _ENCODER.encode(_TEXT_MARK)
+    head, rest = frame.split(seq, 1)
+    middle, tail = rest.split(text, 1)
+    return head, middle, tail
 
 
 class ResponsesStreamEncoder(ResponseCore):
@@ -44,6 +59,17 @@ class ResponsesStreamEncoder(ResponseCore):
         event.sequence_number = self._seq
         self._seq += 1
         self._frames.append(_prefix(type(event)) + _ENCODER.encode(event) + b"\n\n")
+
+    def _emit_delta(self, cls: type[Any], block: Any, text: str) -> None:
+        """Per-token frames from a template made once per block and event type, byte for byte
+        what encoding the Struct gives."""
+        template = block.templates.get(cls)
+        if template is None:
+            template = block.templates[cls] = _template(cls, block.item.id, block.index)
+        head, middle, tail = template
+        seq = self._seq
+        self._seq = seq + 1
+        self._frames.append(head + str(seq).encode() + middle + _ENCODER.encode(text) + tail)
 
     def _take(self) -> list[bytes]:
         frames, self._frames = self._frames, []

@@ -1,0 +1,158 @@
+"""Bad input at the gateway's edge, in each dialect: the body cap (413, declared, chunked and
+decompressed), Content-Encoding (415), malformed JSON and the JSON nesting limit (400)."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import time
+
+import httpx
+import msgspec
+import pytest
+import trio
+
+from pipeline.app import Gateway, json_depth_exceeds
+from pipeline.config import parse_config
+from tests.e2e.serving import open_gateway
+from tests.resilience.dialects import DIALECTS, PATHS, auth_headers, fold, request_body
+
+LIMIT = 200_000
+CONFIG = f"""
+server: {{max_body_bytes: {LIMIT}, max_json_depth: 64}}
+upstreams:
+  sim: {{type: simulator}}
+pipelines:
+""" + "".join(f"  {d}: {{client: {d}, upstream: sim, mount: /{d}}}\n" for d in DIALECTS)
+
+TOO_LARGE = {"anthropic": "request_too_large", "responses": "request_too_large", "chat": "request_too_large"}
+UNSUPPORTED = {"anthropic": "invalid_request_error", "responses": "invalid_request_error", "chat": "unsupported_media_type"}
+INVALID = {"anthropic": "invalid_request_error", "responses": "invalid_request_error", "chat": "invalid_request_error"}
+
+
+def nested(depth: int) -> object:
+    """A JSON value nesting ``depth`` lists."""
+    value: object = 1
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+def with_extra(dialect: str, prompt: str, extra: object) -> bytes:
+    """A valid request plus an unknown field carrying ``extra`` (unknown fields are ignored)."""
+    body = request_body(dialect, prompt)
+    body["x_extra"] = extra
+    return msgspec.json.encode(body)
+
+
+async def post(http: httpx.AsyncClient, url: str, dialect: str, content: object, **headers: str):
+    response = await http.post(url + f"/{dialect}" + PATHS[dialect], content=content,
+                               headers={"content-type": "application/json", **auth_headers(dialect, "k"), **headers})
+    return fold(dialect, response.status_code, response.headers, response.content)
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+async def test_body_cap_and_encodings(dialect: str) -> None:
+    """413 by Content-Length, by counting a chunked body, and after gzip; 415 for br; gzip works."""
+    big = with_extra(dialect, "SIM:text x", "y" * LIMIT)
+
+    async def chunked():
+        for i in range(0, len(big), 16_384):
+            yield big[i:i + 16_384]
+
+    bomb = gzip.compress(with_extra(dialect, "SIM:text x", "0" * (LIMIT * 20)))
+    async with open_gateway(CONFIG) as (url, _):
+        async with httpx.AsyncClient(timeout=10) as http:
+            declared = await post(http, url, dialect, big)
+            counted = await post(http, url, dialect, chunked())
+            inflated = await post(http, url, dialect, bomb, **{"content-encoding": "gzip"})
+            brotli = await post(http, url, dialect, b"\x8b\x00", **{"content-encoding": "br"})
+            zipped = await post(http, url, dialect, gzip.compress(msgspec.json.encode(request_body(dialect, "SIM:text zipped"))),
+                                **{"content-encoding": "gzip"})
+            broken_zip = await post(http, url, dialect, b"not gzip at all", **{"content-encoding": "gzip"})
+    assert len(bomb) < LIMIT
+    for reply in (declared, counted, inflated):
+        assert (reply.status, reply.error_kind) == (413, TOO_LARGE[dialect])
+        assert f"limit of {LIMIT} bytes" in reply.error["message"]
+    assert (brotli.status, brotli.error_kind) == (415, UNSUPPORTED[dialect])
+    assert "unsupported Content-Encoding 'br'" in brotli.error["message"]
+    assert zipped.status == 200 and zipped.text == "zipped"
+    assert (broken_zip.status, broken_zip.error_kind) == (400, INVALID[dialect])
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+async def test_malformed_json_and_nesting_limit(dialect: str) -> None:
+    """Malformed JSON and nesting past the limit are 400s; 64 levels pass; 200,000 levels are
+    refused quickly, never a RecursionError (500)."""
+    async with open_gateway(CONFIG) as (url, _):
+        async with httpx.AsyncClient(timeout=10) as http:
+            malformed = await post(http, url, dialect, b'{"model": "m", "messages": [')
+            not_object = await post(http, url, dialect, b'[1, 2, 3]')
+            at_limit = await post(http, url, dialect, with_extra(dialect, "SIM:text deep ok", nested(63)))
+            over = await post(http, url, dialect, with_extra(dialect, "SIM:text x", nested(64)))
+            started = time.perf_counter()
+            abyss = await post(http, url, dialect, b"[" * 100_000 + b"]" * 100_000)
+            elapsed = time.perf_counter() - started
+    for reply in (malformed, not_object, over, abyss):
+        assert (reply.status, reply.error_kind) == (400, INVALID[dialect]), reply.raw
+    assert "deeper than 64 levels" in over.error["message"] and "deeper than 64" in abyss.error["message"]
+    assert "deeper" not in malformed.error["message"]
+    assert at_limit.status == 200 and at_limit.text == "deep ok"
+    assert elapsed < 2
+
+
+class TestJsonDepth:
+    """The bytes-level scan agrees with a real parser and ignores brackets inside strings."""
+
+    @pytest.mark.parametrize("depth", [1, 2, 63, 64, 65, 500])
+    def test_exact_depth(self, depth: int) -> None:
+        body = json.dumps({"a": nested(depth - 1)}).encode()
+        assert json_depth_exceeds(body, 64) is (depth > 64)
+
+    def test_brackets_and_escapes_in_strings_do_not_count(self) -> None:
+        tricky = {"s": "[[[{{{\\\"[[[" * 50, "t": 'quote " and backslash \\ ]]]}}}', "deep": nested(10)}
+        assert json_depth_exceeds(json.dumps(tricky).encode(), 11) is False
+        assert json_depth_exceeds(json.dumps(tricky).encode(), 10) is True
+
+    def test_captures_are_within_the_default_limit(self, captures: list[tuple[str, bytes]]) -> None:
+        assert captures and not any(json_depth_exceeds(body, 64) for _, body in captures)
+        assert all(json_depth_exceeds(body, 3) for _, body in captures)
+
+
+class TestRefusedBodies:
+    """A refused body is drained (bounded) so the 413 is read instead of a connection reset, except
+    when the client waits for ``100 Continue`` and has sent nothing."""
+
+    async def run(self, headers: list[tuple[bytes, bytes]], pieces: int) -> tuple[int, int]:
+        gateway = Gateway(parse_config(CONFIG, env={}))
+        await gateway.startup()
+        reads = 0
+
+        async def receive() -> dict:
+            nonlocal reads
+            reads += 1
+            if reads > pieces:
+                await trio.sleep_forever()
+            return {"type": "http.request", "body": b"x" * 100_000, "more_body": reads < pieces}
+
+        sent: list[dict] = []
+
+        async def send(message: dict) -> None:
+            sent.append(message)
+
+        scope = {"type": "http", "method": "POST", "path": "/chat/v1/chat/completions",
+                 "headers": [(b"content-type", b"application/json"), *headers]}
+        with trio.fail_after(5):
+            await gateway(scope, receive, send)
+        await gateway.shutdown()
+        return sent[0]["status"], reads
+
+    async def test_declared_too_large_is_drained(self) -> None:
+        assert await self.run([(b"content-length", b"1000000")], pieces=10) == (413, 10)
+
+    async def test_counted_too_large_is_drained(self) -> None:
+        assert await self.run([], pieces=10) == (413, 10)
+
+    async def test_expect_continue_is_refused_unread(self) -> None:
+        headers = [(b"content-length", b"1000000"), (b"expect", b"100-continue")]
+        assert await self.run(headers, pieces=10) == (413, 0)

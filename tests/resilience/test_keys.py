@@ -1,0 +1,155 @@
+"""Keys: gateway keys per pipeline (401 in each dialect), passthrough of the client's key to the
+upstream, and no key ever in a log line or an error message (upstream texts echoing it included).
+"""
+
+from __future__ import annotations
+
+import anthropic
+import httpx
+import openai
+import pytest
+import structlog
+import trio
+
+from tests.e2e.serving import open_gateway
+from tests.resilience.dialects import DIALECTS, auth_headers, call, wait_finished
+
+GW_KEY = "gw-key-7f3a9c1e5b2d"
+GW_KEY_2 = "gw-key-second-0a1b2c3d"
+UPSTREAM_KEY = "sk-upstream-0123456789abcdef"
+WRONG_KEY = "sk-wrong-key-9876543210zyxw"
+ODD_KEY = "tok.Client.Secret.Q9W8E7R6"  # no sk- shape: only the known-secret redaction catches it
+
+GATEWAY_KEYS = """
+upstreams:
+  sim: {type: simulator}
+pipelines:
+  anthropic: {client: anthropic, upstream: sim, api_keys_env: [GW_KEY, GW_KEY_2], mount: /anthropic}
+  responses: {client: responses, upstream: sim, api_keys_env: [GW_KEY], mount: /responses}
+  chat: {client: chat, upstream: sim, api_keys_env: [GW_KEY], mount: /chat}
+"""
+
+PASSTHROUGH = f"""
+upstreams:
+  sim:
+    type: simulator
+    key_passthrough: true
+    options: {{api_key: {UPSTREAM_KEY}}}
+  echo:
+    type: tests.resilience.dialects:ScriptedHttpUpstream
+    key_passthrough: true
+    api_key_env: ECHO_FALLBACK_KEY
+    models: {{default: deepseek-v4-pro}}
+    options: {{echo_key: true}}
+pipelines:
+""" + "".join(f"  {d}: {{client: {d}, upstream: sim, mount: /{d}}}\n"
+              f"  {d}_echo: {{client: {d}, upstream: echo, mount: /{d}/echo}}\n" for d in DIALECTS)
+
+AUTH_ERROR = {"anthropic": "authentication_error", "responses": "invalid_api_key", "chat": "invalid_api_key"}
+
+
+@pytest.fixture
+def gateway_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GW_KEY", GW_KEY)
+    monkeypatch.setenv("GW_KEY_2", GW_KEY_2)
+    monkeypatch.setenv("ECHO_FALLBACK_KEY", "sk-fallback-from-env-000111")
+
+
+def assert_no_key(keys: tuple[str, ...], *texts: object) -> None:
+    for text in texts:
+        for key in keys:
+            assert key not in str(text), f"key {key[:6]}… leaked into {str(text)[:300]}"
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+async def test_gateway_key_is_checked(dialect: str, gateway_env: None) -> None:
+    """Missing or wrong key: 401 in the dialect; the right key (either header form) passes; keys
+    never reach the logs."""
+    async with open_gateway(GATEWAY_KEYS) as (url, _):
+        base = f"{url}/{dialect}"
+        with structlog.testing.capture_logs() as logs:
+            async with httpx.AsyncClient(timeout=10) as http:
+                missing = await call(http, base, dialect, "SIM:text hi", key=None)
+                wrong = await call(http, base, dialect, "SIM:text hi", key=GW_KEY[:-1] + "x")
+                good = await call(http, base, dialect, "SIM:text hi", key=GW_KEY)
+                bearer = await http.get(base + "/v1/models", headers={"authorization": f"Bearer {GW_KEY}"})
+                models = await http.get(base + "/v1/models", headers=auth_headers(dialect, None))
+            await wait_finished(logs, 3)
+    for reply in (missing, wrong):
+        assert (reply.status, reply.error_kind) == (401, AUTH_ERROR[dialect])
+        assert "invalid or missing API key" in reply.error["message"]
+    assert good.status == 200 and good.complete and good.text == "hi"
+    assert models.status_code == 401 and bearer.status_code == 200
+    assert len([e for e in logs if e.get("event") == "request_finished"]) == 3
+    assert_no_key((GW_KEY, GW_KEY[:-1] + "x"), logs, missing.raw, wrong.raw)
+
+
+async def test_gateway_key_through_the_sdks(gateway_env: None) -> None:
+    """The SDKs raise their AuthenticationError; a second configured key works too."""
+
+    def calls(url: str) -> list[object]:
+        outcomes: list[object] = []
+        for key in ("nope", GW_KEY_2):
+            client = anthropic.Anthropic(base_url=f"{url}/anthropic", api_key=key, max_retries=0)
+            try:
+                outcomes.append(client.messages.create(model="m", max_tokens=100,
+                                                       messages=[{"role": "user", "content": "SIM:text ok"}]))
+            except anthropic.AuthenticationError as exc:
+                outcomes.append(exc)
+        for mount in ("responses", "chat"):
+            client = openai.OpenAI(base_url=f"{url}/{mount}/v1", api_key="nope", max_retries=0)
+            try:
+                client.models.list()
+            except openai.AuthenticationError as exc:
+                outcomes.append(exc)
+        return outcomes
+
+    async with open_gateway(GATEWAY_KEYS) as (url, _):
+        denied, allowed, responses_denied, chat_denied = await trio.to_thread.run_sync(calls, url)
+    assert isinstance(denied, anthropic.AuthenticationError)
+    assert allowed.content[-1].text == "ok"
+    assert isinstance(responses_denied, openai.AuthenticationError)
+    assert isinstance(chat_denied, openai.AuthenticationError)
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+async def test_passthrough_forwards_the_clients_key(dialect: str, gateway_env: None) -> None:
+    """The client's key reaches the upstream; a wrong one becomes the dialect's authentication
+    error with the upstream's message, the key itself nowhere."""
+    async with open_gateway(PASSTHROUGH) as (url, gateway):
+        with structlog.testing.capture_logs() as logs:
+            async with httpx.AsyncClient(timeout=10) as http:
+                good = await call(http, f"{url}/{dialect}", dialect, "SIM:text passed", key=UPSTREAM_KEY)
+                bad = await call(http, f"{url}/{dialect}", dialect, "SIM:text passed", key=WRONG_KEY)
+                other_header = None
+                if dialect == "anthropic":  # Claude Code with ANTHROPIC_AUTH_TOKEN sends a Bearer
+                    other_header = await http.post(f"{url}/anthropic/v1/messages", headers={
+                        "authorization": f"Bearer {UPSTREAM_KEY}", "anthropic-version": "2023-06-01"},
+                        json={"model": "m", "max_tokens": 50, "messages": [{"role": "user", "content": "x"}]})
+            await wait_finished(logs, 3 if other_header is not None else 2)
+    assert good.status == 200 and good.text == "passed"
+    assert bad.status == 401 and bad.error_kind == AUTH_ERROR[dialect]
+    assert "Authentication Fails, Your api key: ****zyxw is invalid" in bad.error["message"]
+    if other_header is not None:
+        assert other_header.status_code == 200
+    assert_no_key((UPSTREAM_KEY, WRONG_KEY), logs, bad.raw)
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+async def test_echoed_key_is_redacted(dialect: str, gateway_env: None) -> None:
+    """An upstream that quotes the whole key (HTTP error and in-stream error chunk): the client
+    and the logs see ``[redacted]``; without a client key the env key is used."""
+    async with open_gateway(PASSTHROUGH) as (url, gateway):
+        echo = gateway.upstreams["echo"]
+        base = f"{url}/{dialect}/echo"
+        with structlog.testing.capture_logs() as logs:
+            async with httpx.AsyncClient(timeout=10) as http:
+                http_error = await call(http, base, dialect, "STATUS:401", key=ODD_KEY)
+                in_stream = await call(http, base, dialect, "STREAMERR", key=ODD_KEY)
+                await call(http, base, dialect, "STATUS:401", key=None)
+            await wait_finished(logs, 3)
+    assert echo.seen_keys == [ODD_KEY, ODD_KEY, "sk-fallback-from-env-000111"]
+    assert http_error.status == 401 and "Incorrect API key provided: [redacted]" in http_error.error["message"]
+    assert in_stream.status == 200 and in_stream.in_stream
+    assert "Incorrect API key provided: [redacted]" in in_stream.error["message"]
+    assert_no_key((ODD_KEY, "sk-fallback-from-env-000111"), logs, http_error.raw, in_stream.raw)

@@ -1,0 +1,190 @@
+"""The ``openai_chat`` upstream's commit point and timeouts, through the gateway. A failure before
+any content (an ``insufficient_system_resource`` finish, an empty body, a stall, a connect timeout)
+is retried; after content it is the dialect's in-stream error. Keep-alives count as alive up to
+``queue_timeout_s``; the idle limit holds on any transport; the overall deadline ends either way."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from typing import ClassVar
+
+import httpx
+import msgspec
+import pytest
+import structlog
+import trio
+
+from tests.e2e.serving import open_gateway
+from tests.resilience.dialects import DIALECTS, call, finished_lines, wait_finished
+from upstreams.base import UpstreamConfig
+from upstreams.openai_chat import OpenAIChatUpstream
+
+
+def chunk(delta: dict | None = None, finish: str | None = None) -> bytes:
+    body = {"id": "c", "object": "chat.completion.chunk", "model": "deepseek-v4-pro",
+            "choices": [{"index": 0, "delta": delta or {}, "finish_reason": finish}]}
+    return b"data: " + msgspec.json.encode(body) + b"\n\n"
+
+
+ROLE = chunk({"role": "assistant", "content": ""})
+ANSWER = [ROLE, chunk({"content": "fine"}), chunk(finish="stop"), b"data: [DONE]\n\n"]
+
+
+class _Slow(httpx.AsyncByteStream):
+    def __init__(self, pieces: list[tuple[float, bytes]]) -> None:
+        self._pieces = pieces
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        for delay, piece in self._pieces:
+            await trio.sleep(delay)
+            yield piece
+
+
+def sse(*pieces: bytes | tuple[float, bytes]) -> Callable[[httpx.Request], httpx.Response]:
+    timed = [p if isinstance(p, tuple) else (0.0, p) for p in pieces]
+    return lambda request: httpx.Response(200, stream=_Slow(timed), headers={"content-type": "text/event-stream"})
+
+
+def refuse(exc: type[httpx.TransportError]) -> Callable[[httpx.Request], httpx.Response]:
+    def answer(request: httpx.Request) -> httpx.Response:
+        raise exc("scripted", request=request)
+    return answer
+
+
+SCRIPTS: dict[str, list[Callable[[httpx.Request], httpx.Response]]] = {
+    # DeepSeek ends the stream before any content: retried, the client never sees it.
+    "early_isr": [sse(ROLE, chunk(finish="insufficient_system_resource")), sse(*ANSWER)],
+    "empty_body": [sse(), sse(*ANSWER)],
+    "stall_before_data": [sse((30.0, ROLE)), sse(*ANSWER)],
+    "connect_timeout": [refuse(httpx.ConnectTimeout), sse(*ANSWER)],
+    "error_chunk_first": [sse(b'data: {"error": {"message": "busy", "type": "server_error"}}\n\n'), sse(*ANSWER)],
+    # After content: the in-stream error, no retry.
+    "late_isr": [sse(ROLE, (0.01, chunk({"content": "half"})), (0.01, chunk(finish="insufficient_system_resource")))],
+    # Non-retryable before content: the HTTP error of the dialect.
+    "context_first": [sse(b'data: {"error": {"message": "maximum context length exceeded", '
+                          b'"type": "invalid_request_error", "code": "context_length_exceeded"}}\n\n')],
+}
+
+
+class Sequenced(OpenAIChatUpstream):
+    """Answers the n-th call with ``SCRIPTS[options.script][n]``."""
+
+    type_name: ClassVar[str] = "sequenced"
+
+    def __init__(self, config: UpstreamConfig, *, upstream_id: str) -> None:
+        config = msgspec.structs.replace(config, base_url="http://sequenced.invalid")
+        self.script = list(SCRIPTS[config.options["script"]])
+        self.calls = 0
+        super().__init__(config, upstream_id=upstream_id, transport=httpx.MockTransport(self._answer))
+
+    async def _answer(self, request: httpx.Request) -> httpx.Response:
+        self.calls += 1
+        return self.script.pop(0)(request)
+
+
+def sequenced(script: str) -> str:
+    return f"""
+upstreams:
+  up:
+    type: tests.resilience.test_upstream_stream:Sequenced
+    idle_timeout_s: 0.3
+    connect_timeout_s: 0.3
+    models: {{default: deepseek-v4-pro}}
+    options: {{script: {script}}}
+pipelines:
+""" + "".join(f"  {d}: {{client: {d}, upstream: up, mount: /{d}, retry: {{backoff_base_s: 0.01}}}}\n" for d in DIALECTS)
+
+
+async def through(config: str, dialect: str, prompt: str = "hi"):
+    async with open_gateway(config) as (url, gateway):
+        with structlog.testing.capture_logs() as logs:
+            async with httpx.AsyncClient(timeout=10) as http:
+                with trio.fail_after(8):
+                    reply = await call(http, f"{url}/{dialect}", dialect, prompt)
+            await wait_finished(logs)
+    return reply, finished_lines(logs)[0], gateway
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+@pytest.mark.parametrize("script", ["early_isr", "empty_body", "stall_before_data", "connect_timeout",
+                                    "error_chunk_first"])
+async def test_failure_before_content_is_retried(script: str, dialect: str) -> None:
+    reply, line, gateway = await through(sequenced(script), dialect)
+    assert reply.status == 200 and reply.complete and reply.text == "fine", reply.raw[-400:]
+    assert line["attempts"] == 2 and gateway.upstreams["up"].calls == 2
+
+
+LATE = {"anthropic": "overloaded_error", "responses": "server_is_overloaded", "chat": "server_is_overloaded"}
+CONTEXT = {"anthropic": (400, "invalid_request_error"), "responses": (400, "context_length_exceeded"),
+           "chat": (400, "context_length_exceeded")}
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+async def test_failure_after_content_is_the_in_stream_error(dialect: str) -> None:
+    reply, line, gateway = await through(sequenced("late_isr"), dialect)
+    assert reply.status == 200 and reply.in_stream and reply.text == "half"
+    assert reply.error_kind == LATE[dialect] and "insufficient_system_resource" in reply.error["message"]
+    assert line["attempts"] == 1 and gateway.upstreams["up"].calls == 1
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+async def test_non_retryable_error_before_content_is_an_http_error(dialect: str) -> None:
+    """An upstream error chunk before any content is not sent in-stream: the HTTP error instead."""
+    reply, line, _ = await through(sequenced("context_first"), dialect)
+    assert (reply.status, reply.error_kind) == CONTEXT[dialect] and line["attempts"] == 1
+
+
+def keepalive_config(count: int, queue_s: float) -> str:
+    return f"""
+upstreams:
+  sim:
+    type: simulator
+    idle_timeout_s: 0.3
+    queue_timeout_s: {queue_s}
+    options: {{keepalive_comments: {count}, keepalive_interval_s: 0.1}}
+pipelines:
+""" + "".join(f"  {d}: {{client: {d}, upstream: sim, mount: /{d}}}\n" for d in DIALECTS)
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+async def test_keepalives_count_as_alive_within_the_queue_limit(dialect: str) -> None:
+    """1 s of keep-alives, 0.1 s apart, outlive a 0.3 s idle limit; Anthropic clients see pings."""
+    reply, line, _ = await through(keepalive_config(10, 5), dialect, "SIM:text served")
+    assert reply.status == 200 and reply.complete and reply.text == "served"
+    if dialect == "anthropic":
+        assert sum(1 for event, _ in reply.events if event == "ping") >= 5
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+async def test_queue_limit_ends_a_keepalive_only_stream(dialect: str) -> None:
+    """Keep-alives beyond queue_timeout_s: abandoned with the overloaded error the client retries."""
+    started = trio.current_time()
+    reply, line, _ = await through(keepalive_config(100, 0.5), dialect, "SIM:text never")
+    assert trio.current_time() - started < 3
+    assert reply.status == 200 and reply.in_stream and reply.error_kind == LATE[dialect]
+    assert "queue limit" in reply.error["message"] and line["error_code"] == "overloaded"
+
+
+DEADLINE = """
+upstreams:
+  sim: {type: simulator, options: {slow_chunk_s: 0.1}}
+pipelines:
+""" + "".join(f"  {d}: {{client: {d}, upstream: sim, mount: /{d}, deadline_s: 0.6}}\n" for d in DIALECTS)
+DEADLINE_IN_STREAM = {"anthropic": "overloaded_error", "responses": "server_is_overloaded", "chat": "timeout"}
+DEADLINE_HTTP = {"anthropic": (504, "timeout_error"), "responses": (504, "server_error"), "chat": (504, "timeout")}
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+async def test_deadline_mid_stream_is_the_in_stream_error(dialect: str) -> None:
+    """The pipeline's overall deadline cuts a slow stream with the error the client retries."""
+    words = " ".join(["slow"] * 40)
+    reply, line, _ = await through(DEADLINE, dialect, f"SIM:text {words}\nSIM:fault slow")
+    assert reply.status == 200 and reply.in_stream and reply.error_kind == DEADLINE_IN_STREAM[dialect]
+    assert "deadline of 0.6s" in reply.error["message"] and line["error_code"] == "timeout"
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+async def test_deadline_before_the_first_byte_is_an_http_error(dialect: str) -> None:
+    config = sequenced("stall_before_data").replace("retry: {backoff_base_s: 0.01}", "deadline_s: 0.2")
+    reply, line, _ = await through(config, dialect)
+    assert (reply.status, reply.error_kind) == DEADLINE_HTTP[dialect] and line["error_code"] == "timeout"

@@ -1,0 +1,125 @@
+"""The response flow: hooks and encoder in the sender's task, batched writes, first frames at once,
+``on_end`` flushes (sync and channel paths), frames buffered before an error still sent first."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import msgspec
+import trio
+
+from pipeline.events import BlockStart, BlockStop, Event, MessageStart, MessageStop, TextDelta
+from pipeline.stage import RequestContext, Stage
+from pipeline.testing import make_context, sample_request
+from tests.test_runner import Scripted, Sink, TaskTag, make_pipeline, run
+
+
+class Burst(Scripted):
+    """Sends every event without yielding (like httpx handing over a buffered read), after a
+    first delta that is followed by a pause."""
+
+    async def stream(self, request, out, ctx, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        await out.send(MessageStart(message_id="m", model="up"))
+        await out.send(BlockStart(index=0, block="text"))
+        await out.send(TextDelta(index=0, text="first "))
+        await trio.sleep(1)
+        for i in range(self.deltas):
+            await out.send(TextDelta(index=0, text=f"t{i} "))
+        await out.send(BlockStop(index=0))
+        await out.send(MessageStop(stop_reason="end_turn"))
+
+
+class TimedSink(Sink):
+    def __init__(self) -> None:
+        super().__init__()
+        self.times: list[float] = []
+
+    async def send(self, message: dict) -> None:
+        self.times.append(trio.current_time())
+        await super().send(message)
+
+
+class HoldAll(Stage):
+    """Holds every text delta until the input ends (per-event form with ``on_end``)."""
+
+    name = "hold_all"
+
+    def on_event(self, event: Event, ctx: RequestContext) -> Sequence[Event]:
+        if isinstance(event, TextDelta):
+            ctx.state.setdefault("held", []).append(event)
+            return ()
+        if isinstance(event, BlockStop | MessageStop):
+            ctx.state.setdefault("later", []).append(event)
+            return ()
+        return (event,)
+
+    def on_end(self, ctx: RequestContext) -> Sequence[Event]:
+        return [*ctx.state.get("held", []), *ctx.state.get("later", [])]
+
+
+async def run_timed(pipe, request):
+    from pipeline.runner import Outcome, Responder, run_pipeline
+
+    ctx = make_context(deadline=trio.current_time() + 30)
+    sink = TimedSink()
+    outcome = Outcome()
+
+    async def never() -> dict:
+        await trio.sleep_forever()
+        raise AssertionError
+
+    await run_pipeline(pipe, request, ctx, Responder(sink.send, ctx, outcome), never)
+    return sink, outcome
+
+
+class TestBatching:
+    async def test_first_token_at_once_then_one_write_for_a_burst(self, autojump_clock) -> None:
+        """The first delta is written before the pause; the 200-event burst after it takes a few writes."""
+        t0 = trio.current_time()
+        sink, outcome = await run_timed(make_pipeline([Burst(deltas=200)]), sample_request(stream=True))
+        bodies = [(t, m) for t, m in zip(sink.times, sink.messages, strict=True) if m["type"] == "http.response.body"]
+        first = next(t for t, m in bodies if b'"content":"first "' in m["body"])
+        assert first - t0 < 0.5
+        assert len(bodies) <= 4
+        assert sink.body.count(b'"content":"t') == 200 and sink.body.endswith(b"data: [DONE]\n\n")
+        assert outcome.stop_reason == "end_turn"
+
+
+class TestOnEnd:
+    async def test_held_events_are_flushed_at_the_end_of_input(self) -> None:
+        """A per-event stage's ``on_end`` events reach the encoder (hooks and encoder in the sender's task)."""
+        sink, outcome, _ = await run(make_pipeline([Scripted(deltas=3)], [HoldAll(None)]), sample_request(stream=True))
+        assert b'"content":"t0 "' in sink.body and b'"content":"t2 "' in sink.body
+        assert outcome.stop_reason == "end_turn" and sink.body.endswith(b"data: [DONE]\n\n")
+
+    async def test_held_events_are_flushed_through_a_task_stage(self) -> None:
+        """Between a per-event stage and the encoder a task-form stage: the flush goes through it."""
+        stages = [TaskTag(TaskTag.Config(label="!")), HoldAll(None)]
+        sink, outcome, _ = await run(make_pipeline([Scripted(deltas=2)], stages), sample_request(stream=True))
+        assert b'"content":"t0 !"' in sink.body and b'"content":"t1 !"' in sink.body
+        assert outcome.stop_reason == "end_turn"
+
+    async def test_collecting_non_streaming(self) -> None:
+        """Non-streaming requests get the flushed events in their one body."""
+        sink, _, _ = await run(make_pipeline([Scripted(deltas=2)], [HoldAll(None)]), sample_request())
+        assert msgspec.json.decode(sink.body)["choices"][0]["message"]["content"] == "t0 t1 "
+
+
+class TestErrors:
+    async def test_frames_buffered_before_a_failure_come_before_the_error(self) -> None:
+        """A stage failing mid-burst: the frames already encoded are written, then the error."""
+
+        class BoomLate(Stage):
+            name = "boom_late"
+
+            def on_event(self, event: Event, ctx: RequestContext) -> Sequence[Event]:
+                if isinstance(event, TextDelta) and event.text == "t5 ":
+                    raise RuntimeError("boom")
+                return (event,)
+
+        sink, outcome, _ = await run(make_pipeline([Scripted(deltas=10)], [BoomLate(None)]), sample_request(stream=True))
+        body = sink.body
+        assert b'"content":"t4 "' in body and b'"content":"t5 "' not in body
+        assert body.index(b'"content":"t4 "') < body.index(b"internal error in the gateway: RuntimeError")
+        assert outcome.error_code == "api_error"

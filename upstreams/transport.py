@@ -1,0 +1,391 @@
+"""``StreamTransport``: an httpx transport for streamed upstream answers, HTTP/1.1 over trio sockets.
+
+httpx's default stack (httpcore + h11) hands a chunked body over one HTTP chunk at a time, and an
+SSE upstream sends one chunk per token: ~10 µs of layering per token before the gateway sees a
+byte. This transport de-chunks whatever one socket read brought, in bulk, and yields it as one
+piece. It keeps a keep-alive pool per origin (idle connections checked for EOF before reuse),
+honours httpx's connect/read/write/pool timeouts and raises httpx's exception types. HTTP/1.1
+only; TLS through trio with httpx's SSL context; no proxies (``http_client: httpx`` for those).
+"""
+
+from __future__ import annotations
+
+import select
+import ssl
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+import trio
+
+READ_SIZE = 64 * 1024
+MAX_HEAD = 64 * 1024
+_NO_BODY = frozenset({204, 304})
+
+
+class _Conn:
+    __slots__ = ("buf", "key", "stream")
+
+    def __init__(self, stream: trio.abc.Stream, key: tuple[str, str, int]) -> None:
+        self.stream = stream
+        self.key = key
+        self.buf = b""  # bytes read past what was consumed
+
+    def stale(self) -> bool:
+        """True when the peer closed (or sent something) while the connection was idle."""
+        sock = _socket(self.stream)
+        if sock is None:
+            return False
+        try:
+            readable, _, _ = select.select([sock.fileno()], [], [], 0)
+        except (OSError, ValueError):
+            return True
+        return bool(readable)
+
+
+class _Chunked:
+    """Incremental chunked-transfer decoder that works on whole reads."""
+
+    __slots__ = ("buf", "done", "left", "state")
+
+    def __init__(self) -> None:
+        self.buf = b""
+        self.left = 0  # payload bytes left in the current chunk
+        self.state = 0  # 0 size line, 1 data, 2 CRLF after data, 3 trailers
+        self.done = False
+
+    def feed(self, data: bytes) -> bytes:
+        buf = self.buf + data if self.buf else data
+        out: list[bytes] = []
+        pos, n = 0, len(buf)
+        state, left = self.state, self.left
+        find = buf.find
+        while pos < n:
+            if state == 0:  # size line, then (the common case) the whole chunk and its CRLF at once
+                eol = find(b"\r\n", pos)
+                if eol == -1:
+                    if n - pos > 1024:
+                        raise httpx.RemoteProtocolError("malformed chunked body: chunk size line too long")
+                    break
+                try:
+                    size = int(buf[pos:eol].split(b";", 1)[0], 16)
+                except ValueError:
+                    raise httpx.RemoteProtocolError("malformed chunked body: bad chunk size") from None
+                pos = eol + 2
+                if size == 0:
+                    state = 3
+                    continue
+                end = pos + size
+                if end + 2 <= n:
+                    if buf[end:end + 2] != b"\r\n":
+                        raise httpx.RemoteProtocolError("malformed chunked body: missing CRLF after a chunk")
+                    out.append(buf[pos:end])
+                    pos = end + 2
+                    continue
+                state, left = 1, size
+            elif state == 1:
+                take = min(left, n - pos)
+                out.append(buf[pos:pos + take])
+                pos += take
+                left -= take
+                if left == 0:
+                    state = 2
+            elif state == 2:
+                if n - pos < 2:
+                    break
+                if buf[pos:pos + 2] != b"\r\n":
+                    raise httpx.RemoteProtocolError("malformed chunked body: missing CRLF after a chunk")
+                pos += 2
+                state = 0
+            else:  # trailers: lines until an empty one
+                eol = find(b"\r\n", pos)
+                if eol == -1:
+                    break
+                done, pos = eol == pos, eol + 2
+                if done:
+                    self.done = True
+                    break
+        self.state, self.left = state, left
+        self.buf = buf[pos:]
+        return out[0] if len(out) == 1 else b"".join(out)
+
+
+class _Body(httpx.AsyncByteStream):
+    """The response body: one yielded piece per socket read; the connection goes back to the pool
+    when the body was read to its end and both sides allow keep-alive."""
+
+    def __init__(self, transport: StreamTransport, conn: _Conn, *, chunked: bool, length: int | None,
+                 reuse: bool, read_s: float | None) -> None:
+        self._transport = transport
+        self._conn: _Conn | None = conn
+        self._chunked = _Chunked() if chunked else None
+        self._left = length  # None: until close (when not chunked)
+        self._reuse = reuse
+        self._read_s = read_s
+        self._complete = length == 0
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        conn = self._conn
+        if conn is None or self._complete:
+            return
+        pending, conn.buf = conn.buf, b""
+        while not self._complete:
+            data = pending or await self._transport.recv(conn, self._read_s)
+            pending = b""
+            if not data:
+                if self._chunked is None and self._left is None:
+                    self._complete, self._reuse = True, False
+                    return
+                raise httpx.RemoteProtocolError("peer closed connection without sending the complete body")
+            piece = self._piece(data, conn)
+            if piece:
+                yield piece
+
+    def _piece(self, data: bytes, conn: _Conn) -> bytes:
+        chunked = self._chunked
+        if chunked is not None:
+            piece = chunked.feed(data)
+            if chunked.done:
+                self._complete = True
+                conn.buf = chunked.buf
+            return piece
+        if self._left is None:
+            return data
+        if len(data) >= self._left:
+            piece, conn.buf = data[:self._left], data[self._left:]
+            self._left, self._complete = 0, True
+            return piece
+        self._left -= len(data)
+        return data
+
+    async def aclose(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
+        if self._complete and self._reuse and not conn.buf:
+            self._transport.release(conn)
+        else:
+            await self._transport.discard(conn)
+
+
+class StreamTransport(httpx.AsyncBaseTransport):
+    """HTTP/1.1 keep-alive transport (see the module docstring).
+
+    Args:
+        max_connections: connections open at once (across origins); more requests wait
+            (``pool`` timeout).
+        max_idle: idle keep-alive connections kept per origin.
+    """
+
+    def __init__(self, *, max_connections: int = 512, max_idle: int | None = None,
+                 ssl_context: ssl.SSLContext | None = None) -> None:
+        self._slots = trio.Semaphore(max_connections)
+        self._max_idle = max_idle if max_idle is not None else max_connections
+        self._idle: dict[tuple[str, str, int], list[_Conn]] = {}
+        self._ssl = ssl_context
+        self._closed = False
+
+    # -- pool -------------------------------------------------------------------------------
+
+    async def _connect(self, key: tuple[str, str, int], timeouts: dict[str, Any]) -> _Conn:
+        scheme, host, port = key
+        try:
+            with trio.fail_after(timeouts.get("connect") or float("inf")):
+                stream: trio.abc.Stream = await trio.open_tcp_stream(host, port)
+                if scheme == "https":
+                    if self._ssl is None:
+                        self._ssl = httpx.create_ssl_context()
+                    tls = trio.SSLStream(stream, self._ssl, server_hostname=host, https_compatible=True)
+                    await tls.do_handshake()
+                    stream = tls
+        except trio.TooSlowError:
+            raise httpx.ConnectTimeout(f"could not connect to {host}:{port}") from None
+        except (OSError, trio.BrokenResourceError, ssl.SSLError) as exc:
+            raise httpx.ConnectError(f"could not connect to {host}:{port}: {exc}") from None
+        return _Conn(stream, key)
+
+    async def _acquire(self, key: tuple[str, str, int], timeouts: dict[str, Any]) -> _Conn:
+        try:
+            with trio.fail_after(timeouts.get("pool") or float("inf")):
+                await self._slots.acquire()
+        except trio.TooSlowError:
+            raise httpx.PoolTimeout("no free upstream connection") from None
+        try:
+            idle = self._idle.get(key)
+            while idle:
+                conn = idle.pop()
+                if not conn.stale():
+                    return conn
+                await _close(conn)
+            return await self._connect(key, timeouts)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def release(self, conn: _Conn) -> None:
+        idle = self._idle.setdefault(conn.key, [])
+        if self._closed or len(idle) >= self._max_idle:
+            sock = _socket(conn.stream)
+            if sock is not None:
+                sock.close()
+        else:
+            idle.append(conn)
+        self._slots.release()
+
+    async def discard(self, conn: _Conn) -> None:
+        self._slots.release()
+        with trio.CancelScope(shield=True):
+            await _close(conn)
+
+    async def recv(self, conn: _Conn, read_s: float | None) -> bytes:
+        try:
+            with trio.fail_after(read_s if read_s is not None else float("inf")):
+                return await conn.stream.receive_some(READ_SIZE)
+        except trio.TooSlowError:
+            raise httpx.ReadTimeout(f"no data from the upstream for {read_s:g}s") from None
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
+            raise httpx.ReadError(f"upstream read failed: {exc}") from None
+
+    # -- one request ------------------------------------------------------------------------
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        url = request.url
+        scheme = url.scheme
+        if scheme not in ("http", "https"):
+            raise httpx.UnsupportedProtocol(f"unsupported URL scheme {scheme!r}")
+        key = (scheme, url.host, url.port or (443 if scheme == "https" else 80))
+        timeouts: dict[str, Any] = request.extensions.get("timeout", {})
+        try:
+            body = request.content
+        except httpx.RequestNotRead:
+            body = await request.aread()
+        lines = [request.method.encode() + b" " + url.raw_path + b" HTTP/1.1"]
+        lines += [name + b": " + value for name, value in request.headers.raw]
+        head = b"\r\n".join(lines) + b"\r\n\r\n"
+        conn = await self._acquire(key, timeouts)
+        try:
+            try:
+                with trio.fail_after(timeouts.get("write") or float("inf")):
+                    await conn.stream.send_all(head + body if len(body) < 65536 else head)
+                    if len(body) >= 65536:
+                        await conn.stream.send_all(body)
+            except trio.TooSlowError:
+                raise httpx.WriteTimeout("upstream write timed out") from None
+            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
+                raise httpx.WriteError(f"upstream write failed: {exc}") from None
+            status, reason, headers, version = await self._head(conn, timeouts.get("read"))
+        except BaseException:
+            await self.discard(conn)
+            raise
+        names = {name.lower(): value for name, value in headers}
+        reuse = version == b"HTTP/1.1" and b"close" not in names.get(b"connection", b"").lower()
+        chunked = b"chunked" in names.get(b"transfer-encoding", b"").lower()
+        length: int | None = None
+        if request.method == "HEAD" or status in _NO_BODY:
+            length, chunked = 0, False
+        elif not chunked and b"content-length" in names:
+            try:
+                length = int(names[b"content-length"])
+            except ValueError:
+                await self.discard(conn)
+                raise httpx.RemoteProtocolError("bad Content-Length from the upstream") from None
+        elif not chunked:
+            reuse = False  # delimited by close
+        stream = _Body(self, conn, chunked=chunked, length=length, reuse=reuse, read_s=timeouts.get("read"))
+        return httpx.Response(status, headers=headers, stream=stream,
+                              extensions={"http_version": version, "reason_phrase": reason})
+
+    async def _head(self, conn: _Conn, read_s: float | None) -> tuple[int, bytes, list[tuple[bytes, bytes]], bytes]:
+        """Status and headers of the (final, non-1xx) response; the rest stays in ``conn.buf``."""
+        while True:
+            buf = conn.buf
+            while (end := buf.find(b"\r\n\r\n")) == -1:
+                if len(buf) > MAX_HEAD:
+                    raise httpx.RemoteProtocolError("upstream response head too large")
+                data = await self.recv(conn, read_s)
+                if not data:
+                    raise httpx.RemoteProtocolError("upstream closed the connection without a response")
+                buf += data
+            head, conn.buf = buf[:end], buf[end + 4:]
+            lines = head.split(b"\r\n")
+            parts = lines[0].split(b" ", 2)
+            try:
+                version, status = parts[0], int(parts[1])
+            except (IndexError, ValueError):
+                raise httpx.RemoteProtocolError(f"malformed upstream status line {lines[0][:80]!r}") from None
+            if 100 <= status < 200:
+                continue  # 100 Continue and other interim answers
+            headers = []
+            for line in lines[1:]:
+                name, sep, value = line.partition(b":")
+                if sep:
+                    headers.append((name.strip(), value.strip()))
+            return status, parts[2] if len(parts) > 2 else b"", headers, version
+
+    async def aclose(self) -> None:
+        self._closed = True
+        idle, self._idle = self._idle, {}
+        for conns in idle.values():
+            for conn in conns:
+                await _close(conn)
+
+
+class LeanClient:
+    """What the upstream uses of ``httpx.AsyncClient`` (``stream``, ``post``, ``aclose``) without its
+    per-request machinery (auth and redirect flows, cookies, event hooks, default-header merging):
+    the request goes straight to a ``StreamTransport``. Bodies are never compressed
+    (``accept-encoding: identity``), as the relay reads raw bytes."""
+
+    def __init__(self, transport: StreamTransport, *, timeout: httpx.Timeout) -> None:
+        self._transport = transport
+        self._extensions = {"timeout": timeout.as_dict()}
+        self._urls: dict[str, httpx.URL] = {}
+
+    def _request(self, method: str, url: str | httpx.URL, content: bytes, headers: dict[str, str] | None
+                 ) -> httpx.Request:
+        if isinstance(url, str):
+            parsed = self._urls.get(url)
+            if parsed is None:
+                parsed = self._urls[url] = httpx.URL(url)
+            url = parsed
+        merged = {**_DEFAULT_HEADERS, **(headers or {})}
+        return httpx.Request(method, url, content=content, headers=merged, extensions=self._extensions)
+
+    @asynccontextmanager
+    async def stream(self, method: str, url: str | httpx.URL, *, content: bytes = b"",
+                     headers: dict[str, str] | None = None) -> AsyncIterator[httpx.Response]:
+        request = self._request(method, url, content, headers)
+        response = await self._transport.handle_async_request(request)
+        response.request = request
+        try:
+            yield response
+        finally:
+            await response.aclose()
+
+    async def post(self, url: str | httpx.URL, *, content: bytes = b"", headers: dict[str, str] | None = None
+                   ) -> httpx.Response:
+        async with self.stream("POST", url, content=content, headers=headers) as response:
+            await response.aread()
+        return response
+
+    async def aclose(self) -> None:
+        await self._transport.aclose()
+
+
+_DEFAULT_HEADERS = {"accept": "*/*", "accept-encoding": "identity", "user-agent": "deepseek-gateway"}
+
+
+def _socket(stream: Any) -> Any:
+    """The trio socket under a SocketStream or an SSLStream over one."""
+    return getattr(stream, "socket", None) or getattr(getattr(stream, "transport_stream", None), "socket", None)
+
+
+async def _close(conn: _Conn) -> None:
+    try:
+        await conn.stream.aclose()
+    except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+        pass
+
+
+__all__ = ["LeanClient", "StreamTransport"]
