@@ -1,0 +1,1 @@
+"""Tests of the upstream side: the transport and the DeepSeek simulator (upstreams/)."""
