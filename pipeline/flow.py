@@ -84,6 +84,8 @@ class Sink(trio.abc.SendChannel[Event]):
         self._first_taken = False  # and the sender waited for the drainer to take it
         self._data = trio.lowlevel.ParkingLot()  # the drainer waits here
         self._room = trio.lowlevel.ParkingLot()  # the sender waits here when the buffer is full
+        self._drainer_waits = False
+        self._sender_waits = False
         self.closed = False
         self.terminal = False  # MessageStop or StreamError went through
 
@@ -97,27 +99,44 @@ class Sink(trio.abc.SendChannel[Event]):
                 events = hook(events[0], ctx)
             else:
                 events = [out for event in events for out in hook(event, ctx)]
-        for event in events:
-            self._consume(event)
+        feed = self._feed
+        for event in events:  # _consume, inlined: this runs for every token
+            kind = type(event)
+            if kind not in _DELTAS:
+                self._outcome.observe(event)
+                if kind is MessageStop or kind is StreamError:
+                    self.terminal = True
+            elif not self._first_delta:
+                self._first_delta = True
+            frames = feed(event)
+            if frames:
+                self._frames += frames
+                self._size += len(frames[0]) if len(frames) == 1 else sum(map(len, frames))
         if not self._frames:
             return
-        if self._data:
+        if self._drainer_waits:
+            self._drainer_waits = False
             self._data.unpark_all()
         if self._size >= self._limit:
-            await self._room.park()
+            await self._park()
             return
         # An upstream read may hold many events that the upstream hands over without yielding: wait
         # for the drainer to take the first token (time to first token), then yield once a batch
         # is BATCH_S old.
         if self._first_delta and not self._first_taken:
             self._first_taken = True
-            await self._room.park()
+            await self._park()
             return
         now = perf_counter()
         if not self._since:
             self._since = now
         elif now - self._since >= BATCH_S:
             await trio.lowlevel.checkpoint()
+
+    async def _park(self) -> None:
+        """Until the drainer took what is buffered."""
+        self._sender_waits = True
+        await self._room.park()
 
     def _consume(self, event: Event) -> None:
         kind = type(event)
@@ -129,9 +148,8 @@ class Sink(trio.abc.SendChannel[Event]):
             self._first_delta = True
         frames = self._feed(event)
         if frames:
-            self._frames.extend(frames)
-            for frame in frames:
-                self._size += len(frame)
+            self._frames += frames
+            self._size += sum(map(len, frames))
 
     def close(self) -> None:
         if self.closed:
@@ -139,6 +157,7 @@ class Sink(trio.abc.SendChannel[Event]):
         for event in self.hooks.end():
             self._consume(event)
         self.closed = True
+        self._drainer_waits = False
         self._data.unpark_all()
 
     async def aclose(self) -> None:
@@ -149,14 +168,19 @@ class Sink(trio.abc.SendChannel[Event]):
         """Everything buffered, as one bytes object; the sender may go on."""
         frames = self._frames
         self._frames, self._size, self._since = [], 0, 0.0
-        if self._room:
+        if self._sender_waits:
+            self._sender_waits = False
             self._room.unpark_all()
         return frames[0] if len(frames) == 1 else b"".join(frames)
 
     async def wait(self) -> None:
         """Until something is buffered or the input ended."""
         if not self._frames and not self.closed:
-            await self._data.park()
+            self._drainer_waits = True
+            try:
+                await self._data.park()
+            finally:
+                self._drainer_waits = False
 
     def __enter__(self) -> Sink:
         return self

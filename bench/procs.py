@@ -1,0 +1,202 @@
+"""Processes under test: start, pin (taskset), wait ready, read CPU time and RSS from /proc, stop.
+
+``Gateway`` runs ``hypercorn -k trio -w 1 pipeline:app`` (the serving process is hypercorn's one
+worker, a child of the supervisor); ``LiteLLM`` runs the LiteLLM proxy from its own venv;
+``FakeUpstream`` runs ``python -m bench.upstream``. Nothing here binds anything but 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def children(pid: int) -> list[int]:
+    out: list[int] = []
+    try:
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{tid}/children") as f:
+                out += [int(x) for x in f.read().split()]
+    except OSError:
+        pass
+    return out
+
+
+def descendants(pid: int) -> list[int]:
+    found, todo = [], [pid]
+    while todo:
+        kids = children(todo.pop())
+        found += kids
+        todo += kids
+    return found
+
+
+def cmdline(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def cpu_seconds(pid: int) -> float:
+    """user + system CPU seconds of one process."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def rss_kb(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/statm") as f:
+            return int(f.read().split()[1]) * PAGE_KB
+    except OSError:
+        return 0
+
+
+def core_times(core: int) -> tuple[int, int]:
+    """(busy, total) jiffies of one CPU core from /proc/stat."""
+    with open("/proc/stat") as f:
+        for line in f:
+            if line.startswith(f"cpu{core} "):
+                v = [int(x) for x in line.split()[1:]]
+                idle = v[3] + v[4]
+                return sum(v) - idle, sum(v)
+    return 0, 1
+
+
+def wait_port(port: int, proc: subprocess.Popen[bytes], timeout_s: float, what: str, log: Path | None) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            tail = log.read_text(errors="replace")[-3000:] if log and log.exists() else ""
+            raise RuntimeError(f"{what} exited with {proc.returncode} before listening\n{tail}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"{what} did not listen on 127.0.0.1:{port} within {timeout_s:g}s")
+
+
+class Proc:
+    """A pinned child process; ``pid`` is the one that serves (CPU and RSS are read there)."""
+
+    name = "proc"
+
+    def __init__(self, argv: list[str], *, core: int, env: dict[str, str] | None = None, log: Path,
+                 port: int, cwd: Path = REPO) -> None:
+        self.argv = ["taskset", "-c", str(core), *argv]
+        self.env = {**os.environ, **(env or {})}
+        self.log, self.port, self.cwd = log, port, cwd
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.pid = 0
+
+    def start(self, timeout_s: float = 30) -> None:
+        out = open(self.log, "ab")
+        self.proc = subprocess.Popen(self.argv, env=self.env, cwd=self.cwd, stdout=out, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        wait_port(self.port, self.proc, timeout_s, self.name, self.log)
+        self.pid = self.serving_pid()
+
+    def serving_pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def cpu(self) -> float:
+        return cpu_seconds(self.pid)
+
+    def rss_kb(self) -> int:
+        return rss_kb(self.pid)
+
+    def tree_rss_kb(self) -> int:
+        assert self.proc is not None
+        return sum(rss_kb(p) for p in [self.proc.pid, *descendants(self.proc.pid)])
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGTERM)  # our own session: the child and its workers
+                self.proc.wait(10)
+            except (subprocess.TimeoutExpired, ProcessLookupError):
+                try:
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                self.proc.wait(5)
+        self.proc = None
+
+
+class FakeUpstream(Proc):
+    name = "fake upstream"
+
+    def __init__(self, *, core: int, port: int, log: Path, deltas: int, hold_s: float) -> None:
+        super().__init__([sys.executable, "-m", "bench.upstream", "--port", str(port), "--deltas", str(deltas),
+                          "--hold-s", str(hold_s)], core=core, log=log, port=port)
+
+
+class Gateway(Proc):
+    name = "gateway (hypercorn -k trio -w 1)"
+
+    def __init__(self, *, core: int, port: int, log: Path, config: Path, upstream_port: int, src: Path = REPO) -> None:
+        hypercorn = str(Path(sys.executable).with_name("hypercorn"))
+        super().__init__([hypercorn, "-k", "trio", "-w", "1", "--backlog", "4096", "--keep-alive", "75",
+                          "-b", f"127.0.0.1:{port}", "pipeline:app"], core=core, log=log, port=port, cwd=src,
+                         env={"PIPELINES_CONFIG": str(config), "BENCH_UPSTREAM_PORT": str(upstream_port),
+                              "GATEWAY_THINKING_SECRET": "bench-secret", "BENCH_UPSTREAM_KEY": "bench-key"})
+
+    def serving_pid(self) -> int:
+        assert self.proc is not None
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            for pid in descendants(self.proc.pid):
+                line = cmdline(pid)
+                if "spawn_main" in line:
+                    return pid
+            time.sleep(0.05)
+        return self.proc.pid  # -w 0 style: serving in-process
+
+
+class LiteLLM(Proc):
+    name = "LiteLLM proxy"
+
+    def __init__(self, *, core: int, port: int, log: Path, venv: Path, config: Path) -> None:
+        super().__init__([str(venv / "bin" / "litellm"), "--config", str(config), "--host", "127.0.0.1",
+                          "--port", str(port), "--num_workers", "1"], core=core, log=log, port=port,
+                         env={"LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_LOG": "ERROR",
+                              "LITELLM_MASTER_KEY": "", "DISABLE_ADMIN_UI": "True"})
+
+    def serving_pid(self) -> int:
+        assert self.proc is not None
+        kids = descendants(self.proc.pid)
+        return kids[-1] if kids else self.proc.pid
+
+    def cpu(self) -> float:
+        assert self.proc is not None
+        return sum(cpu_seconds(p) for p in [self.proc.pid, *descendants(self.proc.pid)])
+
+    def rss_kb(self) -> int:
+        return self.tree_rss_kb()
+
+
+__all__ = ["FakeUpstream", "Gateway", "LiteLLM", "Proc", "core_times", "free_port"]

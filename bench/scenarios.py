@@ -1,0 +1,63 @@
+"""The benchmarked paths: what each client sends, where, and how its stream ends.
+
+``direct`` is the floor: the load generator talks Chat Completions to the fake upstream itself.
+``chat`` is Chat → Chat passthrough, ``messages`` is Anthropic Messages → Chat (Claude Code),
+``responses`` is OpenAI Responses → Chat (Codex). Bodies come in two sizes: ``small`` (one short
+user turn) and ``real`` (a captured Claude Code / Codex request: system prompt, tools, ~40-50 KB).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench.upstream import delta_text
+
+CAPTURES = Path(__file__).resolve().parents[2] / "shared" / "captures"
+REAL_CAPTURE = {"messages": "claude-tool-2.json", "responses": "codex-tool-2.json"}
+FIRST = delta_text(0).encode()  # the first content delta's text: TTFT stops the clock on it
+
+
+@dataclass(frozen=True)
+class Path_:
+    name: str
+    url: str
+    terminal: bytes  # present in every complete stream of this dialect
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+PATHS: dict[str, Path_] = {
+    "direct": Path_("direct", "/v1/chat/completions", b"data: [DONE]"),
+    "chat": Path_("chat", "/v1/chat/completions", b"data: [DONE]", {"authorization": "Bearer bench"}),
+    "messages": Path_("messages", "/v1/messages", b"event: message_stop",
+                      {"x-api-key": "bench", "anthropic-version": "2023-06-01"}),
+    "responses": Path_("responses", "/v1/responses", b"event: response.completed",
+                       {"authorization": "Bearer bench"}),
+}
+
+# LiteLLM serves the same three client paths (chat, /v1/messages, /v1/responses) on one port.
+LITELLM_PATHS = ("chat", "messages", "responses")
+
+
+def body(path: str, model: str, size: str = "small") -> bytes:
+    """The request body a client of ``path`` sends for ``model`` (``small`` or ``real``)."""
+    if size == "real":
+        capture = CAPTURES / REAL_CAPTURE[path]
+        data = json.loads(capture.read_text())["body"]
+        data["model"] = model
+        data["stream"] = True
+        return json.dumps(data, separators=(",", ":")).encode()
+    if path in ("direct", "chat"):
+        data = {"model": model, "messages": [{"role": "user", "content": "Say hello."}], "stream": True}
+        if path == "direct":
+            data["stream_options"] = {"include_usage": True}
+    elif path == "messages":
+        data = {"model": model, "max_tokens": 8192, "stream": True,
+                "messages": [{"role": "user", "content": "Say hello."}]}
+    else:
+        data = {"model": model, "stream": True, "input": "Say hello."}
+    return json.dumps(data, separators=(",", ":")).encode()
+
+
+__all__ = ["FIRST", "LITELLM_PATHS", "PATHS", "Path_", "body"]

@@ -1,0 +1,226 @@
+"""A fast fake Chat Completions upstream for benchmarks: pre-encoded DeepSeek-style SSE chunks.
+
+The request body's model name picks the answer (``fake-<mode>[-think]``): ``whole`` writes the
+entire response in one write, ``chunk`` writes one SSE frame per write (TCP_NODELAY; streams take
+turns, one frame each per round, as token streams do), ``hold`` writes the first delta and then
+holds the stream open for ``--hold-s`` seconds before finishing it. ``-think`` puts 50
+reasoning deltas before the content. Every answer has ``--deltas`` content deltas ``t000 `` …
+Run: ``python -m bench.upstream --port 9100``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import socket
+
+CREATED = 1767225600
+REASONING_DELTAS = 50
+MODES = ("whole", "chunk", "hold")
+
+
+def delta_text(i: int) -> str:
+    """The text of content delta ``i`` (the load generator searches for these markers)."""
+    return f"t{i:03d} "
+
+
+def _frame(delta: dict[str, object], finish: str | None = None, usage: dict[str, object] | None = None) -> bytes:
+    chunk: dict[str, object] = {
+        "id": "0f8e6a4c-bench-4d1e-9b7a-5c2f1e0d9a8b", "object": "chat.completion.chunk", "created": CREATED,
+        "model": "deepseek-v4-flash", "system_fingerprint": "fp_bench_0001",
+        "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
+    }
+    if usage is not None:
+        chunk["usage"] = usage
+    return b"data: " + json.dumps(chunk, separators=(",", ":"), ensure_ascii=False).encode() + b"\n\n"
+
+
+def sse_frames(deltas: int, *, think: bool) -> list[bytes]:
+    """The SSE frames of one answer, DeepSeek style (usage on the finish chunk, then [DONE])."""
+    frames = [_frame({"role": "assistant", "content": None, "reasoning_content": ""} if think
+                     else {"role": "assistant", "content": ""})]
+    if think:
+        frames += [_frame({"content": None, "reasoning_content": f"r{i:02d} "}) for i in range(REASONING_DELTAS)]
+    frames += [_frame({"content": delta_text(i)}) for i in range(deltas)]
+    completion = deltas + (REASONING_DELTAS if think else 0)
+    usage = {"prompt_tokens": 1200, "completion_tokens": completion, "total_tokens": 1200 + completion,
+             "prompt_tokens_details": {"cached_tokens": 1024}, "prompt_cache_hit_tokens": 1024,
+             "prompt_cache_miss_tokens": 176}
+    if think:
+        usage["completion_tokens_details"] = {"reasoning_tokens": REASONING_DELTAS}
+    frames.append(_frame({"content": ""}, finish="stop", usage=usage))
+    frames.append(b"data: [DONE]\n\n")
+    return frames
+
+
+HEAD = (b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream; charset=utf-8\r\ncache-control: no-cache\r\n"
+        b"transfer-encoding: chunked\r\n\r\n")
+LAST = b"0\r\n\r\n"
+
+
+def http_chunk(data: bytes) -> bytes:
+    return b"%x\r\n" % len(data) + data + b"\r\n"
+
+
+class Answers:
+    """Every variant pre-encoded once: (one whole write, per-frame writes)."""
+
+    def __init__(self, deltas: int) -> None:
+        self.whole: dict[bool, bytes] = {}
+        self.pieces: dict[bool, list[bytes]] = {}
+        for think in (False, True):
+            pieces = [http_chunk(f) for f in sse_frames(deltas, think=think)] + [LAST]
+            self.pieces[think] = pieces
+            self.whole[think] = HEAD + b"".join(pieces)
+
+
+def pick(body: bytes) -> tuple[str, bool]:
+    """(mode, think) from the model name in a request body; ``whole`` when none matches."""
+    at = body.find(b'"model":"fake-')
+    if at == -1:
+        at = body.find(b'"model": "fake-')
+    if at == -1:
+        return "whole", False
+    end = body.find(b'"', body.find(b"fake-", at))
+    name = body[body.find(b"fake-", at) + 5:end].decode("ascii", "replace")
+    mode, _, extra = name.partition("-")
+    return (mode if mode in MODES else "whole"), extra == "think"
+
+
+class Writer:
+    """Round-robin writer for ``chunk`` and ``hold`` answers: one frame per stream per round, one
+    write per frame, then one yield to the event loop per round (not per frame)."""
+
+    def __init__(self, answers: Answers, hold_s: float) -> None:
+        self.answers = answers
+        self.hold_s = hold_s
+        self.active: list[list] = []  # [conn, pieces, position, hold_at]
+        self.wake = asyncio.Event()
+
+    def add(self, conn: FakeUpstream, mode: str, think: bool) -> None:
+        pieces = self.answers.pieces[think]
+        hold_at = 2 + (REASONING_DELTAS if think else 0) if mode == "hold" else -1
+        conn.transport.write(HEAD)  # type: ignore[union-attr]
+        self.active.append([conn, pieces, 0, hold_at])
+        self.wake.set()
+
+    def _resume(self, entry: list) -> None:
+        entry[3] = -1
+        self.active.append(entry)
+        self.wake.set()
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            if not self.active:
+                self.wake.clear()
+                await self.wake.wait()
+            keep: list[list] = []
+            for entry in self.active:
+                conn, pieces, pos, hold_at = entry
+                if conn.lost:
+                    continue
+                if pos == hold_at:
+                    loop.call_later(self.hold_s, self._resume, entry)
+                    continue
+                if conn.paused:
+                    keep.append(entry)
+                    continue
+                conn.transport.write(pieces[pos])
+                entry[2] = pos + 1
+                if pos + 1 < len(pieces):
+                    keep.append(entry)
+                else:
+                    conn.busy = False
+                    conn.next_request()
+            self.active = keep
+            await asyncio.sleep(0)
+
+
+class FakeUpstream(asyncio.Protocol):
+    """One client connection: HTTP/1.1 keep-alive, requests answered one at a time."""
+
+    def __init__(self, answers: Answers, writer: Writer) -> None:
+        self.answers = answers
+        self.writer = writer
+        self.buf = b""
+        self.need = -1  # body bytes still expected for the current request
+        self.head_end = 0
+        self.transport: asyncio.Transport | None = None
+        self.busy = False
+        self.lost = False
+        self.paused = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost = True
+
+    def pause_writing(self) -> None:
+        self.paused = True
+
+    def resume_writing(self) -> None:
+        self.paused = False
+
+    def data_received(self, data: bytes) -> None:
+        self.buf += data
+        self.next_request()
+
+    def next_request(self) -> None:
+        while not self.busy:
+            if self.need < 0:
+                end = self.buf.find(b"\r\n\r\n")
+                if end == -1:
+                    return
+                head = self.buf[:end].lower()
+                at = head.find(b"content-length:")
+                eol = head.find(b"\r\n", at)
+                length = int(head[at + 15:eol if eol != -1 else None]) if at != -1 else 0
+                self.head_end, self.need = end + 4, length
+            if len(self.buf) - self.head_end < self.need:
+                return
+            body = self.buf[self.head_end:self.head_end + self.need]
+            self.buf = self.buf[self.head_end + self.need:]
+            self.need = -1
+            mode, think = pick(body)
+            assert self.transport is not None
+            if mode == "whole":
+                self.transport.write(self.answers.whole[think])
+            else:
+                self.busy = True
+                self.writer.add(self, mode, think)
+
+
+async def serve(host: str, port: int, deltas: int, hold_s: float, ready: str | None = None) -> None:
+    answers = Answers(deltas)
+    writer = Writer(answers, hold_s)
+    loop = asyncio.get_running_loop()
+    task = loop.create_task(writer.run())  # noqa: F841  (runs for the server's life)
+    server = await loop.create_server(lambda: FakeUpstream(answers, writer), host, port, backlog=4096)
+    if ready:
+        print(ready, flush=True)
+    async with server:
+        await server.serve_forever()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.upstream", description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=9100)
+    parser.add_argument("--deltas", type=int, default=200, help="content deltas per answer")
+    parser.add_argument("--hold-s", type=float, default=120.0, help="how long `hold` answers stay open")
+    args = parser.parse_args(argv)
+    try:
+        asyncio.run(serve(args.host, args.port, args.deltas, args.hold_s, ready="ready"))
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    main()
