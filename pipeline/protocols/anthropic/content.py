@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 import msgspec
 
 from pipeline.errors import RequestError
+from pipeline.protocols.body import validation_error
 from pipeline.model import (
     ImagePart,
     Loss,
@@ -55,29 +56,6 @@ SERVER_BLOCKS = frozenset(
         "container_upload",
     }
 )
-
-
-def field_path(loc: str) -> str:
-    """msgspec's ``$.messages[3].content`` → ``messages.3.content``."""
-    out = loc.removeprefix("$").replace("[", ".").replace("]", "")
-    return out.removeprefix(".")
-
-
-def validation_error(exc: msgspec.ValidationError, prefix: str = "") -> RequestError:
-    """A ``RequestError`` naming the field path of a msgspec validation failure."""
-    text = str(exc)
-    message, _, loc = text.partition(" - at `")
-    path = field_path(loc.rstrip("`")) if loc else ""
-    path = ".".join(p for p in (prefix, path) if p)
-    missing = message.removeprefix("Object missing required field `")
-    if missing != message:
-        path = ".".join(p for p in (path, missing.rstrip("`")) if p)
-        message = "field required"
-    elif message:
-        message = message[0].lower() + message[1:]
-    if not path:
-        return RequestError(f"invalid request body: {message}")
-    return RequestError(f"{path}: {message}")
 
 
 def convert(raw: Any, cls: type[T], path: str) -> T:
@@ -228,4 +206,4 @@ class BlockReader:
         body = "\n\n".join(texts)
         return TextPart(f"Search result: {block.title}\nSource: {block.source}\n\n{body}")
 
-__all__ = ["SERVER_BLOCKS", "BlockReader", "convert", "field_path", "validation_error"]
+__all__ = ["SERVER_BLOCKS", "BlockReader", "convert"]

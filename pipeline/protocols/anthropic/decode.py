@@ -23,7 +23,8 @@ from pipeline.model import (
     ToolChoice,
     ToolSpec,
 )
-from pipeline.protocols.anthropic.content import BlockReader, convert, validation_error
+from pipeline.protocols.anthropic.content import BlockReader, convert
+from pipeline.protocols.body import decode_body
 from pipeline.protocols.anthropic.models import (
     ClientToolParam,
     MessageParam,
@@ -52,14 +53,7 @@ def decode_request(body: bytes) -> ChatRequest:
         RequestError: the body is not a JSON object, or a field has the wrong type or is
             missing; the message names the field path (``messages.3.content``).
     """
-    try:
-        wire = _REQUEST_DECODER.decode(body)
-    except msgspec.ValidationError as exc:
-        if str(exc).startswith("Expected `object`") and " - at " not in str(exc):
-            raise RequestError("request body must be a JSON object") from None
-        raise validation_error(exc) from None
-    except msgspec.DecodeError as exc:
-        raise RequestError(f"request body is not valid JSON: {exc}") from None
+    wire = decode_body(_REQUEST_DECODER, body)
 
     reader = BlockReader()
     system = _top_system(wire.system, reader)

@@ -11,8 +11,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, get_args
 
-import msgspec
-
 from pipeline.errors import RequestError
 from pipeline.model import (
     ChatRequest,
@@ -29,6 +27,7 @@ from pipeline.model import (
     ToolResultPart,
     ToolSpec,
 )
+from pipeline.protocols.body import decode_body
 from pipeline.protocols.chat.helpers import reasoning_text
 from pipeline.protocols.chat.models import (
     ENCODER,
@@ -46,12 +45,7 @@ _SYSTEM_ROLES = ("system", "developer")
 
 def decode_chat_request(body: bytes) -> ChatRequest:
     """Parse a Chat Completions request. Raises ``RequestError`` on malformed input."""
-    try:
-        raw = REQUEST_DECODER.decode(body)
-    except msgspec.ValidationError as exc:
-        raise RequestError(f"invalid request body: {exc}") from None
-    except msgspec.DecodeError as exc:
-        raise RequestError(f"request body is not valid JSON: {exc}") from None
+    raw = decode_body(REQUEST_DECODER, body)
     if not raw.messages:
         raise RequestError("`messages` must contain at least one message")
     losses: list[Loss] = []

@@ -16,7 +16,8 @@ from pipeline.model import ChatRequest, Effort, ResponseFormat, ThinkingConfig
 from pipeline.protocols.responses.history import History
 from pipeline.protocols.responses.items import client_facts
 from pipeline.protocols.responses.models import ReasoningParam, ResponsesRequest, TextParam
-from pipeline.protocols.responses.reader import Reader, validation_error
+from pipeline.protocols.body import decode_body
+from pipeline.protocols.responses.reader import Reader
 from pipeline.protocols.responses.tools import decode_tool_choice, decode_tools
 
 _REQUEST_DECODER = msgspec.json.Decoder(ResponsesRequest)
@@ -52,14 +53,7 @@ def decode_request(body: bytes) -> ChatRequest:
         RequestError: invalid JSON, not an object, a missing or mistyped field (the message
             names its path, e.g. ``input.3.call_id``), or a stateful feature.
     """
-    try:
-        wire = _REQUEST_DECODER.decode(body)
-    except msgspec.ValidationError as exc:
-        if str(exc).startswith("Expected `object`") and " - at " not in str(exc):
-            raise RequestError("request body must be a JSON object") from None
-        raise validation_error(exc) from None
-    except msgspec.DecodeError as exc:
-        raise RequestError(f"request body is not valid JSON: {exc}") from None
+    wire = decode_body(_REQUEST_DECODER, body)
 
     if wire.previous_response_id is not None:
         raise RequestError(STATELESS, code="invalid_request")

@@ -6,38 +6,16 @@ msgspec reported (``$.input[3].call_id`` or "Object missing required field").
 
 from __future__ import annotations
 
-import re
 from typing import Any, TypeVar
 
 import msgspec
 
-from pipeline.errors import RequestError
+from pipeline.protocols.body import validation_error
 from pipeline.model import Loss
 
 T = TypeVar("T")
 
-_INDEX = re.compile(r"\[(\d+)\]")
 _DECODERS: dict[type[Any], msgspec.json.Decoder[Any]] = {}
-
-
-def field_path(loc: str) -> str:
-    """``$.input[3].call_id`` → ``input.3.call_id``."""
-    return _INDEX.sub(r".\1", loc.removeprefix("$")).strip(".")
-
-
-def validation_error(exc: msgspec.ValidationError, prefix: str = "") -> RequestError:
-    """A ``RequestError`` naming the field path of a msgspec validation failure."""
-    message, _, loc = str(exc).partition(" - at `")
-    path = ".".join(p for p in (prefix, field_path(loc.rstrip("`"))) if p)
-    missing = message.removeprefix("Object missing required field `")
-    if missing != message:
-        path = ".".join(p for p in (path, missing.rstrip("`")) if p)
-        message = "field required"
-    elif message:
-        message = message[0].lower() + message[1:]
-    if not path:
-        return RequestError(f"invalid request body: {message}")
-    return RequestError(f"{path}: {message}")
 
 
 def decode_raw(raw: msgspec.Raw, cls: type[T], path: str) -> T:
@@ -63,4 +41,4 @@ class Reader:
         self.losses.append(Loss(what, detail))
 
 
-__all__ = ["Reader", "decode_raw", "field_path", "validation_error"]
+__all__ = ["Reader", "decode_raw"]
