@@ -25,7 +25,8 @@ from pipeline.config import GatewayConfig, load_config
 from pipeline.errors import ConfigError, GatewayError, RequestError
 from pipeline.protocols.base import ModelInfo
 from pipeline.registry import Pipeline, build_pipelines
-from pipeline.runner import JSON_HEADERS, Outcome, Receive, Responder, Send, run_pipeline
+from pipeline.flow import JSON_HEADERS
+from pipeline.runner import Outcome, Receive, Responder, Send, run_pipeline
 from pipeline.stage import RequestContext
 from pipeline.tokens import estimate_request_tokens
 from upstreams.base import Upstream

@@ -90,48 +90,55 @@ class Sink(trio.abc.SendChannel[Event]):
         self.terminal = False  # MessageStop or StreamError went through
 
     async def send(self, value: Event) -> None:
+        await self.send_many((value,))
+
+    async def send_many(self, values: Sequence[Event]) -> None:
+        """``send`` for every event of one upstream read, with one await for all of them."""
         if self.closed:
             raise trio.ClosedResourceError("the response sink is closed")
-        events: Sequence[Event] = (value,)
         ctx = self._ctx
-        for hook in self.hooks.calls:
-            if len(events) == 1:
-                events = hook(events[0], ctx)
-            else:
-                events = [out for event in events for out in hook(event, ctx)]
+        calls = self.hooks.calls
         feed = self._feed
-        for event in events:  # _consume, inlined: this runs for every token
-            kind = type(event)
-            if kind not in _DELTAS:
-                self._outcome.observe(event)
-                if kind is MessageStop or kind is StreamError:
-                    self.terminal = True
-            elif not self._first_delta:
-                self._first_delta = True
-            frames = feed(event)
-            if frames:
-                self._frames += frames
-                self._size += len(frames[0]) if len(frames) == 1 else sum(map(len, frames))
+        for value in values:
+            events: Sequence[Event] = (value,)
+            for hook in calls:
+                if len(events) == 1:
+                    events = hook(events[0], ctx)
+                else:
+                    events = [out for event in events for out in hook(event, ctx)]
+            for event in events:  # _consume, inlined: this runs for every token
+                kind = type(event)
+                if kind not in _DELTAS:
+                    self._outcome.observe(event)
+                    if kind is MessageStop or kind is StreamError:
+                        self.terminal = True
+                elif not self._first_delta:
+                    self._first_delta = True
+                frames = feed(event)
+                if frames:
+                    self._frames += frames
+                    self._size += len(frames[0]) if len(frames) == 1 else sum(map(len, frames))
+            # Time to first token: the first delta goes to the drainer before the rest of the read
+            # is encoded; a full buffer waits for the client.
+            if ((self._first_delta and not self._first_taken) or self._size >= self._limit) and self._frames:
+                self._first_taken = self._first_delta
+                self._wake_drainer()
+                await self._park()
         if not self._frames:
             return
-        if self._drainer_waits:
-            self._drainer_waits = False
-            self._data.unpark_all()
-        if self._size >= self._limit:
-            await self._park()
-            return
-        # An upstream read may hold many events that the upstream hands over without yielding: wait
-        # for the drainer to take the first token (time to first token), then yield once a batch
-        # is BATCH_S old.
-        if self._first_delta and not self._first_taken:
-            self._first_taken = True
-            await self._park()
-            return
+        self._wake_drainer()
+        # Once a batch is BATCH_S old, yield so that the drainer writes it (a read may hold many
+        # events that the upstream hands over without yielding).
         now = perf_counter()
         if not self._since:
             self._since = now
         elif now - self._since >= BATCH_S:
             await trio.lowlevel.checkpoint()
+
+    def _wake_drainer(self) -> None:
+        if self._drainer_waits:
+            self._drainer_waits = False
+            self._data.unpark_all()
 
     async def _park(self) -> None:
         """Until the drainer took what is buffered."""

@@ -19,7 +19,7 @@ import trio
 
 from pipeline.errors import GatewayError
 from pipeline.events import Event, MessageStop, StreamError, Usage
-from pipeline.flow import JSON_HEADERS, SSE_HEADERS, Collecting, Sink, build_response_chain, collect_out, stream_out
+from pipeline.flow import Collecting, Sink, build_response_chain, collect_out, stream_out
 from pipeline.model import ChatRequest
 from pipeline.registry import Pipeline
 from pipeline.retry import start_upstream

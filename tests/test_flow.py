@@ -30,6 +30,18 @@ class Burst(Scripted):
         await out.send(MessageStop(stop_reason="end_turn"))
 
 
+class BurstMany(Burst):
+    """The same, handed over as the upstream hands one read's events: one ``send_many`` call."""
+
+    async def stream(self, request, out, ctx, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        await out.send(MessageStart(message_id="m", model="up"))
+        await out.send_many([BlockStart(index=0, block="text"), TextDelta(index=0, text="first ")])
+        await trio.sleep(1)
+        await out.send_many([*(TextDelta(index=0, text=f"t{i} ") for i in range(self.deltas)),
+                             BlockStop(index=0), MessageStop(stop_reason="end_turn")])
+
+
 class TimedSink(Sink):
     def __init__(self) -> None:
         super().__init__()
@@ -78,6 +90,17 @@ class TestBatching:
         """The first delta is written before the pause; the 200-event burst after it takes a few writes."""
         t0 = trio.current_time()
         sink, outcome = await run_timed(make_pipeline([Burst(deltas=200)]), sample_request(stream=True))
+        bodies = [(t, m) for t, m in zip(sink.times, sink.messages, strict=True) if m["type"] == "http.response.body"]
+        first = next(t for t, m in bodies if b'"content":"first "' in m["body"])
+        assert first - t0 < 0.5
+        assert len(bodies) <= 4
+        assert sink.body.count(b'"content":"t') == 200 and sink.body.endswith(b"data: [DONE]\n\n")
+        assert outcome.stop_reason == "end_turn"
+
+
+    async def test_send_many_first_token_at_once_then_few_writes(self, autojump_clock) -> None:
+        t0 = trio.current_time()
+        sink, outcome = await run_timed(make_pipeline([BurstMany(deltas=200)]), sample_request(stream=True))
         bodies = [(t, m) for t, m in zip(sink.times, sink.messages, strict=True) if m["type"] == "http.response.body"]
         first = next(t for t, m in bodies if b'"content":"first "' in m["body"])
         assert first - t0 < 0.5

@@ -10,7 +10,6 @@ only; TLS through trio with httpx's SSL context; no proxies (``http_client: http
 
 from __future__ import annotations
 
-import select
 import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -19,164 +18,10 @@ from typing import Any
 import httpx
 import trio
 
-READ_SIZE = 64 * 1024
+from upstreams.body import READ_SIZE, ResponseBody, _Chunked, _Conn, _socket
+
 MAX_HEAD = 64 * 1024
 _NO_BODY = frozenset({204, 304})
-
-
-class _Conn:
-    __slots__ = ("buf", "key", "stream")
-
-    def __init__(self, stream: trio.abc.Stream, key: tuple[str, str, int]) -> None:
-        self.stream = stream
-        self.key = key
-        self.buf = b""  # bytes read past what was consumed
-
-    def ready(self) -> bool:
-        """True when a read will not wait (plain TCP only; TLS may hold decrypted bytes, so no)."""
-        sock = getattr(self.stream, "socket", None)
-        if sock is None:
-            return False
-        try:
-            return bool(select.select([sock.fileno()], [], [], 0)[0])
-        except (OSError, ValueError):
-            return False
-
-    def stale(self) -> bool:
-        """True when the peer closed (or sent something) while the connection was idle."""
-        sock = _socket(self.stream)
-        if sock is None:
-            return False
-        try:
-            readable, _, _ = select.select([sock.fileno()], [], [], 0)
-        except (OSError, ValueError):
-            return True
-        return bool(readable)
-
-
-class _Chunked:
-    """Incremental chunked-transfer decoder that works on whole reads."""
-
-    __slots__ = ("buf", "done", "left", "state")
-
-    def __init__(self) -> None:
-        self.buf = b""
-        self.left = 0  # payload bytes left in the current chunk
-        self.state = 0  # 0 size line, 1 data, 2 CRLF after data, 3 trailers
-        self.done = False
-
-    def feed(self, data: bytes) -> bytes:
-        buf = self.buf + data if self.buf else data
-        out: list[bytes] = []
-        pos, n = 0, len(buf)
-        state, left = self.state, self.left
-        find = buf.find
-        while pos < n:
-            if state == 0:  # size line, then (the common case) the whole chunk and its CRLF at once
-                eol = find(b"\r\n", pos)
-                if eol == -1:
-                    if n - pos > 1024:
-                        raise httpx.RemoteProtocolError("malformed chunked body: chunk size line too long")
-                    break
-                try:
-                    size = int(buf[pos:eol].split(b";", 1)[0], 16)
-                except ValueError:
-                    raise httpx.RemoteProtocolError("malformed chunked body: bad chunk size") from None
-                pos = eol + 2
-                if size == 0:
-                    state = 3
-                    continue
-                end = pos + size
-                if end + 2 <= n:
-                    if buf[end:end + 2] != b"\r\n":
-                        raise httpx.RemoteProtocolError("malformed chunked body: missing CRLF after a chunk")
-                    out.append(buf[pos:end])
-                    pos = end + 2
-                    continue
-                state, left = 1, size
-            elif state == 1:
-                take = min(left, n - pos)
-                out.append(buf[pos:pos + take])
-                pos += take
-                left -= take
-                if left == 0:
-                    state = 2
-            elif state == 2:
-                if n - pos < 2:
-                    break
-                if buf[pos:pos + 2] != b"\r\n":
-                    raise httpx.RemoteProtocolError("malformed chunked body: missing CRLF after a chunk")
-                pos += 2
-                state = 0
-            else:  # trailers: lines until an empty one
-                eol = find(b"\r\n", pos)
-                if eol == -1:
-                    break
-                done, pos = eol == pos, eol + 2
-                if done:
-                    self.done = True
-                    break
-        self.state, self.left = state, left
-        self.buf = buf[pos:]
-        return out[0] if len(out) == 1 else b"".join(out)
-
-
-class _Body(httpx.AsyncByteStream):
-    """The response body: one yielded piece per socket read; the connection goes back to the pool
-    when the body was read to its end and both sides allow keep-alive."""
-
-    def __init__(self, transport: StreamTransport, conn: _Conn, *, chunked: bool, length: int | None,
-                 reuse: bool, read_s: float | None) -> None:
-        self._transport = transport
-        self._conn: _Conn | None = conn
-        self._chunked = _Chunked() if chunked else None
-        self._left = length  # None: until close (when not chunked)
-        self._reuse = reuse
-        self._read_s = read_s
-        self._complete = length == 0
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        conn = self._conn
-        if conn is None or self._complete:
-            return
-        pending, conn.buf = conn.buf, b""
-        while not self._complete:
-            data = pending or await self._transport.recv(conn, self._read_s)
-            pending = b""
-            if not data:
-                if self._chunked is None and self._left is None:
-                    self._complete, self._reuse = True, False
-                    return
-                raise httpx.RemoteProtocolError("peer closed connection without sending the complete body")
-            piece = self._piece(data, conn)
-            if piece:
-                yield piece
-
-    def _piece(self, data: bytes, conn: _Conn) -> bytes:
-        chunked = self._chunked
-        if chunked is not None:
-            piece = chunked.feed(data)
-            if chunked.done:
-                self._complete = True
-                conn.buf = chunked.buf
-            return piece
-        if self._left is None:
-            return data
-        if len(data) >= self._left:
-            piece, conn.buf = data[:self._left], data[self._left:]
-            self._left, self._complete = 0, True
-            return piece
-        self._left -= len(data)
-        return data
-
-    async def aclose(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is None:
-            return
-        if self._complete and self._reuse and not conn.buf:
-            self._transport.release(conn)
-        else:
-            await self._transport.discard(conn)
 
 
 class StreamTransport(httpx.AsyncBaseTransport):
@@ -304,7 +149,7 @@ class StreamTransport(httpx.AsyncBaseTransport):
                 raise httpx.RemoteProtocolError("bad Content-Length from the upstream") from None
         elif not chunked:
             reuse = False  # delimited by close
-        stream = _Body(self, conn, chunked=chunked, length=length, reuse=reuse, read_s=timeouts.get("read"))
+        stream = ResponseBody(self, conn, chunked=chunked, length=length, reuse=reuse, read_s=timeouts.get("read"))
         return httpx.Response(status, headers=headers, stream=stream,
                               extensions={"http_version": version, "reason_phrase": reason})
 
@@ -388,11 +233,6 @@ class LeanClient:
 _DEFAULT_HEADERS = {"accept": "*/*", "accept-encoding": "identity", "user-agent": "deepseek-gateway"}
 
 
-def _socket(stream: Any) -> Any:
-    """The trio socket under a SocketStream or an SSLStream over one."""
-    return getattr(stream, "socket", None) or getattr(getattr(stream, "transport_stream", None), "socket", None)
-
-
 async def _close(conn: _Conn) -> None:
     try:
         await conn.stream.aclose()
@@ -400,4 +240,4 @@ async def _close(conn: _Conn) -> None:
         pass
 
 
-__all__ = ["LeanClient", "StreamTransport"]
+__all__ = ["READ_SIZE", "LeanClient", "StreamTransport", "_Chunked"]

@@ -24,7 +24,8 @@ from pipeline.events import (
     ToolArgsDelta,
     Usage,
 )
-from pipeline.protocols.chat import decode_response
+from pipeline.protocols.chat import ChatStreamDecoder, decode_response
+from pipeline.sse import SseDecoder
 from tests.protocols.chat_streams import (
     DEEPSEEK,
     DONE,
@@ -344,3 +345,17 @@ def test_decode_response_failures() -> None:
     assert err == [StreamError(error=ErrorInfo(code="context_length_exceeded", message="ctx", status=400))]
     overloaded = decode_response(completion_body({"content": "x"}, "insufficient_system_resource"), DEEPSEEK)
     assert isinstance(overloaded[-1], StreamError) and overloaded[-1].error.status == 503
+
+
+@pytest.mark.parametrize("name", sorted(STREAMS))
+def test_feed_many_per_read_agrees_with_feed_per_frame(name: str) -> None:
+    raw, profile = STREAMS[name]
+    whole = run([raw], profile)
+    for seed in range(20):
+        sse = SseDecoder()
+        dec = ChatStreamDecoder(profile)
+        events: list[Any] = []
+        for piece in random_split(raw, seed):
+            events += dec.feed_many(sse.feed(piece))
+        events += dec.feed_many(sse.close()) + dec.finish()
+        assert events == whole, f"seed {seed}"

@@ -130,13 +130,14 @@ def error_event(info: ErrorInfo) -> bytes:
 
 
 class _OpenBlock:
-    __slots__ = ("kind", "neutral", "prefix", "wire")
+    __slots__ = ("head", "kind", "neutral", "prefix", "wire")
 
     def __init__(self, neutral: int, wire: int, kind: str) -> None:
         self.neutral = neutral
         self.wire = wire
         self.kind = kind
         self.prefix = _DELTA_HEAD + str(wire).encode()
+        self.head = self.prefix + _DELTA_KEYS[kind]  # a delta of the block's own kind
 
 
 class AnthropicStreamEncoder:
@@ -160,6 +161,11 @@ class AnthropicStreamEncoder:
 
     def feed(self, event: Event) -> list[bytes]:
         """Frames for one neutral event (empty once the stream has ended)."""
+        kind = type(event)
+        if kind is TextDelta or (kind is ThinkingDelta and not self._omit_thinking):  # per token
+            block, text = self._open, event.text  # type: ignore[union-attr]
+            if block is not None and block.neutral == event.index and text and not self._done:  # type: ignore[union-attr]
+                return [block.head + _ENC.encode(text) + _DELTA_TAIL]
         if self._done:
             return []
         out: list[bytes] = []

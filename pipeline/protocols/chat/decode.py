@@ -136,6 +136,16 @@ class ChatStreamDecoder:
             self._usage = convert_usage(chunk.usage)
         return out
 
+    def feed_many(self, frames: list[SseFrame]) -> list[Event]:
+        """``feed`` for all the frames of one read, as one list."""
+        if len(frames) == 1:
+            return self.feed(frames[0])
+        out: list[Event] = []
+        feed = self.feed
+        for frame in frames:
+            out += feed(frame)
+        return out
+
     def finish(self) -> list[Event]:
         """End of the byte stream: Usage + MessageStop if a finish_reason came, else an error."""
         if self._done:

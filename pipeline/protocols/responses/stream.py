@@ -10,9 +10,10 @@ from typing import Any
 
 import msgspec
 
-from pipeline.events import ErrorInfo, Event
+from pipeline.events import ErrorInfo, Event, TextDelta
 from pipeline.model import ChatRequest
 from pipeline.protocols.responses.core import ResponseCore, delta_event
+from pipeline.protocols.responses.output_models import ResponseTextDeltaEvent
 
 _ENCODER = msgspec.json.Encoder()
 _PREFIXES: dict[type[Any], bytes] = {}
@@ -76,6 +77,18 @@ class ResponsesStreamEncoder(ResponseCore):
         return frames
 
     def feed(self, event: Event) -> list[bytes]:
+        if type(event) is TextDelta and not self.finished:  # per token: ``handle``'s path, shortened
+            block, text = self._block, event.text
+            if block is not None and block.kind == "text" and text:
+                block.parts.append(text)
+                template = block.templates.get(ResponseTextDeltaEvent)
+                if template is None or self._frames:
+                    self._emit_delta(ResponseTextDeltaEvent, block, text)
+                    return self._take()
+                head, middle, tail = template
+                seq = self._seq
+                self._seq = seq + 1
+                return [head + str(seq).encode() + middle + _ENCODER.encode(text) + tail]
         self.handle(event)
         return self._take()
 
