@@ -4,8 +4,9 @@ Request hooks run in YAML order. The upstream is started with ``nursery.start`` 
 HTTP status is decided when the upstream has started (before that: retries and fallback in
 ``pipeline.retry``, or an HTTP error in the client's dialect). Response hooks run in reverse YAML
 order (``pipeline.flow``): per-event stages and the encoder run in the task that sends the event,
-task-form stages as trio tasks joined by zero-buffer channels; frames are written in batches. A disconnect watcher cancels everything; a deadline bounds it. One error boundary renders
-errors as HTTP before the first byte and as the dialect's in-stream error after it.
+task-form stages as trio tasks joined by zero-buffer channels; frames are written in batches. A
+disconnect watcher cancels everything; a deadline bounds it. One error boundary renders errors as
+HTTP before the first byte and as the dialect's in-stream error after it.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import structlog
 import trio
 
 from pipeline.errors import GatewayError
@@ -27,9 +27,6 @@ from pipeline.stage import RequestContext
 
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
-
-log = structlog.get_logger("gateway")
-
 
 class Outcome:
     """What the request_finished line and the metrics report."""
