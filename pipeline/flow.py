@@ -98,7 +98,7 @@ class Sink(trio.abc.SendChannel[Event]):
             raise trio.ClosedResourceError("the response sink is closed")
         ctx = self._ctx
         calls = self.hooks.calls
-        feed = self._feed
+        consume = self._consume
         for value in values:
             events: Sequence[Event] = (value,)
             for hook in calls:
@@ -106,18 +106,8 @@ class Sink(trio.abc.SendChannel[Event]):
                     events = hook(events[0], ctx)
                 else:
                     events = [out for event in events for out in hook(event, ctx)]
-            for event in events:  # _consume, inlined: this runs for every token
-                kind = type(event)
-                if kind not in _DELTAS:
-                    self._outcome.observe(event)
-                    if kind is MessageStop or kind is StreamError:
-                        self.terminal = True
-                elif not self._first_delta:
-                    self._first_delta = True
-                frames = feed(event)
-                if frames:
-                    self._frames += frames
-                    self._size += len(frames[0]) if len(frames) == 1 else sum(map(len, frames))
+            for event in events:
+                consume(event)
             # Time to first token: the first delta goes to the drainer before the rest of the read
             # is encoded; a full buffer waits for the client.
             if ((self._first_delta and not self._first_taken) or self._size >= self._limit) and self._frames:
@@ -156,7 +146,7 @@ class Sink(trio.abc.SendChannel[Event]):
         frames = self._feed(event)
         if frames:
             self._frames += frames
-            self._size += sum(map(len, frames))
+            self._size += len(frames[0]) if len(frames) == 1 else sum(map(len, frames))
 
     def close(self) -> None:
         if self.closed:

@@ -183,13 +183,16 @@ class ChatStreamDecoder:
         self._started = True
         out.append(MessageStart(message_id=message_id or new_completion_id(), model=model or ""))
 
+    def _reasoning(self, reasoning_content: str | None, reasoning: object) -> str | None:
+        """The reasoning text, preferring the profile's field when a server sends both."""
+        if reasoning is None:
+            return reasoning_content
+        if self._reasoning_first:
+            return reasoning_text(reasoning) or reasoning_content
+        return reasoning_content or reasoning_text(reasoning)
+
     def _delta(self, delta: DeltaView, out: list[Event]) -> None:
-        if delta.reasoning is None:
-            reasoning = delta.reasoning_content
-        elif self._reasoning_first:
-            reasoning = reasoning_text(delta.reasoning) or delta.reasoning_content
-        else:
-            reasoning = delta.reasoning_content or reasoning_text(delta.reasoning)
+        reasoning = self._reasoning(delta.reasoning_content, delta.reasoning)
         if reasoning:
             self._thinking(reasoning, out)
         if delta.content:
@@ -212,10 +215,7 @@ class ChatStreamDecoder:
             self._tool(0, 0, None, fc.name, arguments_text(fc.arguments), out)
 
     def _message(self, message: MessageView, out: list[Event]) -> None:
-        if self._reasoning_first:
-            reasoning = reasoning_text(message.reasoning) or message.reasoning_content
-        else:
-            reasoning = message.reasoning_content or reasoning_text(message.reasoning)
+        reasoning = self._reasoning(message.reasoning_content, message.reasoning)
         if reasoning:
             self._thinking(reasoning, out)
         content = message.content

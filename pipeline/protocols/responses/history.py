@@ -97,7 +97,7 @@ class History:
             self._open().calls.append(self._call(raw, kind, path))
         elif kind in _OUTPUT_TYPES:
             out = decode_raw(raw, ToolOutputItem, path)
-            self._result(out.call_id, self._output(out.output, f"{path}.output"))
+            self._result(out.call_id, self._parts(out.output, f"{path}.output", images=True, where=" of a tool output"))
         elif kind == "local_shell_call_output":
             shell = decode_raw(raw, LocalShellOutputItem, path)
             call_id = shell.call_id or shell.id
@@ -140,7 +140,9 @@ class History:
         else:
             self.messages.append(Message(role="system", parts=parts))
 
-    def _parts(self, content: str | list[ContentPartParam], path: str, *, images: bool) -> tuple[Part, ...]:
+    def _parts(self, content: str | list[ContentPartParam], path: str, *, images: bool,
+               where: str = "") -> tuple[Part, ...]:
+        """Message content or a tool output (``where`` names it in loss entries)."""
         if isinstance(content, str):
             return (TextPart(content),) if content else ()
         parts: list[Part] = []
@@ -161,7 +163,7 @@ class History:
                 if image is not None:
                     parts.append(image)
             else:
-                self.reader.lose("content_part", f"{ppath}: {kind} part dropped")
+                self.reader.lose("content_part", f"{ppath}: {kind} part{where} dropped")
         return tuple(parts)
 
     def _image(self, part: ContentPartParam, path: str) -> ImagePart | None:
@@ -195,25 +197,6 @@ class History:
             self.reader.lose("local_shell_action", f"{path}.action: env/user not carried")
         args = _ENCODER.encode(args_obj).decode()
         return ToolCallPart(id=shell.call_id, name=LOCAL_SHELL, arguments=args, origin="local_shell")
-
-    def _output(self, output: str | list[ContentPartParam], path: str) -> tuple[TextPart | ImagePart, ...]:
-        if isinstance(output, str):
-            return (TextPart(output),) if output else ()
-        parts: list[TextPart | ImagePart] = []
-        for j, part in enumerate(output):
-            ppath = f"{path}.{j}"
-            if part.type in _TEXT_TYPES:
-                if part.text is None:
-                    raise RequestError(f"{ppath}.text: field required")
-                if part.text:
-                    parts.append(TextPart(part.text))
-            elif part.type == "input_image":
-                image = self._image(part, ppath)
-                if image is not None:
-                    parts.append(image)
-            else:
-                self.reader.lose("content_part", f"{ppath}: {part.type} part of a tool output dropped")
-        return tuple(parts)
 
     def _result(self, call_id: str, content: tuple[TextPart | ImagePart, ...]) -> None:
         self._flush()
