@@ -34,16 +34,6 @@ RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
 RETRY_CODES = frozenset({"overloaded", "rate_limit", "api_error", "bad_gateway", "timeout"})
 
 
-def _retry_after(headers: httpx.Headers) -> float | None:
-    value = headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        return None
-
-
 class OpenAIChatUpstream(Upstream):
     type_name: ClassVar[str] = "openai_chat"
 
@@ -120,7 +110,7 @@ class OpenAIChatUpstream(Upstream):
                         redact(f"{self.id}: {info.message}", secrets),
                         code=info.code,
                         status=info.status,
-                        retry_after_s=info.retry_after_s if info.retry_after_s is not None else _retry_after(resp.headers),
+                        retry_after_s=info.retry_after_s,
                         retryable=resp.status_code in RETRYABLE_STATUS,
                     )
                 gate = _Gate(out, task_status, secrets, self.id)
