@@ -25,6 +25,9 @@ import msgspec
 import structlog
 
 from pipeline.model import ChatRequest, Loss
+from upstreams.profiles import Profile
+
+DEFAULT_PROFILE = Profile(name="default")
 
 
 class NoConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -93,6 +96,13 @@ class RequestContext:
         self.fields: dict[str, Any] = {}
         self.headers = headers or {}
         self.started = time.perf_counter()
+
+    @property
+    def profile(self) -> Profile:
+        """The serving upstream's backend profile (a neutral default when there is none, e.g. in
+        unit tests)."""
+        profile = getattr(self.upstream, "profile", None)
+        return profile if isinstance(profile, Profile) else DEFAULT_PROFILE
 
     def lose(self, what: str, detail: str = "") -> None:
         """Record something a translation could not carry."""

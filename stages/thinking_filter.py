@@ -29,7 +29,6 @@ from pipeline.protocols.chat import thinking_on
 from pipeline.stage import RequestContext, Stage
 from stages.envelope import Envelope, digest, open_envelope, seal
 from stages.reasoning_cache import shared_store
-from upstreams.profiles import Profile
 
 _PASS = frozenset({TextDelta, ToolArgsDelta})  # never looked at unless a thinking block's end is held
 RUNGS = ("not_needed", "envelope", "client", "cache", "empty", "thinking_off")
@@ -89,8 +88,7 @@ class ThinkingFilter(Stage):
     # -- request way ------------------------------------------------------------------------
 
     async def on_request(self, request: ChatRequest, ctx: RequestContext) -> ChatRequest:
-        profile = ctx.upstream.profile if ctx.upstream is not None else Profile(name="none")
-        thinking = thinking_on(request, profile)
+        thinking = thinking_on(request, ctx.profile)
         messages = list(request.messages)
         restored: dict[int, list[str]] = {}
         for i, message in enumerate(messages):

@@ -22,7 +22,6 @@ from stages.toolfix.schemas import sanitise_schema
 from stages.toolfix.stream import ToolMap, ToolStream
 from upstreams.profiles import Profile
 
-DEFAULT_PROFILE = Profile(name="default")
 
 
 class ToolIdMap(Stage):
@@ -43,7 +42,7 @@ class ToolIdMap(Stage):
     # -- request way ------------------------------------------------------------------------
 
     async def on_request(self, request: ChatRequest, ctx: RequestContext) -> ChatRequest:
-        profile = _profile(ctx)
+        profile = ctx.profile
         messages = request.messages
         if self.config.repair_pairing:
             messages, notes = repair_pairing(messages)
@@ -93,12 +92,6 @@ class ToolIdMap(Stage):
     def on_end(self, ctx: RequestContext) -> Sequence[Event]:
         stream = ctx.state.get(self._key)
         return stream.close() if stream is not None else ()
-
-
-def _profile(ctx: RequestContext) -> Profile:
-    upstream = ctx.upstream
-    profile = getattr(upstream, "profile", None) if upstream is not None else None
-    return profile if isinstance(profile, Profile) else DEFAULT_PROFILE
 
 
 def _tool_names(request: ChatRequest, messages: tuple[Message, ...]) -> list[str]:
