@@ -8,9 +8,10 @@ for to time the first token. Full bodies are kept only when asked, for validatio
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 from dataclasses import dataclass, field
+
+from bench.net import nodelay
 
 _END = b"\r\n0\r\n\r\n"
 
@@ -51,11 +52,7 @@ class _Client(asyncio.Protocol):
         self.reply = Reply()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-        sock = transport.get_extra_info("socket")
-        if sock is not None:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.transport = nodelay(transport)
 
     def connection_lost(self, exc: Exception | None) -> None:
         if not self.lost.done():

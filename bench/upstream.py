@@ -13,7 +13,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import socket
+
+from bench.net import nodelay
 
 CREATED = 1767225600
 REASONING_DELTAS = 50
@@ -153,11 +154,7 @@ class FakeUpstream(asyncio.Protocol):
         self.paused = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-        sock = transport.get_extra_info("socket")
-        if sock is not None:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.transport = nodelay(transport)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
