@@ -3,9 +3,11 @@
 ``build_response_chain`` wires it. Per-event stages (``on_event`` + optional ``on_end``) run
 synchronously in the task that sends the event; task-form stages (``on_events``) get a task and
 zero-buffer channels. The chain ends in a ``Sink``: it runs the last hooks and the encoder in the
-sender's task and buffers the frames; the ASGI task drains the buffer with one ``send`` for
-everything that became ready together (at most ``BATCH_S`` apart), so no event costs a task
-switch. The buffer is bounded (``SINK_LIMIT`` bytes): a slow client stops the upstream.
+sender's task. The upstream hands it one read's events at a time and the Sink writes them from
+that same task (status line, first delta at once, then one ASGI ``send`` per read), so neither an
+event nor a write costs a task switch. Single events from a task-form stage are batched for the
+draining task instead (at most ``BATCH_S`` apart). The buffer is bounded (``SINK_LIMIT`` bytes):
+a slow client stops the upstream.
 """
 
 from __future__ import annotations
@@ -66,34 +68,68 @@ class _Hooks:
 class Sink(trio.abc.SendChannel[Event]):
     """The chain's end: hooks, then ``feed(event) -> frames | None``, into a bounded buffer.
 
-    ``send`` does not yield unless the buffer is full: the sender's next read is the schedule
-    point at which the draining task wakes and writes everything buffered in one go.
+    ``send_many`` (one upstream read's events) writes what it encoded itself, in the sender's
+    task, through ``responder``: the status line with the first write, the first delta at once
+    (time to first token), then one write per read. ``send`` (one event from a task-form stage)
+    does not yield unless the buffer is full: it wakes the draining task (``stream_out``), which
+    writes everything buffered in one go at the sender's next schedule point. One writer at a
+    time (``_writing``), so frames keep their order.
     """
 
     def __init__(self, ctx: RequestContext, outcome: Any, feed: Callable[[Event], list[bytes] | None],
-                 *, limit: int = SINK_LIMIT) -> None:
+                 *, limit: int = SINK_LIMIT, responder: Any = None) -> None:
         self._ctx = ctx
         self._outcome = outcome
         self._feed = feed
         self._limit = limit
+        self._responder = responder  # None: nothing is written from here (a collecting sink)
         self.hooks = _Hooks((), ctx)
         self._frames: list[bytes] = []
         self._size = 0
         self._since = 0.0  # when the oldest buffered frame was made (perf_counter)
         self._first_delta = False  # a text/thinking/tool delta went through
-        self._first_taken = False  # and the sender waited for the drainer to take it
+        self._first_taken = False  # and was handed to a writer at once
         self._data = trio.lowlevel.ParkingLot()  # the drainer waits here
         self._room = trio.lowlevel.ParkingLot()  # the sender waits here when the buffer is full
         self._drainer_waits = False
         self._sender_waits = False
+        self._writing = False  # a task is in ``flush``
         self.closed = False
         self.terminal = False  # MessageStop or StreamError went through
 
     async def send(self, value: Event) -> None:
-        await self.send_many((value,))
+        """One event; the draining task writes it (batched with whatever else is ready by then)."""
+        if self.closed:
+            raise trio.ClosedResourceError("the response sink is closed")
+        ctx = self._ctx
+        events: Sequence[Event] = (value,)
+        for hook in self.hooks.calls:
+            if len(events) == 1:
+                events = hook(events[0], ctx)
+            else:
+                events = [out for event in events for out in hook(event, ctx)]
+        for event in events:
+            self._consume(event)
+        if not self._frames:
+            return
+        self._wake_drainer()
+        # Time to first token: the first delta goes to the drainer before anything else is encoded;
+        # a full buffer waits for the client.
+        if (self._first_delta and not self._first_taken) or self._size >= self._limit:
+            self._first_taken = self._first_delta
+            await self._park()
+            return
+        # Once a batch is BATCH_S old, yield so that the drainer writes it (a sender may hand over
+        # many events without yielding).
+        now = perf_counter()
+        if not self._since:
+            self._since = now
+        elif now - self._since >= BATCH_S:
+            await trio.lowlevel.checkpoint()
 
     async def send_many(self, values: Sequence[Event]) -> None:
-        """``send`` for every event of one upstream read, with one await for all of them."""
+        """Every event of one upstream read, written by this task: the first delta at once, the
+        rest in one write at the end (or whenever the buffer is full)."""
         if self.closed:
             raise trio.ClosedResourceError("the response sink is closed")
         ctx = self._ctx
@@ -108,22 +144,38 @@ class Sink(trio.abc.SendChannel[Event]):
                     events = [out for event in events for out in hook(event, ctx)]
             for event in events:
                 consume(event)
-            # Time to first token: the first delta goes to the drainer before the rest of the read
-            # is encoded; a full buffer waits for the client.
             if ((self._first_delta and not self._first_taken) or self._size >= self._limit) and self._frames:
                 self._first_taken = self._first_delta
-                self._wake_drainer()
+                await self._push()
+        if self._frames or not ctx.committed:
+            await self._push()
+
+    async def _push(self) -> None:
+        """Write what is buffered from this task; if another task is writing, it takes it along
+        (and a full buffer waits for it)."""
+        if self._responder is not None and not self._writing:
+            await self.flush()
+        elif self._frames:
+            self._wake_drainer()
+            if self._size >= self._limit:
                 await self._park()
-        if not self._frames:
+
+    async def flush(self) -> None:
+        """Write everything buffered (and the status line first, if it was not sent); a no-op
+        while another task is writing, which then writes it."""
+        responder = self._responder
+        if self._writing or responder is None:
             return
-        self._wake_drainer()
-        # Once a batch is BATCH_S old, yield so that the drainer writes it (a read may hold many
-        # events that the upstream hands over without yielding).
-        now = perf_counter()
-        if not self._since:
-            self._since = now
-        elif now - self._since >= BATCH_S:
-            await trio.lowlevel.checkpoint()
+        self._writing = True
+        try:
+            if not self._ctx.committed:
+                await responder.start(200, SSE_HEADERS)
+            while self._frames:
+                await responder.body(self.take())
+        finally:
+            self._writing = False
+            if self._frames or self.closed:
+                self._wake_drainer()
 
     def _wake_drainer(self) -> None:
         if self._drainer_waits:
@@ -131,7 +183,7 @@ class Sink(trio.abc.SendChannel[Event]):
             self._data.unpark_all()
 
     async def _park(self) -> None:
-        """Until the drainer took what is buffered."""
+        """Until a writer took what is buffered."""
         self._sender_waits = True
         await self._room.park()
 
@@ -171,8 +223,8 @@ class Sink(trio.abc.SendChannel[Event]):
         return frames[0] if len(frames) == 1 else b"".join(frames)
 
     async def wait(self) -> None:
-        """Until something is buffered or the input ended."""
-        if not self._frames and not self.closed:
+        """Until there is work for the drainer: frames that no task is writing, or the end."""
+        while self._writing or not (self._frames or self.closed):
             self._drainer_waits = True
             try:
                 await self._data.park()
@@ -248,24 +300,23 @@ def build_response_chain(stages: Sequence[Stage], ctx: RequestContext, nursery: 
     return fuse(target)
 
 
-def stream_sink(ctx: RequestContext, outcome: Any, encoder: Any) -> Sink:
-    return Sink(ctx, outcome, encoder.feed)
-
-
 async def stream_out(sink: Sink, encoder: Any, responder: Any) -> None:
-    """Send the status, then whatever the sink buffered, one ASGI ``send`` per batch."""
-    await responder.start(200, SSE_HEADERS)
+    """The draining task (started with the request, so it writes nothing before there is
+    something to write): whatever a sender left buffered, and at the end the encoder's closing
+    frames, with the status line first if no sender wrote it."""
     while True:
         await sink.wait()
+        if not sink.closed:
+            await sink.flush()
+            continue
         data = sink.take()
-        if sink.closed:
-            if sink.terminal:  # else a stage failed or the chain ended early: the error boundary finishes it
-                await responder.body(data + b"".join(encoder.close()), more=False)
-            elif data:
-                await responder.body(data)
-            return
-        if data:
+        if not responder.ctx.committed:
+            await responder.start(200, SSE_HEADERS)
+        if sink.terminal:  # else a stage failed or the chain ended early: the error boundary finishes it
+            await responder.body(data + b"".join(encoder.close()), more=False)
+        elif data:
             await responder.body(data)
+        return
 
 
 class Collecting:
@@ -294,4 +345,4 @@ async def collect_out(sink: Sink, collecting: Collecting, responder: Any) -> Non
 
 
 __all__ = ["JSON_HEADERS", "SINK_LIMIT", "SSE_HEADERS", "Collecting", "Sink", "build_response_chain",
-           "collect_out", "stream_out", "stream_sink"]
+           "collect_out", "stream_out"]

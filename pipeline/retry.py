@@ -33,36 +33,44 @@ def retry_delay(policy: RetryConfig, attempt: int, err: UpstreamError) -> float 
     return random.uniform(0.0, min(policy.backoff_cap_s, policy.backoff_base_s * 2**attempt))
 
 
+class _Status:
+    """What an upstream's ``stream`` gets as ``task_status``: ``started()`` marks the commit."""
+
+    __slots__ = ("started_",)
+
+    def __init__(self) -> None:
+        self.started_ = False
+
+    def started(self, value: None = None) -> None:
+        self.started_ = True
+
+
 async def _attempt(upstream: Upstream, request: ChatRequest, out: trio.abc.SendChannel[Event],
-                   ctx: RequestContext, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-    """One upstream call. Before ``started()`` an error propagates (``nursery.start`` raises it);
+                   ctx: RequestContext) -> None:
+    """One upstream call, to the end of its stream. Before ``started()`` an error propagates;
     after, it is sent as ``StreamError`` and the outbox is closed."""
-    started = False
-
-    class _Status:
-        def started(self, value: None = None) -> None:
-            nonlocal started
-            started = True
-            task_status.started(value)
-
+    status = _Status()
     try:
-        await upstream.stream(request, out, ctx, task_status=_Status())  # type: ignore[arg-type]
+        await upstream.stream(request, out, ctx, task_status=status)  # type: ignore[arg-type]
     except GatewayError as err:
-        if not started:
+        if not status.started_:
             raise
         await out.send(StreamError(error=err.info()))
     finally:
-        if started:
+        if status.started_:
             out.close()  # type: ignore[attr-defined]
 
 
-async def start_upstream(pipeline: Pipeline, request: ChatRequest, out: trio.abc.SendChannel[Event],
-                         ctx: RequestContext, nursery: trio.Nursery, outcome: Any) -> None:
-    """Start the first upstream that answers 2xx; ``outcome.attempts`` counts every try.
+async def run_upstream(pipeline: Pipeline, request: ChatRequest, out: trio.abc.SendChannel[Event],
+                       ctx: RequestContext, outcome: Any) -> None:
+    """Stream from the first upstream that answers, in the calling task (no task per attempt:
+    the upstream's reads, the stages, the encoder and the writes all run here); ``outcome.attempts``
+    counts every try.
 
     Raises:
-        UpstreamError: a non-retryable failure at once; else the last failure once the attempts,
-            the budget, the fallback list or the time before the deadline are used up.
+        UpstreamError: before the commit, a non-retryable failure at once; else the last failure
+            once the attempts, the budget, the fallback list or the time before the deadline are
+            used up.
     """
     policy = pipeline.config.retry
     last: UpstreamError | None = None
@@ -73,7 +81,7 @@ async def start_upstream(pipeline: Pipeline, request: ChatRequest, out: trio.abc
                 break
             outcome.attempts += 1
             try:
-                await nursery.start(_attempt, upstream, request, out, ctx)
+                await _attempt(upstream, request, out, ctx)
                 return
             except UpstreamError as err:
                 if not err.retryable:
@@ -93,4 +101,4 @@ async def start_upstream(pipeline: Pipeline, request: ChatRequest, out: trio.abc
     raise last
 
 
-__all__ = ["retry_delay", "start_upstream"]
+__all__ = ["retry_delay", "run_upstream"]

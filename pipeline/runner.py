@@ -22,7 +22,7 @@ from pipeline.events import Event, MessageStop, StreamError, Usage
 from pipeline.flow import Collecting, Sink, build_response_chain, collect_out, stream_out
 from pipeline.model import ChatRequest
 from pipeline.registry import Pipeline
-from pipeline.retry import start_upstream
+from pipeline.retry import run_upstream
 from pipeline.stage import RequestContext
 
 Send = Callable[[dict[str, Any]], Awaitable[None]]
@@ -100,6 +100,12 @@ async def _watch_disconnect(receive: Receive, scope: trio.CancelScope, gone: lis
             return
 
 
+async def _drain(sink: Sink, encoder: Any, responder: Responder, scope: trio.CancelScope) -> None:
+    """The streamed response's draining task; the request is over when it is."""
+    await stream_out(sink, encoder, responder)
+    scope.cancel()
+
+
 async def run_pipeline(pipeline: Pipeline, request: ChatRequest, ctx: RequestContext, responder: Responder,
                        receive: Receive) -> None:
     """Everything after decoding: hooks, upstream, encoding, errors. Never raises GatewayError."""
@@ -116,17 +122,17 @@ async def run_pipeline(pipeline: Pipeline, request: ChatRequest, ctx: RequestCon
                     request = await stage.on_request(request, ctx)
                 if request.stream:  # built after the hooks: stages may enrich client_extras
                     encoder = codec.stream_encoder(request)
-                    sink = Sink(ctx, outcome, encoder.feed)
+                    sink = Sink(ctx, outcome, encoder.feed, responder=responder)
                 else:
                     collecting = Collecting(codec.collector(request))
                     sink = Sink(ctx, outcome, collecting.feed)
                 outbox = build_response_chain(pipeline.stages, ctx, nursery, sink)
-                await start_upstream(pipeline, request, outbox, ctx, nursery, outcome)
                 if encoder is not None:
-                    await stream_out(sink, encoder, responder)
-                else:
+                    nursery.start_soon(_drain, sink, encoder, responder, nursery.cancel_scope)
+                await run_upstream(pipeline, request, outbox, ctx, outcome)
+                if encoder is None:
                     await collect_out(sink, collecting, responder)
-                nursery.cancel_scope.cancel()
+                    nursery.cancel_scope.cancel()
         except BaseException as exc:  # the error boundary
             leaf = _unwrap(exc)
             if isinstance(leaf, GatewayError):
@@ -166,4 +172,4 @@ async def send_failure(pipeline: Pipeline, err: GatewayError, responder: Respond
         await responder.body(pending + b"".join(frames), more=False)
 
 
-__all__ = ["Outcome", "Responder", "build_response_chain", "run_pipeline", "send_failure", "start_upstream"]
+__all__ = ["Outcome", "Responder", "build_response_chain", "run_pipeline", "send_failure"]
