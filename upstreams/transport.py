@@ -21,6 +21,7 @@ import trio
 from upstreams.body import READ_SIZE, ResponseBody, _Chunked, _Conn, _socket
 
 MAX_HEAD = 64 * 1024
+SMALL_WRITE = 16 * 1024  # the smallest default TCP send buffer (net.ipv4.tcp_wmem)
 _NO_BODY = frozenset({204, 304})
 
 
@@ -62,10 +63,13 @@ class StreamTransport(httpx.AsyncBaseTransport):
 
     async def _acquire(self, key: tuple[str, str, int], timeouts: dict[str, Any]) -> _Conn:
         try:
-            with trio.fail_after(timeouts.get("pool") or float("inf")):
-                await self._slots.acquire()
-        except trio.TooSlowError:
-            raise httpx.PoolTimeout("no free upstream connection") from None
+            self._slots.acquire_nowait()  # the common case: no timer, no wait
+        except trio.WouldBlock:
+            try:
+                with trio.fail_after(timeouts.get("pool") or float("inf")):
+                    await self._slots.acquire()
+            except trio.TooSlowError:
+                raise httpx.PoolTimeout("no free upstream connection") from None
         try:
             idle = self._idle.get(key)
             while idle:
@@ -108,11 +112,6 @@ class StreamTransport(httpx.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         url = request.url
-        scheme = url.scheme
-        if scheme not in ("http", "https"):
-            raise httpx.UnsupportedProtocol(f"unsupported URL scheme {scheme!r}")
-        key = (scheme, url.host, url.port or (443 if scheme == "https" else 80))
-        timeouts: dict[str, Any] = request.extensions.get("timeout", {})
         try:
             body = request.content
         except httpx.RequestNotRead:
@@ -120,13 +119,27 @@ class StreamTransport(httpx.AsyncBaseTransport):
         lines = [request.method.encode() + b" " + url.raw_path + b" HTTP/1.1"]
         lines += [name + b": " + value for name, value in request.headers.raw]
         head = b"\r\n".join(lines) + b"\r\n\r\n"
+        return await self.send_request(request.method, url, head, body, request.extensions.get("timeout", {}))
+
+    async def send_request(self, method: str, url: httpx.URL, head: bytes, body: bytes, timeouts: dict[str, Any]
+                           ) -> httpx.Response:
+        """Send ``head`` (request line and headers, already encoded) and ``body``; the response
+        with its body still to read."""
+        scheme = url.scheme
+        if scheme not in ("http", "https"):
+            raise httpx.UnsupportedProtocol(f"unsupported URL scheme {scheme!r}")
+        key = (scheme, url.host, url.port or (443 if scheme == "https" else 80))
         conn = await self._acquire(key, timeouts)
         try:
             try:
-                with trio.fail_after(timeouts.get("write") or float("inf")):
-                    await conn.stream.send_all(head + body if len(body) < 65536 else head)
-                    if len(body) >= 65536:
-                        await conn.stream.send_all(body)
+                data = head + body if len(body) < 65536 else head
+                if len(data) <= SMALL_WRITE:  # fits any socket buffer of an idle connection: no timer
+                    await conn.stream.send_all(data)
+                else:
+                    with trio.fail_after(timeouts.get("write") or float("inf")):
+                        await conn.stream.send_all(data)
+                        if len(body) >= 65536:
+                            await conn.stream.send_all(body)
             except trio.TooSlowError:
                 raise httpx.WriteTimeout("upstream write timed out") from None
             except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
@@ -139,7 +152,7 @@ class StreamTransport(httpx.AsyncBaseTransport):
         reuse = version == b"HTTP/1.1" and b"close" not in names.get(b"connection", b"").lower()
         chunked = b"chunked" in names.get(b"transfer-encoding", b"").lower()
         length: int | None = None
-        if request.method == "HEAD" or status in _NO_BODY:
+        if method == "HEAD" or status in _NO_BODY:
             length, chunked = 0, False
         elif not chunked and b"content-length" in names:
             try:
@@ -150,8 +163,10 @@ class StreamTransport(httpx.AsyncBaseTransport):
         elif not chunked:
             reuse = False  # delimited by close
         stream = ResponseBody(self, conn, chunked=chunked, length=length, reuse=reuse, read_s=timeouts.get("read"))
-        return httpx.Response(status, headers=headers, stream=stream,
-                              extensions={"http_version": version, "reason_phrase": reason})
+        response = _Response(status, headers=headers, stream=stream,
+                             extensions={"http_version": version, "reason_phrase": reason})
+        response.method_url = (method, url)
+        return response
 
     async def _head(self, conn: _Conn, read_s: float | None) -> tuple[int, bytes, list[tuple[bytes, bytes]], bytes]:
         """Status and headers of the (final, non-1xx) response; the rest stays in ``conn.buf``."""
@@ -188,6 +203,23 @@ class StreamTransport(httpx.AsyncBaseTransport):
                 await _close(conn)
 
 
+class _Response(httpx.Response):
+    """An ``httpx.Response`` whose ``request`` is made only if asked for (building one costs more
+    than the rest of a request's head)."""
+
+    method_url: tuple[str, httpx.URL] | None = None
+
+    @property
+    def request(self) -> httpx.Request:
+        if self._request is None and self.method_url is not None:
+            self._request = httpx.Request(*self.method_url)
+        return super().request
+
+    @request.setter
+    def request(self, value: httpx.Request) -> None:
+        self._request = value
+
+
 class LeanClient:
     """What the upstream uses of ``httpx.AsyncClient`` (``stream``, ``post``, ``aclose``) without its
     per-request machinery (auth and redirect flows, cookies, event hooks, default-header merging):
@@ -196,25 +228,37 @@ class LeanClient:
 
     def __init__(self, transport: StreamTransport, *, timeout: httpx.Timeout) -> None:
         self._transport = transport
-        self._extensions = {"timeout": timeout.as_dict()}
+        self._timeouts = timeout.as_dict()
         self._urls: dict[str, httpx.URL] = {}
 
-    def _request(self, method: str, url: str | httpx.URL, content: bytes, headers: dict[str, str] | None
-                 ) -> httpx.Request:
-        if isinstance(url, str):
-            parsed = self._urls.get(url)
-            if parsed is None:
-                parsed = self._urls[url] = httpx.URL(url)
-            url = parsed
-        merged = {**_DEFAULT_HEADERS, **(headers or {})}
-        return httpx.Request(method, url, content=content, headers=merged, extensions=self._extensions)
+    def _url(self, url: str | httpx.URL) -> httpx.URL:
+        if isinstance(url, httpx.URL):
+            return url
+        parsed = self._urls.get(url)
+        if parsed is None:
+            parsed = self._urls[url] = httpx.URL(url)
+        return parsed
+
+    def _head(self, method: str, url: httpx.URL, content: bytes, headers: dict[str, str] | None) -> bytes:
+        """The request line and headers as httpx would send them (Host, Content-Length, the
+        defaults below, then ``headers`` overriding them)."""
+        merged = {"host": url.netloc.decode("ascii"), **_DEFAULT_HEADERS, **(headers or {}),
+                  "content-length": str(len(content))}
+        text = "".join([f"{method} {url.raw_path.decode('ascii')} HTTP/1.1\r\n",
+                        *(f"{name}: {value}\r\n" for name, value in merged.items()), "\r\n"])
+        if text.count("\n") != len(merged) + 2 or text.count("\r") != len(merged) + 2:  # header injection
+            raise httpx.LocalProtocolError("invalid character in an upstream request header")
+        try:
+            return text.encode("latin-1")
+        except UnicodeEncodeError:
+            raise httpx.LocalProtocolError("non-latin-1 character in an upstream request header") from None
 
     @asynccontextmanager
     async def stream(self, method: str, url: str | httpx.URL, *, content: bytes = b"",
                      headers: dict[str, str] | None = None) -> AsyncIterator[httpx.Response]:
-        request = self._request(method, url, content, headers)
-        response = await self._transport.handle_async_request(request)
-        response.request = request
+        parsed = self._url(url)
+        head = self._head(method, parsed, content, headers)
+        response = await self._transport.send_request(method, parsed, head, content, self._timeouts)
         try:
             yield response
         finally:
