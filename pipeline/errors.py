@@ -99,6 +99,7 @@ class ConfigError(Exception):
 
 
 _SECRETISH = re.compile(r"(sk-[A-Za-z0-9_\-]{6,}|Bearer\s+[A-Za-z0-9._\-]{6,})")
+_SECRETISH_BYTES = re.compile(_SECRETISH.pattern.encode())
 
 
 def redact(text: str, secrets: tuple[str, ...] = ()) -> str:
@@ -107,6 +108,13 @@ def redact(text: str, secrets: tuple[str, ...] = ()) -> str:
         if secret and len(secret) >= 4:
             text = text.replace(secret, "[redacted]")
     return _SECRETISH.sub("[redacted]", text)
+
+
+def redact_bytes(data: bytes) -> bytes:
+    """``redact`` for encoded text (a rendered log line): key-shaped strings only."""
+    if b"sk-" not in data and b"Bearer" not in data:
+        return data
+    return _SECRETISH_BYTES.sub(b"[redacted]", data)
 
 
 def status_code(status: int) -> str:
@@ -129,5 +137,6 @@ __all__ = [
     "RequestError",
     "UpstreamError",
     "redact",
+    "redact_bytes",
     "status_code",
 ]

@@ -11,9 +11,10 @@ import sys
 import time
 from typing import Any
 
+import msgspec
 import structlog
 
-from pipeline.errors import redact
+from pipeline.errors import redact, redact_bytes
 
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 
@@ -25,20 +26,33 @@ def _redact_values(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any
     return event_dict
 
 
-def configure(level: str = "info", *, json: bool = True) -> None:
-    """Configure structlog once (idempotent); logs go to stderr."""
-    renderer: Any = structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
+_JSON = msgspec.json.Encoder(enc_hook=repr)  # what JSON can't carry is logged as its repr
+
+
+def _render_json(_: Any, __: str, event_dict: dict[str, Any]) -> bytes:
+    """The JSON line, key-shaped strings redacted in one pass over the bytes."""
+    return redact_bytes(_JSON.encode(event_dict))
+
+
+def configure(level: str = "info", *, json: bool = True, file: Any = None) -> None:
+    """Configure structlog once (idempotent); logs go to stderr (or the binary ``file``), one write
+    per line."""
+    if json:
+        tail: list[Any] = [_render_json]
+        factory: Any = structlog.BytesLoggerFactory(file=file or sys.stderr.buffer)
+    else:
+        tail = [_redact_values, structlog.dev.ConsoleRenderer(colors=False)]
+        factory = structlog.PrintLoggerFactory(file=sys.stderr)
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
-            _redact_values,
-            renderer,
+            *tail,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(_LEVELS.get(level, logging.INFO)),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=factory,
         cache_logger_on_first_use=False,
     )
 
