@@ -19,6 +19,8 @@ A stage implements at most one of ``on_event`` / ``on_events``. Unknown events p
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from functools import partial
 from typing import Any, ClassVar
 
 import msgspec
@@ -58,8 +60,8 @@ class RequestContext:
         "committed",
         "deadline",
         "fields",
+        "_log",
         "headers",
-        "log",
         "losses",
         "pipeline_id",
         "request_id",
@@ -87,15 +89,21 @@ class RequestContext:
         self.upstream_model = ""
         self.upstream: Any = None  # the serving Upstream (profile, limits); set by the runner
         self.deadline = deadline
-        self.log = structlog.get_logger("gateway").bind(
-            request_id=request_id, pipeline=pipeline_id, client=client
-        )
+        self._log: Any = None  # bound on first use: most requests log one line, at the end
         self.state: dict[str, Any] = {}
         self.losses: list[Loss] = []
         self.committed = False
         self.fields: dict[str, Any] = {}
         self.headers = headers or {}
         self.started = time.perf_counter()
+
+    @property
+    def log(self) -> Any:
+        """A structlog logger bound with ``request_id``, ``pipeline`` and ``client``."""
+        if self._log is None:
+            self._log = structlog.get_logger("gateway").bind(
+                request_id=self.request_id, pipeline=self.pipeline_id, client=self.client)
+        return self._log
 
     @property
     def profile(self) -> Profile:
@@ -107,6 +115,15 @@ class RequestContext:
     def lose(self, what: str, detail: str = "") -> None:
         """Record something a translation could not carry."""
         self.losses.append(Loss(what, detail))
+
+    def loser(self) -> Callable[..., None]:
+        """``lose`` as a callable that does not hold the context, for state kept in ``ctx.state``
+        (a bound method there would be a reference cycle, left for the garbage collector)."""
+        return partial(_record_loss, self.losses)
+
+
+def _record_loss(losses: list[Loss], what: str, detail: str = "") -> None:
+    losses.append(Loss(what, detail))
 
 
 class Stage:

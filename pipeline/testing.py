@@ -5,12 +5,15 @@
   through the stage's response hook (sync, with ``on_end`` at the end of input, or task form);
   returns (request, emitted events).
 - ``check_stage(stage)``: the conformance suite: ends when input ends, passes unknown events
-  through, leaves the instance unchanged, lets cancellation through promptly.
+  through, leaves the instance unchanged, leaves no reference cycle through the context, lets
+  cancellation through promptly.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import gc
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 import trio
 
@@ -79,13 +82,34 @@ class _Unknown(Event, tag="test_unknown_event"):
     note: str = "unknown to every stage"
 
 
+@contextmanager
+def _cycle_check() -> Iterator[list[RequestContext]]:
+    """Collects the RequestContexts that only the cycle collector would free, made inside."""
+    gc.collect()
+    enabled, flags = gc.isenabled(), gc.get_debug()
+    gc.disable()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    leaked: list[RequestContext] = []
+    try:
+        yield leaked
+        gc.collect()
+        leaked.extend(o for o in gc.garbage if isinstance(o, RequestContext))
+    finally:
+        gc.garbage.clear()
+        gc.set_debug(flags)
+        if enabled:
+            gc.enable()
+
+
 async def check_stage(stage: Stage, *, request: ChatRequest | None = None) -> None:
     """Assert the stage contract; raises AssertionError naming the rule broken."""
     before = {k: id(v) for k, v in vars(stage).items()}
     unknown = _Unknown()
     events = [*sample_events()[:1], unknown, Heartbeat(), *sample_events()[1:]]
-    with trio.fail_after(5):
-        _, out = await run_stage(stage, events, request=request)
+    with trio.fail_after(5), _cycle_check() as leaked:
+        _, out = await run_stage(stage, events, request=request, ctx=make_context())
+    assert not leaked, (f"{stage.id}: per-request state refers back to the RequestContext (a reference cycle the "
+                        "garbage collector must find: pauses under load); keep callables like ctx.loser() there")
     assert unknown in out, f"{stage.id}: an unknown event kind must pass through unchanged"
     assert isinstance(out[-1], MessageStop), f"{stage.id}: the stream must end with MessageStop"
     after = {k: id(v) for k, v in vars(stage).items()}

@@ -86,7 +86,7 @@ class ToolIdMap(Stage):
     def on_event(self, event: Event, ctx: RequestContext) -> Sequence[Event]:
         stream = ctx.state.get(self._key)
         if stream is None:
-            stream = ctx.state[self._key] = ToolStream(ctx.state.get(self.id) or ToolMap(), ctx.lose)
+            stream = ctx.state[self._key] = ToolStream(ctx.state.get(self.id) or ToolMap(), ctx.loser())
         return stream.feed(event)
 
     def on_end(self, ctx: RequestContext) -> Sequence[Event]:
