@@ -8,7 +8,10 @@ for to time the first token. Full bodies are kept only when asked, for validatio
 from __future__ import annotations
 
 import asyncio
+import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from bench.net import nodelay
@@ -150,6 +153,23 @@ class Connection:
         self.proto = None
 
 
+@contextmanager
+def realtime() -> Iterator[str]:
+    """This process at real-time priority (SCHED_FIFO 1) while inside, if allowed: on the core it
+    shares with the fake upstream, a reply must not wait for the upstream's time slice to end
+    (that wait, up to ~1 ms, would be counted as the gateway's). Yields the policy in force."""
+    try:
+        before = os.sched_getscheduler(0), os.sched_getparam(0)
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(1))
+    except (OSError, AttributeError):
+        yield "normal"
+        return
+    try:
+        yield "fifo"
+    finally:
+        os.sched_setscheduler(0, before[0], before[1])
+
+
 @dataclass
 class LoadResult:
     ok: int = 0
@@ -159,12 +179,16 @@ class LoadResult:
     error_examples: list[str] = field(default_factory=list)
 
 
-async def ttft(host: str, port: int, data: bytes, marker: bytes, *, n: int, warmup: int) -> list[float]:
-    """Sequential requests on one connection; seconds from sending to the marker, per request."""
+async def ttft(host: str, port: int, data: bytes, marker: bytes, *, n: int, warmup: int, gap_s: float = 0.0
+               ) -> list[float]:
+    """Sequential requests on one connection, ``gap_s`` apart; seconds from sending to the
+    marker, per request."""
     conn = Connection(host, port)
     out: list[float] = []
     try:
         for i in range(warmup + n):
+            if gap_s and i:
+                await asyncio.sleep(gap_s)
             reply = await conn.request(data, marker)
             if reply.status != 200 or reply.first is None:
                 raise RuntimeError(f"ttft request failed: status {reply.status}, marker seen: {reply.first is not None}")
@@ -254,4 +278,4 @@ class Held:
         self.conns, self.pending = [], []
 
 
-__all__ = ["Connection", "Held", "LoadResult", "Reply", "dechunk", "http_request", "load", "ttft"]
+__all__ = ["Connection", "Held", "LoadResult", "Reply", "dechunk", "http_request", "load", "realtime", "ttft"]

@@ -54,10 +54,14 @@ class Bench:
     async def ttft(self, target: str, port: int, path: str) -> None:
         spec = PATHS[path]
         data = loadgen.http_request(HOST, port, spec.url, body(path, "fake-chunk"), spec.headers)
-        samples = await loadgen.ttft(HOST, port, data, FIRST, n=self.args.ttft_n, warmup=self.args.ttft_warmup)
+        gap_s = self.args.ttft_gap_ms / 1e3
+        with loadgen.realtime() as sched:
+            samples = await loadgen.ttft(HOST, port, data, FIRST, n=self.args.ttft_n, warmup=self.args.ttft_warmup,
+                                         gap_s=gap_s)
         p50, p99 = pct(samples, 0.5) * 1e3, pct(samples, 0.99) * 1e3
         record: dict[str, Any] = {"target": target, "path": path, "scenario": "ttft", "c": 1, "mode": "chunk",
-                                  "n": len(samples), "p50_ms": round(p50, 3), "p99_ms": round(p99, 3)}
+                                  "n": len(samples), "p50_ms": round(p50, 3), "p99_ms": round(p99, 3),
+                                  "gap_ms": self.args.ttft_gap_ms, "loadgen_sched": sched}
         if target == "direct":
             self.direct_ttft = {"p50": p50, "p99": p99}
         elif self.direct_ttft:
@@ -242,13 +246,15 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--paths", nargs="+", default=["chat", "messages", "responses"], choices=["chat", "messages", "responses"])
     p.add_argument("--modes", nargs="+", default=["whole", "chunk"], choices=["whole", "chunk"])
     p.add_argument("--concurrency", nargs="+", type=int, default=[32, 256])
-    p.add_argument("--scenarios", nargs="+", default=["load", "hold", "real"], choices=["load", "hold", "real"],
+    p.add_argument("--scenarios", nargs="*", default=["load", "hold", "real"], choices=["load", "hold", "real"],
                    help="TTFT always runs; these are the others")
     p.add_argument("--hold", nargs="+", type=int, default=[256, 1000], help="held stream counts for RSS")
     p.add_argument("--seconds", type=float, default=4.0, help="measured window per load run")
     p.add_argument("--warmup-s", type=float, default=1.0)
     p.add_argument("--ttft-n", type=int, default=300)
     p.add_argument("--ttft-warmup", type=int, default=30)
+    p.add_argument("--ttft-gap-ms", type=float, default=2.0,
+                   help="pause between TTFT requests (an agent's turns are apart; 0: back to back)")
     p.add_argument("--deltas", type=int, default=200, help="content deltas per response")
     p.add_argument("--hold-s", type=float, default=120.0)
     p.add_argument("--config", default=str(REPO / "bench" / "pipelines.yaml"))
