@@ -147,7 +147,9 @@ class Sink(trio.abc.SendChannel[Event]):
             if ((self._first_delta and not self._first_taken) or self._size >= self._limit) and self._frames:
                 self._first_taken = self._first_delta
                 await self._push()
-        if self._frames or not ctx.committed:
+        # The terminal frame waits for the end of the body (the draining task writes both at once
+        # when the input closes): a client may hang up as soon as it has the terminal event.
+        if (self._frames and not self.terminal) or not ctx.committed:
             await self._push()
 
     async def _push(self) -> None:

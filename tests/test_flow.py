@@ -109,6 +109,16 @@ class TestBatching:
         assert outcome.stop_reason == "end_turn"
 
 
+    async def test_terminal_frame_goes_out_with_the_end_of_the_body(self, autojump_clock) -> None:
+        """A client may hang up once it has the terminal event: it must come with the body's end,
+        or the hang-up would count as a disconnect mid-stream."""
+        sink, _ = await run_timed(make_pipeline([BurstMany(deltas=20)]), sample_request(stream=True))
+        last = sink.messages[-1]
+        assert last["type"] == "http.response.body" and last["more_body"] is False
+        assert b'"finish_reason":"stop"' in last["body"] and last["body"].endswith(b"data: [DONE]\n\n")
+        assert all(b'"finish_reason":"stop"' not in m.get("body", b"") for m in sink.messages[:-1])
+
+
 class TestOnEnd:
     async def test_held_events_are_flushed_at_the_end_of_input(self) -> None:
         """A per-event stage's ``on_end`` events reach the encoder (hooks and encoder in the sender's task)."""
