@@ -63,9 +63,9 @@ class OpenAIChatUpstream(Upstream):
             await self._client.aclose()
             self._client = None
 
-    def _headers(self, ctx: RequestContext) -> dict[str, str]:
+    def _headers(self, ctx: RequestContext, key: str | None = None) -> dict[str, str]:
         headers = {"content-type": "application/json", "accept": "text/event-stream", **self.config.headers}
-        key = self.api_key(ctx)
+        key = key or self.api_key(ctx)
         if key:
             headers["authorization"] = f"Bearer {key}"
         return headers
@@ -100,9 +100,10 @@ class OpenAIChatUpstream(Upstream):
         model = self.map_model(request.model)
         ctx.upstream_model = model
         body = encode_request(request, model=model, profile=self.profile, stream=True, lose=ctx.lose)
-        secrets = tuple(s for s in (self.api_key(ctx),) if s)
+        key = self.api_key(ctx)
+        secrets = (key,) if key else ()
         try:
-            async with self._client.stream("POST", self.url, content=body, headers=self._headers(ctx)) as resp:
+            async with self._client.stream("POST", self.url, content=body, headers=self._headers(ctx, key)) as resp:
                 if resp.status_code >= 400:
                     raw = await resp.aread()
                     info = parse_error_body(resp.status_code, raw, retry_after=resp.headers.get("retry-after"))
