@@ -36,8 +36,20 @@ class Reply:
     close: bool = False
 
 
+class Window:
+    """A measuring window (perf_counter seconds) and the content deltas that arrived inside it,
+    counted on the bytes by a marker that occurs once per delta."""
+
+    __slots__ = ("deltas", "marker", "start", "stop")
+
+    def __init__(self, start: float, stop: float, marker: bytes) -> None:
+        self.start, self.stop, self.marker = start, stop, marker
+        self.deltas = 0
+
+
 class _Client(asyncio.Protocol):
-    def __init__(self) -> None:
+    def __init__(self, window: Window | None = None) -> None:
+        self.window = window
         self.transport: asyncio.Transport | None = None
         self.lost = asyncio.get_running_loop().create_future()
         self._reset(None, b"", False)
@@ -87,6 +99,9 @@ class _Client(asyncio.Protocol):
             self.tail = head[-2:]
         if self.marker and self.reply.first is None and self.marker in self.tail + data:
             self.reply.first = now
+        window = self.window
+        if window is not None and window.start <= now < window.stop:
+            window.deltas += data.count(window.marker)
         if self.keep:
             self.parts.append(data)
         if self.chunked:
@@ -130,13 +145,14 @@ def dechunk(raw: bytes) -> bytes:
 class Connection:
     """One keep-alive connection; reconnects when the server closes it."""
 
-    def __init__(self, host: str, port: int) -> None:
+    def __init__(self, host: str, port: int, window: Window | None = None) -> None:
         self.host, self.port = host, port
+        self.window = window
         self.proto: _Client | None = None
 
     async def _open(self) -> _Client:
         loop = asyncio.get_running_loop()
-        _, proto = await loop.create_connection(_Client, self.host, self.port)
+        _, proto = await loop.create_connection(lambda: _Client(self.window), self.host, self.port)
         return proto
 
     async def request(self, data: bytes, marker: bytes = b"", keep: bool = False) -> Reply:
@@ -175,6 +191,7 @@ class LoadResult:
     ok: int = 0
     errors: int = 0
     seconds: float = 0.0
+    deltas: int = 0  # content deltas that arrived inside the window (when counted)
     samples: list[Reply] = field(default_factory=list)
     error_examples: list[str] = field(default_factory=list)
 
@@ -200,15 +217,18 @@ async def ttft(host: str, port: int, data: bytes, marker: bytes, *, n: int, warm
 
 
 async def load(host: str, port: int, data: bytes, *, concurrency: int, seconds: float, warmup_s: float,
-               terminal: bytes, keep_first: int = 2) -> LoadResult:
-    """``concurrency`` connections in closed loop; counts replies that end inside the window."""
+               terminal: bytes, delta: bytes = b"", keep_first: int = 2) -> LoadResult:
+    """``concurrency`` connections in closed loop; counts replies that end inside the window, and
+    (with a ``delta`` marker) the content deltas that arrive inside it."""
     result = LoadResult()
     loop = asyncio.get_running_loop()
     t0 = loop.time()
     start, stop = t0 + warmup_s, t0 + warmup_s + seconds
+    p0 = time.perf_counter() - t0  # the same window on perf_counter's clock
+    window = Window(p0 + start, p0 + stop, delta) if delta else None
 
     async def worker(k: int) -> None:
-        conn = Connection(host, port)
+        conn = Connection(host, port, window)
         kept = 0
         try:
             while loop.time() < stop:
@@ -239,6 +259,7 @@ async def load(host: str, port: int, data: bytes, *, concurrency: int, seconds: 
 
     await asyncio.gather(*(worker(k) for k in range(concurrency)))
     result.seconds = seconds
+    result.deltas = window.deltas if window is not None else 0
     return result
 
 
@@ -278,4 +299,4 @@ class Held:
         self.conns, self.pending = [], []
 
 
-__all__ = ["Connection", "Held", "LoadResult", "Reply", "dechunk", "http_request", "load", "realtime", "ttft"]
+__all__ = ["Connection", "Held", "LoadResult", "Reply", "dechunk", "http_request", "load", "realtime", "ttft", "Window"]

@@ -15,6 +15,8 @@ import sys
 import time
 from pathlib import Path
 
+from bench.scenarios import CLIENT_KEY
+
 REPO = Path(__file__).resolve().parents[1]
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
@@ -184,7 +186,7 @@ class LiteLLM(Proc):
         super().__init__([str(venv / "bin" / "litellm"), "--config", str(config), "--host", "127.0.0.1",
                           "--port", str(port), "--num_workers", "1"], core=core, log=log, port=port,
                          env={"LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_LOG": "ERROR",
-                              "LITELLM_MASTER_KEY": "", "DISABLE_ADMIN_UI": "True"})
+                              "LITELLM_MASTER_KEY": CLIENT_KEY, "DISABLE_ADMIN_UI": "True"})
 
     def serving_pid(self) -> int:
         assert self.proc is not None

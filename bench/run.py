@@ -85,21 +85,22 @@ class Bench:
         loop.call_later(warm, mark, "start")
         loop.call_later(warm + secs, mark, "stop")
         result = await loadgen.load(HOST, port, data, concurrency=c, seconds=secs, warmup_s=warm,
-                                    terminal=spec.terminal)
+                                    terminal=spec.terminal, delta=spec.delta)
         (t0, cpu0, g0, l0, u0, o0), (t1, cpu1, g1, l1, u1, o1) = marks["start"], marks["stop"]
         wall = t1 - t0
         responses = result.ok / secs
         record: dict[str, Any] = {
             "target": target, "path": path, "scenario": "throughput", "mode": mode, "c": c, "body": size,
-            "responses_s": round(responses, 1), "chunks_s": round(responses * self.args.deltas),
+            "responses_s": round(responses, 1), "chunks_s": round(result.deltas / secs),
             "errors": result.errors,
             "gateway_core_busy": round((g1[0] - g0[0]) / max(1, g1[1] - g0[1]), 3),
             "load_core_busy": round((l1[0] - l0[0]) / max(1, l1[1] - l0[1]), 3),
             "upstream_cpu_share": round((u1 - u0) / wall, 3), "loadgen_cpu_share": round((o1 - o0) / wall, 3),
         }
-        if server is not None and result.ok:
-            record["cpu_ms_per_response"] = round((cpu1 - cpu0) * 1e3 / result.ok, 3)
-            record["cpu_us_per_chunk"] = round((cpu1 - cpu0) * 1e6 / (result.ok * self.args.deltas), 2)
+        if server is not None and result.deltas:
+            # Per response = per `deltas` relayed deltas (a slow server finishes few responses in the window).
+            record["cpu_ms_per_response"] = round((cpu1 - cpu0) * 1e3 * self.args.deltas / result.deltas, 3)
+            record["cpu_us_per_chunk"] = round((cpu1 - cpu0) * 1e6 / result.deltas, 2)
             record["process_cpu_share"] = round((cpu1 - cpu0) / wall, 3)
         if result.error_examples:
             record["error_examples"] = result.error_examples

@@ -24,20 +24,26 @@ class Path_:
     name: str
     url: str
     terminal: bytes  # present in every complete stream of this dialect
+    delta: bytes  # occurs once per content delta of this dialect's stream
     headers: dict[str, str] = field(default_factory=dict)
 
 
+# The key every client sends: the bench gateway checks none, LiteLLM's proxy needs its master key.
+CLIENT_KEY = "sk-bench-0123456789abcdef"
+
 PATHS: dict[str, Path_] = {
-    "direct": Path_("direct", "/v1/chat/completions", b"data: [DONE]"),
-    "chat": Path_("chat", "/v1/chat/completions", b"data: [DONE]", {"authorization": "Bearer bench"}),
-    "messages": Path_("messages", "/v1/messages", b"event: message_stop",
-                      {"x-api-key": "bench", "anthropic-version": "2023-06-01"}),
+    "direct": Path_("direct", "/v1/chat/completions", b"data: [DONE]", b'"content":"'),
+    "chat": Path_("chat", "/v1/chat/completions", b"data: [DONE]", b'"content":"',
+                  {"authorization": f"Bearer {CLIENT_KEY}"}),
+    "messages": Path_("messages", "/v1/messages", b"event: message_stop", b'"text_delta"',
+                      {"x-api-key": CLIENT_KEY, "anthropic-version": "2023-06-01"}),
     "responses": Path_("responses", "/v1/responses", b"event: response.completed",
-                       {"authorization": "Bearer bench"}),
+                       b"event: response.output_text.delta", {"authorization": f"Bearer {CLIENT_KEY}"}),
 }
 
-# LiteLLM serves the same three client paths (chat, /v1/messages, /v1/responses) on one port.
-LITELLM_PATHS = ("chat", "messages", "responses")
+# LiteLLM 1.106 serves chat and /v1/messages from a chat upstream; its /v1/responses on a
+# hosted_vllm model fails at the first chunk ("'GenericEvent' object has no attribute 'type'").
+LITELLM_PATHS = ("chat", "messages")
 
 
 def body(path: str, model: str, size: str = "small") -> bytes:
@@ -60,4 +66,4 @@ def body(path: str, model: str, size: str = "small") -> bytes:
     return json.dumps(data, separators=(",", ":")).encode()
 
 
-__all__ = ["FIRST", "LITELLM_PATHS", "PATHS", "Path_", "body"]
+__all__ = ["CLIENT_KEY", "FIRST", "LITELLM_PATHS", "PATHS", "Path_", "body"]
