@@ -18,12 +18,15 @@ READ_SIZE = 64 * 1024
 
 
 class _Conn:
-    __slots__ = ("buf", "key", "stream")
+    __slots__ = ("buf", "fd", "key", "quick", "stream")
 
     def __init__(self, stream: trio.abc.Stream, key: tuple[str, str, int]) -> None:
         self.stream = stream
         self.key = key
         self.buf = b""  # bytes read past what was consumed
+        sock = getattr(stream, "socket", None)  # a plain SocketStream; TLS streams are read through trio
+        self.fd = sock.fileno() if sock is not None else -1
+        self.quick = 0  # reads in a row that found data waiting
 
     def ready(self) -> bool:
         """True when a read will not wait (plain TCP only; TLS may hold decrypted bytes, so no)."""
