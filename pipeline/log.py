@@ -34,27 +34,56 @@ def _render_json(_: Any, __: str, event_dict: dict[str, Any]) -> bytes:
     return redact_bytes(_JSON.encode(event_dict))
 
 
+class _Direct:
+    """What ``configure`` installed in JSON mode, so that ``request_finished`` can write its line
+    without structlog's per-call machinery (bind, processor chain), byte-identical, as long as
+    nobody reconfigured structlog since (``capture_logs`` in tests, an operator's setup)."""
+
+    __slots__ = ("file", "level", "processors", "second", "stamp")
+
+    def __init__(self, processors: list[Any], file: Any, level: int) -> None:
+        self.processors = tuple(processors)  # compared by content: capture_logs edits the list in place
+        self.file, self.level = file, level
+        self.second, self.stamp = -1, ""
+
+    def timestamp(self) -> str:
+        """``TimeStamper(fmt="iso", utc=True)``'s format, the seconds part made once per second."""
+        now = time.time()
+        second = int(now)
+        if second != self.second:
+            self.second, self.stamp = second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        return f"{self.stamp}.{int((now - second) * 1e6):06d}Z"
+
+
+_direct: _Direct | None = None
+
+
 def configure(level: str = "info", *, json: bool = True, file: Any = None) -> None:
     """Configure structlog once (idempotent); logs go to stderr (or the binary ``file``), one write
     per line."""
+    global _direct
+    out = file or sys.stderr.buffer
     if json:
         tail: list[Any] = [_render_json]
-        factory: Any = structlog.BytesLoggerFactory(file=file or sys.stderr.buffer)
+        factory: Any = structlog.BytesLoggerFactory(file=out)
     else:
         tail = [_redact_values, structlog.dev.ConsoleRenderer(colors=False)]
         factory = structlog.PrintLoggerFactory(file=sys.stderr)
+    processors = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.processors.format_exc_info,
+        *tail,
+    ]
+    min_level = _LEVELS.get(level, logging.INFO)
     structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.format_exc_info,
-            *tail,
-        ],
-        wrapper_class=structlog.make_filtering_bound_logger(_LEVELS.get(level, logging.INFO)),
+        processors=processors,
+        wrapper_class=structlog.make_filtering_bound_logger(min_level),
         logger_factory=factory,
         cache_logger_on_first_use=False,
     )
+    _direct = _Direct(processors, out, min_level) if json else None
 
 
 def request_finished(ctx: Any, outcome: Any, *, kind: str, model: str | None) -> None:
@@ -78,6 +107,15 @@ def request_finished(ctx: Any, outcome: Any, *, kind: str, model: str | None) ->
     if outcome.first_byte is not None:
         fields["ttfb_ms"] = round((outcome.first_byte - ctx.started) * 1000, 2)
     fields.update(ctx.fields)
+    direct = _direct
+    if (direct is not None and not ctx.log_bound and direct.level <= logging.INFO
+            and tuple(structlog.get_config()["processors"]) == direct.processors
+            and not structlog.contextvars.get_contextvars()):
+        line = {"request_id": ctx.request_id, "pipeline": ctx.pipeline_id, "client": ctx.client, **fields,
+                "event": "request_finished", "level": "info", "timestamp": direct.timestamp()}
+        direct.file.write(_render_json(None, "info", line) + b"\n")
+        direct.file.flush()
+        return
     ctx.log.info("request_finished", **fields)
 
 

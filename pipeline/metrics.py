@@ -26,18 +26,26 @@ def get(name: str, labels: dict[str, str]) -> int:
 
 
 def observe(ctx: Any, outcome: Any) -> None:
-    base = {"pipeline": ctx.pipeline_id}
-    inc("gateway_requests_total", {**base, "upstream": ctx.upstream_id, "status": str(outcome.status),
-                                   "error_code": outcome.error_code or ""})
+    """One finished request. The label tuples are written in ``inc``'s sorted order directly."""
+    pipe = ("pipeline", ctx.pipeline_id)
+    _add("gateway_requests_total", (("error_code", outcome.error_code or ""), pipe,
+                                    ("status", str(outcome.status)), ("upstream", ctx.upstream_id)))
     for loss in ctx.losses:
-        inc("gateway_losses_total", {**base, "what": loss.what})
-    for kind in ("input", "output", "cached", "reasoning"):
-        value = getattr(outcome, f"{kind}_tokens")
+        _add("gateway_losses_total", (pipe, ("what", loss.what)))
+    for kind, value in (("input", outcome.input_tokens), ("output", outcome.output_tokens),
+                        ("cached", outcome.cached_tokens), ("reasoning", outcome.reasoning_tokens)):
         if value:
-            inc("gateway_tokens_total", {**base, "kind": kind}, value)
+            _add("gateway_tokens_total", (("kind", kind), pipe), value)
     rung = ctx.fields.get("replay_rung")
     if rung:
-        inc("gateway_reasoning_replay_total", {**base, "rung": str(rung)})
+        _add("gateway_reasoning_replay_total", (pipe, ("rung", str(rung))))
+
+
+def _add(name: str, key: tuple[tuple[str, str], ...], value: int = 1) -> None:
+    counter = _counters.get(name)
+    if counter is None:
+        counter = _counters[name] = Counter()
+    counter[key] += value
 
 
 def render() -> bytes:

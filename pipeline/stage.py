@@ -106,6 +106,11 @@ class RequestContext:
         return self._log
 
     @property
+    def log_bound(self) -> bool:
+        """Whether ``log`` was used (then it may carry more context than the three ids)."""
+        return self._log is not None
+
+    @property
     def profile(self) -> Profile:
         """The serving upstream's backend profile (a neutral default when there is none, e.g. in
         unit tests)."""
