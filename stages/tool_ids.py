@@ -18,7 +18,7 @@ from stages.toolfix.apply_patch import is_apply_patch
 from stages.toolfix.ids import upstream_id
 from stages.toolfix.names import NameMap, map_names
 from stages.toolfix.pairing import repair_pairing
-from stages.toolfix.schemas import sanitise_schema
+from stages.toolfix.schemas import sanitise_cached
 from stages.toolfix.stream import ToolMap, ToolStream
 from upstreams.profiles import Profile
 
@@ -69,9 +69,9 @@ class ToolIdMap(Stage):
         if spec.name in names.forward:
             changes["name"] = names.forward[spec.name]
         if spec.kind == "function" and self.config.sanitise_schemas:
-            schema, notes = sanitise_schema(spec.parameters, drop=profile.schema_drop_keywords,
+            schema, notes = sanitise_cached(spec.parameters, drop=profile.schema_drop_keywords,
                                             inline_refs=profile.inline_schema_refs)
-            if schema != spec.parameters:
+            if schema is not spec.parameters:
                 changes["parameters"] = schema
             if notes:
                 ctx.lose("schema", f"tool {spec.name}: " + "; ".join(notes))

@@ -7,9 +7,11 @@ loss, not a wrapper: every client protocol sends object arguments, so it could n
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, OrderedDict
 from typing import Any
 from urllib.parse import unquote
+
+import msgspec
 
 # Keywords whose value is a map name → subschema, one subschema, or a list of subschemas.
 _MAPS = frozenset({"properties", "patternProperties", "$defs", "definitions", "dependentSchemas"})
@@ -120,6 +122,32 @@ def resolve_pointer(root: dict[str, Any], ref: str) -> Any | None:
     return value
 
 
+_CACHE: OrderedDict[tuple[bytes, tuple[str, ...] | frozenset[str], bool], tuple[Any, tuple[str, ...]]] = OrderedDict()
+CACHE_SIZE = 1024  # distinct tool schemas remembered (an agent sends the same tools every turn)
+_KEY = msgspec.json.Encoder()
+
+
+def sanitise_cached(schema: Any, *, drop: tuple[str, ...] | frozenset[str], inline_refs: bool) -> tuple[Any, tuple[str, ...]]:
+    """``sanitise_schema`` remembered by the schema's JSON: ``(schema to send, notes)``, where the
+    schema is the given object itself when nothing changed. A returned new schema is shared
+    between requests: never modify it."""
+    try:
+        key = (_KEY.encode(schema), drop, inline_refs)
+    except (TypeError, msgspec.EncodeError):  # not JSON (a decoder never makes one): no cache
+        out, notes = sanitise_schema(schema, drop=drop, inline_refs=inline_refs)
+        return (schema if out == schema else out), tuple(notes)
+    hit = _CACHE.get(key)
+    if hit is not None:
+        _CACHE.move_to_end(key)
+        out, notes = hit
+        return (schema if out is None else out), notes
+    out, notes = sanitise_schema(schema, drop=drop, inline_refs=inline_refs)
+    _CACHE[key] = (None if out == schema else out), tuple(notes)
+    while len(_CACHE) > CACHE_SIZE:
+        _CACHE.popitem(last=False)
+    return (schema if out == schema else out), tuple(notes)
+
+
 def sanitise_schema(schema: Any, *, drop: tuple[str, ...] | frozenset[str] = (), inline_refs: bool = False
                     ) -> tuple[dict[str, Any], list[str]]:
     """A copy of ``schema`` the backend accepts, and notes for each loss of information."""
@@ -152,4 +180,4 @@ def sanitise_schema(schema: Any, *, drop: tuple[str, ...] | frozenset[str] = (),
     return out, notes
 
 
-__all__ = ["EMPTY_OBJECT", "MAX_REF_EXPANSIONS", "resolve_pointer", "sanitise_schema"]
+__all__ = ["CACHE_SIZE", "EMPTY_OBJECT", "MAX_REF_EXPANSIONS", "resolve_pointer", "sanitise_cached", "sanitise_schema"]

@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from stages.toolfix.schemas import EMPTY_OBJECT, MAX_REF_EXPANSIONS, resolve_pointer, sanitise_schema
+from stages.toolfix import schemas
+from stages.toolfix.schemas import EMPTY_OBJECT, MAX_REF_EXPANSIONS, resolve_pointer, sanitise_cached, sanitise_schema
 from upstreams.profiles import PROFILES
 
 CAPTURES = Path(__file__).resolve().parents[3].parent / "shared" / "captures"
@@ -146,3 +147,33 @@ def test_resolve_pointer(ref: str, expected: Any) -> None:
     root = {"$defs": {"A": {"type": "string"}}, "properties": {"a/b": {"x": 1}, "t~": {"y": 2}},
             "anyOf": [{}, {"z": 3}]}
     assert resolve_pointer(root, ref) == (root if expected == "ROOT" else expected)
+
+
+class TestCache:
+    """The same tools come every turn: their sanitised schemas are remembered by content."""
+
+    def test_same_content_same_answer_without_sanitising_again(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        schema = {"$schema": "x", "type": "object", "properties": {"a": {"type": ["string", "null"]}}}
+        first, notes = sanitise_cached(schema, drop=("$schema",), inline_refs=False)
+        calls: list[object] = []
+        monkeypatch.setattr(schemas, "sanitise_schema", lambda *a, **k: calls.append(a) or ({}, []))
+        again, notes_again = sanitise_cached(json.loads(json.dumps(schema)), drop=("$schema",), inline_refs=False)
+        assert again == first and "$schema" not in again and notes_again == notes and not calls
+
+    def test_unchanged_schema_is_returned_as_it_is(self) -> None:
+        schema = {"type": "object", "properties": {"n": {"type": "integer"}}}
+        for _ in range(2):
+            out, notes = sanitise_cached(schema, drop=(), inline_refs=False)
+            assert out is schema and notes == ()
+
+    def test_profile_settings_are_part_of_the_key(self) -> None:
+        schema = {"type": "object", "$defs": {"d": {"type": "string"}}, "properties": {"x": {"$ref": "#/$defs/d"}}}
+        kept, _ = sanitise_cached(schema, drop=(), inline_refs=False)
+        inlined, _ = sanitise_cached(schema, drop=(), inline_refs=True)
+        assert kept["properties"]["x"] == {"$ref": "#/$defs/d"} and inlined["properties"]["x"] == {"type": "string"}
+
+    def test_bounded(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setattr(schemas, "CACHE_SIZE", 4)
+        for i in range(10):
+            sanitise_cached({"type": "object", "properties": {f"p{i}": {}}}, drop=(), inline_refs=False)
+        assert len(schemas._CACHE) <= 4
