@@ -43,9 +43,10 @@ class SseDecoder:
         blocks = buf.split(b"\n\n")
         self._buf = blocks.pop()
         frames: list[SseFrame] = []
+        append = frames.append
         for block in blocks:
-            if block[:6] == b"data: " and b"\n" not in block:
-                frames.append(SseFrame(None, block[6:]))
+            if block.startswith(b"data: ") and b"\n" not in block:
+                append(SseFrame(None, block[6:]))
             elif block:
                 for line in block.split(b"\n"):
                     self._line(line, frames)

@@ -117,6 +117,10 @@ class ChatStreamDecoder:
             chunk = (CHUNK_REST_DECODER if self._started else CHUNK_DECODER).decode(data)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             return self._fail(_malformed(exc), [])
+        return self._chunk(chunk)
+
+    def _chunk(self, chunk: Any) -> list[Event]:
+        """The events of one decoded chunk."""
         if chunk.error:
             return self._fail(error_from_payload(chunk.error), [])
         out: list[Event] = []
@@ -137,13 +141,36 @@ class ChatStreamDecoder:
         return out
 
     def feed_many(self, frames: list[SseFrame]) -> list[Event]:
-        """``feed`` for all the frames of one read, as one list."""
-        if len(frames) == 1:
-            return self.feed(frames[0])
+        """``feed`` for all the frames of one read, as one list. The common chunk (one choice
+        continuing the open text or thinking block, nothing else) is handled inline."""
         out: list[Event] = []
-        feed = self.feed
+        feed, decode = self.feed, CHUNK_REST_DECODER.decode
         for frame in frames:
-            out += feed(frame)
+            open_kind = self._open
+            data = frame.data
+            if (open_kind is None or frame.event is not None or data[:1] != b"{" or self._calls or self._tail_len
+                    or self._finish is not None or self._done):
+                out += feed(frame)
+                continue
+            try:
+                chunk = decode(data)
+            except (msgspec.DecodeError, msgspec.ValidationError):
+                out += feed(frame)  # reports it
+                continue
+            choices = chunk.choices
+            if chunk.error is None and chunk.usage is None and choices and len(choices) == 1:
+                choice = choices[0]
+                delta = choice.delta
+                if (choice.index == 0 and choice.finish_reason is None and delta is not None
+                        and delta.reasoning is None and delta.refusal is None and delta.tool_calls is None
+                        and delta.function_call is None):
+                    if open_kind == "text" and delta.content and delta.reasoning_content is None:
+                        out.append(TextDelta(index=self._open_index, text=delta.content))
+                        continue
+                    if open_kind == "thinking" and delta.reasoning_content and not delta.content:
+                        out.append(ThinkingDelta(index=self._open_index, text=delta.reasoning_content))
+                        continue
+            out += self._chunk(chunk)
         return out
 
     def finish(self) -> list[Event]:
