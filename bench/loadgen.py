@@ -263,6 +263,10 @@ async def load(host: str, port: int, data: bytes, *, concurrency: int, seconds: 
     return result
 
 
+class HoldTimeout(Exception):
+    """A server did not open every stream in time (e.g. its upstream connection pool is smaller)."""
+
+
 class Held:
     """``n`` streams opened and left open until ``close()``."""
 
@@ -287,7 +291,11 @@ class Held:
                     raise RuntimeError(f"held stream ended early: status {fut.result().status}")
                 await asyncio.sleep(0.02)
 
-        await asyncio.wait_for(asyncio.gather(*(one() for _ in range(n))), timeout_s)
+        try:
+            await asyncio.wait_for(asyncio.gather(*(one() for _ in range(n))), timeout_s)
+        except asyncio.TimeoutError:
+            opened = sum(1 for c in self.conns if c.proto is not None and c.proto.reply.first is not None)
+            raise HoldTimeout(f"{opened} of {n} streams had their first delta after {timeout_s:g}s") from None
         return time.perf_counter() - t0
 
     def close(self) -> None:
@@ -299,4 +307,5 @@ class Held:
         self.conns, self.pending = [], []
 
 
-__all__ = ["Connection", "Held", "LoadResult", "Reply", "dechunk", "http_request", "load", "realtime", "ttft", "Window"]
+__all__ = ["Connection", "Held", "HoldTimeout", "LoadResult", "Reply", "Window", "dechunk", "http_request", "load",
+           "realtime", "ttft"]

@@ -113,7 +113,12 @@ class Bench:
         for n in self.args.hold:
             held = loadgen.Held()
             try:
-                seconds = await held.open(HOST, port, data, FIRST, n)
+                try:
+                    seconds = await held.open(HOST, port, data, FIRST, n)
+                except loadgen.HoldTimeout as exc:
+                    self.emit({"target": target, "path": path, "scenario": "hold", "streams": n, "error": str(exc),
+                               "rss_mb": round(server.rss_kb() / 1024, 1)})
+                    return
                 await asyncio.sleep(0.5)
                 rss = server.rss_kb()
                 record: dict[str, Any] = {
@@ -203,7 +208,7 @@ def machine(src: Path = REPO) -> dict[str, Any]:
             "httpx": version("httpx"), "msgspec": version("msgspec"), "commit": commit + ("+dirty" if dirty else "")}
 
 
-def table(records: list[dict[str, Any]], deltas: int) -> str:
+def table(records: list[dict[str, Any]], deltas: int, *, markdown: bool = False) -> str:
     rows: dict[tuple[str, str], dict[str, str]] = {}
     order: list[tuple[str, str]] = []
     for r in records:
@@ -224,6 +229,8 @@ def table(records: list[dict[str, Any]], deltas: int) -> str:
                 row["CPU ms/resp"] = f"{r['cpu_ms_per_response']:.2f}"
         elif r["scenario"] == "throughput":
             row[f"{r['body']} body CPU ms/resp"] = f"{r.get('cpu_ms_per_response', 0):.2f} ({r['chunks_s']:,}/s)"
+        elif r["scenario"] == "hold" and "error" in r:
+            row[f"RSS MB @{r['streams']}"] = f"{r['rss_mb']:.1f}, {r['error'].split(' had')[0]} open"
         elif r["scenario"] == "hold":
             row[f"RSS MB @{r['streams']}"] = f"{r['rss_mb']:.1f}"
             if "kb_per_added_stream" in r:
@@ -236,8 +243,12 @@ def table(records: list[dict[str, Any]], deltas: int) -> str:
     header = ["target", "path", *columns]
     lines = [[k[0], k[1], *(rows[k].get(c, "") for c in columns)] for k in order]
     widths = [max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(header)]
-    fmt = lambda cells: " | ".join(c.ljust(w) for c, w in zip(cells, widths))  # noqa: E731
-    out = [fmt(header), "-+-".join("-" * w for w in widths), *(fmt(line) for line in lines)]
+    if markdown:
+        fmt = lambda cells: "| " + " | ".join(cells) + " |"  # noqa: E731
+        out = [fmt(header), "|" + "|".join(" --- " for _ in header) + "|", *(fmt(line) for line in lines)]
+    else:
+        fmt = lambda cells: " | ".join(c.ljust(w) for c, w in zip(cells, widths))  # noqa: E731
+        out = [fmt(header), "-+-".join("-" * w for w in widths), *(fmt(line) for line in lines)]
     out.append(f"(chunks = content deltas relayed, {deltas} per response; TTFT added = gateway minus direct)")
     return "\n".join(out)
 
