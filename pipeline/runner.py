@@ -1,12 +1,13 @@
 """Run one request through a pipeline: request hooks, upstream, response hooks, encoder.
 
-Request hooks run in YAML order. The upstream is started with ``nursery.start`` so the client's
-HTTP status is decided when the upstream has started (before that: retries and fallback in
-``pipeline.retry``, or an HTTP error in the client's dialect). Response hooks run in reverse YAML
-order (``pipeline.flow``): per-event stages and the encoder run in the task that sends the event,
-task-form stages as trio tasks joined by zero-buffer channels; frames are written in batches. A
-disconnect watcher cancels everything; a deadline bounds it. One error boundary renders errors as
-HTTP before the first byte and as the dialect's in-stream error after it.
+Request hooks run in YAML order. The upstream runs in the request's own task (``pipeline.retry``:
+retries and fallback until it commits, i.e. the client's HTTP status is decided; before that a
+failure is an HTTP error in the client's dialect). Response hooks run in reverse YAML order
+(``pipeline.flow``): per-event stages, the encoder and the writes run in the task that read the
+upstream; task-form stages run as trio tasks joined by zero-buffer channels, their frames written
+by the draining task, which also writes the end of the body. A disconnect watcher cancels
+everything; a deadline bounds it. One error boundary renders errors as HTTP before the first byte
+and as the dialect's in-stream error after it.
 """
 
 from __future__ import annotations
