@@ -24,7 +24,7 @@ def ensure_installed() -> Path:
         return VENV
     print(f"installing litellm[proxy] into {VENV} (once)", file=sys.stderr, flush=True)
     subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
-    subprocess.run([str(VENV / "bin" / "pip"), "install", "-q", "litellm[proxy]"], check=True)
+    subprocess.run([str(VENV / "bin" / "pip"), "install", "-q", "litellm[proxy]==1.106.*"], check=True)
     return VENV
 
 

@@ -74,6 +74,15 @@ def rss_kb(pid: int) -> int:
         return 0
 
 
+def steal_ms(core: int) -> float:
+    """Milliseconds the hypervisor ran something else while this core wanted to run (/proc/stat)."""
+    with open("/proc/stat") as f:
+        for line in f:
+            if line.startswith(f"cpu{core} "):
+                return int(line.split()[8]) * 1000 / CLK_TCK
+    return 0.0
+
+
 def core_times(core: int) -> tuple[int, int]:
     """(busy, total) jiffies of one CPU core from /proc/stat."""
     with open("/proc/stat") as f:
@@ -201,4 +210,4 @@ class LiteLLM(Proc):
         return self.tree_rss_kb()
 
 
-__all__ = ["FakeUpstream", "Gateway", "LiteLLM", "Proc", "core_times", "free_port"]
+__all__ = ["FakeUpstream", "Gateway", "LiteLLM", "Proc", "core_times", "free_port", "steal_ms"]

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import loadgen
-from bench.procs import REPO, FakeUpstream, Gateway, Proc, core_times, free_port
+from bench.procs import REPO, FakeUpstream, Gateway, Proc, core_times, free_port, steal_ms
 from bench.scenarios import FIRST, LITELLM_PATHS, PATHS, body
 
 GATEWAY_CORE, LOAD_CORE = 0, 1
@@ -55,13 +55,18 @@ class Bench:
         spec = PATHS[path]
         data = loadgen.http_request(HOST, port, spec.url, body(path, "fake-chunk"), spec.headers)
         gap_s = self.args.ttft_gap_ms / 1e3
+        steal0 = steal_ms(GATEWAY_CORE), steal_ms(LOAD_CORE)
+        t0 = time.perf_counter()
         with loadgen.realtime() as sched:
             samples = await loadgen.ttft(HOST, port, data, FIRST, n=self.args.ttft_n, warmup=self.args.ttft_warmup,
                                          gap_s=gap_s)
+        wall_ms = (time.perf_counter() - t0) * 1e3
+        steal = [round((steal_ms(c) - s0) / wall_ms, 3) for c, s0 in zip((GATEWAY_CORE, LOAD_CORE), steal0)]
         p50, p99 = pct(samples, 0.5) * 1e3, pct(samples, 0.99) * 1e3
         record: dict[str, Any] = {"target": target, "path": path, "scenario": "ttft", "c": 1, "mode": "chunk",
                                   "n": len(samples), "p50_ms": round(p50, 3), "p99_ms": round(p99, 3),
-                                  "gap_ms": self.args.ttft_gap_ms, "loadgen_sched": sched}
+                                  "gap_ms": self.args.ttft_gap_ms, "loadgen_sched": sched,
+                                  "steal_share": steal}
         if target == "direct":
             self.direct_ttft = {"p50": p50, "p99": p99}
         elif self.direct_ttft:

@@ -181,9 +181,9 @@ async def _requests(port: int, data: bytes, n: int, gap_s: float) -> list[tuple[
     return out
 
 
-def timeline(marks: list[tuple[str, int]], client: list[tuple[int, int]], warmup: int) -> list[tuple[str, float, float]]:
-    """Per request (from the last ``client.recv`` before each ``app`` mark to the next such recv):
-    each mark's first occurrence in µs since that recv; medians over the requests."""
+def split(marks: list[tuple[str, int]], client: list[tuple[int, int]], warmup: int) -> list[list[tuple[str, int]]]:
+    """The marks of each request (from the last ``client.recv`` before each ``app`` mark to the
+    next such recv), with the load generator's send and first-delta times added."""
     starts: list[int] = []
     last_recv = None
     for i, (name, _) in enumerate(marks):
@@ -195,7 +195,27 @@ def timeline(marks: list[tuple[str, int]], client: list[tuple[int, int]], warmup
     requests = [marks[a:b] for a, b in zip(starts, bounds)]
     for req, (sent, first) in zip(requests, client):  # the load generator's clock is the same one
         req.extend([("loadgen.sent", sent), ("loadgen.first_delta", first)])
-    requests = requests[warmup:]
+    return requests[warmup:]
+
+
+def slowest(requests: list[list[tuple[str, int]]], k: int, min_step_us: float = 250.0) -> list[str]:
+    """The ``k`` requests with the longest time to first delta: their steps over ``min_step_us``."""
+    def ttft(req: list[tuple[str, int]]) -> int:
+        times = dict(req)
+        return times.get("loadgen.first_delta", 0) - times.get("loadgen.sent", 0)
+
+    out: list[str] = []
+    for req in sorted(requests, key=ttft, reverse=True)[:k]:
+        ordered = sorted(req, key=lambda m: m[1])
+        t0 = dict(req)["loadgen.sent"]
+        steps = [f"{name} +{(t - prev) / 1e3:.0f}" for (name, t), (_, prev) in zip(ordered[1:], ordered)
+                 if (t - prev) / 1e3 >= min_step_us]
+        out.append(f"TTFT {ttft(req) / 1e6:.2f} ms: " + ", ".join(steps) + f" (µs; from send {t0})")
+    return out
+
+
+def timeline(requests: list[list[tuple[str, int]]]) -> list[tuple[str, float, float]]:
+    """Each mark's first occurrence in µs since the request's bytes were read; medians."""
     seen: dict[str, list[float]] = {}
     order: dict[str, float] = {}
     for req in requests:
@@ -228,6 +248,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=30)
     parser.add_argument("--gap-ms", type=float, default=2.0, help="pause between requests (0: back to back)")
     parser.add_argument("--fine", action="store_true", help="also mark the request path's steps")
+    parser.add_argument("--slowest", type=int, default=0, metavar="K", help="show the K slowest requests' long steps")
     parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -273,8 +294,13 @@ def main(argv: list[str] | None = None) -> int:
     for gen, values in sorted(pauses.items()):
         print(f"{gen}: {len(values)} collections, median {statistics.median(values):.0f} µs, max {max(values):.0f} µs")
     print(f"{'mark':34} {'µs since request read':>22} {'step µs':>9}")
-    for key, med, step in timeline(marks, client, args.warmup):  # type: ignore[arg-type]
+    requests = split(marks, client, args.warmup)  # type: ignore[arg-type]
+    for key, med, step in timeline(requests):
         print(f"{key:34} {med:22.1f} {step:9.1f}")
+    if args.slowest:
+        print(f"slowest {args.slowest} (steps of 250 µs or more):")
+        for line in slowest(requests, args.slowest):
+            print("  " + line)
     return 0
 
 
