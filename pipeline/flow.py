@@ -147,9 +147,7 @@ class Sink(trio.abc.SendChannel[Event]):
             if ((self._first_delta and not self._first_taken) or self._size >= self._limit) and self._frames:
                 self._first_taken = self._first_delta
                 await self._push()
-        # The terminal frame waits for the end of the body (the draining task writes both at once
-        # when the input closes): a client may hang up as soon as it has the terminal event.
-        if (self._frames and not self.terminal) or not ctx.committed:
+        if self._frames or not ctx.committed:
             await self._push()
 
     async def _push(self) -> None:
@@ -173,7 +171,10 @@ class Sink(trio.abc.SendChannel[Event]):
             if not self._ctx.committed:
                 await responder.start(200, SSE_HEADERS)
             while self._frames:
+                terminal = self.terminal  # its frames are in what is taken now
                 await responder.body(self.take())
+                if terminal:
+                    responder.complete = True
         finally:
             self._writing = False
             if self._frames or self.closed:

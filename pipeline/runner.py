@@ -56,14 +56,16 @@ class Outcome:
 
 
 class Responder:
-    """The ASGI ``send`` side of one response; remembers whether the status was sent."""
+    """The ASGI ``send`` side of one response; remembers whether the status was sent, whether the
+    client has the terminal event (``complete``) and whether the body ended (``finished``)."""
 
-    __slots__ = ("_send", "ctx", "finished", "outcome")
+    __slots__ = ("_send", "complete", "ctx", "finished", "outcome")
 
     def __init__(self, send: Send, ctx: RequestContext, outcome: Outcome) -> None:
         self._send = send
         self.ctx = ctx
         self.outcome = outcome
+        self.complete = False
         self.finished = False
 
     async def start(self, status: int, headers: list[tuple[bytes, bytes]]) -> None:
@@ -74,7 +76,7 @@ class Responder:
 
     async def body(self, data: bytes, *, more: bool = True) -> None:
         if not more:
-            self.finished = True
+            self.finished = self.complete = True
         await self._send({"type": "http.response.body", "body": data, "more_body": more})
 
     async def whole(self, status: int, headers: list[tuple[bytes, bytes]], data: bytes) -> None:
@@ -95,9 +97,11 @@ async def _watch_disconnect(receive: Receive, scope: trio.CancelScope, gone: lis
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
-            if not responder.finished:  # a disconnect after the last byte is the normal end
+            # After the terminal event the client may hang up before the body's end (Codex does):
+            # that is the normal end too, and the upstream's remaining bytes are not waited for.
+            if not responder.complete:
                 gone.append(True)
-                scope.cancel()
+            scope.cancel()
             return
 
 
@@ -152,7 +156,7 @@ async def run_pipeline(pipeline: Pipeline, request: ChatRequest, ctx: RequestCon
     if deadline_scope.cancelled_caught and failure is None:
         failure = GatewayError(f"request exceeded the pipeline deadline of {pipeline.config.deadline_s:g}s",
                                code="timeout", blame="gateway")
-    if failure is None and ctx.committed and not responder.finished:
+    if failure is None and ctx.committed and not responder.complete:
         failure = GatewayError("the response stream ended before the message was complete", code="bad_gateway")
     if failure is not None:
         await send_failure(pipeline, failure, responder, encoder, sink.take() if sink is not None else b"")

@@ -109,14 +109,36 @@ class TestBatching:
         assert outcome.stop_reason == "end_turn"
 
 
-    async def test_terminal_frame_goes_out_with_the_end_of_the_body(self, autojump_clock) -> None:
-        """A client may hang up once it has the terminal event: it must come with the body's end,
-        or the hang-up would count as a disconnect mid-stream."""
-        sink, _ = await run_timed(make_pipeline([BurstMany(deltas=20)]), sample_request(stream=True))
-        last = sink.messages[-1]
-        assert last["type"] == "http.response.body" and last["more_body"] is False
-        assert b'"finish_reason":"stop"' in last["body"] and last["body"].endswith(b"data: [DONE]\n\n")
-        assert all(b'"finish_reason":"stop"' not in m.get("body", b"") for m in sink.messages[:-1])
+    async def test_terminal_event_is_written_at_once_and_a_hang_up_after_it_is_a_normal_end(self, autojump_clock) -> None:
+        """The terminal event goes out with its read, not when the upstream's body ends; a client
+        that hangs up then (Codex does) finished its request: no error, no disconnect."""
+        from pipeline.runner import Outcome, Responder, run_pipeline
+
+        class Lingers(Scripted):
+            async def stream(self, request, out, ctx, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+                task_status.started()
+                await out.send_many([MessageStart(message_id="m", model="up"), BlockStart(index=0, block="text"),
+                                     TextDelta(index=0, text="hi"), BlockStop(index=0),
+                                     MessageStop(stop_reason="end_turn")])
+                await trio.sleep_forever()  # the body's end never comes
+
+        sink = TimedSink()
+        hung_up = trio.Event()
+
+        async def receive() -> dict:
+            while b'"finish_reason":"stop"' not in sink.body:
+                await trio.sleep(0.01)
+            hung_up.set()
+            return {"type": "http.disconnect"}
+
+        ctx = make_context(deadline=trio.current_time() + 30)
+        outcome = Outcome()
+        t0 = trio.current_time()
+        await run_pipeline(make_pipeline([Lingers()]), sample_request(stream=True), ctx,
+                           Responder(sink.send, ctx, outcome), receive)
+        assert hung_up.is_set() and trio.current_time() - t0 < 1
+        assert outcome.status == 200 and outcome.error_code is None and outcome.stop_reason == "end_turn"
+        assert b"error" not in sink.body
 
 
 class TestOnEnd:
