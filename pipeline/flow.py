@@ -31,6 +31,7 @@ SSE_HEADERS = [
 JSON_HEADERS = [(b"content-type", b"application/json")]
 SINK_LIMIT = 64 * 1024  # buffered bytes before the sender waits for the client
 BATCH_S = 0.001  # longest a frame waits for more to join its write while the sender keeps busy
+TERMINAL_WAIT_S = 0.05  # longest the terminal event waits for the end of the upstream's body
 _DELTAS = frozenset({TextDelta, ThinkingDelta, ToolArgsDelta})
 
 Hook = Callable[[Event, RequestContext], Sequence[Event]]
@@ -147,7 +148,11 @@ class Sink(trio.abc.SendChannel[Event]):
             if ((self._first_delta and not self._first_taken) or self._size >= self._limit) and self._frames:
                 self._first_taken = self._first_delta
                 await self._push()
-        if self._frames or not ctx.committed:
+        if self.terminal and self._frames and ctx.committed:
+            # The end of the body normally follows at once: the draining task writes both in one
+            # send (and the held frames on their own after TERMINAL_WAIT_S if it does not).
+            self._wake_drainer()
+        elif self._frames or not ctx.committed:
             await self._push()
 
     async def _push(self) -> None:
@@ -224,6 +229,15 @@ class Sink(trio.abc.SendChannel[Event]):
             self._sender_waits = False
             self._room.unpark_all()
         return frames[0] if len(frames) == 1 else b"".join(frames)
+
+    async def wait_closed(self) -> None:
+        """Until the input ended."""
+        while not self.closed:
+            self._drainer_waits = True
+            try:
+                await self._data.park()
+            finally:
+                self._drainer_waits = False
 
     async def wait(self) -> None:
         """Until there is work for the drainer: frames that no task is writing, or the end."""
@@ -309,6 +323,9 @@ async def stream_out(sink: Sink, encoder: Any, responder: Any) -> None:
     frames, with the status line first if no sender wrote it."""
     while True:
         await sink.wait()
+        if not sink.closed and sink.terminal:
+            with trio.move_on_after(TERMINAL_WAIT_S):
+                await sink.wait_closed()
         if not sink.closed:
             await sink.flush()
             continue

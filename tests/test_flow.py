@@ -109,9 +109,20 @@ class TestBatching:
         assert outcome.stop_reason == "end_turn"
 
 
-    async def test_terminal_event_is_written_at_once_and_a_hang_up_after_it_is_a_normal_end(self, autojump_clock) -> None:
-        """The terminal event goes out with its read, not when the upstream's body ends; a client
-        that hangs up then (Codex does) finished its request: no error, no disconnect."""
+    async def test_terminal_frame_goes_out_with_the_end_of_the_body(self, autojump_clock) -> None:
+        """When the upstream's body ends right after the terminal event (the normal case), both go
+        out in one send."""
+        sink, _ = await run_timed(make_pipeline([BurstMany(deltas=20)]), sample_request(stream=True))
+        last = sink.messages[-1]
+        assert last["type"] == "http.response.body" and last["more_body"] is False
+        assert b'"finish_reason":"stop"' in last["body"] and last["body"].endswith(b"data: [DONE]\n\n")
+        assert all(b'"finish_reason":"stop"' not in m.get("body", b"") for m in sink.messages[:-1])
+
+    async def test_lingering_upstream_does_not_hold_the_terminal_event_and_a_hang_up_is_a_normal_end(
+            self, autojump_clock) -> None:
+        """An upstream that keeps its body open after the terminal event: the event goes out after
+        TERMINAL_WAIT_S anyway; a client that hangs up then (Codex does) finished its request."""
+        from pipeline.flow import TERMINAL_WAIT_S
         from pipeline.runner import Outcome, Responder, run_pipeline
 
         class Lingers(Scripted):
@@ -136,7 +147,7 @@ class TestBatching:
         t0 = trio.current_time()
         await run_pipeline(make_pipeline([Lingers()]), sample_request(stream=True), ctx,
                            Responder(sink.send, ctx, outcome), receive)
-        assert hung_up.is_set() and trio.current_time() - t0 < 1
+        assert hung_up.is_set() and trio.current_time() - t0 < TERMINAL_WAIT_S + 0.05
         assert outcome.status == 200 and outcome.error_code is None and outcome.stop_reason == "end_turn"
         assert b"error" not in sink.body
 
