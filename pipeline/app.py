@@ -67,6 +67,8 @@ class Gateway:
         self.ready = True
         # Everything built so far (modules, codecs, pipelines) lives as long as the process: out of
         # the collector's generations, a full collection no longer walks it (a multi-ms pause).
+        # Startup's own garbage is collected first, so it is not frozen with it.
+        gc.collect()
         gc.freeze()
 
     async def shutdown(self) -> None:
