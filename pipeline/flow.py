@@ -102,14 +102,7 @@ class Sink(trio.abc.SendChannel[Event]):
         """One event; the draining task writes it (batched with whatever else is ready by then)."""
         if self.closed:
             raise trio.ClosedResourceError("the response sink is closed")
-        ctx = self._ctx
-        events: Sequence[Event] = (value,)
-        for hook in self.hooks.calls:
-            if len(events) == 1:
-                events = hook(events[0], ctx)
-            else:
-                events = [out for event in events for out in hook(event, ctx)]
-        for event in events:
+        for event in self.hooks.run((value,)):
             self._consume(event)
         if not self._frames:
             return
@@ -233,20 +226,19 @@ class Sink(trio.abc.SendChannel[Event]):
     async def wait_closed(self) -> None:
         """Until the input ended."""
         while not self.closed:
-            self._drainer_waits = True
-            try:
-                await self._data.park()
-            finally:
-                self._drainer_waits = False
+            await self._drainer_park()
 
     async def wait(self) -> None:
         """Until there is work for the drainer: frames that no task is writing, or the end."""
         while self._writing or not (self._frames or self.closed):
-            self._drainer_waits = True
-            try:
-                await self._data.park()
-            finally:
-                self._drainer_waits = False
+            await self._drainer_park()
+
+    async def _drainer_park(self) -> None:
+        self._drainer_waits = True
+        try:
+            await self._data.park()
+        finally:
+            self._drainer_waits = False
 
     def __enter__(self) -> Sink:
         return self
