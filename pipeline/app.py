@@ -209,14 +209,14 @@ def _check_key(pipe: Pipeline, headers: dict[str, str]) -> None:
 
 
 async def _read_body(receive: Receive, headers: dict[str, str], limit: int) -> bytes:
-    declared = headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
+    declared = headers.get("content-length", "")
+    # Once the declared length is in, the (empty) end-of-body message is not waited for: it costs
+    # a round trip through the server's task, and the disconnect watcher reads past it.
+    expected = int(declared) if declared.isdigit() else -1
+    if expected > limit:
         if "100-continue" not in headers.get("expect", "").lower():  # else the client has not sent it
             await _drain(receive, True)
         raise RequestError(f"request body of {declared} bytes exceeds the limit of {limit} bytes", code="request_too_large")
-    # Once the declared length is in, the (empty) end-of-body message is not waited for: it costs
-    # a round trip through the server's task, and the disconnect watcher reads past it.
-    expected = int(declared) if declared and declared.isdigit() else -1
     chunks: list[bytes] = []
     size = 0
     while True:

@@ -18,7 +18,7 @@ _HELP = {
 
 
 def inc(name: str, labels: dict[str, str], value: int = 1) -> None:
-    _counters.setdefault(name, Counter())[tuple(sorted(labels.items()))] += value
+    _add(name, tuple(sorted(labels.items())), value)
 
 
 def get(name: str, labels: dict[str, str]) -> int:

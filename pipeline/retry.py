@@ -36,13 +36,13 @@ def retry_delay(policy: RetryConfig, attempt: int, err: UpstreamError) -> float 
 class _Status:
     """What an upstream's ``stream`` gets as ``task_status``: ``started()`` marks the commit."""
 
-    __slots__ = ("started_",)
+    __slots__ = ("committed",)
 
     def __init__(self) -> None:
-        self.started_ = False
+        self.committed = False
 
     def started(self, value: None = None) -> None:
-        self.started_ = True
+        self.committed = True
 
 
 async def _attempt(upstream: Upstream, request: ChatRequest, out: trio.abc.SendChannel[Event],
@@ -53,11 +53,11 @@ async def _attempt(upstream: Upstream, request: ChatRequest, out: trio.abc.SendC
     try:
         await upstream.stream(request, out, ctx, task_status=status)  # type: ignore[arg-type]
     except GatewayError as err:
-        if not status.started_:
+        if not status.committed:
             raise
         await out.send(StreamError(error=err.info()))
     finally:
-        if status.started_:
+        if status.committed:
             out.close()  # type: ignore[attr-defined]
 
 

@@ -63,9 +63,8 @@ class OpenAIChatUpstream(Upstream):
             await self._client.aclose()
             self._client = None
 
-    def _headers(self, ctx: RequestContext, key: str | None = None) -> dict[str, str]:
+    def _headers(self, key: str | None) -> dict[str, str]:
         headers = {"content-type": "application/json", "accept": "text/event-stream", **self.config.headers}
-        key = key or self.api_key(ctx)
         if key:
             headers["authorization"] = f"Bearer {key}"
         return headers
@@ -78,7 +77,7 @@ class OpenAIChatUpstream(Upstream):
         body = _TOKENIZE.encode({"content": prompt_text(request)})
         try:
             with trio.fail_after(self.config.connect_timeout_s):
-                resp = await self._client.post(url, content=body, headers=self._headers(ctx))
+                resp = await self._client.post(url, content=body, headers=self._headers(self.api_key(ctx)))
             if resp.status_code != 200:
                 return None
             tokens = msgspec.json.decode(resp.content).get("tokens")
@@ -103,7 +102,7 @@ class OpenAIChatUpstream(Upstream):
         key = self.api_key(ctx)
         secrets = (key,) if key else ()
         try:
-            async with self._client.stream("POST", self.url, content=body, headers=self._headers(ctx, key)) as resp:
+            async with self._client.stream("POST", self.url, content=body, headers=self._headers(key)) as resp:
                 if resp.status_code >= 400:
                     raw = await resp.aread()
                     info = parse_error_body(resp.status_code, raw, retry_after=resp.headers.get("retry-after"))
