@@ -28,16 +28,6 @@ class _Conn:
         self.fd = sock.fileno() if sock is not None else -1
         self.quick = 0  # reads in a row that found data waiting
 
-    def ready(self) -> bool:
-        """True when a read will not wait (plain TCP only; TLS may hold decrypted bytes, so no)."""
-        sock = getattr(self.stream, "socket", None)
-        if sock is None:
-            return False
-        try:
-            return bool(select.select([sock.fileno()], [], [], 0)[0])
-        except (OSError, ValueError):
-            return False
-
     def stale(self) -> bool:
         """True when the peer closed (or sent something) while the connection was idle."""
         sock = _socket(self.stream)
@@ -128,7 +118,7 @@ class ResponseBody(httpx.AsyncByteStream):
         self._chunked = _Chunked() if chunked else None
         self._left = length  # None: until close (when not chunked)
         self._reuse = reuse
-        self.read_s = read_s  # None: the caller watches idleness itself (no timer, no ready check)
+        self.read_s = read_s  # None: the caller watches idleness itself (no timer)
         self._complete = length == 0
 
     async def __aiter__(self) -> AsyncIterator[bytes]:

@@ -103,8 +103,8 @@ class StreamTransport(httpx.AsyncBaseTransport):
         """One read of up to ``READ_SIZE`` bytes (``b""`` at EOF), within ``read_s`` if given."""
         if conn.fd >= 0:
             return await self._recv_fd(conn, read_s)
-        try:
-            if read_s is None or conn.ready():  # data waiting: no timer needed (a trio deadline costs ~8 µs)
+        try:  # TLS: through trio's SSLStream (it may hold decrypted bytes the socket does not show)
+            if read_s is None:
                 return await conn.stream.receive_some(READ_SIZE)
             with trio.fail_after(read_s):
                 return await conn.stream.receive_some(READ_SIZE)
