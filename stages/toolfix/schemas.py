@@ -131,21 +131,23 @@ def sanitise_cached(schema: Any, *, drop: tuple[str, ...] | frozenset[str], inli
     """``sanitise_schema`` remembered by the schema's JSON: ``(schema to send, notes)``, where the
     schema is the given object itself when nothing changed. A returned new schema is shared
     between requests: never modify it."""
+    key: tuple[bytes, tuple[str, ...] | frozenset[str], bool] | None
     try:
         key = (_KEY.encode(schema), drop, inline_refs)
-    except (TypeError, msgspec.EncodeError):  # not JSON (a decoder never makes one): no cache
+    except (TypeError, msgspec.EncodeError):  # not JSON (a decoder never makes one): not remembered
+        key = None
+    hit = _CACHE.get(key) if key is not None else None
+    if hit is None:
         out, notes = sanitise_schema(schema, drop=drop, inline_refs=inline_refs)
-        return (schema if out == schema else out), tuple(notes)
-    hit = _CACHE.get(key)
-    if hit is not None:
+        hit = (None if out == schema else out), tuple(notes)
+        if key is not None:
+            _CACHE[key] = hit
+            while len(_CACHE) > CACHE_SIZE:
+                _CACHE.popitem(last=False)
+    else:
         _CACHE.move_to_end(key)
-        out, notes = hit
-        return (schema if out is None else out), notes
-    out, notes = sanitise_schema(schema, drop=drop, inline_refs=inline_refs)
-    _CACHE[key] = (None if out == schema else out), tuple(notes)
-    while len(_CACHE) > CACHE_SIZE:
-        _CACHE.popitem(last=False)
-    return (schema if out == schema else out), tuple(notes)
+    changed, notes = hit
+    return (schema if changed is None else changed), notes
 
 
 def sanitise_schema(schema: Any, *, drop: tuple[str, ...] | frozenset[str] = (), inline_refs: bool = False
