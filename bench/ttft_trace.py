@@ -50,7 +50,7 @@ def _wrap_async(owner: Any, attr: str, name: str, *, exit_mark: bool = True) -> 
     setattr(owner, attr, wrapper)
 
 
-def _wrap_sync(owner: Any, attr: str, name: str, first_only: bool = False) -> None:
+def _wrap_sync(owner: Any, attr: str, name: str) -> None:
     original = getattr(owner, attr)
 
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -207,10 +207,9 @@ def slowest(requests: list[list[tuple[str, int]]], k: int, min_step_us: float = 
     out: list[str] = []
     for req in sorted(requests, key=ttft, reverse=True)[:k]:
         ordered = sorted(req, key=lambda m: m[1])
-        t0 = dict(req)["loadgen.sent"]
         steps = [f"{name} +{(t - prev) / 1e3:.0f}" for (name, t), (_, prev) in zip(ordered[1:], ordered)
                  if (t - prev) / 1e3 >= min_step_us]
-        out.append(f"TTFT {ttft(req) / 1e6:.2f} ms: " + ", ".join(steps) + f" (µs; from send {t0})")
+        out.append(f"TTFT {ttft(req) / 1e6:.2f} ms: " + ", ".join(steps) + " (µs)")
     return out
 
 

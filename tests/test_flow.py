@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import msgspec
+import pytest
 import trio
 
 from pipeline.events import BlockStart, BlockStop, Event, MessageStart, MessageStop, TextDelta
@@ -86,28 +87,18 @@ async def run_timed(pipe, request):
 
 
 class TestBatching:
-    async def test_first_token_at_once_then_one_write_for_a_burst(self, autojump_clock) -> None:
-        """The first delta is written before the pause; the 200-event burst after it takes a few writes."""
+    @pytest.mark.parametrize("upstream", [Burst, BurstMany], ids=["send", "send_many"])
+    async def test_first_token_at_once_then_few_writes_for_a_burst(self, upstream, autojump_clock) -> None:
+        """The first delta is written before the pause; the 200-event burst after it takes a few
+        writes, whether the upstream hands events over one by one or one read at a time."""
         t0 = trio.current_time()
-        sink, outcome = await run_timed(make_pipeline([Burst(deltas=200)]), sample_request(stream=True))
+        sink, outcome = await run_timed(make_pipeline([upstream(deltas=200)]), sample_request(stream=True))
         bodies = [(t, m) for t, m in zip(sink.times, sink.messages, strict=True) if m["type"] == "http.response.body"]
         first = next(t for t, m in bodies if b'"content":"first "' in m["body"])
         assert first - t0 < 0.5
         assert len(bodies) <= 4
         assert sink.body.count(b'"content":"t') == 200 and sink.body.endswith(b"data: [DONE]\n\n")
         assert outcome.stop_reason == "end_turn"
-
-
-    async def test_send_many_first_token_at_once_then_few_writes(self, autojump_clock) -> None:
-        t0 = trio.current_time()
-        sink, outcome = await run_timed(make_pipeline([BurstMany(deltas=200)]), sample_request(stream=True))
-        bodies = [(t, m) for t, m in zip(sink.times, sink.messages, strict=True) if m["type"] == "http.response.body"]
-        first = next(t for t, m in bodies if b'"content":"first "' in m["body"])
-        assert first - t0 < 0.5
-        assert len(bodies) <= 4
-        assert sink.body.count(b'"content":"t') == 200 and sink.body.endswith(b"data: [DONE]\n\n")
-        assert outcome.stop_reason == "end_turn"
-
 
     async def test_terminal_frame_goes_out_with_the_end_of_the_body(self, autojump_clock) -> None:
         """When the upstream's body ends right after the terminal event (the normal case), both go
