@@ -24,6 +24,7 @@ from upstreams.body import READ_SIZE, ResponseBody, _Chunked, _Conn, _socket
 MAX_HEAD = 64 * 1024
 QUICK_READS = 16  # reads without a wait before a schedule point
 SMALL_WRITE = 16 * 1024  # the smallest default TCP send buffer (net.ipv4.tcp_wmem)
+COPY_LIMIT = 64 * 1024  # bodies below this go out joined to the head in one write
 _NO_BODY = frozenset({204, 304})
 
 
@@ -167,13 +168,14 @@ class StreamTransport(httpx.AsyncBaseTransport):
         conn = await self._acquire(key, timeouts)
         try:
             try:
-                data = head + body if len(body) < 65536 else head
-                if len(data) <= SMALL_WRITE:  # fits any socket buffer of an idle connection: no timer
-                    await conn.stream.send_all(data)
+                if len(head) + len(body) <= SMALL_WRITE:  # fits any idle socket's buffer: no timer
+                    await conn.stream.send_all(head + body)
                 else:
                     with trio.fail_after(timeouts.get("write") or float("inf")):
-                        await conn.stream.send_all(data)
-                        if len(body) >= 65536:
+                        if len(body) < COPY_LIMIT:  # one write; copying is cheaper than a second syscall
+                            await conn.stream.send_all(head + body)
+                        else:  # a large body is not copied: the head, then the body as it is
+                            await conn.stream.send_all(head)
                             await conn.stream.send_all(body)
             except trio.TooSlowError:
                 raise httpx.WriteTimeout("upstream write timed out") from None
