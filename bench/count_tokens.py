@@ -1,7 +1,7 @@
 """Time ``count_tokens``' local work: decode a ~100 KB Claude Code request and estimate it.
 
 Run: python bench/count_tokens.py. The request is a real capture
-(../shared/captures/claude-thinking-tool-2.json) with its messages repeated to 100 KB.
+(tests/fixtures/captures/claude-thinking-tool-2.json) with its messages repeated to 100 KB.
 Target (token-budget issue): under 5 ms.
 """
 
@@ -18,11 +18,11 @@ sys.path.insert(0, str(ROOT))
 
 from pipeline.protocols.anthropic import decode_request  # noqa: E402
 from pipeline.tokens import estimate_request_tokens  # noqa: E402
+from tests.captures import capture_body  # noqa: E402
 
 
 def main() -> None:
-    capture = ROOT.parent / "shared" / "captures" / "claude-thinking-tool-2.json"
-    body = json.loads(capture.read_text())["body"]
+    body = capture_body("claude-thinking-tool-2.json")
     first = body["messages"][:1]
     while len(json.dumps(body)) < 100_000:
         body["messages"] = body["messages"] + first

@@ -1,7 +1,8 @@
 """Measure the reasoning envelope: bytes on the wire and seal/open time versus reasoning size.
 
-Run: python bench/envelope_size.py. Reasoning text is sampled from ../shared/PROTOCOLS.md prose
-(English technical text, like DeepSeek's reasoning). Informs thinking_filter.inline_max_chars.
+Run: python bench/envelope_size.py. Reasoning text is sampled from the prose in the real-client
+captures (Claude Code's and Codex's system prompts and tool descriptions, ~70 KB of English
+technical text, like DeepSeek's reasoning). Informs thinking_filter.inline_max_chars.
 """
 
 from __future__ import annotations
@@ -10,15 +11,25 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
 from stages.envelope import Envelope, open_envelope, seal  # noqa: E402
+from tests.captures import capture_body  # noqa: E402
 
 SECRET = b"bench-secret"
 
 
+def prose(value: object) -> list[str]:
+    """The long strings (200+ characters) of a JSON value, in order."""
+    if isinstance(value, str):
+        return [value] if len(value) >= 200 else []
+    items = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+    return [s for item in items for s in prose(item)]
+
+
 def sample(n: int) -> str:
-    src = (Path(__file__).resolve().parents[2] / "shared" / "PROTOCOLS.md").read_text()
+    src = "\n\n".join(dict.fromkeys(prose(capture_body("claude-tool-1.json")) + prose(capture_body("codex-tool-1.json"))))
     text = (src * (n // len(src) + 1))[:n]
     return text
 

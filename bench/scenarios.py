@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from bench.upstream import delta_text
+from tests.captures import capture_body
 
-CAPTURES = Path(__file__).resolve().parents[2] / "shared" / "captures"
 REAL_CAPTURE = {"messages": "claude-tool-2.json", "responses": "codex-tool-2.json"}
 FIRST = delta_text(0).encode()  # the first content delta's text: TTFT stops the clock on it
 
@@ -49,8 +48,7 @@ LITELLM_PATHS = ("chat", "messages")
 def body(path: str, model: str, size: str = "small") -> bytes:
     """The request body a client of ``path`` sends for ``model`` (``small`` or ``real``)."""
     if size == "real":
-        capture = CAPTURES / REAL_CAPTURE[path]
-        data = json.loads(capture.read_text())["body"]
+        data = capture_body(REAL_CAPTURE[path])
         data["model"] = model
         data["stream"] = True
         return json.dumps(data, separators=(",", ":")).encode()

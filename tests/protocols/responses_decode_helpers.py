@@ -5,21 +5,19 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from pipeline.errors import RequestError
 from pipeline.protocols.responses import decode_request
+from tests.captures import capture_body, capture_paths
 
-CAPTURES = Path(__file__).resolve().parents[2].parent / "shared" / "captures"
-CODEX = sorted(p.name for p in CAPTURES.glob("codex-*.json"))
+CODEX = [p.name for p in capture_paths("codex-*.json")]
 HOSTED = {"web_search", "tool_search", "image_generation", "file_search", "code_interpreter"}
 
 
-def body_of(name: str) -> dict[str, Any]:
-    return json.loads((CAPTURES / name).read_text())["body"]
+body_of = capture_body
 
 
 def decode(body: dict[str, Any]):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -12,16 +11,11 @@ import pytest
 from pipeline.errors import RequestError
 from pipeline.model import ImagePart, TextPart, ThinkingPart, ToolCallPart, ToolResultPart
 from pipeline.protocols.anthropic import AnthropicCodec, decode_request
-
-CAPTURES = Path(__file__).resolve().parents[2].parent / "shared" / "captures"
-
-
-def load_capture(name: str) -> dict[str, Any]:
-    return json.loads((CAPTURES / name).read_text())
+from tests.captures import capture_paths, load_capture
 
 
 def claude_captures() -> list[str]:
-    return sorted(p.name for p in CAPTURES.glob("claude-*.json") if load_capture(p.name).get("body"))
+    return [p.name for p in capture_paths("claude-*.json") if load_capture(p.name).get("body")]
 
 
 def decode(body: dict[str, Any]):

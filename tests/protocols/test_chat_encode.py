@@ -23,8 +23,11 @@ from pipeline.model import (
     ToolResultPart,
     ToolSpec,
 )
+from pipeline.protocols.anthropic import AnthropicCodec
 from pipeline.protocols.chat import encode_request
 from pipeline.protocols.chat.encode import IMAGE_PLACEHOLDER, TOOL_IMAGE_PLACEHOLDER
+from pipeline.protocols.responses import ResponsesCodec
+from tests.captures import capture_paths
 from upstreams.profiles import PROFILES, Profile
 
 DEEPSEEK = PROFILES["deepseek"]
@@ -264,16 +267,11 @@ def test_multiple_text_parts_as_list_when_profile_allows_lists() -> None:
 
 # ---------------------------------------------------------------- real client captures → upstream bodies
 
-CAPTURES = Path(__file__).resolve().parents[2].parent / "shared" / "captures"
-CAPTURE_FILES = sorted(
-    p for p in CAPTURES.glob("*.json") if json.loads(p.read_text())["method"] == "POST"
-) if CAPTURES.is_dir() else []
+CAPTURE_FILES = [p for p in capture_paths() if json.loads(p.read_text())["method"] == "POST"]
 
 
 def _client_codec(path: str) -> Any:
-    if path == "/v1/messages":
-        return pytest.importorskip("pipeline.protocols.anthropic").AnthropicCodec()
-    return pytest.importorskip("pipeline.protocols.responses").ResponsesCodec()
+    return AnthropicCodec() if path == "/v1/messages" else ResponsesCodec()
 
 
 @pytest.mark.parametrize("profile_name", ["deepseek", "vllm", "ollama", "llamacpp"])

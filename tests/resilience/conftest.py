@@ -6,13 +6,13 @@ import json
 
 import pytest
 
-from tests.conftest import CAPTURES
+from tests.captures import capture_paths
 
 
 def load_captures() -> list[tuple[str, bytes]]:
     """Every capture with a JSON body, re-encoded compactly; the name says the client."""
     out = []
-    for path in sorted(CAPTURES.glob("*.json")):
+    for path in capture_paths():
         body = json.loads(path.read_text()).get("body")
         if isinstance(body, dict):
             out.append((path.stem, json.dumps(body).encode()))

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 import types
-from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -22,16 +21,16 @@ from pipeline.stage import RequestContext
 from pipeline.testing import check_stage, make_context, run_stage
 from stages.tool_ids import ToolIdMap
 from stages.toolfix.pairing import INTERRUPTED
+from tests.captures import capture_body
 from upstreams.profiles import PROFILES
 
-CAPTURES = Path(__file__).resolve().parents[2].parent / "shared" / "captures"
 FRESH = re.compile(r"call_[A-Za-z0-9]{24}")
 LONG_MCP = "mcp__github__create_pull_request_review_comment_with_suggestions_v2"
 PATCH = "*** Begin Patch\n*** Add File: notes.txt\n+written by tool\n*** End Patch"
 
 
 def capture(name: str) -> bytes:
-    return json.dumps(json.loads((CAPTURES / name).read_text())["body"]).encode()
+    return json.dumps(capture_body(name)).encode()
 
 
 def stage() -> ToolIdMap:

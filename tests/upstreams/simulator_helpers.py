@@ -6,22 +6,19 @@ from __future__ import annotations
 
 import json
 from functools import cache
-from pathlib import Path
 from typing import Any
 
+from tests.captures import load_capture
 from upstreams.simulator import Simulator, SimResponse
 from upstreams.simulator.testing import accumulate, chat_tools, sse_chunks
 
-CAPTURES = Path(__file__).resolve().parents[2].parent / "shared" / "captures"
 BASH = {"type": "function", "function": {"name": "Bash", "parameters": {
     "type": "object", "properties": {"command": {"type": "string"}}, "required": ["command"]}}}
 EXEC = {"type": "function", "function": {"name": "exec_command", "parameters": {
     "type": "object", "properties": {"cmd": {"type": "string"}}, "required": ["cmd"]}}}
 
 
-@cache
-def _capture(name: str) -> dict[str, Any]:
-    return json.loads((CAPTURES / name).read_text())
+_capture = cache(load_capture)
 
 
 def capture_tools(name: str) -> list[dict[str, Any]]:

@@ -3,23 +3,17 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
-from typing import Any
 
 import msgspec
 import pytest
 
 from pipeline.model import ToolSpec
 from stages.toolfix.apply_patch import check_patch, fix_arguments, is_apply_patch
+from tests.captures import load_capture as capture
 
-CAPTURES = Path(__file__).resolve().parents[3].parent / "shared" / "captures"
 PATCH = "*** Begin Patch\n*** Add File: notes.txt\n+written by tool\n*** End Patch"
 UPDATE = ("*** Begin Patch\n*** Update File: src/app.py\n*** Move to: src/main.py\n@@ def main():\n"
           " print('a')\n-print('b')\n+print('c')\n\n*** End of File\n*** Delete File: old.txt\n*** End Patch\n")
-
-
-def capture(name: str) -> dict[str, Any]:
-    return json.loads((CAPTURES / name).read_text())
 
 
 def fix(args: str):

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from stages.toolfix import schemas
 from stages.toolfix.schemas import EMPTY_OBJECT, MAX_REF_EXPANSIONS, resolve_pointer, sanitise_cached, sanitise_schema
+from tests.captures import capture_body
 from upstreams.profiles import PROFILES
-
-CAPTURES = Path(__file__).resolve().parents[3].parent / "shared" / "captures"
 
 
 def keys_anywhere(value: Any) -> set[str]:
@@ -25,7 +23,7 @@ def keys_anywhere(value: Any) -> set[str]:
 
 def test_claude_code_schemas_for_deepseek() -> None:
     """Every Claude Code tool schema loses $schema (silently) and keeps everything else."""
-    tools = json.loads((CAPTURES / "claude-tool-1.json").read_text())["body"]["tools"]
+    tools = capture_body("claude-tool-1.json")["tools"]
     for tool in tools:
         original = tool["input_schema"]
         out, notes = sanitise_schema(original, drop=PROFILES["deepseek"].schema_drop_keywords)
