@@ -1,23 +1,44 @@
 #!/usr/bin/env bash
-# Run one real client against the gateway, both inside a loopback-only network namespace.
+# Run one real client against the gateway and the simulator server, all inside a loopback-only
+# network namespace.
 # usage (as root): unshare --net -- bash -c 'ip link set lo up && exec "$@"' x run_client.sh \
 #                  CLIENTS_DIR CONFIG OUT_DIR claude|codex BASE_PATH PROMPT
-# Writes OUT_DIR/{gateway.log,client.jsonl,client.err,workdir/...}; exit status = the client's.
+# The simulator runs as its own process (`python -m upstreams.simulator`) on 127.0.0.1:9100
+# ($GW_SIM_URL), requiring the Bearer key $SIM_API_KEY; CONFIG's upstream points there through
+# the production transport (type: openai_chat, api_key_env: SIM_API_KEY).
+# Environment knobs:
+#   GW_SIM_ARGS        more simulator flags, shell-quoted words (e.g. --fault-on 2:429 --options '{...}')
+#   GW_CODEX_CONFIG    extra top-level lines for Codex's config.toml (e.g. model_context_window = 60000)
+#   GW_CODEX_REQUEST_RETRIES, GW_CODEX_STREAM_RETRIES  the provider's retry counts (0)
+#   GW_CLIENT_TIMEOUT  seconds the client may run (240)
+#   GW_PYTHON          the Python with the gateway installed (python3)
+# Writes OUT_DIR/{gateway.log,simulator.log,simulator_stats.json,client.jsonl,client.err,workdir/}
+# (a prepared OUT_DIR/workdir is kept); exit status = the client's.
 set -u
 clients=$1 config=$2 out=$3 which=$4 base=$5 prompt=$6
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 python=${GW_PYTHON:-python3}
+eval "sim_args=(${GW_SIM_ARGS:-})"
+export SIM_API_KEY=sim-key-for-tests GW_SIM_URL=http://127.0.0.1:9100
 mkdir -p "$out/workdir" "$out/home"
 cd "$repo"
+
+wait_port() { for _ in $(seq 150); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done; return 1; }
+"$python" -m upstreams.simulator --port 9100 --api-key "$SIM_API_KEY" "${sim_args[@]}" \
+  > "$out/simulator.log" 2>&1 &
+sim=$!
+wait_port 9100 || { echo "simulator did not start" >&2; cat "$out/simulator.log" >&2; exit 97; }
 PIPELINES_CONFIG=$config "$python" -m hypercorn -k trio -b 127.0.0.1:8000 pipeline:app > "$out/gateway.log" 2>&1 &
 gw=$!
-for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/8000) 2>/dev/null && break; sleep 0.1; done
-cd "$out/workdir" && git init -q .
+wait_port 8000 || { echo "gateway did not start" >&2; cat "$out/gateway.log" >&2; exit 98; }
+
+cd "$out/workdir" && { [ -d .git ] || git init -q .; }
 export HOME=$out/home
+limit=${GW_CLIENT_TIMEOUT:-240}
 if [ "$which" = claude ]; then
   export ANTHROPIC_BASE_URL=http://127.0.0.1:8000$base ANTHROPIC_API_KEY=dummy IS_SANDBOX=1
   export DISABLE_TELEMETRY=1 DISABLE_ERROR_REPORTING=1 DISABLE_AUTOUPDATER=1 CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1
-  timeout 240 "$clients/node_modules/.bin/claude" -p --output-format stream-json --verbose \
+  timeout "$limit" "$clients/node_modules/.bin/claude" -p --output-format stream-json --verbose \
     --dangerously-skip-permissions -- "$prompt" > "$out/client.jsonl" 2> "$out/client.err"
 else
   export CODEX_HOME=$out/home GW_API_KEY=dummy
@@ -28,6 +49,7 @@ approval_policy = "never"
 sandbox_mode = "danger-full-access"
 check_for_update_on_startup = false
 model_supports_reasoning_summaries = true
+${GW_CODEX_CONFIG:-}
 [analytics]
 enabled = false
 [feedback]
@@ -44,12 +66,17 @@ name = "gw"
 base_url = "http://127.0.0.1:8000$base/v1"
 wire_api = "responses"
 env_key = "GW_API_KEY"
-request_max_retries = 0
-stream_max_retries = 0
+request_max_retries = ${GW_CODEX_REQUEST_RETRIES:-0}
+stream_max_retries = ${GW_CODEX_STREAM_RETRIES:-0}
 TOML
-  timeout 240 "$clients/node_modules/.bin/codex" exec --skip-git-repo-check --dangerously-bypass-approvals-and-sandbox \
+  timeout "$limit" "$clients/node_modules/.bin/codex" exec --skip-git-repo-check --dangerously-bypass-approvals-and-sandbox \
     --color never --json -C "$out/workdir" -o "$out/last_message.txt" "$prompt" < /dev/null > "$out/client.jsonl" 2> "$out/client.err"
 fi
 status=$?
-kill "$gw" 2>/dev/null; wait "$gw" 2>/dev/null
+"$python" - "$GW_SIM_URL/_sim/stats" "$SIM_API_KEY" > "$out/simulator_stats.json" <<'PY' || true
+import sys, urllib.request
+req = urllib.request.Request(sys.argv[1], headers={"authorization": f"Bearer {sys.argv[2]}"})
+sys.stdout.write(urllib.request.urlopen(req, timeout=10).read().decode())
+PY
+kill "$gw" "$sim" 2>/dev/null; wait "$gw" "$sim" 2>/dev/null
 exit $status

@@ -53,3 +53,33 @@ class TestVerifyReplay:
         assistant["reasoning_content"] = got["reasoning"]
         assistant["tool_calls"][0]["function"]["arguments"] = '{"command":"rm -rf /"}'
         assert chat(sim, request(follow, tools=[BASH])).status == 400
+
+    def test_every_byte_compared_and_counted(self):
+        """A reasoning text that differs only in its bytes (NFD vs NFC, a trailing space) is a
+        400; /_sim/stats counts each request's tool-call turns, verified and unknown."""
+        sim = Simulator(SimConfig(verify_replay=True, api_key="k"))
+        auth = {"Authorization": "Bearer k"}
+        msgs = [user("SIM:think caf\u00e9 plan\nSIM:script shell ls ;; text fine")]
+        got = collect(frames(chat(sim, request(msgs, tools=[BASH]), auth)))
+        assert got["reasoning"] == "caf\u00e9 plan"
+        call = got["calls"][0]
+        assistant = {"role": "assistant", "content": None, "reasoning_content": got["reasoning"],
+                     "tool_calls": [{"id": call["id"], "type": "function", "function": {
+                         "name": "Bash", "arguments": call["arguments"]}}]}
+        stranger = {"role": "assistant", "content": None, "reasoning_content": "x",
+                    "tool_calls": [{"id": "call_elsewhere", "type": "function", "function": {
+                        "name": "Bash", "arguments": "{}"}}]}
+        follow = [msgs[0], stranger, {"role": "tool", "tool_call_id": "call_elsewhere",
+                                      "content": "y"},
+                  assistant, {"role": "tool", "tool_call_id": call["id"], "content": "x"}]
+        assert chat(sim, request(follow, tools=[BASH]), auth).status == 200
+        for wrong in ("cafe\u0301 plan", "caf\u00e9 plan "):
+            assistant["reasoning_content"] = wrong
+            assert chat(sim, request(follow, tools=[BASH]), auth).status == 400
+        assert sim.respond("GET", "/_sim/stats", {}, b"").status == 401
+        stats = json.loads(sim.respond("GET", "/_sim/stats", auth, b"").chunks[0][1])
+        assert stats["chat_requests"] == 4 and stats["emitted_calls"] == 1
+        assert stats["last_request_bytes"] == len(json.dumps(request(follow, tools=[BASH])))
+        assert stats["replay"][1] == {"request": 2, "tool_turns": 2, "verified_turns": 1,
+                                      "unknown_turns": 1, "verified_bytes": len("café plan".encode())}
+        assert [c["request"] for c in stats["replay"]] == [1, 2]

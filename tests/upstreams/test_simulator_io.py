@@ -229,6 +229,14 @@ class TestCli:
         with pytest.raises(SystemExit):
             parse_args(["--fault-on", "2:explode"])
 
+    def test_options_set_any_field(self):
+        """--options JSON reaches every SimConfig field; an unknown field is a usage error."""
+        _, config = parse_args(["--options", '{"verify_replay": true, "context_window": 5000}'])
+        assert config.verify_replay is True and config.context_window == 5000
+        for bad in ('{"verify_replay": "yes"}', '{"nope": 1}', "[1]", "{"):
+            with pytest.raises(SystemExit):
+                parse_args(["--options", bad])
+
     def test_module_prints_url_and_serves(self):
         """`python -m upstreams.simulator --port 0` prints its URL once bound, then serves."""
         proc = subprocess.Popen([sys.executable, "-m", "upstreams.simulator", "--port", "0"],

@@ -1,7 +1,8 @@
 """``python -m upstreams.simulator``: run the DeepSeek simulator as a standalone HTTP server.
 
 Prints ``simulator listening on http://HOST:PORT`` once bound (``--port 0`` picks a free port),
-then serves until interrupted. ``--fault-on N:KIND`` schedules a fault on the N-th chat request.
+then serves until interrupted. ``--fault-on N:KIND`` schedules a fault on the N-th chat request;
+``--options JSON`` sets any other ``SimConfig`` field (it wins over the flags).
 """
 
 from __future__ import annotations
@@ -24,6 +25,16 @@ def _fault(text: str) -> dict[str, object]:
     return {"on_request": int(number), "kind": kind}
 
 
+def _options(text: str) -> dict[str, object]:
+    try:
+        value = msgspec.json.decode(text)
+    except msgspec.DecodeError as exc:
+        raise argparse.ArgumentTypeError(f"--options is not JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError("--options must be a JSON object")
+    return value
+
+
 def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, SimConfig]:
     parser = argparse.ArgumentParser(prog="python -m upstreams.simulator",
                                      description="DeepSeek-faithful simulator server.")
@@ -41,14 +52,19 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, SimCo
     parser.add_argument("--keepalive", type=int, default=0, help="keep-alives before answers")
     parser.add_argument("--context-window", type=int, default=1_048_576)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--options", type=_options, default={}, metavar="JSON",
+                        help="more SimConfig fields as a JSON object, e.g. {\"verify_replay\": true}")
     parser.add_argument("--verbose", action="store_true", help="hypercorn error log on stderr")
     args = parser.parse_args(argv)
-    config = msgspec.convert({
-        "api_key": args.api_key, "faults": args.fault_on, "models": args.model,
-        "reasoning_field": args.reasoning_field, "thinking_default": not args.thinking_off,
-        "chunk_delay_s": args.chunk_delay, "keepalive_comments": args.keepalive,
-        "context_window": args.context_window, "seed": args.seed,
-    }, SimConfig)
+    try:
+        config = msgspec.convert({
+            "api_key": args.api_key, "faults": args.fault_on, "models": args.model,
+            "reasoning_field": args.reasoning_field, "thinking_default": not args.thinking_off,
+            "chunk_delay_s": args.chunk_delay, "keepalive_comments": args.keepalive,
+            "context_window": args.context_window, "seed": args.seed, **args.options,
+        }, SimConfig)
+    except msgspec.ValidationError as exc:
+        parser.error(f"bad simulator option: {exc}")
     return args, config
 
 

@@ -29,6 +29,7 @@ _DECODE = msgspec.json.Decoder()
 _ENCODE = msgspec.json.Encoder()
 _CHAT_PATHS = ("/chat/completions", "/v1/chat/completions")
 _MODEL_PATHS = ("/models", "/v1/models")
+_STATS_PATH = "/_sim/stats"
 _ALNUM = string.ascii_letters + string.digits
 _CACHE_UNIT = 64
 _REMEMBERED = 1024
@@ -47,6 +48,40 @@ class SimResponse(msgspec.Struct, kw_only=True):
     drop_after: int | None = None
 
 
+class ReplayCheck(msgspec.Struct, kw_only=True):
+    """What ``verify_replay`` compared in one chat request.
+
+    Attributes:
+        tool_turns: assistant messages with tool calls in the request.
+        verified_turns: of those, turns whose every call this simulator emitted and whose
+            reasoning matched byte for byte (a mismatch is a 400, not a count).
+        unknown_turns: turns with a call id this simulator never emitted (not comparable).
+        verified_bytes: UTF-8 bytes of reasoning compared.
+    """
+
+    request: int
+    tool_turns: int = 0
+    verified_turns: int = 0
+    unknown_turns: int = 0
+    verified_bytes: int = 0
+
+
+class SimStats(msgspec.Struct, kw_only=True):
+    """Counters for ``GET /_sim/stats``; ``replay`` has one entry per checked chat request."""
+
+    chat_requests: int = 0
+    emitted_calls: int = 0
+    max_request_bytes: int = 0
+    last_request_bytes: int = 0
+    replay: list[ReplayCheck] = msgspec.field(default_factory=list)
+
+
+def _json_response(body: bytes) -> SimResponse:
+    return SimResponse(status=200, headers=[
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode())], chunks=[(0.0, body)])
+
+
 def error_response(error: SimError) -> SimResponse:
     body = error.body()
     headers = [(b"content-type", b"application/json"),
@@ -61,6 +96,9 @@ class Simulator:
         config: the frozen ``SimConfig``.
         chat_requests: how many chat requests were received (scheduled faults count these).
         requests: the last ``config.history`` decoded chat request bodies.
+        stats: counters served at ``GET /_sim/stats`` (JSON): requests, request sizes, and the
+            replay checks (``verify_replay``) per chat request, so a test can prove every
+            assistant tool-call turn was compared with what was emitted.
     """
 
     def __init__(self, config: SimConfig | None = None) -> None:
@@ -74,6 +112,7 @@ class Simulator:
         self._prefixes: OrderedDict[bytes, bytes] = OrderedDict()
         self._emitted: OrderedDict[str, tuple[str, str, Any]] = OrderedDict()
         self._faulted_once: set[str] = set()
+        self.stats = SimStats()
 
     def respond(self, method: str, path: str, headers: dict[str, str], body: bytes) -> SimResponse:
         """Answer one HTTP request; never raises for bad input (that is a 4xx response)."""
@@ -87,6 +126,9 @@ class Simulator:
                 if path in _MODEL_PATHS and method.upper() == "GET":
                     self._check_auth(lowered)
                     return self._models_list()
+                if path == _STATS_PATH and method.upper() == "GET":
+                    self._check_auth(lowered)
+                    return _json_response(_ENCODE.encode(self.stats))
                 raise SimError(404, f"Not Found: {method.upper()} {path}",
                                type="invalid_request_error", code="not_found")
             except SimError as error:
@@ -104,14 +146,14 @@ class Simulator:
                            type="authentication_error", code="invalid_request_error")
 
     def _models_list(self) -> SimResponse:
-        body = _ENCODE.encode({"object": "list", "data": [
-            {"id": m, "object": "model", "owned_by": "deepseek"} for m in self._models]})
-        return SimResponse(status=200, headers=[
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(body)).encode())], chunks=[(0.0, body)])
+        return _json_response(_ENCODE.encode({"object": "list", "data": [
+            {"id": m, "object": "model", "owned_by": "deepseek"} for m in self._models]}))
 
     def _chat(self, raw: bytes) -> SimResponse:
         self.chat_requests += 1
+        self.stats.chat_requests = self.chat_requests
+        self.stats.max_request_bytes = max(self.stats.max_request_bytes, len(raw))
+        self.stats.last_request_bytes = len(raw)
         scheduled = self._schedule.get(self.chat_requests)
         if scheduled in HTTP_FAULTS:
             return error_response(http_fault(scheduled))
@@ -122,7 +164,8 @@ class Simulator:
         self.requests.append(body)
         call = validate(body, self.config)
         if self.config.verify_replay and call.thinking:
-            self._verify_replay(call.messages)
+            self.stats.replay.append(self._verify_replay(call.messages))
+            del self.stats.replay[:-_REMEMBERED]
         plan = plan_answer(call.messages, call.tools, call.tool_choice, call.json_mode)
         fault = scheduled or self._directive_fault(plan)
         if fault in HTTP_FAULTS:
@@ -131,6 +174,7 @@ class Simulator:
                               overload=fault == "overload")
         call_ids = [f"call_{i:02d}_{self._random(24)}" for i in range(len(answer.calls))]
         self._remember(answer, call_ids)
+        self.stats.emitted_calls += len(call_ids)
         renderer = Renderer(
             completion_id=self._uuid(), created=int(time.time()), model=call.model,
             fingerprint="fp_sim_prod0425", reasoning_field=self.config.reasoning_field,
@@ -202,18 +246,27 @@ class Simulator:
             if len(self._emitted) > _REMEMBERED:
                 self._emitted.popitem(last=False)
 
-    def _verify_replay(self, messages: list[dict[str, Any]]) -> None:
+    def _verify_replay(self, messages: list[dict[str, Any]]) -> ReplayCheck:
+        """Every echoed tool call this simulator emitted must come back with its turn's exact
+        reasoning text and the same call; counts what was compared (and what was unknown)."""
         field = self.config.reasoning_field
+        check = ReplayCheck(request=self.chat_requests)
         for i, msg in enumerate(messages):
             calls = msg.get("tool_calls") if msg["role"] == "assistant" else None
-            for tc in calls or ():
-                known = self._emitted.get(tc["id"])
-                if known is None:
-                    continue
+            if not calls:
+                continue
+            check.tool_turns += 1
+            known_calls = [(tc, self._emitted.get(tc["id"])) for tc in calls]
+            if any(known is None for _, known in known_calls):
+                check.unknown_turns += 1
+                continue
+            for tc, known in known_calls:
                 reasoning, name, args = known
-                if msg.get(field) != reasoning:
+                got_reasoning = msg.get(field)
+                if not isinstance(got_reasoning, str) or (
+                        got_reasoning.encode() != reasoning.encode()):
                     raise bad(f"messages[{i}].{field} differs from what was generated with tool "
-                              f"call {tc['id']}: expected {reasoning!r}, got {msg.get(field)!r}")
+                              f"call {tc['id']}: expected {reasoning!r}, got {got_reasoning!r}")
                 try:
                     got = _DECODE.decode(tc["function"]["arguments"])
                 except msgspec.DecodeError:
@@ -222,6 +275,9 @@ class Simulator:
                     raise bad(f"messages[{i}]: tool call {tc['id']} differs from what was "
                               f"generated: expected {name} {args!r}, got "
                               f"{tc['function']['name']} {got!r}")
+            check.verified_turns += 1
+            check.verified_bytes += len(msg[field].encode())
+        return check
 
     def _random(self, n: int) -> str:
         return "".join(self._rng.choice(_ALNUM) for _ in range(n))
@@ -242,4 +298,4 @@ def _common_prefix(a: bytes, b: bytes) -> int:
     return lo
 
 
-__all__ = ["SimResponse", "Simulator", "error_response"]
+__all__ = ["ReplayCheck", "SimResponse", "SimStats", "Simulator", "error_response"]
