@@ -1,9 +1,13 @@
-"""Shared test fixtures: the fixtures directory on sys.path, an in-process hypercorn server."""
+"""Shared test fixtures: the fixtures directory on sys.path; the simulator server process
+(started once per session, reset to a fresh simulator for each test that uses ``sim``)."""
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures"
@@ -11,3 +15,25 @@ FIXTURES = ROOT / "tests" / "fixtures"
 # The example operator stage is imported as `custom_stage.redact:Redact`.
 if str(FIXTURES) not in sys.path:
     sys.path.insert(0, str(FIXTURES))
+
+
+@pytest.fixture(scope="session")
+def sim_process() -> Iterator[object]:
+    """``python -m upstreams.simulator`` on 127.0.0.1 (one process per session), requiring
+    ``SIM_KEY``, which the gateway reads from ``SIM_KEY_ENV``."""
+    from tests.e2e.serving import SIM_KEY, SIM_KEY_ENV
+    from upstreams.simulator import SimConfig
+    from upstreams.simulator.testing import SimulatorProcess
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(SIM_KEY_ENV, SIM_KEY)
+        with SimulatorProcess(SimConfig(api_key=SIM_KEY)) as process:
+            yield process
+
+
+@pytest.fixture
+def sim(sim_process):
+    """The simulator server, reset to a fresh simulator with the startup config (``sim.reset(
+    verify_replay=True)`` and the like change it for one test)."""
+    sim_process.reset()
+    return sim_process

@@ -1,7 +1,10 @@
 """Serve the gateway for end-to-end tests: hypercorn.trio.serve on 127.0.0.1 port 0.
 
 The official SDKs are synchronous here (their async clients are asyncio-only), so tests call them
-through ``trio.to_thread.run_sync`` while the server runs in the test's trio loop.
+through ``trio.to_thread.run_sync`` while the server runs in the test's trio loop. The upstream
+is the simulator as its own process (``SimulatorProcess``, the ``sim`` fixture), reached through
+the production ``openai_chat`` upstream: write ``{SIM}`` (a YAML flow mapping's fields) as the
+upstream and pass ``sim=`` to ``open_gateway``, which fills in ``${SIM_URL}``.
 """
 
 from __future__ import annotations
@@ -15,12 +18,24 @@ from hypercorn.trio import serve
 
 from pipeline.app import Gateway
 from pipeline.config import parse_config
+from upstreams.simulator.testing import SimulatorProcess
+
+# The simulator server requires this key; the gateway reads it from this env var (conftest sets it).
+SIM_KEY = "sk-sim-test-5e4d3c2b1a"
+SIM_KEY_ENV = "GW_TEST_SIM_KEY"
+# The fields of an upstream at the simulator server, for a YAML flow mapping: ``sim: {%s}``.
+SIM = ("type: openai_chat, base_url: '${SIM_URL}', profile: deepseek, api_key_env: " + SIM_KEY_ENV
+       + ", models: {default: deepseek-v4-pro, '*haiku*': deepseek-v4-flash, '*flash*': deepseek-v4-flash}")
 
 
 @asynccontextmanager
-async def open_gateway(yaml_text: str, *, env: dict[str, str] | None = None) -> AsyncIterator[tuple[str, Gateway]]:
-    """Start a gateway for ``yaml_text``; yields (base URL, Gateway)."""
-    gateway = Gateway(parse_config(yaml_text, env=env or {}))
+async def open_gateway(yaml_text: str, *, env: dict[str, str] | None = None,
+                       sim: SimulatorProcess | None = None) -> AsyncIterator[tuple[str, Gateway]]:
+    """Start a gateway for ``yaml_text`` (``${SIM_URL}``: ``sim``'s URL); yields (base URL, Gateway)."""
+    env = dict(env or {})
+    if sim is not None:
+        env["SIM_URL"] = sim.url
+    gateway = Gateway(parse_config(yaml_text, env=env))
     config = HyperConfig()
     config.bind = ["127.0.0.1:0"]
     config.accesslog = None
@@ -34,8 +49,3 @@ async def open_gateway(yaml_text: str, *, env: dict[str, str] | None = None) -> 
             yield binds[0], gateway
         finally:
             stop.set()
-
-
-def simulator_upstream(app_gateway: Gateway, upstream_id: str = "sim"):
-    """The in-process Simulator behind a `simulator` upstream (to inspect what it received)."""
-    return app_gateway.upstreams[upstream_id].simulator

@@ -22,8 +22,8 @@ class ConnectionRecord(msgspec.Struct, kw_only=True):
 
     Attributes:
         request_no: the simulator's chat request count when this was served (0: not chat).
-        opened_at / closed_at: ``trio.current_time()`` at the response and at its close
-            (``closed_at`` None: never closed, i.e. leaked).
+        opened_at / closed_at: ``trio.current_time()`` (the server: ``time.monotonic()``) at
+            the response and at its close (``closed_at`` None: never closed, i.e. leaked).
         pieces_sent: pieces handed to the consumer so far.
         complete: every piece was read before the close.
         dropped: the simulated connection drop happened.

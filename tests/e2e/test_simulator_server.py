@@ -1,0 +1,95 @@
+"""The simulator as its own process, as the end-to-end tests use it: ``python -m upstreams.simulator``
+reports its port, takes a whole ``SimConfig`` (``--options``, over the flags), and with
+``--control`` answers the ``/_sim/`` endpoints (reset, received bodies, count, connection records).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+from tests.conftest import ROOT
+from tests.e2e.serving import SIM_KEY
+from upstreams.simulator import SimConfig
+from upstreams.simulator.__main__ import parse_args
+from upstreams.simulator.testing import SimulatorProcess
+
+
+def chat(sim: SimulatorProcess, prompt: str, *, key: str = SIM_KEY, stream: bool = False) -> httpx.Response:
+    return httpx.post(sim.url + "/v1/chat/completions", headers={"authorization": f"Bearer {key}"}, timeout=10,
+                      json={"model": "deepseek-v4-pro", "stream": stream, "messages": [{"role": "user", "content": prompt}]})
+
+
+class TestCli:
+    def test_options_and_flags(self, tmp_path) -> None:
+        """--options (text or @file) gives every SimConfig field and wins over the flags; the flags
+        set single fields; --fault-on adds to the options' faults."""
+        whole = ('{"verify_replay": true, "context_window": 8192, "stall_s": 2.5, '
+                 '"faults": [{"on_request": 1, "kind": "500"}], "models": ["local-model"]}')
+        (tmp_path / "sim.json").write_text(whole)
+        for source in (whole, f"@{tmp_path / 'sim.json'}"):
+            _, config = parse_args(["--options", source, "--context-window", "16384", "--max-output-tokens", "4096",
+                                    "--fault-on", "2:drop", "--slow-chunk", "0.01", "--thinking-off"])
+            assert config.verify_replay and config.stall_s == 2.5 and config.models == ("local-model",)
+            assert config.context_window == 8192 and config.slow_chunk_s == 0.01 and config.max_output_tokens == 4096
+            assert [(f.on_request, f.kind) for f in config.faults] == [(1, "500"), (2, "drop")]
+            assert config.thinking_default is False
+        _, plain = parse_args([])
+        assert plain == SimConfig()
+
+    @pytest.mark.parametrize("argv", [["--options", "[1]"], ["--options", "{nope"],
+                                      ["--options", '{"no_such_field": 1}'], ["--options", "@/nonexistent/sim.json"],
+                                      ["--fault-on", "1:429", "--fault-on", "1:503"]])
+    def test_bad_config_is_a_usage_error(self, argv: list[str]) -> None:
+        with pytest.raises(SystemExit):
+            parse_args(argv)
+
+    def test_port_file(self, tmp_path) -> None:
+        """--port-file holds the bound port once the server answers on it."""
+        port_file = tmp_path / "port"
+        proc = subprocess.Popen([sys.executable, "-m", "upstreams.simulator", "--port-file", str(port_file)],
+                                cwd=ROOT, stdout=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 20
+            while not port_file.exists():
+                assert proc.poll() is None and time.monotonic() < deadline
+                time.sleep(0.02)
+            port = int(port_file.read_text())
+            models = httpx.get(f"http://127.0.0.1:{port}/v1/models", timeout=5)
+            assert models.status_code == 200 and models.json()["data"][0]["id"] == "deepseek-v4-pro"
+            assert httpx.get(f"http://127.0.0.1:{port}/_sim/stats", timeout=5).status_code == 404  # no --control
+        finally:
+            proc.terminate()
+            proc.wait(10)
+
+
+class TestControl:
+    def test_reset_stats_requests_connections(self, sim: SimulatorProcess) -> None:
+        """Bodies and counts since the last reset; a reset applies a new config (here a fault)."""
+        assert sim.chat_requests == 0 and sim.requests() == []
+        assert chat(sim, "SIM:text one").json()["choices"][0]["message"]["content"] == "one"
+        assert chat(sim, "SIM:text two", key="wrong").status_code == 401
+        assert chat(sim, "SIM:text three", stream=True).status_code == 200
+        assert sim.chat_requests == 2  # the 401 is answered before the body is counted
+        assert [r["messages"][0]["content"] for r in sim.requests()] == ["SIM:text one", "SIM:text three"]
+        assert [r["messages"][0]["content"] for r in sim.requests(last=1)] == ["SIM:text three"]
+        records = sim.connections()
+        assert [(r.status, r.request_no) for r in records] == [(200, 1), (401, 0), (200, 2)]
+        assert all(r.complete and not r.client_closed and r.closed_at >= r.opened_at for r in records)
+        assert records[-1].closed_at <= time.monotonic()  # the server's clock is this one's
+
+        sim.reset(faults=[{"on_request": 1, "kind": "503"}])
+        assert sim.chat_requests == 0 and sim.connections() == [] and sim.requests() == []
+        assert chat(sim, "SIM:text four").status_code == 503
+        assert chat(sim, "SIM:text five").status_code == 200
+        sim.reset()
+        assert chat(sim, "SIM:text six").status_code == 200
+
+    def test_bad_reset_is_refused(self, sim: SimulatorProcess) -> None:
+        response = httpx.post(sim.url + "/_sim/reset", content=b'{"context_window": "big"}')
+        assert response.status_code == 400 and "bad SimConfig" in response.json()["error"]["message"]
+        assert httpx.get(sim.url + "/_sim/nothing").status_code == 404
