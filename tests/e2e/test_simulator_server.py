@@ -61,7 +61,7 @@ class TestCli:
             port = int(port_file.read_text())
             models = httpx.get(f"http://127.0.0.1:{port}/v1/models", timeout=5)
             assert models.status_code == 200 and models.json()["data"][0]["id"] == "deepseek-v4-pro"
-            assert httpx.get(f"http://127.0.0.1:{port}/_sim/stats", timeout=5).status_code == 404  # no --control
+            assert httpx.get(f"http://127.0.0.1:{port}/_sim/requests", timeout=5).status_code == 404  # no --control
         finally:
             proc.terminate()
             proc.wait(10)
