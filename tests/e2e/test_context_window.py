@@ -9,19 +9,16 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.e2e.serving import open_gateway
+from tests.e2e.serving import SIM, open_gateway
 
 CONFIG = """
 upstreams:
-  small:
-    type: simulator
-    limits: {{deepseek-v4-pro: {{context_window: 8192, max_output_tokens: 2048}}}}
-    options: {{context_window: 8192}}
+  small: {{%s, limits: {{deepseek-v4-pro: {{context_window: 8192, max_output_tokens: 2048}}}}}}
 pipelines:
   a: {{mount: /a, client: anthropic, upstream: small, stages: [{stages}]}}
   r: {{mount: /r, client: responses, upstream: small, stages: [{stages}]}}
   c: {{mount: /c, client: chat, upstream: small, stages: [{stages}]}}
-"""
+""" % SIM.replace("{", "{{").replace("}", "}}")
 
 BIG = "lorem ipsum dolor " * 3000  # ~14k tokens: over an 8k window
 
@@ -37,14 +34,13 @@ def requests_for(big: str) -> dict[str, tuple[str, dict]]:
 
 
 @pytest.mark.parametrize("stages", ["token_budget", ""], ids=["gateway_guard", "upstream_400"])
-async def test_context_length_in_each_dialect(stages: str) -> None:
+async def test_context_length_in_each_dialect(stages: str, sim) -> None:
     """Anthropic: 400 'prompt is too long'; Responses and Chat: context_length_exceeded."""
-    async with open_gateway(CONFIG.format(stages=stages)) as (url, gateway):
-        sim = gateway.upstreams["small"].simulator
-        before = sim.chat_requests
+    sim.reset(context_window=8192)
+    async with open_gateway(CONFIG.format(stages=stages), sim=sim) as (url, _):
         async with httpx.AsyncClient(timeout=10) as http:
             got = {name: await http.post(url + path, json=body) for name, (path, body) in requests_for(BIG).items()}
-        reached = sim.chat_requests - before
+    reached = sim.chat_requests
     for response in got.values():
         assert response.status_code == 400, response.text
     anthropic = got["anthropic"].json()

@@ -1,4 +1,5 @@
-"""Anthropic Messages end to end: the official anthropic SDK → hypercorn → gateway → simulator.
+"""Anthropic Messages end to end: the official anthropic SDK → hypercorn → gateway → the production
+transport → the simulator server (its own process).
 
 A multi-step tool loop with thinking on: the SDK's strict stream accumulator must accept every
 event, the thinking block's signature must be echoed back, and the simulator (which 400s a
@@ -12,19 +13,17 @@ import anthropic
 import httpx
 import trio
 
-from tests.e2e.serving import open_gateway
+from tests.e2e.serving import SIM, open_gateway
 
 CONFIG = """
 upstreams:
-  sim:
-    type: simulator
-    options: {verify_replay: true}
+  sim: {%s}
 pipelines:
   claude_code:
     client: anthropic
     stages: [thinking_filter, token_budget, tool_ids]
     upstream: sim
-"""
+""" % SIM
 
 BASH = {"name": "Bash", "description": "Run a shell command",
         "input_schema": {"type": "object", "properties": {"command": {"type": "string"}}, "required": ["command"]}}
@@ -53,12 +52,13 @@ def loop(base_url: str, prompt: str, *, stream: bool = True, steps: int = 4) -> 
 
 
 class TestAnthropicEndToEnd:
-    async def test_streaming_tool_loop_with_thinking(self) -> None:
+    async def test_streaming_tool_loop_with_thinking(self, sim) -> None:
         """Three turns: two tool calls then text; reasoning replayed exactly every turn."""
+        sim.reset(verify_replay=True)
         prompt = "SIM:script shell echo hello > out.txt ;; shell cat out.txt ;; text finished"
-        async with open_gateway(CONFIG) as (url, gateway):
+        async with open_gateway(CONFIG, sim=sim) as (url, _):
             replies = await trio.to_thread.run_sync(loop, url, prompt)
-            sent = list(gateway.upstreams["sim"].simulator.requests)
+        sent = sim.requests()
         assert [r.stop_reason for r in replies] == ["tool_use", "tool_use", "end_turn"]
         first = replies[0]
         thinking = next(b for b in first.content if b.type == "thinking")
@@ -73,14 +73,15 @@ class TestAnthropicEndToEnd:
         shown = [next(b.thinking for b in r.content if b.type == "thinking") for r in replies[:2]]
         assert [a["reasoning_content"] for a in assistants] == shown
 
-    async def test_non_streaming_tool_loop(self) -> None:
+    async def test_non_streaming_tool_loop(self, sim) -> None:
         """stream=false gives the same loop (Claude Code falls back to it)."""
-        async with open_gateway(CONFIG) as (url, _):
+        sim.reset(verify_replay=True)
+        async with open_gateway(CONFIG, sim=sim) as (url, _):
             replies = await trio.to_thread.run_sync(
                 lambda: loop(url, "SIM:script shell ls ;; text ok", stream=False))
         assert [r.stop_reason for r in replies] == ["tool_use", "end_turn"]
 
-    async def test_count_tokens_and_models_and_hello(self) -> None:
+    async def test_count_tokens_and_models_and_hello(self, sim) -> None:
         """count_tokens answers locally; /v1/models in Anthropic's shape; /api/hello is 200."""
 
         def calls(base: str):
@@ -89,7 +90,7 @@ class TestAnthropicEndToEnd:
             models = client.models.list()
             return count, models
 
-        async with open_gateway(CONFIG) as (url, _):
+        async with open_gateway(CONFIG, sim=sim) as (url, _):
             count, models = await trio.to_thread.run_sync(calls, url)
             async with httpx.AsyncClient() as http:
                 hello = await http.head(f"{url}/api/hello")
@@ -99,9 +100,9 @@ class TestAnthropicEndToEnd:
         assert any(m.id == "deepseek-v4-pro" for m in models.data)
         assert hello.status_code == 200 and beta.status_code == 200
 
-    async def test_bad_request_is_anthropic_error(self) -> None:
+    async def test_bad_request_is_anthropic_error(self, sim) -> None:
         """Malformed input gets Anthropic's error JSON, never a 500."""
-        async with open_gateway(CONFIG) as (url, _):
+        async with open_gateway(CONFIG, sim=sim) as (url, _):
             async with httpx.AsyncClient() as http:
                 bad_json = await http.post(f"{url}/v1/messages", content=b"{nope", headers={"content-type": "application/json"})
                 no_messages = await http.post(f"{url}/v1/messages", json={"model": "m", "max_tokens": 5})

@@ -1,7 +1,6 @@
-"""Chat Completions end to end: the official openai SDK → hypercorn → gateway → simulator.
-
-Both the in-process simulator and the simulator run as a separate HTTP server are exercised; the
-stream is parsed by the SDK's strict accumulator (``client.chat.completions.stream``).
+"""Chat Completions end to end: the official openai SDK → hypercorn → gateway → the production
+transport → the simulator server (its own process, requiring a Bearer key the gateway reads from
+its env var). The stream is parsed by the SDK's strict accumulator (``client.chat.completions.stream``).
 """
 
 from __future__ import annotations
@@ -10,32 +9,17 @@ import httpx
 import openai
 import trio
 
-from tests.e2e.serving import open_gateway
-from upstreams.simulator import SimConfig, Simulator, serve_simulator
+from tests.e2e.serving import SIM, SIM_KEY, open_gateway
 
-IN_PROCESS = """
+CONFIG = """
 upstreams:
-  sim: {type: simulator}
+  sim: {%s}
 pipelines:
   demo:
     mount: /demo
     client: chat
     upstream: sim
-"""
-
-OVER_HTTP = """
-upstreams:
-  sim:
-    type: openai_chat
-    base_url: ${SIM_URL}
-    profile: deepseek
-    api_key_env: SIM_KEY
-    models: {default: deepseek-v4-pro}
-pipelines:
-  chat:
-    client: chat
-    upstream: sim
-"""
+""" % SIM
 
 SHELL_TOOL = {"type": "function", "function": {"name": "exec_command", "description": "run a command",
                                                 "parameters": {"type": "object", "properties": {"cmd": {"type": "string"}},
@@ -63,11 +47,11 @@ def tool_loop(base_url: str) -> dict:
 
 
 class TestChatEndToEnd:
-    async def test_stream_in_process_simulator(self) -> None:
-        """Reasoning, a tool call and usage survive the trip; the second turn completes."""
-        async with open_gateway(IN_PROCESS) as (url, gateway):
+    async def test_stream_tool_loop(self, sim) -> None:
+        """Reasoning, a tool call and usage survive the trip; the second turn completes; the
+        simulator server saw the gateway's key."""
+        async with open_gateway(CONFIG, sim=sim) as (url, _):
             result = await trio.to_thread.run_sync(tool_loop, f"{url}/demo/v1")
-            sim = gateway.upstreams["sim"].simulator
         first = result["first"]
         assert first.choices[0].finish_reason == "tool_calls"
         assert result["reasoning"], "reasoning_content must reach the client"
@@ -76,28 +60,32 @@ class TestChatEndToEnd:
         assert first.usage.prompt_tokens > 0 and first.usage.completion_tokens_details.reasoning_tokens > 0
         assert result["second"].choices[0].message.content == "all done"
         # What the gateway sent upstream on turn 2 carried the reasoning back verbatim.
-        sent = sim.requests[-1]
+        assert sim.chat_requests == 2
+        sent = sim.requests()[-1]
         assistant = next(m for m in sent["messages"] if m["role"] == "assistant")
         assert assistant["reasoning_content"] == result["reasoning"]
         assert sent["thinking"] == {"type": "enabled"}
 
-    async def test_stream_over_http_simulator(self, monkeypatch) -> None:
-        """The same loop against the simulator served as its own HTTP server, with a key."""
-        monkeypatch.setenv("SIM_KEY", "sim-secret-key")  # the upstream reads its key by env var name
-        sim = Simulator(SimConfig(api_key="sim-secret-key"))
-        async with trio.open_nursery() as nursery:
-            sim_url = await nursery.start(serve_simulator, sim)
-            env = {"SIM_URL": sim_url, "SIM_KEY": "sim-secret-key"}
-            with trio.fail_after(30):
-                async with open_gateway(OVER_HTTP, env=env) as (url, _):
-                    result = await trio.to_thread.run_sync(tool_loop, f"{url}/v1")
-            nursery.cancel_scope.cancel()
-        assert result["call"].function.name == "exec_command"
-        assert result["second"].choices[0].message.content == "all done"
+    async def test_wrong_upstream_key_is_an_authentication_error(self, sim, monkeypatch) -> None:
+        """The simulator server checks the key: a wrong one is the SDK's AuthenticationError."""
+        monkeypatch.setenv("GW_TEST_SIM_KEY", SIM_KEY[:-1] + "x")
 
-    async def test_models_and_health(self) -> None:
+        def call(base: str) -> Exception:
+            client = openai.OpenAI(base_url=base, api_key="x", max_retries=0)
+            try:
+                client.chat.completions.create(model="m", messages=[{"role": "user", "content": "SIM:text hi"}])
+            except openai.APIStatusError as exc:
+                return exc
+            raise AssertionError("expected an error")
+
+        async with open_gateway(CONFIG, sim=sim) as (url, _):
+            exc = await trio.to_thread.run_sync(call, f"{url}/demo/v1")
+        assert isinstance(exc, openai.AuthenticationError) and "****" in str(exc) and SIM_KEY[:-1] not in str(exc)
+        assert sim.chat_requests == 0
+
+    async def test_models_and_health(self, sim) -> None:
         """/v1/models lists models in OpenAI's shape with their limits; /healthz answers."""
-        async with open_gateway(IN_PROCESS) as (url, _):
+        async with open_gateway(CONFIG, sim=sim) as (url, _):
             async with httpx.AsyncClient() as http:
                 health = await http.get(f"{url}/healthz")
                 models = await http.get(f"{url}/demo/v1/models")
@@ -106,7 +94,7 @@ class TestChatEndToEnd:
         assert {"deepseek-v4-pro", "deepseek-v4-flash"} <= {m["id"] for m in data}
         assert all(m["context_window"] == 1_048_576 for m in data)
 
-    async def test_upstream_400_is_an_openai_error(self) -> None:
+    async def test_upstream_400_is_an_openai_error(self, sim) -> None:
         """A DeepSeek 400 (unknown effort word passed by a client) reaches the SDK as BadRequestError."""
 
         def call(base: str) -> Exception:
@@ -117,7 +105,7 @@ class TestChatEndToEnd:
                 return exc
             raise AssertionError("expected an error")
 
-        async with open_gateway(IN_PROCESS) as (url, _):
+        async with open_gateway(CONFIG, sim=sim) as (url, _):
             exc = await trio.to_thread.run_sync(call, f"{url}/demo/v1")
         assert isinstance(exc, openai.BadRequestError)
-        assert "max_tokens" in str(exc)
+        assert "max_tokens" in str(exc) and sim.chat_requests == 1

@@ -1,4 +1,5 @@
-"""Responses end to end: the official openai SDK → hypercorn → gateway → simulator.
+"""Responses end to end: the official openai SDK → hypercorn → gateway → the production transport →
+the simulator server (its own process).
 
 Drives a Codex-shaped loop: function and freeform (apply_patch) tools, reasoning items echoed back
 with their ``encrypted_content``, outputs keyed by ``call_id``. The simulator rejects any tool
@@ -11,19 +12,17 @@ import httpx
 import openai
 import trio
 
-from tests.e2e.serving import open_gateway
+from tests.e2e.serving import SIM, open_gateway
 
 CONFIG = """
 upstreams:
-  sim:
-    type: simulator
-    options: {verify_replay: true}
+  sim: {%s}
 pipelines:
   codex:
     client: responses
     stages: [thinking_filter, token_budget, tool_ids]
     upstream: sim
-"""
+""" % SIM
 
 TOOLS = [
     {"type": "function", "name": "exec_command", "description": "Run a command", "strict": False,
@@ -62,12 +61,13 @@ def loop(base_url: str, prompt: str) -> tuple[list, list]:
 
 
 class TestResponsesEndToEnd:
-    async def test_codex_shaped_loop(self) -> None:
+    async def test_codex_shaped_loop(self, sim) -> None:
         """shell → apply_patch → text, with the reasoning envelope echoed every turn."""
-        async with open_gateway(CONFIG) as (url, gateway):
+        sim.reset(verify_replay=True)
+        async with open_gateway(CONFIG, sim=sim) as (url, _):
             responses, _ = await trio.to_thread.run_sync(
                 loop, f"{url}/v1", "SIM:script shell echo hi > a.txt ;; write b.txt from patch ;; text finished")
-            sent = list(gateway.upstreams["sim"].simulator.requests)
+        sent = sim.requests()
         assert [r.status for r in responses] == ["completed"] * 3
         first, second, last = responses
         reasoning = next(o for o in first.output if o.type == "reasoning")
@@ -85,7 +85,7 @@ class TestResponsesEndToEnd:
         assistants = [m for m in sent[-1]["messages"] if m["role"] == "assistant"]
         assert all(m["reasoning_content"] for m in assistants)
 
-    async def test_non_streaming_and_errors(self) -> None:
+    async def test_non_streaming_and_errors(self, sim) -> None:
         """stream=false returns a Response; previous_response_id is a clear 400."""
 
         def calls(base: str):
@@ -97,7 +97,8 @@ class TestResponsesEndToEnd:
                 return plain, exc
             raise AssertionError("previous_response_id must be rejected")
 
-        async with open_gateway(CONFIG) as (url, _):
+        sim.reset(verify_replay=True)
+        async with open_gateway(CONFIG, sim=sim) as (url, _):
             plain, exc = await trio.to_thread.run_sync(calls, f"{url}/v1")
             async with httpx.AsyncClient() as http:
                 models = await http.get(f"{url}/v1/models")
