@@ -5,6 +5,7 @@ entire response in one write, ``chunk`` writes one SSE frame per write (TCP_NODE
 turns, one frame each per round, as token streams do), ``hold`` writes the first delta and then
 holds the stream open for ``--hold-s`` seconds before finishing it. ``-think`` puts 50
 reasoning deltas before the content. Every answer has ``--deltas`` content deltas ``t000 `` …
+``GET /last-body`` answers with the last request body received, as received.
 Run: ``python -m bench.upstream --port 9100``.
 """
 
@@ -140,14 +141,19 @@ class Writer:
 
 
 class FakeUpstream(asyncio.Protocol):
-    """One client connection: HTTP/1.1 keep-alive, requests answered one at a time."""
+    """One client connection: HTTP/1.1 keep-alive, requests answered one at a time. The last
+    request body received (on any connection) is served back on ``GET /last-body``, so the
+    real-size scenario can check what the gateway sent and send the same bytes directly."""
+
+    last_body = b""
 
     def __init__(self, answers: Answers, writer: Writer) -> None:
         self.answers = answers
         self.writer = writer
-        self.buf = b""
-        self.need = -1  # body bytes still expected for the current request
+        self.buf = bytearray()  # appended per read, consumed per request: no copy of a 4 MB body per read
+        self.need = -1  # body bytes expected for the current request, -1 before its head
         self.head_end = 0
+        self.get = False
         self.transport: asyncio.Transport | None = None
         self.busy = False
         self.lost = False
@@ -167,6 +173,8 @@ class FakeUpstream(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.buf += data
+        if self.need > 0 and len(self.buf) - self.head_end < self.need:
+            return  # mid-body: nothing to parse until it is all here
         self.next_request()
 
     def next_request(self) -> None:
@@ -175,18 +183,25 @@ class FakeUpstream(asyncio.Protocol):
                 end = self.buf.find(b"\r\n\r\n")
                 if end == -1:
                     return
-                head = self.buf[:end].lower()
+                head = bytes(self.buf[:end]).lower()
                 at = head.find(b"content-length:")
                 eol = head.find(b"\r\n", at)
                 length = int(head[at + 15:eol if eol != -1 else None]) if at != -1 else 0
-                self.head_end, self.need = end + 4, length
+                self.head_end, self.need, self.get = end + 4, length, head.startswith(b"get /last-body")
             if len(self.buf) - self.head_end < self.need:
                 return
-            body = self.buf[self.head_end:self.head_end + self.need]
-            self.buf = self.buf[self.head_end + self.need:]
+            with memoryview(self.buf) as view:
+                body = bytes(view[self.head_end:self.head_end + self.need])  # one copy
+            del self.buf[:self.head_end + self.need]
             self.need = -1
-            mode, think = pick(body)
             assert self.transport is not None
+            if self.get:
+                last = FakeUpstream.last_body
+                self.transport.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
+                                     b"content-length: %d\r\n\r\n" % len(last) + last)
+                continue
+            FakeUpstream.last_body = body
+            mode, think = pick(body)
             if mode == "whole":
                 self.transport.write(self.answers.whole[think])
             else:
