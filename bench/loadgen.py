@@ -170,13 +170,15 @@ class Connection:
 
 
 @contextmanager
-def realtime() -> Iterator[str]:
-    """This process at real-time priority (SCHED_FIFO 1) while inside, if allowed: on the core it
-    shares with the fake upstream, a reply must not wait for the upstream's time slice to end
-    (that wait, up to ~1 ms, would be counted as the gateway's). Yields the policy in force."""
+def realtime(priority: int = 1) -> Iterator[str]:
+    """This process at real-time priority (SCHED_FIFO ``priority``) while inside, if allowed: on
+    the core it shares with the fake upstream, a reply must not wait for the upstream's time slice
+    to end (that wait, up to ~1 ms, would be counted as the gateway's). With the fake upstream
+    itself at FIFO (``bench.sized --rt``) this must be above it, or the upstream's writes of one
+    answer run to the end before the load generator reads the first. Yields the policy in force."""
     try:
         before = os.sched_getscheduler(0), os.sched_getparam(0)
-        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(1))
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
     except (OSError, AttributeError):
         yield "normal"
         return

@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -292,24 +293,24 @@ def raise_fd_limit() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse(argv)
+def drive(args: argparse.Namespace, make: Callable[[argparse.Namespace, Path], Any],
+          render: Callable[[list[dict[str, Any]]], str], prefix: str = "bench-") -> int:
+    """Run ``make(args, workdir).main()`` from core 1, print its JSON lines and ``render``'s table,
+    write ``--json``; on failure, the tails of the processes' logs."""
     raise_fd_limit()
     os.sched_setaffinity(0, {LOAD_CORE})  # the load generator shares core 1 with the fake upstream
     info = machine(Path(args.gateway_src).resolve())
     print(json.dumps(info), flush=True)
-    with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
-        bench = Bench(args, Path(tmp))
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        bench = make(args, Path(tmp))
         try:
             asyncio.run(bench.main())
         except BaseException:
-            for name in ("gateway.log", "upstream.log", "litellm.log"):
-                log = Path(tmp) / name
-                if log.exists():
-                    sys.stderr.write(f"--- {name} (tail)\n{log.read_text(errors='replace')[-2000:]}\n")
+            for log in sorted(Path(tmp).glob("*.log")):
+                sys.stderr.write(f"--- {log.name} (tail)\n{log.read_text(errors='replace')[-2000:]}\n")
             raise
     print()
-    print(table(bench.records, args.deltas))
+    print(render(bench.records))
     if args.json:
         with open(args.json, "w") as f:
             for r in [info, *bench.records]:
@@ -317,4 +318,9 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-__all__ = ["main"]
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    return drive(args, Bench, lambda records: table(records, args.deltas))
+
+
+__all__ = ["drive", "machine", "main", "pct"]
