@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+from bench.history import THINKING_SECRET
 from bench.scenarios import CLIENT_KEY
 
 REPO = Path(__file__).resolve().parents[1]
@@ -174,7 +175,7 @@ class Gateway(Proc):
         super().__init__([hypercorn, "-k", "trio", "-w", "1", "--backlog", "4096", "--keep-alive", "75",
                           "-b", f"127.0.0.1:{port}", "pipeline:app"], core=core, log=log, port=port, cwd=src,
                          env={"PIPELINES_CONFIG": str(config), "BENCH_UPSTREAM_PORT": str(upstream_port),
-                              "GATEWAY_THINKING_SECRET": "bench-secret", "BENCH_UPSTREAM_KEY": "bench-key"})
+                              "GATEWAY_THINKING_SECRET": THINKING_SECRET, "BENCH_UPSTREAM_KEY": "bench-key"})
 
     def serving_pid(self) -> int:
         assert self.proc is not None

@@ -1,0 +1,117 @@
+"""Where a real-size request's CPU goes inside the gateway: each request-path step timed alone.
+
+``python -m bench.request_steps [--sizes 100000 1000000 4000000]`` builds the bench pipelines
+(``bench/pipelines.yaml``) in this process, takes the grown Claude Code / Codex bodies of
+``bench.history`` and times, per step, the median of repeated runs on the same input: the JSON
+depth check, the client codec's decode, each request stage's ``on_request`` (``thinking_filter``
+opening the envelopes, ``token_budget``'s estimate, ``tool_ids``), the Chat re-encode for the
+upstream, and, as the yardstick, ``msgspec.json.decode`` of the same body. No sockets, no
+hypercorn: what ``python -m bench.sized`` measures on the wire minus these steps is the server
+and transport side (body read, upstream write, response relay, log line).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import trio
+
+from bench.history import THINKING_SECRET, grow
+from bench.procs import REPO
+
+STEPS = ("msgspec_decode", "depth_check", "decode_request", "stages", "encode_upstream")
+
+
+def _median_ms(fn: Callable[[], Any], reps: int) -> float:
+    fn()
+    times = []
+    for _ in range(reps):
+        t0 = time.thread_time()
+        fn()
+        times.append(time.thread_time() - t0)
+    return statistics.median(times) * 1e3
+
+
+def measure(path: str, target: int, reps: int) -> dict[str, Any]:
+    os.environ.setdefault("BENCH_UPSTREAM_PORT", "9")
+    os.environ.setdefault("BENCH_UPSTREAM_KEY", "bench-key")
+    os.environ["GATEWAY_THINKING_SECRET"] = THINKING_SECRET
+    from pipeline.app import json_depth_exceeds
+    from pipeline.config import load_config
+    from pipeline.protocols.chat import encode_request
+    from pipeline.registry import build_pipelines
+    from pipeline.stage import RequestContext
+
+    config = load_config(REPO / "bench" / "pipelines.yaml")
+    pipelines, _ = build_pipelines(config)
+    pipe = pipelines["claude_code" if path == "messages" else "codex"]
+    upstream = pipe.upstreams[0]
+    body = grow(path, target, "fake-whole").data
+    out: dict[str, Any] = {"scenario": "request_steps", "path": path, "target_bytes": target, "body_bytes": len(body)}
+    out["msgspec_decode_ms"] = _median_ms(lambda: msgspec.json.decode(body), reps)
+    out["depth_check_ms"] = _median_ms(lambda: json_depth_exceeds(body, config.server.max_json_depth), reps)
+    out["decode_request_ms"] = _median_ms(lambda: pipe.codec.decode_request(body), reps)
+    request = pipe.codec.decode_request(body)
+
+    def context() -> RequestContext:
+        ctx = RequestContext(request_id="steps", pipeline_id=pipe.id, client=pipe.codec.name, headers={},
+                             deadline=float("inf"))
+        ctx.upstream, ctx.upstream_id = upstream, upstream.id
+        ctx.upstream_model = upstream.map_model(request.model)
+        return ctx
+
+    async def stages() -> dict[str, Any]:
+        timings: dict[str, list[float]] = {s.id: [] for s in pipe.request_stages}
+        shaped = request
+        for i in range(reps + 1):
+            shaped, ctx = request, context()
+            for stage in pipe.request_stages:
+                t0 = time.thread_time()
+                shaped = await stage.on_request(shaped, ctx)
+                if i:
+                    timings[stage.id].append(time.thread_time() - t0)
+        if ctx.fields.get("replay_rung") != "envelope":
+            raise RuntimeError(f"{path}: replay_rung {ctx.fields.get('replay_rung')!r}, not envelope")
+        return {"timings": {k: statistics.median(v) * 1e3 for k, v in timings.items()}, "request": shaped}
+
+    staged = trio.run(stages)
+    for stage_id, ms in staged["timings"].items():
+        out[f"stage_{stage_id}_ms"] = ms
+    shaped = staged["request"]
+    model = upstream.map_model(request.model)
+    out["encode_upstream_ms"] = _median_ms(
+        lambda: encode_request(shaped, model=model, profile=upstream.profile, stream=True), reps)
+    out["sum_ms"] = sum(v for k, v in out.items() if k.endswith("_ms") and k != "msgspec_decode_ms")
+    return {k: round(v, 3) if isinstance(v, float) else v for k, v in out.items()}
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="python -m bench.request_steps", description=__doc__.splitlines()[0])
+    p.add_argument("--paths", nargs="+", default=["messages", "responses"], choices=["messages", "responses"])
+    p.add_argument("--sizes", nargs="+", type=int, default=[100_000, 1_000_000, 4_000_000])
+    p.add_argument("--core", type=int, default=0, help="pin this process to this core (-1: no pinning)")
+    p.add_argument("--json", metavar="FILE")
+    args = p.parse_args(argv)
+    if args.core >= 0:
+        os.sched_setaffinity(0, {args.core})
+    records = []
+    for path in args.paths:
+        for target in args.sizes:
+            reps = max(5, min(100, int(20e6 / max(target, 50_000))))
+            record = measure(path, target, reps)
+            records.append(record)
+            print(json.dumps(record), flush=True)
+    if args.json:
+        Path(args.json).write_text("".join(json.dumps(r) + "\n" for r in records))
+
+
+if __name__ == "__main__":
+    main()

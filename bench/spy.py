@@ -1,0 +1,74 @@
+"""Where the live gateway's time goes on real-size requests: py-spy samples sorted into steps.
+
+Used by ``python -m bench.sized --py-spy`` (needs ``pip install py-spy``): py-spy records the
+gateway worker (``--format raw``, collapsed stacks, 1,000 samples/s, idle samples dropped, ``--nonblocking``:
+the worker is not paused per sample, which would slow it several times over)
+while sequential requests of one size run, and each sample goes to the innermost step its stack
+is in: the JSON depth check, the client decode, each request stage, the Chat re-encode, the
+upstream request and relay, reading the body from hypercorn, hypercorn itself, the log line.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+# (function name as py-spy prints it, step); the innermost frame of a sample that matches decides.
+STEPS: tuple[tuple[str, str], ...] = (
+    ("json_depth_exceeds", "depth check"),
+    ("ClientCodec.decode_request", "decode (client codec)"),
+    ("ThinkingFilter.on_request", "thinking_filter (envelopes)"),
+    ("TokenBudget.on_request", "token_budget (estimate)"),
+    ("ToolIdMap.on_request", "tool_ids"),
+    ("encode_request", "encode (Chat, upstream)"),
+    ("OpenAIChatUpstream.stream", "upstream request + relay"),
+    ("_read_body", "body from hypercorn"),
+    ("request_finished", "log line"),
+    ("run_pipeline", "pipeline, other"),
+    ("Gateway._http", "app, other"),
+    ("TCPServer", "hypercorn"),
+    ("H11Protocol", "hypercorn"),
+)
+
+
+def executable() -> str:
+    """The py-spy next to this interpreter, else on PATH; raises with the install hint."""
+    here = Path(sys.executable).with_name("py-spy")
+    found = str(here) if here.exists() else shutil.which("py-spy")
+    if not found:
+        raise SystemExit("--py-spy needs py-spy: pip install py-spy")
+    return found
+
+
+def start(pid: int, out: Path, seconds: float) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([executable(), "record", "--pid", str(pid), "--rate", "1000", "--format", "raw",
+                             "--nonblocking", "-o", str(out), "--duration", str(max(1, round(seconds)))],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def _step(frames: list[str]) -> str:
+    for frame in reversed(frames):
+        name = frame.split(" (", 1)[0]
+        for key, step in STEPS:
+            if name == key or name.startswith(key + "."):
+                return step
+    return "trio and the rest"
+
+
+def summarise(raw: Path, requests: int) -> dict[str, object]:
+    """Samples per step (ms per request at 1,000 samples/s, and share of the total)."""
+    counts: Counter[str] = Counter()
+    for line in raw.read_text(errors="replace").splitlines():
+        stack, _, n = line.rpartition(" ")
+        if stack and n.isdigit():
+            counts[_step(stack.split(";"))] += int(n)
+    total = sum(counts.values()) or 1
+    steps = {step: {"ms_per_request": round(n / max(1, requests), 2), "share": round(n / total, 3)}
+             for step, n in counts.most_common()}
+    return {"samples": total, "requests": requests, "steps": steps}
+
+
+__all__ = ["STEPS", "start", "summarise"]
