@@ -91,6 +91,7 @@ class SizedBench:
         self.upstream = FakeUpstream(core=LOAD_CORE, port=self.upstream_port, log=workdir / "upstream.log",
                                      deltas=args.deltas, hold_s=10.0)
         self.records: list[dict[str, Any]] = []
+        self.small_cpu = 0.0  # CPU ms of a one-line request on the current gateway
 
     def emit(self, record: dict[str, Any]) -> None:
         self.records.append(record)
@@ -192,9 +193,10 @@ class SizedBench:
         finally:
             os.sched_setaffinity(0, {LOAD_CORE})
 
-    async def size(self, gw: Gateway, path: str, target: int, small_cpu: float) -> None:
-        tag = f"sized-{path}-{target}"
-        grown = grow(path, target, "fake-chunk")
+    async def size(self, gw: Gateway, path: str, target: int) -> None:
+        """One point of the curve; ``target`` -1 is the one-line request (the baseline)."""
+        tag = f"sized-{path}-{'small' if target < 0 else target}"
+        grown = _body(path, target, "fake-chunk")
         upstream_body = await self.check(gw, path, grown, tag)
         n = self.samples_for(len(grown.data))
         gateway_req = self._request(gw.port, path, grown.data, f"{tag}-ttft")
@@ -203,8 +205,11 @@ class SizedBench:
                                   "body_bytes": len(grown.data), "upstream_body_bytes": len(upstream_body),
                                   "tool_turns": grown.turns}
         record.update(await self.ttft(gw, path, gateway_req, direct_req, n))
-        whole = grow(path, target, "fake-whole")
+        whole = _body(path, target, "fake-whole")
         cpu = await self.cpu(gw, self._request(gw.port, path, whole.data, f"{tag}-cpu"), n)
+        if target < 0:
+            self.small_cpu = cpu
+        small_cpu = self.small_cpu
         dec = self.yardstick(grown.data)
         with open("/proc/loadavg") as f:
             load1 = float(f.read().split()[0])
@@ -251,11 +256,8 @@ class SizedBench:
         if self.args.rt:
             self.emit({"scenario": "sized_sched", "path": path, "gateway": realtime(gw.pid)})
         try:
-            small = self._request(gw.port, path, small_body(path, "fake-whole"), f"sized-{path}-small")
-            small_cpu = await self.cpu(gw, small, self.args.n)
-            self.emit({"scenario": "sized", "path": path, "body": "small", "cpu_ms_per_request": round(small_cpu, 3)})
-            for target in self.args.sizes:
-                await self.size(gw, path, target, small_cpu)
+            for target in (-1, *self.args.sizes):
+                await self.size(gw, path, target)
         finally:
             gw.stop()
         self.emit(rungs(gw.log, path))
@@ -271,6 +273,12 @@ class SizedBench:
             self.upstream.stop()
 
 
+def _body(path: str, target: int, model: str) -> Body:
+    if target < 0:
+        return Body(path, small_body(path, model), 0, {})
+    return grow(path, target, model)
+
+
 def rungs(log: Path, path: str) -> dict[str, Any]:
     """The replay rungs and statuses of the gateway's request_finished lines, per size; raises
     unless every grown request was served (200) with replay_rung ``envelope``."""
@@ -282,7 +290,7 @@ def rungs(log: Path, path: str) -> dict[str, Any]:
         count = seen.setdefault(entry["request_id"], {})  # one id per batch: check, ttft, cpu
         label = f"{entry.get('status')}/{entry.get('replay_rung')}"
         count[label] = count.get(label, 0) + 1
-    bad = {k: v for k, v in seen.items() if not k.endswith("-small") and set(v) != {"200/envelope"}}
+    bad = {k: v for k, v in seen.items() if "-small-" not in k and set(v) != {"200/envelope"}}
     if bad or not seen:
         raise RuntimeError(f"{path}: requests not served from the envelope rung: {bad or 'no request_finished lines'}")
     return {"scenario": "sized_rungs", "path": path, "status_rung": seen}
@@ -295,7 +303,8 @@ def table(records: list[dict[str, Any]]) -> str:
     for r in records:
         if r.get("scenario") != "sized" or "target_bytes" not in r:
             continue
-        rows.append([r["path"], f"{r['body_bytes'] / 1024:,.0f}", str(r["tool_turns"]),
+        kb = "one line" if r["target_bytes"] < 0 else f"{r['body_bytes'] / 1024:,.0f}"
+        rows.append([r["path"], kb, str(r["tool_turns"]),
                      f"{r['added_p50_ms']:.2f}/{r['added_p99_ms']:.2f}", f"{r['direct_p50_ms']:.2f}",
                      f"{r['cpu_ms_per_request']:.2f}", f"{r['cpu_ms_over_small']:.2f}",
                      f"{r['msgspec_decode_ms']:.2f}", f"{r['cpu_over_decode']:.1f}"])
