@@ -13,7 +13,6 @@ reasoning each tool call must carry upstream, to check the replay byte for byte.
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 from dataclasses import dataclass
@@ -21,9 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from stages.envelope import Envelope, seal
+from tests.captures import capture_body
 
 REPO = Path(__file__).resolve().parents[1]
-CAPTURES = REPO / "tests" / "fixtures" / "captures"
 CAPTURE = {"messages": "claude-thinking-tool-2.json", "responses": "codex-thinking-tool-2.json"}
 THINKING_SECRET = "bench-secret"  # the bench gateway's GATEWAY_THINKING_SECRET (set by procs.Gateway)
 UPSTREAM_ID = "fake"  # the upstream's id in bench/pipelines.yaml
@@ -145,8 +144,7 @@ def _encode(data: dict[str, Any]) -> bytes:
 def grow(path: str, target_bytes: int, model: str) -> Body:
     """The capture for ``path`` (``messages`` or ``responses``) with tool turns appended until the
     body is at least ``target_bytes`` (0: the capture alone, its envelope sealed)."""
-    data = json.loads((CAPTURES / CAPTURE[path]).read_text())["body"]
-    data = copy.deepcopy(data)
+    data = capture_body(CAPTURE[path])
     data["model"], data["stream"] = model, True
     key = "messages" if path == "messages" else "input"
     items: list[dict[str, Any]] = data[key]
@@ -165,4 +163,4 @@ def grow(path: str, target_bytes: int, model: str) -> Body:
     return Body(path, _encode(data), turns, reasoning)
 
 
-__all__ = ["CAPTURES", "THINKING_SECRET", "Body", "grow"]
+__all__ = ["THINKING_SECRET", "Body", "grow"]

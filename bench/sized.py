@@ -219,9 +219,9 @@ class SizedBench:
                        "size_cpu_over_decode": round((cpu - small_cpu) / dec, 1)})
         self.emit(record)
         if self.args.py_spy and target in self.args.py_spy:
-            await self.profile(gw, path, target, self._request(gw.port, path, whole.data, f"{tag}-spy"))
+            await self.profile(gw, path, target, self._request(gw.port, path, whole.data, f"{tag}-spy"), cpu)
 
-    async def profile(self, gw: Gateway, path: str, target: int, request: bytes) -> None:
+    async def profile(self, gw: Gateway, path: str, target: int, request: bytes, cpu_ms: float) -> None:
         """py-spy on the gateway while sequential requests of this size run (``bench.spy``)."""
         from bench import spy
 
@@ -244,7 +244,7 @@ class SizedBench:
         if self.args.spy_out:
             Path(self.args.spy_out).mkdir(parents=True, exist_ok=True)
             shutil.copy(raw, Path(self.args.spy_out) / raw.name)
-        self.emit({"scenario": "sized_profile", "path": path, "target_bytes": target, **spy.summarise(raw, done)})
+        self.emit({"scenario": "sized_profile", "path": path, "target_bytes": target, **spy.summarise(raw, done, cpu_ms)})
 
     # ------------------------------------------------------------------ a path
 

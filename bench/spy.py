@@ -58,17 +58,18 @@ def _step(frames: list[str]) -> str:
     return "trio and the rest"
 
 
-def summarise(raw: Path, requests: int) -> dict[str, object]:
-    """Samples per step (ms per request at 1,000 samples/s, and share of the total)."""
+def summarise(raw: Path, requests: int, cpu_ms: float) -> dict[str, object]:
+    """Each step's share of the samples, and that share of ``cpu_ms`` (the measured CPU per
+    request: py-spy does not keep its 1,000 samples/s on a busy machine, so counts are no clock)."""
     counts: Counter[str] = Counter()
     for line in raw.read_text(errors="replace").splitlines():
         stack, _, n = line.rpartition(" ")
         if stack and n.isdigit():
             counts[_step(stack.split(";"))] += int(n)
     total = sum(counts.values()) or 1
-    steps = {step: {"ms_per_request": round(n / max(1, requests), 2), "share": round(n / total, 3)}
+    steps = {step: {"share": round(n / total, 3), "cpu_ms_per_request": round(cpu_ms * n / total, 2)}
              for step, n in counts.most_common()}
-    return {"samples": total, "requests": requests, "steps": steps}
+    return {"samples": total, "requests": requests, "cpu_ms_per_request": round(cpu_ms, 3), "steps": steps}
 
 
 __all__ = ["STEPS", "start", "summarise"]
