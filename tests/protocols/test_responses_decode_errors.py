@@ -44,3 +44,29 @@ from tests.protocols.responses_decode_helpers import error_of, fc, msg, req
 ])
 def test_validation_errors(body: Any, message: str) -> None:
     assert error_of(body).startswith(message)
+
+
+# ---------------------------------------------------------------- invalid UTF-8 inside embedded values
+
+# msgspec checks the UTF-8 of a Raw value (items, tools, tool_choice) only when it is decoded, so
+# its DecodeError surfaced after the top-level decode (a 500 under msgspec 0.23.0).
+ITEM = b'{"type":"message","role":"user","content":[{"type":"input_text","text":"ok \xc3("}]}'
+CHOICE = b'{"type":"function","name":"\xc0\xaf"}'
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    (b'{"model":"m","input":[' + ITEM + b"]}", f"input.0: invalid UTF-8 encoded string at byte {ITEM.index(0xC3)} of this value"),
+    (b'{"model":"m","input":[{"type":"message","role":"user","content":"q"},' + ITEM + b"]}",
+     "input.1: invalid UTF-8 encoded string"),
+    (b'{"model":"m","input":[{"type":"function_call","call_id":"c","name":"f","arguments":"\xed\xa0\x80"}]}',
+     "input.0: invalid UTF-8 encoded string"),
+    (b'{"model":"m","input":"q","tools":[{"type":"function","name":"\xff","parameters":{}}]}',
+     "tools.0: invalid UTF-8 encoded string"),
+    (b'{"model":"m","input":"q","tools":[{"type":"namespace","name":"n","description":"d",'
+     b'"tools":[{"type":"function","name":"f\xfe","parameters":{}}]}]}', "tools.0.tools.0: invalid UTF-8 encoded string"),
+    (b'{"model":"m","input":"q","tool_choice":' + CHOICE + b"}",
+     f"tool_choice: invalid UTF-8 encoded string at byte {CHOICE.index(0xC0)} of this value"),
+    (b'{"model":"\xff","input":"q"}', "request body is not valid JSON: Invalid UTF-8 encoded string at byte 10 of the body"),
+])
+def test_invalid_utf8_is_a_400_naming_the_path(body: bytes, message: str) -> None:
+    assert error_of(body).startswith(message)

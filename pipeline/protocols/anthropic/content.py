@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 import msgspec
 
 from pipeline.errors import RequestError
-from pipeline.protocols.body import validation_error
+from pipeline.protocols.body import field_error
 from pipeline.model import (
     ImagePart,
     Loss,
@@ -62,7 +62,7 @@ def convert(raw: Any, cls: type[T], path: str) -> T:
     try:
         return msgspec.convert(raw, type=cls)
     except msgspec.ValidationError as exc:
-        raise validation_error(exc, path) from None
+        raise field_error(exc, path) from None
 
 
 class BlockReader:

@@ -1,7 +1,8 @@
 """Shared decode helpers: per-type Raw decoding with field paths, and the loss recorder.
 
 Every ``RequestError`` names the field path in dotted form (``input.3.call_id``), whatever
-msgspec reported (``$.input[3].call_id`` or "Object missing required field").
+msgspec reported (``$.input[3].call_id``, "Object missing required field", or invalid UTF-8 that
+only decoding the embedded value finds).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from typing import Any, TypeVar
 
 import msgspec
 
-from pipeline.protocols.body import validation_error
+from pipeline.protocols.body import field_error
 from pipeline.model import Loss
 
 T = TypeVar("T")
@@ -25,8 +26,8 @@ def decode_raw(raw: msgspec.Raw, cls: type[T], path: str) -> T:
         decoder = _DECODERS[cls] = msgspec.json.Decoder(cls)
     try:
         return decoder.decode(raw)  # type: ignore[no-any-return]
-    except msgspec.ValidationError as exc:
-        raise validation_error(exc, path) from None
+    except msgspec.DecodeError as exc:  # a ValidationError, or invalid UTF-8 inside the Raw
+        raise field_error(exc, path, raw) from None
 
 
 class Reader:

@@ -12,6 +12,7 @@ import msgspec
 
 from pipeline.errors import RequestError
 from pipeline.model import ToolChoice, ToolSpec
+from pipeline.protocols.body import field_error
 from pipeline.protocols.responses.models import (
     CustomToolParam,
     FunctionToolParam,
@@ -123,6 +124,8 @@ def decode_tool_choice(raw: msgspec.Raw, tools: tuple[ToolSpec, ...], reader: Re
         value = _CHOICE_DECODER.decode(raw)
     except msgspec.ValidationError:
         raise RequestError("tool_choice: expected one of \"auto\", \"none\", \"required\" or an object") from None
+    except msgspec.DecodeError as exc:  # invalid UTF-8 inside the Raw
+        raise field_error(exc, "tool_choice", raw) from None
     if value is None:
         return None
     if isinstance(value, str):
