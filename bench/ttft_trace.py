@@ -68,7 +68,7 @@ def _patch(gateway_port: int, fine: bool) -> None:
     import importlib
 
     from pipeline import log as log_mod
-    from pipeline import runner
+    from pipeline import retry, runner
     from pipeline.protocols.chat.decode import ChatStreamDecoder
     from upstreams.transport import StreamTransport
 
@@ -100,7 +100,7 @@ def _patch(gateway_port: int, fine: bool) -> None:
     trio.SocketStream.send_all = send_all_  # type: ignore[method-assign]
     _wrap_async(app_mod.Gateway, "_http", "app", exit_mark=False)
     _wrap_async(app_mod, "run_pipeline", "run_pipeline", exit_mark=False)
-    _wrap_async(runner, "run_upstream", "run_upstream", exit_mark=False)
+    _wrap_async(retry.Plan, "run", "run_upstream", exit_mark=False)
     _wrap_async(StreamTransport, "handle_async_request", "upstream.request")
     _wrap_async(runner.Responder, "start", "responder.start")
     _wrap_async(runner.Responder, "body", "responder.body")

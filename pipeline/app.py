@@ -22,6 +22,7 @@ import trio
 
 from pipeline import log as gwlog
 from pipeline import metrics
+from pipeline.attempt import Attempt
 from pipeline.config import GatewayConfig, load_config
 from pipeline.errors import ConfigError, GatewayError, RequestError
 from pipeline.protocols.base import ModelInfo
@@ -143,8 +144,7 @@ class Gateway:
             pipeline_id=pipe.id, client=pipe.codec.name, headers=headers,
             deadline=trio.current_time() + pipe.config.deadline_s,
         )
-        ctx.upstream = pipe.upstreams[0]
-        ctx.upstream_id = ctx.upstream.id
+        ctx.upstream_id = pipe.upstreams[0].id
         outcome = Outcome()
         responder = Responder(send, ctx, outcome)
         request_model: str | None = None
@@ -160,9 +160,10 @@ class Gateway:
             request = pipe.codec.decode_request(body)
             request_model = request.model
             ctx.losses.extend(request.losses)
-            ctx.upstream_model = ctx.upstream.map_model(request.model)
-            if kind == "count_tokens":
-                n = estimate_request_tokens(request, ctx.upstream_model)
+            if kind == "count_tokens":  # counted for the first upstream, as the request would be sent
+                attempt = Attempt.aimed(pipe.upstreams[0], request.model)
+                ctx.aim(attempt)
+                n = estimate_request_tokens(request, attempt.model)
                 await responder.whole(200, JSON_HEADERS, pipe.codec.render_count(n))
                 return
             await run_pipeline(pipe, request, ctx, responder, receive)

@@ -1,6 +1,11 @@
 """Retries before the first byte: full-jitter backoff, Retry-After up to a cap, a per-request budget,
 then the next upstream of the pipeline's fallback list. The policy is ``PipelineConfig.retry``.
 
+Each upstream tried gets its own ``Attempt`` (``pipeline.attempt``) and a request the request
+stages shaped for it (``Shaper``): model name, profile quirks, limits, token budget, tool id and
+name rules. An upstream without its API key is skipped; with none left the client gets the
+authentication error naming the env variable.
+
 After the upstream's ``started()`` (the client's HTTP status is decided) nothing is retried: a
 failure becomes the dialect's in-stream error, which the clients retry themselves.
 """
@@ -12,6 +17,7 @@ from typing import Any
 
 import trio
 
+from pipeline.attempt import Attempt
 from pipeline.config import RetryConfig
 from pipeline.errors import GatewayError, UpstreamError
 from pipeline.events import Event, StreamError
@@ -61,44 +67,131 @@ async def _attempt(upstream: Upstream, request: ChatRequest, out: trio.abc.SendC
             out.close()  # type: ignore[attr-defined]
 
 
-async def run_upstream(pipeline: Pipeline, request: ChatRequest, out: trio.abc.SendChannel[Event],
-                       ctx: RequestContext, outcome: Any) -> None:
-    """Stream from the first upstream that answers, in the calling task (no task per attempt:
-    the upstream's reads, the stages, the encoder and the writes all run here); ``outcome.attempts``
-    counts every try.
+class Shaper:
+    """The pipeline's request stages, run for one attempt at a time from the decoded request.
 
-    Raises:
-        UpstreamError: before the commit, a non-retryable failure at once; else the last failure
-            once the attempts, the budget, the fallback list or the time before the deadline are
-            used up.
+    A fallback upstream is shaped afresh: the stages' request-way state and the losses they
+    recorded for the upstream given up on are dropped (the decoder's losses stay), so the
+    response way, the log line and the metrics describe the attempt that served.
     """
-    policy = pipeline.config.retry
-    last: UpstreamError | None = None
-    for upstream in pipeline.upstreams:
-        ctx.upstream_id, ctx.upstream = upstream.id, upstream
-        for attempt in range(policy.attempts_per_upstream):
-            if outcome.attempts >= policy.budget:
-                break
-            outcome.attempts += 1
+
+    __slots__ = ("_ctx", "_kept", "_request", "_stages")
+
+    def __init__(self, pipeline: Pipeline, request: ChatRequest, ctx: RequestContext) -> None:
+        self._stages = pipeline.request_stages
+        self._request = request
+        self._ctx = ctx
+        self._kept = len(ctx.losses)
+
+    async def shape(self, attempt: Attempt) -> ChatRequest:
+        ctx = self._ctx
+        if ctx.attempt is not None:  # a second shaping: forget the first one's traces
+            del ctx.losses[self._kept:]
+            ctx.state.clear()
+        ctx.aim(attempt)
+        request = self._request
+        for stage in self._stages:
+            request = await stage.on_request(request, ctx)
+        return request
+
+
+class Plan:
+    """The attempts of one request: each upstream of the fallback list in turn, each shaped for
+    by the ``Shaper`` when first tried. ``first()`` shapes for the first upstream that has a key
+    (the runner builds the client's encoder from that request); ``run()`` streams."""
+
+    __slots__ = ("_failure", "_next", "_pipeline", "_shaper", "client_model", "current")
+
+    def __init__(self, pipeline: Pipeline, request: ChatRequest, ctx: RequestContext) -> None:
+        self._pipeline = pipeline
+        self._shaper = Shaper(pipeline, request, ctx)
+        self.client_model = request.model
+        self._next = 0  # index of the next upstream to aim at
+        self.current: tuple[Attempt, ChatRequest] | None = None
+        self._failure: GatewayError | None = None  # why an upstream was skipped (no key, refused shape)
+
+    async def first(self, ctx: RequestContext) -> ChatRequest:
+        """Aim at the first usable upstream and shape the request for it.
+
+        Raises:
+            GatewayError: no upstream has a key (the dialect's authentication error, naming the
+                env variable), or the first upstream's stages refused the request.
+        """
+        if not await self._advance(ctx, first=True):
+            assert self._failure is not None
+            raise self._failure
+        assert self.current is not None
+        return self.current[1]
+
+    async def _advance(self, ctx: RequestContext, *, first: bool = False) -> bool:
+        """Aim at the next upstream that has a key and accepts the shaped request."""
+        upstreams = self._pipeline.upstreams
+        while self._next < len(upstreams):
+            upstream = upstreams[self._next]
+            self._next += 1
+            missing = upstream.key_missing(ctx)
+            if missing is not None:
+                ctx.log.warning("upstream_skipped", upstream=upstream.id, reason="api_key_missing")
+                self._failure = self._failure or UpstreamError(missing, code="authentication", status=401,
+                                                               retryable=False)
+                continue
+            attempt = Attempt.aimed(upstream, self.client_model)
             try:
-                await _attempt(upstream, request, out, ctx)
-                return
-            except UpstreamError as err:
-                if not err.retryable:
-                    raise
-                last = err
-            delay = retry_delay(policy, attempt, last)
-            again = delay is not None and attempt + 1 < policy.attempts_per_upstream and outcome.attempts < policy.budget
-            ctx.log.info("upstream_attempt_failed", upstream=upstream.id, attempt=outcome.attempts, code=last.code,
-                         status=last.status, retry_in_s=round(delay, 3) if again and delay is not None else None)
-            if not again:  # next upstream (a Retry-After beyond the cap too), else the client gets it
+                self.current = (attempt, await self._shaper.shape(attempt))
+            except GatewayError as err:
+                if first and not self._failure:
+                    raise  # the primary's own answer (e.g. the prompt is too long for it)
+                # A fallback that cannot take the request: the primary's failure stays the answer
+                # (a client told "too long" for a smaller fallback would compact its session).
+                ctx.log.info("upstream_skipped", upstream=upstream.id, reason=err.code)
+                self._failure = self._failure or err
+                continue
+            return True
+        self.current = None
+        return False
+
+    async def run(self, out: trio.abc.SendChannel[Event], ctx: RequestContext, outcome: Any) -> None:
+        """Stream from the first upstream that answers, in the calling task (no task per attempt:
+        the upstream's reads, the stages, the encoder and the writes all run here);
+        ``outcome.attempts`` counts every try.
+
+        Raises:
+            GatewayError: before the commit, a non-retryable failure at once; else the last
+                failure once the attempts, the budget, the fallback list or the time before the
+                deadline are used up.
+        """
+        policy = self._pipeline.config.retry
+        last: GatewayError | None = self._failure
+        while self.current is not None:
+            attempt, request = self.current
+            upstream = attempt.target
+            assert upstream is not None
+            again = False
+            while outcome.attempts < policy.budget and attempt.tries < policy.attempts_per_upstream:
+                outcome.attempts += 1
+                attempt.tries += 1
+                try:
+                    await _attempt(upstream, request, out, ctx)  # type: ignore[arg-type]
+                    return
+                except UpstreamError as exc:
+                    if not exc.retryable:
+                        raise
+                    err = last = exc
+                delay = retry_delay(policy, attempt.tries - 1, err)
+                again = (delay is not None and attempt.tries < policy.attempts_per_upstream
+                         and outcome.attempts < policy.budget)
+                ctx.log.info("upstream_attempt_failed", upstream=upstream.id, attempt=outcome.attempts, code=err.code,
+                             status=err.status, retry_in_s=round(delay, 3) if again and delay is not None else None)
+                if not again:  # next upstream (a Retry-After beyond the cap too), else the client gets it
+                    break
+                assert delay is not None
+                if trio.current_time() + delay >= ctx.deadline:
+                    raise err  # the real error beats a deadline error after a pointless wait
+                await trio.sleep(delay)
+            if outcome.attempts >= policy.budget or not await self._advance(ctx):
                 break
-            assert delay is not None
-            if trio.current_time() + delay >= ctx.deadline:
-                raise last  # the real error beats a deadline error after a pointless wait
-            await trio.sleep(delay)
-    assert last is not None  # budget and attempts are >= 1, so at least one attempt failed
-    raise last
+        assert last is not None  # budget and attempts are >= 1, so at least one attempt failed
+        raise last
 
 
-__all__ = ["retry_delay", "run_upstream"]
+__all__ = ["Plan", "Shaper", "retry_delay"]

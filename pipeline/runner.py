@@ -1,8 +1,9 @@
 """Run one request through a pipeline: request hooks, upstream, response hooks, encoder.
 
-Request hooks run in YAML order. The upstream runs in the request's own task (``pipeline.retry``:
-retries and fallback until it commits, i.e. the client's HTTP status is decided; before that a
-failure is an HTTP error in the client's dialect). Response hooks run in reverse YAML order
+Request hooks run in YAML order, for each upstream tried (``pipeline.retry.Plan``: one
+``Attempt`` per upstream, the first shaped before the client's encoder is built). The upstream
+runs in the request's own task (retries and fallback until it commits, i.e. the client's HTTP
+status is decided; before that a failure is an HTTP error in the client's dialect). Response hooks run in reverse YAML order
 (``pipeline.flow``): per-event stages, the encoder and the writes run in the task that read the
 upstream; task-form stages run as trio tasks joined by zero-buffer channels, their frames written
 by the draining task, which also writes the end of the body. A disconnect watcher cancels
@@ -23,7 +24,7 @@ from pipeline.events import Event, MessageStop, StreamError, Usage
 from pipeline.flow import Collecting, Sink, build_response_chain, collect_out, stream_out
 from pipeline.model import ChatRequest
 from pipeline.registry import Pipeline
-from pipeline.retry import run_upstream
+from pipeline.retry import Plan
 from pipeline.stage import RequestContext
 
 Send = Callable[[dict[str, Any]], Awaitable[None]]
@@ -123,8 +124,8 @@ async def run_pipeline(pipeline: Pipeline, request: ChatRequest, ctx: RequestCon
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(_watch_disconnect, receive, nursery.cancel_scope, gone, responder)
-                for stage in pipeline.request_stages:
-                    request = await stage.on_request(request, ctx)
+                plan = Plan(pipeline, request, ctx)
+                request = await plan.first(ctx)  # the request hooks, for the first upstream
                 if request.stream:  # built after the hooks: stages may enrich client_extras
                     encoder = codec.stream_encoder(request)
                     sink = Sink(ctx, outcome, encoder.feed, responder=responder)
@@ -134,7 +135,7 @@ async def run_pipeline(pipeline: Pipeline, request: ChatRequest, ctx: RequestCon
                 outbox = build_response_chain(pipeline.stages, ctx, nursery, sink)
                 if encoder is not None:
                     nursery.start_soon(_drain, sink, encoder, responder, nursery.cancel_scope)
-                await run_upstream(pipeline, request, outbox, ctx, outcome)
+                await plan.run(outbox, ctx, outcome)  # a fallback upstream is shaped for anew
                 if encoder is None:
                     await collect_out(sink, collecting, responder)
                     nursery.cancel_scope.cancel()

@@ -26,6 +26,7 @@ from typing import Any, ClassVar
 import msgspec
 import structlog
 
+from pipeline.attempt import Attempt
 from pipeline.model import ChatRequest, Loss
 from upstreams.profiles import Profile
 
@@ -43,9 +44,11 @@ class RequestContext:
         request_id: unique id, also logged.
         pipeline_id: the YAML pipeline id.
         client: client protocol name (``anthropic``, ``responses``, ``chat``).
-        upstream_id: the upstream currently serving (changes on fallback).
-        upstream: that Upstream object (its ``profile`` and model limits).
-        upstream_model: the upstream model name the request was mapped to.
+        attempt: the try being shaped and sent (``pipeline.attempt.Attempt``: the upstream's
+            profile, the upstream model, its limits and token counter); set by the retry loop
+            before the request stages run, a new one for each upstream of a fallback list.
+        upstream_id: the upstream of the current attempt (or the pipeline's first upstream).
+        upstream_model: the upstream model name of the current attempt.
         deadline: ``trio.current_time()`` value after which the request is cancelled.
         log: structlog logger bound with the ids above.
         state: per-stage scratch space, keyed by stage id.
@@ -56,6 +59,7 @@ class RequestContext:
     """
 
     __slots__ = (
+        "attempt",
         "client",
         "committed",
         "deadline",
@@ -67,7 +71,6 @@ class RequestContext:
         "request_id",
         "started",
         "state",
-        "upstream",
         "upstream_id",
         "upstream_model",
     )
@@ -87,7 +90,7 @@ class RequestContext:
         self.client = client
         self.upstream_id = upstream_id
         self.upstream_model = ""
-        self.upstream: Any = None  # the serving Upstream (profile, limits); set by the runner
+        self.attempt: Attempt | None = None
         self.deadline = deadline
         self._log: Any = None  # bound on first use: most requests log one line, at the end
         self.state: dict[str, Any] = {}
@@ -110,12 +113,17 @@ class RequestContext:
         """Whether ``log`` was used (then it may carry more context than the three ids)."""
         return self._log is not None
 
+    def aim(self, attempt: Attempt) -> None:
+        """Make ``attempt`` the current try (the retry loop does, before the request stages)."""
+        self.attempt = attempt
+        self.upstream_id = attempt.upstream_id
+        self.upstream_model = attempt.model
+
     @property
     def profile(self) -> Profile:
-        """The serving upstream's backend profile (a neutral default when there is none, e.g. in
-        unit tests)."""
-        profile = getattr(self.upstream, "profile", None)
-        return profile if isinstance(profile, Profile) else DEFAULT_PROFILE
+        """The current attempt's backend profile (a neutral default before there is one)."""
+        attempt = self.attempt
+        return attempt.profile if attempt is not None else DEFAULT_PROFILE
 
     def lose(self, what: str, detail: str = "") -> None:
         """Record something a translation could not carry."""

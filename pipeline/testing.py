@@ -1,6 +1,7 @@
 """Public test helpers for stage authors (ours and operators'), like ``structlog.testing``.
 
-- ``make_context()``: a RequestContext for tests.
+- ``make_context()``: a RequestContext for tests; ``make_attempt(profile)`` aims it at a stand-in
+  upstream with that profile (``ctx.aim(make_attempt(...))``), as the retry loop does.
 - ``run_stage(stage, events, request=..., ctx=...)``: run the request hook, then push ``events``
   through the stage's response hook (sync, with ``on_end`` at the end of input, or task form);
   returns (request, emitted events).
@@ -19,13 +20,24 @@ import trio
 
 from pipeline.events import BlockStart, BlockStop, Event, Heartbeat, MessageStart, MessageStop, TextDelta, Usage
 from pipeline.model import ChatRequest, Message, TextPart
-from pipeline.stage import RequestContext, Stage
+from pipeline.attempt import Attempt
+from pipeline.stage import DEFAULT_PROFILE, RequestContext, Stage
+from upstreams.profiles import ModelLimits, Profile
 
 
 def make_context(**kwargs: object) -> RequestContext:
     defaults: dict[str, object] = {"request_id": "test", "pipeline_id": "test", "client": "chat"}
     defaults.update(kwargs)
     return RequestContext(**defaults)  # type: ignore[arg-type]
+
+
+def make_attempt(profile: Profile | None = None, *, upstream_id: str = "", model: str = "test-model",
+                 limits: ModelLimits | None = None) -> Attempt:
+    """An attempt at a stand-in upstream: ``profile`` (default: neutral), ``model``, ``limits``
+    (default: the profile's), no token counter."""
+    profile = profile or DEFAULT_PROFILE
+    limits = limits or ModelLimits(context_window=profile.context_window, max_output_tokens=profile.max_output_tokens)
+    return Attempt(upstream_id=upstream_id or profile.name, profile=profile, model=model, limits=limits)
 
 
 def sample_request(text: str = "hello", **kwargs: object) -> ChatRequest:

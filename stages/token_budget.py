@@ -1,6 +1,7 @@
 """token_budget: never over the window, never a budget that cannot fit, never silently truncated.
 
-Request way: estimate the prompt (``pipeline.tokens``, calibrated per upstream model), clamp the
+Request way, for the attempt's upstream model (``ctx.attempt``: a fallback is budgeted for its own
+window): estimate the prompt (``pipeline.tokens``, calibrated per upstream model), clamp the
 output budget to the model's max output, keep it at or above a floor when thinking is on
 (reasoning shares the budget), send an explicit budget when the client gave none, and shrink it
 to what the window leaves. When even the minimum output does not fit, the upstream is not
@@ -47,19 +48,18 @@ class TokenBudget(Stage):
                 raise ValueError("safety_margin must be in [0, 0.5)")
 
     async def on_request(self, request: ChatRequest, ctx: RequestContext) -> ChatRequest:
-        upstream = ctx.upstream
-        if upstream is None:
+        attempt = ctx.attempt
+        if attempt is None:
             return request
-        model = ctx.upstream_model or upstream.map_model(request.model)
-        limits = upstream.limits(model)
+        model, limits = attempt.model, attempt.limits
         raw = raw_estimate(request)
         ctx.state[self.id] = _Estimate(model, raw)
         prompt = int(raw * CALIBRATOR.factor(model)) + 1
-        exact = await upstream.count_tokens(request, ctx)
+        exact = await attempt.count_tokens(request, ctx)
         if exact is not None:
             prompt = exact
         guarded = int(prompt * (1 + self.config.safety_margin)) if exact is None else prompt
-        thinking = thinking_on(request, upstream.profile)
+        thinking = thinking_on(request, attempt.profile)
         floor = min(self.config.thinking_floor_tokens if thinking else self.config.min_output_tokens,
                     limits.max_output_tokens)
         room = limits.context_window - guarded

@@ -1,5 +1,7 @@
 """The upstream contract: a terminal step that turns a neutral request into neutral events.
 
+``Upstream.stream`` sends the request shaped for ``ctx.attempt`` (``pipeline.attempt``: the
+retry loop aims each try at one upstream; the upstream model name is the attempt's).
 ``Upstream.stream`` calls ``task_status.started()`` once it has 2xx headers, so the runner decides
 the client's HTTP status before the first byte. Before that, a failure raises ``UpstreamError``;
 after it, the upstream sends ``StreamError`` and returns. Model-name mapping and per-model limits
@@ -18,14 +20,7 @@ import trio
 from pipeline.events import Event
 from pipeline.model import ChatRequest
 from pipeline.stage import RequestContext
-from upstreams.profiles import PROFILES, Profile
-
-
-class ModelLimits(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    # Total tokens (prompt + output) the model accepts.
-    context_window: int
-    # Largest output (incl. reasoning) the model accepts in one answer.
-    max_output_tokens: int
+from upstreams.profiles import PROFILES, ModelLimits, Profile
 
 
 class UpstreamConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -96,6 +91,15 @@ class Upstream:
         if self.config.api_key_env:
             return os.environ.get(self.config.api_key_env) or None
         return None
+
+    def key_missing(self, ctx: RequestContext) -> str | None:
+        """Why this upstream has no key for the request (naming the env variable, never a value),
+        or ``None`` when it has one or needs none."""
+        if self.api_key(ctx) is not None or not self.config.api_key_env:
+            return None
+        where = "the client sent no key to pass through and " if self.config.key_passthrough else ""
+        return (f"upstream {self.id!r} has no API key: {where}environment variable "
+                f"{self.config.api_key_env} is not set")
 
     def map_model(self, client_model: str) -> str:
         """Upstream model for a client model name: exact key, then globs in order, then default."""

@@ -96,8 +96,8 @@ class OpenAIChatUpstream(Upstream):
         if self._client is None:
             await self.open()
         assert self._client is not None
-        model = self.map_model(request.model)
-        ctx.upstream_model = model
+        attempt = ctx.attempt
+        model = attempt.model if attempt is not None and attempt.target is self else self.map_model(request.model)
         body = encode_request(request, model=model, profile=self.profile, stream=True, lose=ctx.lose)
         key = self.api_key(ctx)
         secrets = (key,) if key else ()

@@ -14,6 +14,13 @@ import msgspec
 ThinkingSwitch = Literal["deepseek", "chat_template_kwargs", "none"]
 
 
+class ModelLimits(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    # Total tokens (prompt + output) the model accepts.
+    context_window: int
+    # Largest output (incl. reasoning) the model accepts in one answer.
+    max_output_tokens: int
+
+
 class Profile(msgspec.Struct, frozen=True, kw_only=True):
     name: str
     # Which delta/message field carries reasoning, out and in (§3.3).
@@ -120,4 +127,4 @@ PROFILES: dict[str, Profile] = {
 }
 
 
-__all__ = ["PROFILES", "Profile", "ThinkingSwitch"]
+__all__ = ["ModelLimits", "PROFILES", "Profile", "ThinkingSwitch"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import types
 
 import msgspec
 import pytest
@@ -10,7 +9,7 @@ import pytest
 from pipeline.events import BlockStart, BlockStop, MessageStart, MessageStop, SignatureDelta, TextDelta, ThinkingDelta
 from pipeline.events import ToolArgsDelta, Usage
 from pipeline.model import ChatRequest, Message, TextPart, ThinkingConfig, ThinkingPart, ToolCallPart, ToolResultPart
-from pipeline.testing import check_stage, make_context, run_stage
+from pipeline.testing import check_stage, make_attempt, make_context, run_stage
 from stages.envelope import Envelope, open_envelope, seal
 from stages.thinking_filter import ThinkingFilter
 from upstreams.profiles import PROFILES
@@ -20,8 +19,7 @@ REASONING = "The user wants a file; I will run echo.\nSecond line with ünïcode
 
 def ctx_for(profile: str = "deepseek"):
     ctx = make_context(client="anthropic")
-    ctx.upstream = types.SimpleNamespace(profile=PROFILES[profile], id="deepseek")
-    ctx.upstream_id = "deepseek"
+    ctx.aim(make_attempt(PROFILES[profile], upstream_id="deepseek"))
     return ctx
 
 

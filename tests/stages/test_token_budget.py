@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import types
 
 import msgspec
 import pytest
@@ -12,6 +11,7 @@ from pipeline.events import Usage
 from pipeline.model import ChatRequest, Message, TextPart, ThinkingConfig
 from pipeline.testing import check_stage, make_context, run_stage, sample_events
 from pipeline.tokens import CALIBRATOR, Calibrator, estimate_request_tokens, raw_estimate
+from pipeline.attempt import Attempt
 from stages.token_budget import TokenBudget
 from upstreams.base import ModelLimits, Upstream, UpstreamConfig
 
@@ -22,7 +22,7 @@ def upstream(profile: str = "deepseek", limits: dict | None = None) -> Upstream:
 
 def ctx_for(up: Upstream):
     ctx = make_context()
-    ctx.upstream, ctx.upstream_id = up, up.id
+    ctx.aim(Attempt.aimed(up, "local-model"))
     return ctx
 
 

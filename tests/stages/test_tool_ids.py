@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import types
 from typing import Any
 
 import msgspec
@@ -18,7 +17,7 @@ from pipeline.protocols.chat.encode import encode_request
 from pipeline.protocols.responses.decode import decode_request as decode_responses
 from pipeline.sse import SseFrame
 from pipeline.stage import RequestContext
-from pipeline.testing import check_stage, make_context, run_stage
+from pipeline.testing import check_stage, make_attempt, make_context, run_stage
 from stages.tool_ids import ToolIdMap
 from stages.toolfix.pairing import INTERRUPTED
 from tests.captures import capture_body
@@ -40,7 +39,7 @@ def stage() -> ToolIdMap:
 def ctx_for(profile: str | None = "deepseek", client: str = "anthropic") -> RequestContext:
     ctx = make_context(client=client)
     if profile is not None:
-        ctx.upstream = types.SimpleNamespace(profile=PROFILES[profile], id=profile)
+        ctx.aim(make_attempt(PROFILES[profile]))
     return ctx
 
 

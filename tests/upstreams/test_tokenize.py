@@ -14,6 +14,7 @@ from hypercorn.trio import serve
 
 from pipeline.errors import GatewayError
 from pipeline.model import ChatRequest, Message, TextPart
+from pipeline.attempt import Attempt
 from pipeline.testing import make_context
 from stages.token_budget import TokenBudget
 from upstreams.base import ModelLimits, UpstreamConfig
@@ -69,7 +70,7 @@ async def test_token_budget_uses_the_exact_count(upstream) -> None:
     """With an exact count there is no safety margin: 3,000 words fit a 4,096 window with 1,024 out."""
     stage = TokenBudget(TokenBudget.Config(thinking_floor_tokens=1024), stage_id="p.0.token_budget")
     ctx = make_context()
-    ctx.upstream, ctx.upstream_id = upstream, "llama"
+    ctx.aim(Attempt.aimed(upstream, "local"))
     out = await stage.on_request(request(3000), ctx)
     assert ctx.fields["prompt_estimate"] == 3000
     assert out.max_output_tokens == 1024  # 4096 - 3000 leaves room for the full 1024
