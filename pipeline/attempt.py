@@ -12,13 +12,14 @@ data and one call, so stages and their tests depend on this module, not on ``ups
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol
+from typing import Any, Protocol
 
+from pipeline.model import ChatRequest
 from upstreams.profiles import ModelLimits, Profile
 
-if TYPE_CHECKING:
-    from pipeline.model import ChatRequest
-    from pipeline.stage import RequestContext
+# The request's context (``pipeline.stage.RequestContext``, which holds the attempt): passed
+# through to the upstream, never read here, so this module stays below the stage contract.
+Context = Any
 
 
 class Target(Protocol):
@@ -31,9 +32,9 @@ class Target(Protocol):
 
     def limits(self, upstream_model: str) -> ModelLimits: ...
 
-    def key_missing(self, ctx: RequestContext) -> str | None: ...
+    def key_missing(self, ctx: Context) -> str | None: ...
 
-    async def count_tokens(self, request: ChatRequest, ctx: RequestContext) -> int | None: ...
+    async def count_tokens(self, request: ChatRequest, ctx: Context) -> int | None: ...
 
 
 class Attempt:
@@ -66,7 +67,7 @@ class Attempt:
         return cls(upstream_id=target.id, profile=target.profile, model=model, limits=target.limits(model),
                    target=target)
 
-    async def count_tokens(self, request: ChatRequest, ctx: RequestContext) -> int | None:
+    async def count_tokens(self, request: ChatRequest, ctx: Context) -> int | None:
         """Exact prompt tokens from the upstream's tokenizer, or ``None`` (estimate instead)."""
         if self.target is None:
             return None
