@@ -296,18 +296,23 @@ def rungs(log: Path, path: str) -> dict[str, Any]:
     return {"scenario": "sized_rungs", "path": path, "status_rung": seen}
 
 
-def table(records: list[dict[str, Any]]) -> str:
-    head = ["path", "body KB", "turns", "added TTFT p50/p99 ms", "direct p50 ms", "CPU ms/req", "over small",
-            "msgspec decode ms", "CPU ÷ decode"]
+def table(records: list[dict[str, Any]], *, markdown: bool = False) -> str:
+    head = ["path", "body KB", "tool turns", "added TTFT p50/p99 ms", "direct p50 ms", "gateway CPU ms/req",
+            "over one-line", "msgspec decode ms", "CPU ÷ decode", "size part ÷ decode"]
     rows = [head]
     for r in records:
         if r.get("scenario") != "sized" or "target_bytes" not in r:
             continue
-        kb = "one line" if r["target_bytes"] < 0 else f"{r['body_bytes'] / 1024:,.0f}"
-        rows.append([r["path"], kb, str(r["tool_turns"]),
+        small = r["target_bytes"] < 0
+        rows.append([r["path"], "one line" if small else f"{r['body_bytes'] / 1000:,.0f}", str(r["tool_turns"]),
                      f"{r['added_p50_ms']:.2f}/{r['added_p99_ms']:.2f}", f"{r['direct_p50_ms']:.2f}",
-                     f"{r['cpu_ms_per_request']:.2f}", f"{r['cpu_ms_over_small']:.2f}",
-                     f"{r['msgspec_decode_ms']:.2f}", f"{r['cpu_over_decode']:.1f}"])
+                     f"{r['cpu_ms_per_request']:.2f}", "" if small else f"{r['cpu_ms_over_small']:.2f}",
+                     f"{r['msgspec_decode_ms']:.3f}", "" if small else f"{r['cpu_over_decode']:.1f}",
+                     "" if small else f"{r['size_cpu_over_decode']:.1f}"])
+    if markdown:
+        lines = ["| " + " | ".join(row) + " |" for row in rows]
+        lines.insert(1, "|" + "|".join(" --- " for _ in head) + "|")
+        return "\n".join(lines)
     widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
     return "\n".join(" | ".join(c.ljust(w) for c, w in zip(row, widths)) for row in rows)
 
