@@ -45,6 +45,7 @@ def measure(path: str, target: int, reps: int) -> dict[str, Any]:
     os.environ.setdefault("BENCH_UPSTREAM_KEY", "bench-key")
     os.environ["GATEWAY_THINKING_SECRET"] = THINKING_SECRET
     from pipeline.app import json_depth_exceeds
+    from pipeline.attempt import Attempt
     from pipeline.config import load_config
     from pipeline.protocols.chat import encode_request
     from pipeline.registry import build_pipelines
@@ -64,8 +65,7 @@ def measure(path: str, target: int, reps: int) -> dict[str, Any]:
     def context() -> RequestContext:
         ctx = RequestContext(request_id="steps", pipeline_id=pipe.id, client=pipe.codec.name, headers={},
                              deadline=float("inf"))
-        ctx.upstream, ctx.upstream_id = upstream, upstream.id
-        ctx.upstream_model = upstream.map_model(request.model)
+        ctx.aim(Attempt.aimed(upstream, request.model))  # as the retry loop does before the request stages
         return ctx
 
     async def stages() -> dict[str, Any]:
