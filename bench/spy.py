@@ -31,6 +31,11 @@ STEPS: tuple[tuple[str, str], ...] = (
     ("Gateway._http", "app, other"),
     ("TCPServer", "hypercorn"),
     ("H11Protocol", "hypercorn"),
+    # Stacks py-spy read only in part (--nonblocking) still name the innermost frames:
+    ("LeanClient", "upstream request + relay"),
+    ("StreamTransport", "upstream request + relay"),
+    ("ReceiveBuffer", "hypercorn"),  # h11, the client's request
+    ("ContentLengthReader", "hypercorn"),
 )
 
 
@@ -55,7 +60,7 @@ def _step(frames: list[str]) -> str:
         for key, step in STEPS:
             if name == key or name.startswith(key + "."):
                 return step
-    return "trio and the rest"
+    return "trio, socket calls, the rest"
 
 
 def summarise(raw: Path, requests: int, cpu_ms: float) -> dict[str, object]:
