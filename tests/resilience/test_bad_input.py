@@ -1,5 +1,6 @@
 """Bad input at the gateway's edge, in each dialect: the body cap (413, declared, chunked and
-decompressed), Content-Encoding (415), malformed JSON and the JSON nesting limit (400)."""
+decompressed), Content-Encoding (415), malformed JSON and the JSON nesting limit (400). What passes
+is answered by the simulator server through the production transport."""
 
 from __future__ import annotations
 
@@ -14,14 +15,14 @@ import trio
 
 from pipeline.app import Gateway, json_depth_exceeds
 from pipeline.config import parse_config
-from tests.e2e.serving import open_gateway
+from tests.e2e.serving import SIM, open_gateway
 from tests.resilience.dialects import DIALECTS, PATHS, auth_headers, fold, request_body
 
 LIMIT = 200_000
 CONFIG = f"""
 server: {{max_body_bytes: {LIMIT}, max_json_depth: 64}}
 upstreams:
-  sim: {{type: simulator}}
+  sim: {{{SIM}}}
 pipelines:
 """ + "".join(f"  {d}: {{client: {d}, upstream: sim, mount: /{d}}}\n" for d in DIALECTS)
 
@@ -52,7 +53,7 @@ async def post(http: httpx.AsyncClient, url: str, dialect: str, content: object,
 
 
 @pytest.mark.parametrize("dialect", DIALECTS)
-async def test_body_cap_and_encodings(dialect: str) -> None:
+async def test_body_cap_and_encodings(dialect: str, sim) -> None:
     """413 by Content-Length, by counting a chunked body, and after gzip; 415 for br; gzip works."""
     big = with_extra(dialect, "SIM:text x", "y" * LIMIT)
 
@@ -61,7 +62,7 @@ async def test_body_cap_and_encodings(dialect: str) -> None:
             yield big[i:i + 16_384]
 
     bomb = gzip.compress(with_extra(dialect, "SIM:text x", "0" * (LIMIT * 20)))
-    async with open_gateway(CONFIG) as (url, _):
+    async with open_gateway(CONFIG, sim=sim) as (url, _):
         async with httpx.AsyncClient(timeout=10) as http:
             declared = await post(http, url, dialect, big)
             counted = await post(http, url, dialect, chunked())
@@ -78,13 +79,14 @@ async def test_body_cap_and_encodings(dialect: str) -> None:
     assert "unsupported Content-Encoding 'br'" in brotli.error["message"]
     assert zipped.status == 200 and zipped.text == "zipped"
     assert (broken_zip.status, broken_zip.error_kind) == (400, INVALID[dialect])
+    assert sim.chat_requests == 1  # only the gzip one reached the upstream
 
 
 @pytest.mark.parametrize("dialect", DIALECTS)
-async def test_malformed_json_and_nesting_limit(dialect: str) -> None:
+async def test_malformed_json_and_nesting_limit(dialect: str, sim) -> None:
     """Malformed JSON and nesting past the limit are 400s; 64 levels pass; 200,000 levels are
     refused quickly, never a RecursionError (500)."""
-    async with open_gateway(CONFIG) as (url, _):
+    async with open_gateway(CONFIG, sim=sim) as (url, _):
         async with httpx.AsyncClient(timeout=10) as http:
             malformed = await post(http, url, dialect, b'{"model": "m", "messages": [')
             not_object = await post(http, url, dialect, b'[1, 2, 3]')
@@ -98,7 +100,7 @@ async def test_malformed_json_and_nesting_limit(dialect: str) -> None:
     assert "deeper than 64 levels" in over.error["message"] and "deeper than 64" in abyss.error["message"]
     assert "deeper" not in malformed.error["message"]
     assert at_limit.status == 200 and at_limit.text == "deep ok"
-    assert elapsed < 2
+    assert elapsed < 2 and sim.chat_requests == 1
 
 
 @pytest.mark.parametrize("dialect", DIALECTS)
@@ -140,7 +142,7 @@ class TestRefusedBodies:
     when the client waits for ``100 Continue`` and has sent nothing."""
 
     async def run(self, headers: list[tuple[bytes, bytes]], pieces: int) -> tuple[int, int]:
-        gateway = Gateway(parse_config(CONFIG, env={}))
+        gateway = Gateway(parse_config(CONFIG, env={"SIM_URL": "http://127.0.0.1:9"}))  # never reached
         await gateway.startup()
         reads = 0
 

@@ -1,8 +1,9 @@
 """Transparent retries seen from the official SDKs (their own retries off): a tool loop completes
 while the upstream answers one request with 429 and the next with 503, under the default policy.
 
-This is the setup the real Claude Code / Codex runs use (simulator ``faults`` schedule); the
-gateway must absorb both failures before the first byte.
+This is the setup the real Claude Code / Codex runs use (simulator ``faults`` schedule, here on
+the simulator server reached through the production transport); the gateway must absorb both
+failures before the first byte.
 """
 
 from __future__ import annotations
@@ -12,20 +13,19 @@ import openai
 import structlog
 import trio
 
-from tests.e2e.serving import open_gateway
+from tests.e2e.serving import SIM, open_gateway
 from tests.resilience.dialects import wait_finished
+from upstreams.simulator.testing import SimulatorProcess
 
 CONFIG = """
 upstreams:
-  sim:
-    type: simulator
-    options:
-      faults: [{on_request: 2, kind: "429"}, {on_request: 3, kind: "503"}]
+  sim: {%s}
 pipelines:
   claude_code: {client: anthropic, upstream: sim, stages: [thinking_filter, token_budget, tool_ids]}
   codex: {client: responses, upstream: sim, stages: [thinking_filter, token_budget, tool_ids], mount: /codex}
   chat: {client: chat, upstream: sim, stages: [token_budget, tool_ids], mount: /chat}
-"""
+""" % SIM
+FAULTS = [{"on_request": 2, "kind": "429"}, {"on_request": 3, "kind": "503"}]
 PROMPT = "SIM:script shell echo one ;; shell echo two ;; text finished"
 
 
@@ -104,14 +104,14 @@ LOOPS = {"anthropic": (anthropic_loop, "", ["tool_use", "tool_use", "end_turn", 
          "chat": (chat_loop, "/chat/v1", ["tool_calls", "tool_calls", "stop", "finished"])}
 
 
-async def run_loop(dialect: str) -> None:
+async def run_loop(dialect: str, sim: SimulatorProcess) -> None:
     loop, path, expected = LOOPS[dialect]
-    async with open_gateway(CONFIG) as (url, gateway):
+    sim.reset(faults=FAULTS)
+    async with open_gateway(CONFIG, sim=sim) as (url, _):
         with structlog.testing.capture_logs() as logs:
             with trio.fail_after(20):
                 result = await trio.to_thread.run_sync(loop, url + path)
             await wait_finished(logs, 3)
-        sim = gateway.upstreams["sim"].simulator
     assert result == expected
     assert sim.chat_requests == 5  # three turns, the second one tried three times
     attempts = [e["attempts"] for e in logs if e.get("event") == "request_finished"]
@@ -121,16 +121,16 @@ async def run_loop(dialect: str) -> None:
     assert failed[0][2] == 1.0 and 0 <= failed[1][2] <= 0.5  # Retry-After 1 s, then backoff base * 2
 
 
-async def test_anthropic_sdk_loop_survives_429_then_503() -> None:
+async def test_anthropic_sdk_loop_survives_429_then_503(sim: SimulatorProcess) -> None:
     """Claude Code's SDK sees three clean turns."""
-    await run_loop("anthropic")
+    await run_loop("anthropic", sim)
 
 
-async def test_responses_sdk_loop_survives_429_then_503() -> None:
+async def test_responses_sdk_loop_survives_429_then_503(sim: SimulatorProcess) -> None:
     """Codex's shape through the openai SDK sees three completed responses."""
-    await run_loop("responses")
+    await run_loop("responses", sim)
 
 
-async def test_chat_sdk_loop_survives_429_then_503() -> None:
+async def test_chat_sdk_loop_survives_429_then_503(sim: SimulatorProcess) -> None:
     """A Chat Completions client sees three clean turns."""
-    await run_loop("chat")
+    await run_loop("chat", sim)

@@ -19,7 +19,7 @@ from pipeline.errors import RequestError
 from pipeline.protocols.anthropic import AnthropicCodec
 from pipeline.protocols.chat import ChatCodec, encode_request
 from pipeline.protocols.responses import ResponsesCodec
-from tests.e2e.serving import open_gateway
+from tests.e2e.serving import SIM, open_gateway
 from tests.resilience.conftest import load_captures
 from tests.resilience.dialects import DIALECTS, PATHS, SHIPPED_STAGES, auth_headers
 from upstreams.profiles import PROFILES
@@ -157,13 +157,14 @@ class TestDecoders:
 
 APP = """
 upstreams:
-  sim: {type: simulator}
+  sim: {%s}
 pipelines:
-""" + "".join(f"  {d}: {{client: {d}, upstream: sim, mount: /{d}, stages: {SHIPPED_STAGES[d]}}}\n" for d in DIALECTS)
+""" % SIM + "".join(f"  {d}: {{client: {d}, upstream: sim, mount: /{d}, stages: {SHIPPED_STAGES[d]}}}\n" for d in DIALECTS)
 
 
-async def test_app_never_500_never_hangs() -> None:
-    """Mutated and random requests through hypercorn: any status but 500, each answer whole."""
+async def test_app_never_500_never_hangs(sim) -> None:
+    """Mutated and random requests through hypercorn (and on to the simulator server): any status
+    but 500, each answer whole."""
     seen: dict[int, int] = {}
 
     def fuzz(url: str) -> None:
@@ -185,7 +186,7 @@ async def test_app_never_500_never_hangs() -> None:
 
             one()
 
-    async with open_gateway(APP) as (url, _):
+    async with open_gateway(APP, sim=sim) as (url, _):
         with trio.fail_after(120):
             await trio.to_thread.run_sync(fuzz, url)
     assert seen.get(200, 0) > 0 and seen.get(400, 0) > 0, seen  # both paths were exercised

@@ -1,5 +1,6 @@
 """Keys: gateway keys per pipeline (401 in each dialect), passthrough of the client's key to the
-upstream, and no key ever in a log line or an error message (upstream texts echoing it included).
+upstream (the simulator server, which checks it), and no key ever in a log line or an error
+message (upstream texts echoing it included).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import pytest
 import structlog
 import trio
 
-from tests.e2e.serving import open_gateway
+from tests.e2e.serving import SIM, open_gateway
 from tests.resilience.dialects import DIALECTS, auth_headers, call, wait_finished
 
 GW_KEY = "gw-key-7f3a9c1e5b2d"
@@ -22,19 +23,16 @@ ODD_KEY = "tok.Client.Secret.Q9W8E7R6"  # no sk- shape: only the known-secret re
 
 GATEWAY_KEYS = """
 upstreams:
-  sim: {type: simulator}
+  sim: {%s}
 pipelines:
   anthropic: {client: anthropic, upstream: sim, api_keys_env: [GW_KEY, GW_KEY_2], mount: /anthropic}
   responses: {client: responses, upstream: sim, api_keys_env: [GW_KEY], mount: /responses}
   chat: {client: chat, upstream: sim, api_keys_env: [GW_KEY], mount: /chat}
-"""
+""" % SIM
 
 PASSTHROUGH = f"""
 upstreams:
-  sim:
-    type: simulator
-    key_passthrough: true
-    options: {{api_key: {UPSTREAM_KEY}}}
+  sim: {{{SIM}, key_passthrough: true}}
   echo:
     type: tests.resilience.dialects:ScriptedHttpUpstream
     key_passthrough: true
@@ -62,10 +60,10 @@ def assert_no_key(keys: tuple[str, ...], *texts: object) -> None:
 
 
 @pytest.mark.parametrize("dialect", DIALECTS)
-async def test_gateway_key_is_checked(dialect: str, gateway_env: None) -> None:
+async def test_gateway_key_is_checked(dialect: str, gateway_env: None, sim) -> None:
     """Missing or wrong key: 401 in the dialect; the right key (either header form) passes; keys
     never reach the logs."""
-    async with open_gateway(GATEWAY_KEYS) as (url, _):
+    async with open_gateway(GATEWAY_KEYS, sim=sim) as (url, _):
         base = f"{url}/{dialect}"
         with structlog.testing.capture_logs() as logs:
             async with httpx.AsyncClient(timeout=10) as http:
@@ -80,11 +78,11 @@ async def test_gateway_key_is_checked(dialect: str, gateway_env: None) -> None:
         assert "invalid or missing API key" in reply.error["message"]
     assert good.status == 200 and good.complete and good.text == "hi"
     assert models.status_code == 401 and bearer.status_code == 200
-    assert len([e for e in logs if e.get("event") == "request_finished"]) == 3
+    assert len([e for e in logs if e.get("event") == "request_finished"]) == 3 and sim.chat_requests == 1
     assert_no_key((GW_KEY, GW_KEY[:-1] + "x"), logs, missing.raw, wrong.raw)
 
 
-async def test_gateway_key_through_the_sdks(gateway_env: None) -> None:
+async def test_gateway_key_through_the_sdks(gateway_env: None, sim) -> None:
     """The SDKs raise their AuthenticationError; a second configured key works too."""
 
     def calls(url: str) -> list[object]:
@@ -104,7 +102,7 @@ async def test_gateway_key_through_the_sdks(gateway_env: None) -> None:
                 outcomes.append(exc)
         return outcomes
 
-    async with open_gateway(GATEWAY_KEYS) as (url, _):
+    async with open_gateway(GATEWAY_KEYS, sim=sim) as (url, _):
         denied, allowed, responses_denied, chat_denied = await trio.to_thread.run_sync(calls, url)
     assert isinstance(denied, anthropic.AuthenticationError)
     assert allowed.content[-1].text == "ok"
@@ -113,10 +111,11 @@ async def test_gateway_key_through_the_sdks(gateway_env: None) -> None:
 
 
 @pytest.mark.parametrize("dialect", DIALECTS)
-async def test_passthrough_forwards_the_clients_key(dialect: str, gateway_env: None) -> None:
+async def test_passthrough_forwards_the_clients_key(dialect: str, gateway_env: None, sim) -> None:
     """The client's key reaches the upstream; a wrong one becomes the dialect's authentication
     error with the upstream's message, the key itself nowhere."""
-    async with open_gateway(PASSTHROUGH) as (url, gateway):
+    sim.reset(api_key=UPSTREAM_KEY)
+    async with open_gateway(PASSTHROUGH, sim=sim) as (url, _):
         with structlog.testing.capture_logs() as logs:
             async with httpx.AsyncClient(timeout=10) as http:
                 good = await call(http, f"{url}/{dialect}", dialect, "SIM:text passed", key=UPSTREAM_KEY)
@@ -136,10 +135,10 @@ async def test_passthrough_forwards_the_clients_key(dialect: str, gateway_env: N
 
 
 @pytest.mark.parametrize("dialect", DIALECTS)
-async def test_echoed_key_is_redacted(dialect: str, gateway_env: None) -> None:
+async def test_echoed_key_is_redacted(dialect: str, gateway_env: None, sim) -> None:
     """An upstream that quotes the whole key (HTTP error and in-stream error chunk): the client
     and the logs see ``[redacted]``; without a client key the env key is used."""
-    async with open_gateway(PASSTHROUGH) as (url, gateway):
+    async with open_gateway(PASSTHROUGH, sim=sim) as (url, gateway):
         echo = gateway.upstreams["echo"]
         base = f"{url}/{dialect}/echo"
         with structlog.testing.capture_logs() as logs:

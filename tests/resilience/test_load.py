@@ -1,5 +1,6 @@
-"""Load: 256 concurrent streams through a real gateway process (``hypercorn -k trio -w 0``, the
-in-process simulator with a per-chunk delay so all streams are open together). Three waves of mixed
+"""Load: 256 concurrent streams through a real gateway process (``hypercorn -k trio -w 0``) and its
+production transport to the simulator server (its own process, a per-chunk delay so all streams
+are open together: 256 upstream connections at once). Three waves of mixed
 Anthropic / Responses / Chat streams: each ends whole, the peak RSS stays bounded, and the third
 wave does not grow the process past the second (no leak). The RSS figures print with ``-s``."""
 
@@ -16,17 +17,22 @@ import pytest
 import trio
 
 from tests.conftest import ROOT
+from tests.e2e.serving import SIM
 from tests.resilience.dialects import DIALECTS, PATHS, SHIPPED_STAGES, auth_headers, closed_port, fold, request_body
 
 STREAMS = 256
 WORDS = " ".join(f"w{i}" for i in range(40))
 CONFIG = """
 upstreams:
-  sim:
-    type: simulator
-    options: {chunk_delay_s: 0.1, history: 8}
+  sim: {%s}
 pipelines:
-""" + "".join(f"  {d}: {{client: {d}, upstream: sim, mount: /{d}, stages: {SHIPPED_STAGES[d]}}}\n" for d in DIALECTS)
+""" % SIM + "".join(f"  {d}: {{client: {d}, upstream: sim, mount: /{d}, stages: {SHIPPED_STAGES[d]}}}\n" for d in DIALECTS)
+
+
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds of ``pid`` so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def rss_kb(pid: int) -> tuple[int, int]:
@@ -36,7 +42,8 @@ def rss_kb(pid: int) -> tuple[int, int]:
 
 
 @pytest.fixture
-def gateway_process(tmp_path: Path):
+def gateway_process(tmp_path: Path, sim):
+    sim.reset(chunk_delay_s=0.2, history=8)  # 22 pieces: 4.4 s, for all 256 to open meanwhile
     config = tmp_path / "pipelines.yaml"
     config.write_text(CONFIG)
     port = closed_port()
@@ -44,7 +51,8 @@ def gateway_process(tmp_path: Path):
     proc = subprocess.Popen(
         [sys.executable, "-m", "hypercorn", "-k", "trio", "-w", "0", "--backlog", "1024", "-b", f"127.0.0.1:{port}",
          "pipeline:app"],
-        cwd=ROOT, env={**os.environ, "PIPELINES_CONFIG": str(config)}, stdout=log, stderr=subprocess.STDOUT)
+        cwd=ROOT, env={**os.environ, "PIPELINES_CONFIG": str(config), "SIM_URL": sim.url}, stdout=log,
+        stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 20
         while True:
@@ -55,7 +63,7 @@ def gateway_process(tmp_path: Path):
                 pass
             assert proc.poll() is None and time.monotonic() < deadline, "gateway did not start"
             time.sleep(0.05)
-        yield f"http://127.0.0.1:{port}", proc.pid, tmp_path / "gateway.log"
+        yield f"http://127.0.0.1:{port}", proc.pid, tmp_path / "gateway.log", sim
     finally:
         proc.terminate()
         try:
@@ -103,7 +111,7 @@ async def wave(url: str, pid: int) -> tuple[list, int, int]:
 async def test_256_concurrent_streams_bounded_memory(gateway_process) -> None:
     """Every stream ends whole, all 256 are open together, memory stays bounded and, once warm
     (allocator arenas, caches: the first wave), flat."""
-    url, pid, log_path = gateway_process
+    url, pid, log_path, sim = gateway_process
     idle_kb = rss_kb(pid)[0]
     started = time.monotonic()
     waves = []
@@ -119,9 +127,10 @@ async def test_256_concurrent_streams_bounded_memory(gateway_process) -> None:
     peaks = [peak for _, _, peak in waves]
     print(f"\ngateway RSS: idle {idle_kb / 1024:.1f} MB; with {STREAMS} streams open, per wave: "
           + " / ".join(f"{p / 1024:.1f} MB" for p in peaks)
-          + f"; high-water {rss_kb(pid)[1] / 1024:.1f} MB; {3 * STREAMS} streams in {elapsed:.1f}s")
+          + f"; high-water {rss_kb(pid)[1] / 1024:.1f} MB; {3 * STREAMS} streams in {elapsed:.1f}s"
+          + f"; CPU: gateway {cpu_s(pid):.1f}s, simulator {cpu_s(sim.pid):.1f}s")
     assert max(peaks) < 250 * 1024
     assert peaks[2] - peaks[1] < 8 * 1024, "memory grew between identical warm waves"
     log = log_path.read_text()
-    assert log.count('"request_finished"') == 3 * STREAMS
+    assert log.count('"request_finished"') == 3 * STREAMS and sim.chat_requests == 3 * STREAMS
     assert "Traceback" not in log and '"error"' not in log.replace('"error_code"', "")

@@ -1,7 +1,9 @@
 """The ``openai_chat`` upstream's commit point and timeouts, through the gateway. A failure before
 any content (an ``insufficient_system_resource`` finish, an empty body, a stall, a connect timeout)
 is retried; after content it is the dialect's in-stream error. Keep-alives count as alive up to
-``queue_timeout_s``; the idle limit holds on any transport; the overall deadline ends either way."""
+``queue_timeout_s``; the idle limit holds on any transport; the overall deadline ends either way.
+Scripted answers come from an ``httpx.MockTransport``; keep-alives and slow streams from the
+simulator server through the production transport."""
 
 from __future__ import annotations
 
@@ -14,10 +16,11 @@ import pytest
 import structlog
 import trio
 
-from tests.e2e.serving import open_gateway
+from tests.e2e.serving import SIM, open_gateway
 from tests.resilience.dialects import DIALECTS, call, finished_lines, wait_finished
 from upstreams.base import UpstreamConfig
 from upstreams.openai_chat import OpenAIChatUpstream
+from upstreams.simulator.testing import SimulatorProcess
 
 
 def chunk(delta: dict | None = None, finish: str | None = None) -> bytes:
@@ -95,8 +98,8 @@ pipelines:
 """ + "".join(f"  {d}: {{client: {d}, upstream: up, mount: /{d}, retry: {{backoff_base_s: 0.01}}}}\n" for d in DIALECTS)
 
 
-async def through(config: str, dialect: str, prompt: str = "hi"):
-    async with open_gateway(config) as (url, gateway):
+async def through(config: str, dialect: str, prompt: str = "hi", sim: SimulatorProcess | None = None):
+    async with open_gateway(config, sim=sim) as (url, gateway):
         with structlog.testing.capture_logs() as logs:
             async with httpx.AsyncClient(timeout=10) as http:
                 with trio.fail_after(8):
@@ -134,32 +137,29 @@ async def test_non_retryable_error_before_content_is_an_http_error(dialect: str)
     assert (reply.status, reply.error_kind) == CONTEXT[dialect] and line["attempts"] == 1
 
 
-def keepalive_config(count: int, queue_s: float) -> str:
+def keepalive_config(sim: SimulatorProcess, count: int, queue_s: float) -> str:
+    sim.reset(keepalive_comments=count, keepalive_interval_s=0.1)
     return f"""
 upstreams:
-  sim:
-    type: simulator
-    idle_timeout_s: 0.3
-    queue_timeout_s: {queue_s}
-    options: {{keepalive_comments: {count}, keepalive_interval_s: 0.1}}
+  sim: {{{SIM}, idle_timeout_s: 0.3, queue_timeout_s: {queue_s}}}
 pipelines:
 """ + "".join(f"  {d}: {{client: {d}, upstream: sim, mount: /{d}}}\n" for d in DIALECTS)
 
 
 @pytest.mark.parametrize("dialect", DIALECTS)
-async def test_keepalives_count_as_alive_within_the_queue_limit(dialect: str) -> None:
+async def test_keepalives_count_as_alive_within_the_queue_limit(dialect: str, sim: SimulatorProcess) -> None:
     """1 s of keep-alives, 0.1 s apart, outlive a 0.3 s idle limit; Anthropic clients see pings."""
-    reply, line, _ = await through(keepalive_config(10, 5), dialect, "SIM:text served")
+    reply, line, _ = await through(keepalive_config(sim, 10, 5), dialect, "SIM:text served", sim)
     assert reply.status == 200 and reply.complete and reply.text == "served"
     if dialect == "anthropic":
         assert sum(1 for event, _ in reply.events if event == "ping") >= 5
 
 
 @pytest.mark.parametrize("dialect", DIALECTS)
-async def test_queue_limit_ends_a_keepalive_only_stream(dialect: str) -> None:
+async def test_queue_limit_ends_a_keepalive_only_stream(dialect: str, sim: SimulatorProcess) -> None:
     """Keep-alives beyond queue_timeout_s: abandoned with the overloaded error the client retries."""
     started = trio.current_time()
-    reply, line, _ = await through(keepalive_config(100, 0.5), dialect, "SIM:text never")
+    reply, line, _ = await through(keepalive_config(sim, 100, 0.5), dialect, "SIM:text never", sim)
     assert trio.current_time() - started < 3
     assert reply.status == 200 and reply.in_stream and reply.error_kind == LATE[dialect]
     assert "queue limit" in reply.error["message"] and line["error_code"] == "overloaded"
@@ -167,18 +167,19 @@ async def test_queue_limit_ends_a_keepalive_only_stream(dialect: str) -> None:
 
 DEADLINE = """
 upstreams:
-  sim: {type: simulator, options: {slow_chunk_s: 0.1}}
+  sim: {%s}
 pipelines:
-""" + "".join(f"  {d}: {{client: {d}, upstream: sim, mount: /{d}, deadline_s: 0.6}}\n" for d in DIALECTS)
+""" % SIM + "".join(f"  {d}: {{client: {d}, upstream: sim, mount: /{d}, deadline_s: 0.6}}\n" for d in DIALECTS)
 DEADLINE_IN_STREAM = {"anthropic": "overloaded_error", "responses": "server_is_overloaded", "chat": "timeout"}
 DEADLINE_HTTP = {"anthropic": (504, "timeout_error"), "responses": (504, "server_error"), "chat": (504, "timeout")}
 
 
 @pytest.mark.parametrize("dialect", DIALECTS)
-async def test_deadline_mid_stream_is_the_in_stream_error(dialect: str) -> None:
+async def test_deadline_mid_stream_is_the_in_stream_error(dialect: str, sim: SimulatorProcess) -> None:
     """The pipeline's overall deadline cuts a slow stream with the error the client retries."""
     words = " ".join(["slow"] * 40)
-    reply, line, _ = await through(DEADLINE, dialect, f"SIM:text {words}\nSIM:fault slow")
+    sim.reset(slow_chunk_s=0.1)
+    reply, line, _ = await through(DEADLINE, dialect, f"SIM:text {words}\nSIM:fault slow", sim)
     assert reply.status == 200 and reply.in_stream and reply.error_kind == DEADLINE_IN_STREAM[dialect]
     assert "deadline of 0.6s" in reply.error["message"] and line["error_code"] == "timeout"
 
