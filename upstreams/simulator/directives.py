@@ -14,14 +14,23 @@ Each directive runs from ``SIM:<kind>`` to the end of its line:
                                      Add File patch}, else a shell printf; ``\\n`` = newline
     SIM:parallel <c1> || <c2> ...    several shell calls in one turn (fragments interleaved)
     SIM:call <name> <json>           one call to any offered tool with these arguments
+    SIM:read <path>                  Read {file_path}, else a shell ``cat <path>`` (with the
+                                     tool's ``max_output_tokens`` raised, if it has one)
     SIM:result                       answer with the text of the latest tool result
     SIM:script <s0> ;; <s1> ;; ...   step k (a directive without ``SIM:``) is used when k
                                      tool-result rounds follow the prompt; past the end: "done"
-    SIM:think <words>                use <words> as this turn's reasoning text
+    SIM:think <words>                use <words> as this turn's reasoning text (``{step}``
+                                     becomes the script step's number)
     SIM:fault <kind> [once]          inject a fault (config.FaultKind); ``once``: only the
                                      first time this prompt reaches this step
 
 A single answer directive is a one-step script. No directive: "Simulated answer to: <prompt>".
+
+Context compaction: when the last message asks for a summary of the conversation (a client's own
+compaction prompt, ``COMPACTION_MARKERS``), the answer is a summary whose text carries the
+script's remaining steps as a ``SIM:script`` line (and the ``SIM:think`` line). The client puts
+that summary into its rewritten history, where it is the newest user message with a directive,
+so the loop goes on from the step it had reached however the client rebuilt the history.
 """
 
 from __future__ import annotations
@@ -37,7 +46,14 @@ from upstreams.simulator.config import FAULT_KINDS
 
 _DIRECTIVE = re.compile(r"SIM:([A-Za-z_]+)[ \t]*([^\r\n]*)")
 _SHELL_TOOLS = ("Bash", "exec_command", "shell_command", "shell", "local_shell")
-_STEP_KINDS = ("text", "shell", "write", "parallel", "call", "result")
+_STEP_KINDS = ("text", "shell", "write", "parallel", "call", "result", "read")
+_READ_MAX_TOKENS = 100_000
+# Phrases of the clients' compaction prompts (Claude Code 2.1's auto-compact, Codex 0.169's
+# local summarisation turn); a last user message holding one is answered with a summary.
+COMPACTION_MARKERS: tuple[str, ...] = (
+    "create a detailed summary of the conversation",
+    "CONTEXT CHECKPOINT COMPACTION",
+)
 _DECODE = msgspec.json.Decoder()
 _ENCODE = msgspec.json.Encoder()
 
@@ -159,6 +175,18 @@ def _step(kind: str, arg: str, tools: dict[str, dict[str, Any]],
             return _no_tool("shell", tools)
         return (f"The user wants me to run `{arg}`. The {call.name} tool can do that, so I will "
                 "call it now and look at the output.", f"Running `{arg}`.", [call])
+    if kind == "read":
+        if "Read" in tools:
+            return (f"I need the contents of {arg}; the Read tool shows them.", "",
+                    [PlannedCall("Read", _ENCODE.encode({"file_path": arg}).decode())])
+        call = _shell_call(tools, f"cat {shlex.quote(arg)}")
+        if call is None:
+            return _no_tool("file-reading", tools)
+        if "max_output_tokens" in (tools[call.name].get("properties") or {}):
+            # Codex's exec_command keeps 10,000 tokens of output unless asked for more.
+            args = {**_DECODE.decode(call.arguments), "max_output_tokens": _READ_MAX_TOKENS}
+            call = PlannedCall(call.name, _ENCODE.encode(args).decode())
+        return (f"I need the contents of {arg}; `cat` with {call.name} shows them.", "", [call])
     if kind == "parallel":
         cmds = [c.strip() for c in arg.split("||") if c.strip()]
         calls = [_shell_call(tools, c) for c in cmds]
@@ -186,33 +214,79 @@ def _step(kind: str, arg: str, tools: dict[str, dict[str, Any]],
     return ("That directive is unknown.", f"Unknown simulator step `{kind}`.", [])
 
 
-def plan_answer(messages: list[dict[str, Any]], tools: dict[str, dict[str, Any]],
-                tool_choice: str | dict[str, Any], json_mode: bool) -> Plan:
-    """Decide this turn's answer from the prompt's directives and the conversation so far."""
+class Script(msgspec.Struct, kw_only=True):
+    """The prompt's directives as they apply to this request."""
+
+    text: str  # the prompt message's text
+    prompt: str  # its last text part, for the no-directive answer
+    think: str | None
+    fault: str | None
+    kind: str | None  # the answer directive (``script`` or a single step), None: none
+    steps: list[str]
+    rounds: int  # tool-result rounds since the prompt: the current step
+
+
+def read_script(messages: list[dict[str, Any]]) -> Script:
     at = find_prompt(messages)
     text = message_text(messages[at]) if at is not None else ""
     directives = [(k.lower(), a.strip()) for k, a in _DIRECTIVE.findall(text)]
-    think = next((a for k, a in directives if k == "think"), None)
-    fault_arg = next((a for k, a in directives if k == "fault"), None)
     answer = next(((k, a) for k, a in directives if k not in ("think", "fault")), None)
-    rounds = tool_rounds(messages, at) if at is not None else 0
+    kind, arg = answer if answer is not None else (None, "")
+    return Script(
+        text=text, prompt=" ".join(_last_text_part(messages[at]).split()) if at is not None else "",
+        think=next((a for k, a in directives if k == "think"), None),
+        fault=next((a for k, a in directives if k == "fault"), None), kind=kind,
+        steps=([s.strip() for s in arg.split(";;")] if kind == "script" else
+               [f"{kind} {arg}"] if kind is not None else []),
+        rounds=tool_rounds(messages, at) if at is not None else 0)
 
-    if answer is None:
-        prompt = " ".join(_last_text_part(messages[at]).split()) if at is not None else ""
+
+def is_compaction(messages: list[dict[str, Any]]) -> bool:
+    """The last message is a client's request to summarise the conversation."""
+    if not messages or messages[-1]["role"] != "user":
+        return False
+    text = message_text(messages[-1])
+    return "SIM:" not in text and any(m in text for m in COMPACTION_MARKERS)
+
+
+def _summary(script: Script) -> tuple[str, str]:
+    """(reasoning, content) answering a compaction request: the remaining steps survive."""
+    done = min(script.rounds, len(script.steps))
+    left = script.steps[done:] or ["text done"]
+    lines = [f"SIM:think {script.think}"] if script.think is not None else []
+    if script.kind is not None:
+        lines.append("SIM:script " + " ;; ".join(left))
+    carried = "\n".join(lines) or f"The user asked: {script.prompt[:200]}"
+    reasoning = (f"The client asks me to summarise the conversation. {done} of "
+                 f"{len(script.steps)} scripted steps are done; the summary must keep the rest.")
+    content = (f"<analysis>\nA scripted session: {done} steps done, {len(left)} left.\n"
+               f"</analysis>\n\n<summary>\n1. Primary Request and Intent: run the remaining "
+               f"scripted steps, in order.\n7. Pending Tasks:\n{carried}\n</summary>")
+    return reasoning, content
+
+
+def plan_answer(messages: list[dict[str, Any]], tools: dict[str, dict[str, Any]],
+                tool_choice: str | dict[str, Any], json_mode: bool) -> Plan:
+    """Decide this turn's answer from the prompt's directives and the conversation so far."""
+    if is_compaction(messages):
+        script = read_script(messages[:-1])
+        reasoning, content = _summary(script)
+        return Plan(reasoning=reasoning, content=content, calls=[],
+                    step_key=f"compact:{script.rounds}")
+    script = read_script(messages)
+    steps, rounds = script.steps, script.rounds
+    if script.kind is None:
         reasoning, content, calls = ("The user asked a question without a directive; I will "
-                                     "answer briefly.", f"Simulated answer to: {prompt[:60]}", [])
+                                     "answer briefly.",
+                                     f"Simulated answer to: {script.prompt[:60]}", [])
+    elif script.kind not in _STEP_KINDS and script.kind != "script":
+        reasoning, content, calls = ("That directive is unknown.",
+                                     f"Unknown simulator directive SIM:{script.kind}.", [])
+    elif rounds >= len(steps):
+        reasoning, content, calls = ("Every step is finished; I will say so.", "done", [])
     else:
-        kind, arg = answer
-        steps = ([s.strip() for s in arg.split(";;")] if kind == "script" else
-                 [f"{kind} {arg}"])
-        if kind not in _STEP_KINDS and kind != "script":
-            reasoning, content, calls = ("That directive is unknown.",
-                                         f"Unknown simulator directive SIM:{kind}.", [])
-        elif rounds >= len(steps):
-            reasoning, content, calls = ("Every step is finished; I will say so.", "done", [])
-        else:
-            step_kind, _, step_arg = steps[rounds].partition(" ")
-            reasoning, content, calls = _step(step_kind.lower(), step_arg.strip(), tools, messages)
+        step_kind, _, step_arg = steps[rounds].partition(" ")
+        reasoning, content, calls = _step(step_kind.lower(), step_arg.strip(), tools, messages)
 
     if tool_choice == "none" and calls:
         content, calls = "Tool use is disabled for this request.", []
@@ -225,11 +299,13 @@ def plan_answer(messages: list[dict[str, Any]], tools: dict[str, dict[str, Any]]
     if json_mode and not calls:
         content = _ENCODE.encode({"answer": content}).decode()
 
-    digest = hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
-    plan = Plan(reasoning=think if think is not None else reasoning, content=content,
-                calls=calls, step_key=f"{digest}:{rounds}")
-    if fault_arg is not None:
-        kind, _, rest = fault_arg.partition(" ")
+    digest = hashlib.blake2b(script.text.encode(), digest_size=8).hexdigest()
+    if script.think is not None:
+        reasoning = script.think.replace("{step}", str(rounds))
+    plan = Plan(reasoning=reasoning,
+                content=content, calls=calls, step_key=f"{digest}:{rounds}")
+    if script.fault is not None:
+        kind, _, rest = script.fault.partition(" ")
         if kind not in FAULT_KINDS:
             plan.content, plan.calls = f"Unknown simulator fault `{kind}`.", []
         else:
@@ -237,4 +313,5 @@ def plan_answer(messages: list[dict[str, Any]], tools: dict[str, dict[str, Any]]
     return plan
 
 
-__all__ = ["Plan", "PlannedCall", "find_prompt", "message_text", "plan_answer", "tool_rounds"]
+__all__ = ["COMPACTION_MARKERS", "Plan", "PlannedCall", "Script", "find_prompt", "is_compaction",
+           "message_text", "plan_answer", "read_script", "tool_rounds"]

@@ -71,6 +71,7 @@ class SimStats(msgspec.Struct, kw_only=True):
 
     chat_requests: int = 0
     emitted_calls: int = 0
+    verified_calls: int = 0  # distinct emitted calls echoed back and compared at least once
     max_request_bytes: int = 0
     last_request_bytes: int = 0
     replay: list[ReplayCheck] = msgspec.field(default_factory=list)
@@ -113,6 +114,7 @@ class Simulator:
         self._emitted: OrderedDict[str, tuple[str, str, Any]] = OrderedDict()
         self._faulted_once: set[str] = set()
         self.stats = SimStats()
+        self._verified: set[str] = set()
 
     def respond(self, method: str, path: str, headers: dict[str, str], body: bytes) -> SimResponse:
         """Answer one HTTP request; never raises for bad input (that is a 4xx response)."""
@@ -244,7 +246,7 @@ class Simulator:
                 args = call.arguments
             self._emitted[call_id] = (answer.reasoning, call.name, args)
             if len(self._emitted) > _REMEMBERED:
-                self._emitted.popitem(last=False)
+                self._verified.discard(self._emitted.popitem(last=False)[0])
 
     def _verify_replay(self, messages: list[dict[str, Any]]) -> ReplayCheck:
         """Every echoed tool call this simulator emitted must come back with its turn's exact
@@ -277,6 +279,10 @@ class Simulator:
                               f"{tc['function']['name']} {got!r}")
             check.verified_turns += 1
             check.verified_bytes += len(msg[field].encode())
+            for tc in calls:
+                if tc["id"] not in self._verified:
+                    self._verified.add(tc["id"])
+                    self.stats.verified_calls += 1
         return check
 
     def _random(self, n: int) -> str:
