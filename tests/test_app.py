@@ -8,17 +8,17 @@ import sys
 import httpx
 
 from tests.conftest import ROOT
-from tests.e2e.serving import open_gateway
+from tests.e2e.serving import SIM, open_gateway
 
 CONFIG = """
 upstreams:
-  sim: {type: simulator}
+  sim: {%s}
 pipelines:
   demo:
     mount: /demo
     client: chat
     upstream: sim
-"""
+""" % SIM
 
 
 def hypercorn(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -43,9 +43,9 @@ class TestStartup:
 
 
 class TestRouting:
-    async def test_unknown_path_method_health_metrics(self) -> None:
+    async def test_unknown_path_method_health_metrics(self, sim) -> None:
         """404 for unknown paths, 405 for a wrong method, /healthz and /metrics answer."""
-        async with open_gateway(CONFIG) as (url, _):
+        async with open_gateway(CONFIG, sim=sim) as (url, _):
             async with httpx.AsyncClient() as http:
                 missing = await http.post(f"{url}/v1/chat/completions", json={})
                 wrong = await http.get(f"{url}/demo/v1/chat/completions")

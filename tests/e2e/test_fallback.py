@@ -2,8 +2,8 @@
 it gets is shaped for it (its model name, its 16,384-token window and 4,096 max output), not for the
 first. The gateway is served by hypercorn on 127.0.0.1, the official SDKs are the clients, both
 upstreams are ``openai_chat`` through the production transport, and the second is the strict
-simulator on its own socket: a request shaped for the first upstream (``max_tokens`` 32,000) is a
-400 there.
+simulator server (its own process): a request shaped for the first upstream (``max_tokens``
+32,000) is a 400 there.
 """
 
 from __future__ import annotations
@@ -16,10 +16,9 @@ import pytest
 import structlog
 import trio
 
-from tests.e2e.serving import open_gateway
+from tests.e2e.serving import SIM_KEY_ENV, open_gateway
 from tests.resilience.dialects import wait_finished
-from upstreams.simulator import SimConfig, Simulator
-from upstreams.simulator.server import serve_simulator
+from upstreams.simulator.testing import SimulatorProcess
 
 WINDOW, MAX_OUT, ASKED = 16_384, 4_096, 32_000
 
@@ -44,6 +43,7 @@ upstreams:
     type: openai_chat
     base_url: {local_url}
     profile: deepseek
+    api_key_env: {SIM_KEY_ENV}
     models: {{default: local-16k}}
     limits: {{local-16k: {{context_window: {WINDOW}, max_output_tokens: {MAX_OUT}}}}}
 pipelines:
@@ -74,16 +74,20 @@ def ask(dialect: str, url: str) -> str:
     return completion.choices[0].message.content or ""
 
 
+def local_16k(sim: SimulatorProcess) -> str:
+    """The simulator server as a 16K-window local model; returns its URL."""
+    sim.reset(models=("local-16k",), context_window=WINDOW, max_output_tokens=MAX_OUT)
+    return sim.url
+
+
 @pytest.mark.parametrize("dialect", ["claude", "codex", "chat"])
-async def test_fallback_gets_a_request_shaped_for_it(dialect: str, nursery) -> None:
-    simulator = Simulator(SimConfig(models=("local-16k",), context_window=WINDOW, max_output_tokens=MAX_OUT))
-    local_url = await nursery.start(serve_simulator, simulator)
-    async with open_gateway(config(local_url)) as (url, _):
+async def test_fallback_gets_a_request_shaped_for_it(dialect: str, sim: SimulatorProcess) -> None:
+    async with open_gateway(config(local_16k(sim))) as (url, _):
         with structlog.testing.capture_logs() as logs:
             text = await trio.to_thread.run_sync(ask, dialect, url)
             await wait_finished(logs)
     assert text == "served by the fallback"
-    (body,) = simulator.requests  # the primary never answered; the fallback got exactly one request
+    (body,) = sim.requests()  # the primary never answered; the fallback got exactly one request
     assert body["model"] == "local-16k"
     assert body["max_tokens"] == MAX_OUT  # 32,000 clamped to the fallback's max output, not DeepSeek's
     (finished,) = [line for line in logs if line["event"] == "request_finished"]
@@ -93,12 +97,11 @@ async def test_fallback_gets_a_request_shaped_for_it(dialect: str, nursery) -> N
     assert finished["losses"] == [f"max_tokens_clamped: {ASKED} clamped to the model's max output {MAX_OUT}"]
 
 
-async def test_a_long_prompt_fits_the_fallbacks_window_or_is_not_sent(nursery) -> None:
+async def test_a_long_prompt_fits_the_fallbacks_window_or_is_not_sent(sim: SimulatorProcess) -> None:
     """A prompt that fits DeepSeek's window but not the fallback's is never sent to the fallback:
     the client gets the primary's failure (it retries), not a context error for the smaller
     window (which would make Claude Code compact a session that fits its real model)."""
-    simulator = Simulator(SimConfig(models=("local-16k",), context_window=WINDOW, max_output_tokens=MAX_OUT))
-    local_url = await nursery.start(serve_simulator, simulator)
+    local_url = local_16k(sim)
     words = " ".join(f"w{i}" for i in range(30_000))
 
     def ask_long(url: str) -> anthropic.APIStatusError:
@@ -113,7 +116,7 @@ async def test_a_long_prompt_fits_the_fallbacks_window_or_is_not_sent(nursery) -
         with structlog.testing.capture_logs() as logs:
             error = await trio.to_thread.run_sync(ask_long, url)
             await wait_finished(logs)
-    assert not simulator.requests
+    assert not sim.requests() and sim.chat_requests == 0
     assert error.status_code == 529 and error.body["error"]["type"] == "overloaded_error"
     skipped = [line for line in logs if line["event"] == "upstream_skipped"]
     assert skipped and skipped[0]["upstream"] == "local" and skipped[0]["reason"] == "context_length_exceeded"
