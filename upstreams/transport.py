@@ -23,8 +23,8 @@ from upstreams.body import READ_SIZE, ResponseBody, _Chunked, _Conn, _socket
 
 MAX_HEAD = 64 * 1024
 QUICK_READS = 16  # reads without a wait before a schedule point
-SMALL_WRITE = 16 * 1024  # the smallest default TCP send buffer (net.ipv4.tcp_wmem)
-COPY_LIMIT = 64 * 1024  # bodies below this go out joined to the head in one write
+COPY_LIMIT = 64 * 1024  # bodies below this go out joined to the head in one buffer
+TLS_PIECE = 256 * 1024  # a TLS send is encrypted and written this much at a time
 _NO_BODY = frozenset({204, 304})
 
 
@@ -51,11 +51,13 @@ class StreamTransport(httpx.AsyncBaseTransport):
         scheme, host, port = key
         try:
             with trio.fail_after(timeouts.get("connect") or float("inf")):
-                stream: trio.abc.Stream = await trio.open_tcp_stream(host, port)
+                tcp = await trio.open_tcp_stream(host, port)
+                stream: trio.abc.Stream = tcp
                 if scheme == "https":
                     if self._ssl is None:
                         self._ssl = httpx.create_ssl_context()
-                    tls = trio.SSLStream(stream, self._ssl, server_hostname=host, https_compatible=True)
+                    tls = trio.SSLStream(_TlsCarrier(tcp), self._ssl, server_hostname=host,
+                                         https_compatible=True)
                     await tls.do_handshake()
                     stream = tls
         except trio.TooSlowError:
@@ -167,26 +169,22 @@ class StreamTransport(httpx.AsyncBaseTransport):
         key = (scheme, url.host, url.port or (443 if scheme == "https" else 80))
         conn = await self._acquire(key, timeouts)
         try:
+            unsent: httpx.WriteError | None = None
             try:
-                if len(head) + len(body) <= SMALL_WRITE:  # fits any idle socket's buffer: no timer
-                    await conn.stream.send_all(head + body)
-                else:
-                    with trio.fail_after(timeouts.get("write") or float("inf")):
-                        if len(body) < COPY_LIMIT:  # one write; copying is cheaper than a second syscall
-                            await conn.stream.send_all(head + body)
-                        else:  # a large body is not copied: the head, then the body as it is
-                            await conn.stream.send_all(head)
-                            await conn.stream.send_all(body)
-            except trio.TooSlowError:
-                raise httpx.WriteTimeout("upstream write timed out") from None
-            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
-                raise httpx.WriteError(f"upstream write failed: {exc}") from None
-            status, reason, headers, version = await self._head(conn, timeouts.get("read"))
+                await self._send(conn, head, body, timeouts.get("write"))
+            except httpx.WriteError as exc:  # the upstream may have answered (413, 401) and closed
+                unsent = exc                 # before taking the whole body: that answer is the one
+            try:
+                status, reason, headers, version = await self._head(conn, timeouts.get("read"))
+            except httpx.TransportError:
+                if unsent is not None:
+                    raise unsent from None
+                raise
         except BaseException:
             await self.discard(conn)
             raise
         names = {name.lower(): value for name, value in headers}
-        reuse = version == b"HTTP/1.1" and b"close" not in names.get(b"connection", b"").lower()
+        reuse = unsent is None and version == b"HTTP/1.1" and b"close" not in names.get(b"connection", b"").lower()
         chunked = b"chunked" in names.get(b"transfer-encoding", b"").lower()
         length: int | None = None
         if method == "HEAD" or status in _NO_BODY:
@@ -204,6 +202,25 @@ class StreamTransport(httpx.AsyncBaseTransport):
                              extensions={"http_version": version, "reason_phrase": reason})
         response.method_url = (method, url)
         return response
+
+    async def _send(self, conn: _Conn, head: bytes, body: bytes, write_s: float | None) -> None:
+        """Send the request. ``write_s`` bounds each wait for room in the socket buffer, not the
+        whole send: a reader that stops taking bytes is noticed within ``write_s``, while a large
+        body to a slow but steady reader is never cut off for taking long in total (httpcore's
+        meaning of the write timeout too). A large body goes out as it is, never copied."""
+        bufs = [head + body] if len(body) < COPY_LIMIT else [head, memoryview(body)]
+        try:
+            if conn.fd >= 0:
+                await _send_fd(conn.fd, bufs, write_s)
+            else:  # TLS: encrypted piece by piece (bounded memory); the carrier applies write_s
+                conn.stream.transport_stream.write_s = write_s
+                for buf in bufs:
+                    for start in range(0, len(buf), TLS_PIECE):
+                        await conn.stream.send_all(buf[start:start + TLS_PIECE])
+        except trio.TooSlowError:
+            raise httpx.WriteTimeout(f"the upstream took no request bytes for {write_s:g}s") from None
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
+            raise httpx.WriteError(f"upstream write failed: {exc}") from None
 
     async def _head(self, conn: _Conn, read_s: float | None) -> tuple[int, bytes, list[tuple[bytes, bytes]], bytes]:
         """Status and headers of the (final, non-1xx) response; the rest stays in ``conn.buf``."""
@@ -312,6 +329,49 @@ class LeanClient:
 
 
 _DEFAULT_HEADERS = {"accept": "*/*", "accept-encoding": "identity", "user-agent": "deepseek-gateway"}
+
+
+async def _send_fd(fd: int, bufs: list[Any], write_s: float | None) -> None:
+    """Write ``bufs`` straight to the socket's file descriptor (one ``writev`` takes what the
+    buffer has room for); only a full buffer waits, each wait at most ``write_s``."""
+    while bufs:
+        try:
+            sent = os.writev(fd, bufs)
+        except BlockingIOError:
+            if write_s is None:
+                await trio.lowlevel.wait_writable(fd)
+            else:
+                with trio.fail_after(write_s):
+                    await trio.lowlevel.wait_writable(fd)
+            continue
+        while bufs and sent >= len(bufs[0]):  # empty buffers go too
+            sent -= len(bufs[0])
+            del bufs[0]
+        if sent:
+            bufs[0] = memoryview(bufs[0])[sent:]
+
+
+class _TlsCarrier(trio.abc.Stream):
+    """The TCP stream under an ``SSLStream``: its sends go through ``_send_fd``, so that TLS has the
+    same write timeout as plain TCP (each wait for room in the buffer, not the whole send); the
+    rest is the ``SocketStream``'s."""
+
+    def __init__(self, stream: trio.SocketStream) -> None:
+        self._stream = stream
+        self.socket = stream.socket
+        self.write_s: float | None = None  # set for each request; None (the handshake) waits unbounded
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        await _send_fd(self.socket.fileno(), [data], self.write_s)
+
+    async def wait_send_all_might_not_block(self) -> None:
+        await self._stream.wait_send_all_might_not_block()
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes:
+        return await self._stream.receive_some(max_bytes)
+
+    async def aclose(self) -> None:
+        await self._stream.aclose()
 
 
 async def _close(conn: _Conn) -> None:
