@@ -282,6 +282,8 @@ def _timeout_text(exc: httpx.TimeoutException, config: UpstreamConfig) -> str:
         return f"could not connect within {config.connect_timeout_s:g}s (connect timeout)"
     if isinstance(exc, httpx.PoolTimeout):
         return f"no free connection within {config.connect_timeout_s:g}s (pool timeout)"
+    if isinstance(exc, httpx.WriteTimeout):
+        return f"took none of the request for {config.idle_timeout_s:g}s (write timeout)"
     return f"no answer within {config.idle_timeout_s:g}s ({type(exc).__name__})"
 
 
