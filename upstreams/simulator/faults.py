@@ -1,8 +1,11 @@
 """Fault injection: HTTP error answers and the changes each fault makes to a response's pieces.
 
 A piece is ``(delay_s, bytes)``; streams are one SSE frame per piece, JSON answers one body
-piece (plus blank keep-alive lines). Faults act at the middle of the answer, before the finish
-chunk, so a drop or stall always lands after the 200 status and some content.
+piece (plus blank keep-alive lines). Stream faults act at the middle of the answer, before the
+finish chunk and after the first content chunk (the one after the role chunk), so a drop, stall
+or error chunk always lands after the 200 status and some content: past the point where the
+gateway can still retry, so the client's own retry is what a test sees. A scheduled fault
+(``on_request``) fires on that request only, so the client's retry gets a clean answer.
 ``overload`` is applied earlier, to the answer itself (``render.apply_budget``).
 """
 
@@ -38,7 +41,7 @@ def stream_fault(kind: str | None, pieces: Pieces, finish_at: int,
     Returns:
         The new pieces and ``drop_after`` (close abruptly after that many pieces, or None).
     """
-    middle = max(1, finish_at // 2)
+    middle = _middle(pieces, finish_at)
     if kind == "drop":
         return pieces, middle
     if kind == "stall":
@@ -56,6 +59,13 @@ def stream_fault(kind: str | None, pieces: Pieces, finish_at: int,
     if kind == "error_chunk":
         return pieces[:middle] + [(pieces[middle][0], _ERROR_CHUNK)], None
     return pieces, None
+
+
+def _middle(pieces: Pieces, finish_at: int) -> int:
+    """Where a stream fault acts: halfway to the finish chunk, but after the role chunk and at
+    least one content chunk (keep-alive comments before the answer do not count)."""
+    role = next((i for i, (_, d) in enumerate(pieces) if d.startswith(b"data:")), 0)
+    return min(finish_at, max(role + 2, finish_at // 2))
 
 
 def json_fault(kind: str | None, pieces: Pieces,
