@@ -45,7 +45,7 @@ REQUEST = make_request()
 
 
 def sdk_checkable(response: dict[str, Any]) -> dict[str, Any]:
-    """Codex's failure codes (context_length_exceeded, server_is_overloaded, ...) are not in the
+    """Codex's failure codes (context_length_exceeded, invalid_prompt, ...) are not in the
     SDK's ``ResponseError.code`` Literal; the SDK parses streams without validating, so the code
     is swapped only for the validation (and asserted separately by the tests)."""
     error = response.get("error")

@@ -296,6 +296,21 @@ class TestStream:
             ask(sdk_client(stream))
         assert "overloaded_error" in str(caught.value)
 
+    @pytest.mark.parametrize(("code", "kind"), [
+        ("overloaded", "overloaded_error"), ("bad_gateway", "overloaded_error"),
+        ("timeout", "overloaded_error"), ("api_error", "api_error")])
+    def test_mid_stream_failure_is_an_error_claude_code_retries(self, code, kind):
+        """An upstream drop or stall (overloaded, bad_gateway, timeout) after the first content is
+        ``overloaded_error``, which Claude Code 2.1.330 retries as a mid-stream 529 (streaming
+        again); an upstream error chunk keeps its ``api_error``, a server error it retries (again,
+        or without streaming before any output). Claude Code classifies what its SDK raises by
+        the body's type."""
+        stream = encode([*TEXT[:3], StreamError(error=ErrorInfo(code=code, message="lost"))])
+        assert frames(stream)[-1] == ("error", {"type": "error", "error": {"type": kind, "message": "lost"}})
+        with pytest.raises(anthropic.APIStatusError) as caught:
+            ask(sdk_client(stream))
+        assert caught.value.body == {"type": "error", "error": {"type": kind, "message": "lost"}}
+
     def test_error_method(self):
         """error() renders one error frame; the encoder is silent afterwards."""
         encoder = AnthropicStreamEncoder(REQUEST)

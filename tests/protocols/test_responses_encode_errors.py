@@ -22,9 +22,9 @@ from tests.protocols.responses_encode_helpers import (
 @pytest.mark.parametrize(("code", "expected"), [
     ("context_length_exceeded", "context_length_exceeded"),
     ("rate_limit", "rate_limit_exceeded"),
-    ("overloaded", "server_is_overloaded"),
-    ("timeout", "server_is_overloaded"),
-    ("bad_gateway", "server_is_overloaded"),
+    ("overloaded", "server_error"),
+    ("timeout", "server_error"),
+    ("bad_gateway", "server_error"),
     ("billing", "insufficient_quota"),
     ("invalid_request", "invalid_prompt"),
     ("unprocessable", "invalid_prompt"),
@@ -37,6 +37,28 @@ def test_stream_error_mapping(code: str, expected: str) -> None:
     assert events[-2]["code"] == expected and events[-2]["param"] is None
     final = terminal(events)
     assert final["status"] == "failed" and final["error"]["code"] == expected
+
+
+# Codex 0.169's fatal ``response.failed`` codes (codex-api ``process_responses_event`` and
+# codex-protocol ``CodexErr::is_retryable``); every other code is a stream error it retries.
+CODEX_FATAL = frozenset({"context_length_exceeded", "insufficient_quota", "usage_not_included",
+                         "invalid_prompt", "cyber_policy", "server_is_overloaded", "slow_down"})
+
+
+@pytest.mark.parametrize("code", ["overloaded", "timeout", "bad_gateway", "api_error", "rate_limit"])
+def test_transient_failure_after_content_is_a_code_codex_retries(code: str) -> None:
+    """An upstream drop, stall or error chunk after the first content (neutral overloaded,
+    timeout, bad_gateway, api_error, rate_limit) must not end a Codex session."""
+    events = run(start() + text_block(0, "half") + [StreamError(error=ErrorInfo(code=code, message="lost"))])
+    assert types(events)[-1] == "response.failed" and "response.completed" not in types(events)
+    assert terminal(events)["error"]["code"] not in CODEX_FATAL
+
+
+@pytest.mark.parametrize("code", ["context_length_exceeded", "billing", "invalid_request", "authentication"])
+def test_permanent_failure_is_a_code_codex_does_not_retry(code: str) -> None:
+    """What no retry fixes stays fatal, so Codex does not loop on it."""
+    events = run(start() + [StreamError(error=ErrorInfo(code=code, message="no"))])
+    assert terminal(events)["error"]["code"] in CODEX_FATAL
 
 
 def test_rate_limit_message_carries_retry_hint() -> None:

@@ -39,10 +39,11 @@ def config(dead_port: int, *, retry_after_cap_s: float = 1.0) -> str:
 
 
 # After the first byte: the in-stream error each client retries (Claude Code: overloaded_error;
-# Codex: response.failed server_is_overloaded); Chat clients get the neutral code's OpenAI form.
+# Codex: response.failed server_error, which 0.169 retries; server_is_overloaded would be fatal);
+# Chat clients get the neutral code's OpenAI form.
 IN_STREAM = {
     "anthropic": dict.fromkeys(("stall", "truncate", "badchunk", "drop"), "overloaded_error"),
-    "responses": dict.fromkeys(("stall", "truncate", "badchunk", "drop"), "server_is_overloaded"),
+    "responses": dict.fromkeys(("stall", "truncate", "badchunk", "drop"), "server_error"),
     "chat": {"stall": "server_is_overloaded", "drop": "server_is_overloaded",
              "truncate": "bad_gateway", "badchunk": "bad_gateway"},
 }

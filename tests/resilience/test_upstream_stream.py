@@ -117,7 +117,7 @@ async def test_failure_before_content_is_retried(script: str, dialect: str) -> N
     assert line["attempts"] == 2 and gateway.upstreams["up"].calls == 2
 
 
-LATE = {"anthropic": "overloaded_error", "responses": "server_is_overloaded", "chat": "server_is_overloaded"}
+LATE = {"anthropic": "overloaded_error", "responses": "server_error", "chat": "server_is_overloaded"}
 CONTEXT = {"anthropic": (400, "invalid_request_error"), "responses": (400, "context_length_exceeded"),
            "chat": (400, "context_length_exceeded")}
 
@@ -170,7 +170,7 @@ upstreams:
   sim: {%s}
 pipelines:
 """ % SIM + "".join(f"  {d}: {{client: {d}, upstream: sim, mount: /{d}, deadline_s: 0.6}}\n" for d in DIALECTS)
-DEADLINE_IN_STREAM = {"anthropic": "overloaded_error", "responses": "server_is_overloaded", "chat": "timeout"}
+DEADLINE_IN_STREAM = {"anthropic": "overloaded_error", "responses": "server_error", "chat": "timeout"}
 DEADLINE_HTTP = {"anthropic": (504, "timeout_error"), "responses": (504, "server_error"), "chat": (504, "timeout")}
 
 

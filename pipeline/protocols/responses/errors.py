@@ -25,16 +25,21 @@ from pipeline.protocols.responses.output_models import (
 _ENCODER = msgspec.json.Encoder()
 _JSON = (b"content-type", b"application/json")
 
-# neutral code -> response.failed error.code. Codex: context_length_exceeded, insufficient_quota
-# and invalid_prompt are fatal; server_is_overloaded, rate_limit_exceeded (after the "try again
-# in Ns" in the message) and anything else are retried. An upstream authentication/permission
-# failure is the gateway's configuration, which no retry fixes: the fatal invalid_prompt.
+# neutral code -> response.failed error.code. Codex 0.169 (codex-api sse/responses.rs
+# ``process_responses_event``, codex-protocol error.rs ``is_retryable``): context_length_exceeded,
+# insufficient_quota, usage_not_included, invalid_prompt, cyber_policy and server_is_overloaded /
+# slow_down ("Selected model is at capacity", exit 1) are fatal; any other code is
+# ``ApiError::Retryable``, a stream error retried up to ``stream_max_retries`` (default 5), with
+# the delay of "try again in Ns" for rate_limit_exceeded. A transient upstream failure after the
+# first content (drop, stall, error chunk) is therefore OpenAI's own ``server_error``. An upstream
+# authentication/permission failure is the gateway's configuration, which no retry fixes: the
+# fatal invalid_prompt.
 FAILED_CODES: dict[str, str] = {
     "context_length_exceeded": "context_length_exceeded",
     "rate_limit": "rate_limit_exceeded",
-    "overloaded": "server_is_overloaded",
-    "timeout": "server_is_overloaded",
-    "bad_gateway": "server_is_overloaded",
+    "overloaded": "server_error",
+    "timeout": "server_error",
+    "bad_gateway": "server_error",
     "billing": "insufficient_quota",
     "invalid_request": "invalid_prompt",
     "unprocessable": "invalid_prompt",
