@@ -1,10 +1,12 @@
 """The simulator as its own process, as the end-to-end tests use it: ``python -m upstreams.simulator``
-reports its port, takes a whole ``SimConfig`` (``--options``, over the flags), and with
-``--control`` answers the ``/_sim/`` endpoints (reset, received bodies, count, connection records).
+reports its port, takes a whole ``SimConfig`` (``--options``, over the flags), with
+``--control`` answers the ``/_sim/`` endpoints (reset, received bodies, count, connection records),
+and injects every fault exactly as the in-process transport does.
 """
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import time
@@ -14,7 +16,8 @@ import pytest
 
 from tests.conftest import ROOT
 from tests.e2e.serving import SIM_KEY
-from upstreams.simulator import SimConfig
+from upstreams.simulator import SimConfig, Simulator, SimulatorTransport
+from upstreams.simulator.config import FAULT_KINDS
 from upstreams.simulator.__main__ import parse_args
 from upstreams.simulator.testing import SimulatorProcess
 
@@ -93,3 +96,34 @@ class TestControl:
         response = httpx.post(sim.url + "/_sim/reset", content=b'{"context_window": "big"}')
         assert response.status_code == 400 and "bad SimConfig" in response.json()["error"]["message"]
         assert httpx.get(sim.url + "/_sim/nothing").status_code == 404
+
+
+async def read(client: httpx.AsyncClient, prompt: str, *, stream: bool) -> tuple[int, bytes, bool]:
+    """(status, body bytes with the ``created`` times blanked, cut mid-body) of one chat request."""
+    body = b""
+    cut = False
+    request = {"model": "deepseek-v4-pro", "stream": stream, "messages": [{"role": "user", "content": prompt}]}
+    async with client.stream("POST", "/v1/chat/completions", json=request,
+                             headers={"authorization": f"Bearer {SIM_KEY}"}) as response:
+        try:
+            async for piece in response.aiter_raw():
+                body += piece
+        except httpx.RemoteProtocolError:
+            cut = True
+    return response.status_code, re.sub(rb'"created":\d+', b'"created":0', body), cut
+
+
+@pytest.mark.parametrize("stream", [True, False], ids=["stream", "json"])
+@pytest.mark.parametrize("kind", sorted(FAULT_KINDS))
+async def test_every_fault_is_the_same_from_the_server(kind: str, stream: bool, sim: SimulatorProcess) -> None:
+    """Each fault, from the simulator server, is byte for byte what the in-process transport
+    gives (same config, same seed), a drop included (the connection is cut after the same bytes)."""
+    config = SimConfig(api_key=SIM_KEY, stall_s=0.05, slow_chunk_s=0.001, keepalive_interval_s=0.001, seed=7)
+    sim.reset(config)
+    prompt = f"SIM:text {' '.join(f'w{i}' for i in range(12))}\nSIM:fault {kind}"
+    async with httpx.AsyncClient(base_url=sim.url, timeout=10) as over_http, httpx.AsyncClient(
+            base_url="http://sim.invalid", transport=SimulatorTransport(Simulator(config)), timeout=10) as in_process:
+        served = await read(over_http, prompt, stream=stream)
+        expected = await read(in_process, prompt, stream=stream)
+    assert served == expected
+    assert served[2] == (kind == "drop")
