@@ -1,6 +1,7 @@
 """An upstream whose key env variable is not set: the client is told at once, in its own dialect,
 which variable to set (never a value), and the upstream is not called. With a fallback list the
-next upstream serves instead.
+next upstream serves instead. The upstreams are the simulator server (its own process), through
+the production transport.
 """
 
 from __future__ import annotations
@@ -11,10 +12,9 @@ import pytest
 import structlog
 import trio
 
-from tests.e2e.serving import open_gateway
+from tests.e2e.serving import SIM_KEY_ENV, open_gateway
 from tests.resilience.dialects import wait_finished
-from upstreams.simulator import SimConfig, Simulator
-from upstreams.simulator.server import serve_simulator
+from upstreams.simulator.testing import SimulatorProcess
 
 VAR = "GW_TEST_UNSET_UPSTREAM_KEY"
 
@@ -23,7 +23,7 @@ def config(url: str) -> str:
     return f"""
 upstreams:
   deepseek: {{type: openai_chat, base_url: "{url}", profile: deepseek, api_key_env: {VAR}}}
-  spare: {{type: openai_chat, base_url: "{url}", profile: deepseek}}
+  spare: {{type: openai_chat, base_url: "{url}", profile: deepseek, api_key_env: {SIM_KEY_ENV}}}
 pipelines:
   claude: {{client: anthropic, upstream: deepseek, mount: /claude}}
   codex: {{client: responses, upstream: deepseek, mount: /codex}}
@@ -57,11 +57,9 @@ EXPECTED = {"claude": "authentication_error", "codex": "invalid_api_key", "chat"
 
 @pytest.mark.parametrize("dialect", ["claude", "codex", "chat"])
 async def test_missing_key_is_an_authentication_error_naming_the_variable(
-        dialect: str, nursery, monkeypatch: pytest.MonkeyPatch) -> None:
+        dialect: str, sim: SimulatorProcess, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(VAR, raising=False)
-    simulator = Simulator(SimConfig())
-    sim_url = await nursery.start(serve_simulator, simulator)
-    async with open_gateway(config(sim_url)) as (url, _):
+    async with open_gateway(config(sim.url)) as (url, _):
         with structlog.testing.capture_logs() as logs:
             start = trio.current_time()
             status, code, message = await trio.to_thread.run_sync(ask, dialect, url)
@@ -69,16 +67,15 @@ async def test_missing_key_is_an_authentication_error_naming_the_variable(
             await wait_finished(logs)
     assert (status, code) == (401, EXPECTED[dialect])
     assert f"environment variable {VAR} is not set" in message and "'deepseek'" in message
-    assert simulator.chat_requests == 0  # never sent keyless, never retried
+    assert sim.chat_requests == 0  # never sent keyless, never retried
     assert elapsed < 2  # at once: no retries, no backoff
     (finished,) = [line for line in logs if line["event"] == "request_finished"]
     assert finished["attempts"] == 0 and finished["error_code"] == "authentication"
 
 
-async def test_fallback_serves_when_the_first_upstream_has_no_key(nursery, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_fallback_serves_when_the_first_upstream_has_no_key(sim: SimulatorProcess,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(VAR, raising=False)
-    simulator = Simulator(SimConfig())
-    sim_url = await nursery.start(serve_simulator, simulator)
 
     def ask_fallback(url: str) -> str:
         client = openai.OpenAI(base_url=url + "/fallback/v1", api_key="k", max_retries=0)
@@ -86,12 +83,12 @@ async def test_fallback_serves_when_the_first_upstream_has_no_key(nursery, monke
                                                     messages=[{"role": "user", "content": "SIM:text from spare"}])
         return completion.choices[0].message.content or ""
 
-    async with open_gateway(config(sim_url)) as (url, _):
+    async with open_gateway(config(sim.url)) as (url, _):
         with structlog.testing.capture_logs() as logs:
             text = await trio.to_thread.run_sync(ask_fallback, url)
             await wait_finished(logs)
     assert text == "from spare"
-    assert simulator.chat_requests == 1
+    assert sim.chat_requests == 1
     skipped = [line for line in logs if line["event"] == "upstream_skipped"]
     assert [(s["upstream"], s["reason"]) for s in skipped] == [("deepseek", "api_key_missing")]
     (finished,) = [line for line in logs if line["event"] == "request_finished"]
