@@ -5,8 +5,9 @@ the request and answers Chat Completions SSE.
 Client requests up to ``server.max_body_bytes`` in the chat, anthropic and responses dialects: the
 upstream gets the whole encoded request (the message's text intact) and the client the answer,
 which carries the length and sha256 of what the upstream got. A slow upstream still gets it all;
-one that never reads ends, within its timeout, in the client's own error; several MB of answer
-reach the client intact, and the next request reuses the upstream connection.
+one that never reads ends, within its timeout, in the client's own error; one that refuses the
+body early (413) is heard; several MB of answer reach the client intact, and the next request
+reuses the upstream connection.
 """
 
 from __future__ import annotations
@@ -183,3 +184,21 @@ class TestLargeRequestsEndToEnd:
                     second = await trio.to_thread.run_sync(DIALECTS[dialect], base, "short")
                     assert second == receipt(server.received[-1]) and user_text(server.received[-1].body) == "short"
         assert server.connections == 1 and len(server.received) == 4
+
+    async def test_upstream_that_refuses_the_body_early_is_heard(self) -> None:
+        """An upstream that answers 413 after the head and closes without reading the 8 MB body:
+        the client gets that 413 and its message in its own dialect, not a retried write error."""
+
+        def too_large(received: Received) -> bytes:
+            text = b'{"error":{"message":"request of 9000000 bytes is too large","type":"invalid_request_error"}}'
+            return b"HTTP/1.1 413 Payload Too Large\r\nconnection: close\r\ncontent-length: %d\r\n\r\n" % len(text) + text
+
+        text = message_text(8 * M, 4)
+        with HttpUpstream(read_body=False, answer_unread=True, answer=too_large) as server:
+            async with gateway(server) as (base, _):
+                for dialect, error_type in [("chat", openai.APIStatusError), ("anthropic", anthropic.APIStatusError)]:
+                    with pytest.raises(error_type) as caught:
+                        await trio.to_thread.run_sync(DIALECTS[dialect], base, text)
+                    assert caught.value.status_code == 413, caught.value
+                    assert "request of 9000000 bytes is too large" in str(caught.value)
+        assert len(server.received) == 2
