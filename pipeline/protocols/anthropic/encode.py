@@ -119,9 +119,9 @@ def _estimate(request: ChatRequest) -> int:
 
 # In-stream, Claude Code 2.1.330 retries ``overloaded_error`` the most readily (a mid-stream 529:
 # streaming again, up to 3 times, before any visible output) and ``api_error`` as a server error
-# (again after thinking only, else without streaming); once a text or tool block was shown it keeps
-# the partial answer instead, whatever the type. A broken, truncated or stalled upstream stream is
-# therefore ``overloaded_error`` (PROTOCOLS §5.9: upstream timeout → overloaded).
+# (again after thinking only, else without streaming); once text was shown it keeps the partial
+# answer, whatever the type, and asks for the rest. A broken, truncated or stalled upstream stream
+# is therefore ``overloaded_error`` (PROTOCOLS §5.9: upstream timeout → overloaded).
 _STREAM_OVERLOADED = frozenset({"bad_gateway", "timeout"})
 
 
