@@ -12,6 +12,7 @@ import sys
 import time
 
 import httpx
+import msgspec
 import pytest
 
 from tests.conftest import ROOT
@@ -43,6 +44,22 @@ class TestCli:
             assert config.thinking_default is False
         _, plain = parse_args([])
         assert plain == SimConfig()
+
+    def test_every_field_has_a_flag(self) -> None:
+        """Each SimConfig field can be set by a flag of its own, not only through --options."""
+        flags = {"api_key": ["--api-key", "k"], "models": ["--model", "m1", "--model", "m2"],
+                 "faults": ["--fault-on", "3:stall"], "thinking_default": ["--thinking-off"],
+                 "reasoning_field": ["--reasoning-field", "reasoning"], "replay_check": ["--replay-check", "off"],
+                 "verify_replay": ["--verify-replay"], "reject_mid_system": ["--reject-mid-system"],
+                 "usage_on_finish_chunk": ["--usage-on-finish-chunk"], "interleave_parallel": ["--no-interleave"],
+                 "context_window": ["--context-window", "1000"], "max_output_tokens": ["--max-output-tokens", "999"],
+                 "chunk_delay_s": ["--chunk-delay", "0.5"], "keepalive_comments": ["--keepalive", "4"],
+                 "keepalive_interval_s": ["--keepalive-interval", "0.5"], "stall_s": ["--stall", "0.5"],
+                 "slow_chunk_s": ["--slow-chunk", "0.5"], "history": ["--history", "5"], "seed": ["--seed", "5"]}
+        assert set(flags) == {f.name for f in msgspec.structs.fields(SimConfig)}
+        for field, argv in flags.items():
+            _, config = parse_args(argv)
+            assert getattr(config, field) != getattr(SimConfig(), field), field
 
     @pytest.mark.parametrize("argv", [["--options", "[1]"], ["--options", "{nope"],
                                       ["--options", '{"no_such_field": 1}'], ["--options", "@/nonexistent/sim.json"],
@@ -127,3 +144,14 @@ async def test_every_fault_is_the_same_from_the_server(kind: str, stream: bool, 
         expected = await read(in_process, prompt, stream=stream)
     assert served == expected
     assert served[2] == (kind == "drop")
+
+
+def test_a_dead_process_is_reported() -> None:
+    """A control call after the process died says so, with its exit status."""
+    sim = SimulatorProcess()
+    sim.start()
+    sim._proc.kill()
+    sim._proc.wait()
+    with pytest.raises(RuntimeError, match=r"the simulator process exited \(-9\)"):
+        sim.reset()
+    sim.stop()

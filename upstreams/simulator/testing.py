@@ -191,7 +191,13 @@ class SimulatorProcess:
         assert self._http is not None, "not started"
         key = self._current.api_key
         headers = {"authorization": f"Bearer {key}"} if key else {}
-        response = self._http.request(method, path, content=content, headers=headers)
+        try:
+            response = self._http.request(method, path, content=content, headers=headers)
+        except httpx.TransportError:
+            if self._proc is not None and self._proc.poll() is not None:
+                raise RuntimeError(f"the simulator process exited ({self._proc.returncode}): "
+                                   f"{self.stop()[-2000:]}") from None
+            raise
         if response.status_code != 200:
             raise RuntimeError(f"{method} {path}: {response.status_code} {response.text}")
         return response.json()
