@@ -1,23 +1,22 @@
 """Raw-HTTP drivers for the three client dialects: ``call`` posts one request with httpx and folds
 the answer into a ``Reply`` (status, the dialect's error object, answer text, proper end or not).
-Also ``ScriptedHttpUpstream`` (HTTP answers a test scripts), a free port with nothing listening,
-and helpers to wait for the ``request_finished`` log line."""
+Also ``ScriptedServer`` (HTTP answers a test scripts, on a real socket), a free port with nothing
+listening, and helpers to wait for the ``request_finished`` log line."""
 
 from __future__ import annotations
 
 import re
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any
 
 import httpx
 import msgspec
 import trio
 
 from pipeline.sse import SseDecoder
-from upstreams.base import UpstreamConfig
-from upstreams.openai_chat import OpenAIChatUpstream
+from upstreams.simulator import SimConfig, SimResponse, SimulatorApp, serve_simulator
 
 DIALECTS = ("anthropic", "responses", "chat")
 PATHS = {"anthropic": "/v1/messages", "responses": "/v1/responses", "chat": "/v1/chat/completions"}
@@ -141,49 +140,62 @@ UPSTREAM_MESSAGES = {
 _KINDS = {401: "authentication_error", 402: "unknown_error", 422: "invalid_request_error"}
 
 
-class ScriptedHttpUpstream(OpenAIChatUpstream):
-    """An ``openai_chat`` upstream over an ``httpx.MockTransport``, scripted by the prompt:
-    ``STATUS:<n>`` answers DeepSeek-shaped error bodies (401 by default), ``STREAMERR`` a 200 stream
-    of one text chunk and then an error chunk. With ``options: {echo_key: true}`` the messages carry
-    the full key, as some servers' 401 texts do."""
+class ScriptedServer:
+    """An upstream on a real socket (``serve_simulator`` over this instead of a ``Simulator``, so the
+    gateway's production transport carries it): chat request ``n`` (1-based) gets
+    ``answer(n, key, body)``. ``seen_keys`` are the Bearer keys it was sent."""
 
-    type_name: ClassVar[str] = "scripted_http"
+    config = SimConfig()
 
-    def __init__(self, config: UpstreamConfig, *, upstream_id: str) -> None:
-        if not config.base_url:
-            config = msgspec.structs.replace(config, base_url="http://scripted.invalid")
-        self.echo_key = bool(config.options.get("echo_key"))
+    def __init__(self, answer: Callable[[int, str, bytes], SimResponse]) -> None:
+        self.answer = answer
+        self.chat_requests = 0
         self.seen_keys: list[str] = []
-        super().__init__(config, upstream_id=upstream_id, transport=httpx.MockTransport(self._answer))
 
-    def _answer(self, request: httpx.Request) -> httpx.Response:
-        key = request.headers.get("authorization", "")[7:]
+    def respond(self, method: str, path: str, headers: dict[str, str], body: bytes) -> SimResponse:
+        self.chat_requests += 1
+        key = headers.get("authorization", "")[7:]
         self.seen_keys.append(key)
-        prompt = request.content.decode()
+        return self.answer(self.chat_requests, key, body)
+
+    async def serve(self, nursery: trio.Nursery) -> str:
+        """Start serving on 127.0.0.1; returns the base URL."""
+        return await nursery.start(serve_simulator, SimulatorApp(self))
+
+
+def sse_answer(*pieces: bytes | tuple[float, bytes]) -> SimResponse:
+    """A 200 event stream of ``pieces`` (``(delay_s, bytes)`` or bytes at once)."""
+    timed = [p if isinstance(p, tuple) else (0.0, p) for p in pieces]
+    return SimResponse(status=200, headers=[(b"content-type", b"text/event-stream")], chunks=timed)
+
+
+def json_answer(status: int, body: object) -> SimResponse:
+    data = msgspec.json.encode(body)
+    return SimResponse(status=status, chunks=[(0.0, data)], headers=[
+        (b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())])
+
+
+def key_errors(*, echo_key: bool = False) -> ScriptedServer:
+    """Scripted by the prompt: ``STATUS:<n>`` answers DeepSeek-shaped error bodies (401 by
+    default), ``STREAMERR`` a 200 stream of one text chunk and then (50 ms later, a read of its
+    own) an error chunk. With ``echo_key`` the messages carry the full key, as some servers'
+    401 texts do."""
+
+    def answer(n: int, key: str, body: bytes) -> SimResponse:
+        prompt = body.decode()
         if "STREAMERR" in prompt:
             chunk = {"id": "c1", "object": "chat.completion.chunk", "model": "m",
                      "choices": [{"index": 0, "delta": {"role": "assistant", "content": "partial"}}]}
             error = {"error": {"message": ECHOED.format(key=key), "type": "server_error", "code": "server_error"}}
-            pieces = [b"data: " + msgspec.json.encode(x) + b"\n\n" for x in (chunk, error)]
-            return httpx.Response(200, stream=_Pieces(pieces), headers={"content-type": "text/event-stream"})
+            return sse_answer(*[(delay, b"data: " + msgspec.json.encode(x) + b"\n\n")
+                                for delay, x in ((0.0, chunk), (0.05, error))])
         match = _STATUS.search(prompt)
         status = int(match.group(1)) if match else 401
-        message = ECHOED.format(key=key) if self.echo_key else UPSTREAM_MESSAGES[status].format(tail=key[-4:])
-        body = {"error": {"message": message, "type": _KINDS.get(status, "api_error"), "param": None,
-                          "code": "invalid_request_error"}}
-        return httpx.Response(status, json=body)
+        message = ECHOED.format(key=key) if echo_key else UPSTREAM_MESSAGES[status].format(tail=key[-4:])
+        return json_answer(status, {"error": {"message": message, "type": _KINDS.get(status, "api_error"),
+                                              "param": None, "code": "invalid_request_error"}})
 
-
-class _Pieces(httpx.AsyncByteStream):
-    """A body that arrives in separate reads (so the first one can commit the client's status)."""
-
-    def __init__(self, pieces: list[bytes]) -> None:
-        self._pieces = pieces
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        for piece in self._pieces:
-            await trio.sleep(0)
-            yield piece
+    return ScriptedServer(answer)
 
 
 def finished_lines(logs: list[dict]) -> list[dict]:

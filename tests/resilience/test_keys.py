@@ -13,7 +13,7 @@ import structlog
 import trio
 
 from tests.e2e.serving import SIM, open_gateway
-from tests.resilience.dialects import DIALECTS, auth_headers, call, wait_finished
+from tests.resilience.dialects import DIALECTS, auth_headers, call, key_errors, wait_finished
 
 GW_KEY = "gw-key-7f3a9c1e5b2d"
 GW_KEY_2 = "gw-key-second-0a1b2c3d"
@@ -34,11 +34,11 @@ PASSTHROUGH = f"""
 upstreams:
   sim: {{{SIM}, key_passthrough: true}}
   echo:
-    type: tests.resilience.dialects:ScriptedHttpUpstream
+    type: openai_chat
+    base_url: ${{ECHO_URL}}
     key_passthrough: true
     api_key_env: ECHO_FALLBACK_KEY
     models: {{default: deepseek-v4-pro}}
-    options: {{echo_key: true}}
 pipelines:
 """ + "".join(f"  {d}: {{client: {d}, upstream: sim, mount: /{d}}}\n"
               f"  {d}_echo: {{client: {d}, upstream: echo, mount: /{d}/echo}}\n" for d in DIALECTS)
@@ -115,7 +115,7 @@ async def test_passthrough_forwards_the_clients_key(dialect: str, gateway_env: N
     """The client's key reaches the upstream; a wrong one becomes the dialect's authentication
     error with the upstream's message, the key itself nowhere."""
     sim.reset(api_key=UPSTREAM_KEY)
-    async with open_gateway(PASSTHROUGH, sim=sim) as (url, _):
+    async with open_gateway(PASSTHROUGH, sim=sim, env={"ECHO_URL": "http://127.0.0.1:9"}) as (url, _):  # echo unused
         with structlog.testing.capture_logs() as logs:
             async with httpx.AsyncClient(timeout=10) as http:
                 good = await call(http, f"{url}/{dialect}", dialect, "SIM:text passed", key=UPSTREAM_KEY)
@@ -135,11 +135,12 @@ async def test_passthrough_forwards_the_clients_key(dialect: str, gateway_env: N
 
 
 @pytest.mark.parametrize("dialect", DIALECTS)
-async def test_echoed_key_is_redacted(dialect: str, gateway_env: None, sim) -> None:
+async def test_echoed_key_is_redacted(dialect: str, gateway_env: None, sim, nursery) -> None:
     """An upstream that quotes the whole key (HTTP error and in-stream error chunk): the client
     and the logs see ``[redacted]``; without a client key the env key is used."""
-    async with open_gateway(PASSTHROUGH, sim=sim) as (url, gateway):
-        echo = gateway.upstreams["echo"]
+    echo = key_errors(echo_key=True)
+    env = {"ECHO_URL": await echo.serve(nursery)}
+    async with open_gateway(PASSTHROUGH, sim=sim, env=env) as (url, _):
         base = f"{url}/{dialect}/echo"
         with structlog.testing.capture_logs() as logs:
             async with httpx.AsyncClient(timeout=10) as http:

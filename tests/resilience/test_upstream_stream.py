@@ -2,12 +2,12 @@
 any content (an ``insufficient_system_resource`` finish, an empty body, a stall, a connect timeout)
 is retried; after content it is the dialect's in-stream error. Keep-alives count as alive up to
 ``queue_timeout_s``; the idle limit holds on any transport; the overall deadline ends either way.
-Scripted answers come from an ``httpx.MockTransport``; keep-alives and slow streams from the
-simulator server through the production transport."""
+Scripted answers come from a ``ScriptedServer`` on 127.0.0.1 (a connect timeout from an
+``httpx.MockTransport``), keep-alives and slow streams from the simulator server, both read
+through the production transport."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
 from typing import ClassVar
 
 import httpx
@@ -17,9 +17,10 @@ import structlog
 import trio
 
 from tests.e2e.serving import SIM, open_gateway
-from tests.resilience.dialects import DIALECTS, call, finished_lines, wait_finished
+from tests.resilience.dialects import DIALECTS, ScriptedServer, call, finished_lines, sse_answer, wait_finished
 from upstreams.base import UpstreamConfig
 from upstreams.openai_chat import OpenAIChatUpstream
+from upstreams.simulator import SimResponse
 from upstreams.simulator.testing import SimulatorProcess
 
 
@@ -33,73 +34,70 @@ ROLE = chunk({"role": "assistant", "content": ""})
 ANSWER = [ROLE, chunk({"content": "fine"}), chunk(finish="stop"), b"data: [DONE]\n\n"]
 
 
-class _Slow(httpx.AsyncByteStream):
-    def __init__(self, pieces: list[tuple[float, bytes]]) -> None:
-        self._pieces = pieces
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        for delay, piece in self._pieces:
-            await trio.sleep(delay)
-            yield piece
-
-
-def sse(*pieces: bytes | tuple[float, bytes]) -> Callable[[httpx.Request], httpx.Response]:
-    timed = [p if isinstance(p, tuple) else (0.0, p) for p in pieces]
-    return lambda request: httpx.Response(200, stream=_Slow(timed), headers={"content-type": "text/event-stream"})
-
-
-def refuse(exc: type[httpx.TransportError]) -> Callable[[httpx.Request], httpx.Response]:
-    def answer(request: httpx.Request) -> httpx.Response:
-        raise exc("scripted", request=request)
-    return answer
-
-
-SCRIPTS: dict[str, list[Callable[[httpx.Request], httpx.Response]]] = {
+SCRIPTS: dict[str, list[SimResponse]] = {
     # DeepSeek ends the stream before any content: retried, the client never sees it.
-    "early_isr": [sse(ROLE, chunk(finish="insufficient_system_resource")), sse(*ANSWER)],
-    "empty_body": [sse(), sse(*ANSWER)],
-    "stall_before_data": [sse((30.0, ROLE)), sse(*ANSWER)],
-    "connect_timeout": [refuse(httpx.ConnectTimeout), sse(*ANSWER)],
-    "error_chunk_first": [sse(b'data: {"error": {"message": "busy", "type": "server_error"}}\n\n'), sse(*ANSWER)],
+    "early_isr": [sse_answer(ROLE, chunk(finish="insufficient_system_resource")), sse_answer(*ANSWER)],
+    "empty_body": [sse_answer(), sse_answer(*ANSWER)],
+    "stall_before_data": [sse_answer((30.0, ROLE)), sse_answer(*ANSWER)],
+    "error_chunk_first": [sse_answer(b'data: {"error": {"message": "busy", "type": "server_error"}}\n\n'),
+                          sse_answer(*ANSWER)],
     # After content: the in-stream error, no retry.
-    "late_isr": [sse(ROLE, (0.01, chunk({"content": "half"})), (0.01, chunk(finish="insufficient_system_resource")))],
+    "late_isr": [sse_answer(ROLE, (0.01, chunk({"content": "half"})),
+                            (0.01, chunk(finish="insufficient_system_resource")))],
     # Non-retryable before content: the HTTP error of the dialect.
-    "context_first": [sse(b'data: {"error": {"message": "maximum context length exceeded", '
-                          b'"type": "invalid_request_error", "code": "context_length_exceeded"}}\n\n')],
+    "context_first": [sse_answer(b'data: {"error": {"message": "maximum context length exceeded", '
+                                 b'"type": "invalid_request_error", "code": "context_length_exceeded"}}\n\n')],
 }
 
 
-class Sequenced(OpenAIChatUpstream):
-    """Answers the n-th call with ``SCRIPTS[options.script][n]``."""
+class ConnectTimesOut(OpenAIChatUpstream):
+    """The one script a socket on 127.0.0.1 cannot play: the first connection attempt times out
+    (raised in memory, ``httpx.MockTransport``), the retry gets the answer."""
 
-    type_name: ClassVar[str] = "sequenced"
+    type_name: ClassVar[str] = "connect_times_out"
 
     def __init__(self, config: UpstreamConfig, *, upstream_id: str) -> None:
-        config = msgspec.structs.replace(config, base_url="http://sequenced.invalid")
-        self.script = list(SCRIPTS[config.options["script"]])
-        self.calls = 0
+        config = msgspec.structs.replace(config, base_url="http://connect-times-out.invalid")
+        self.chat_requests = 0
         super().__init__(config, upstream_id=upstream_id, transport=httpx.MockTransport(self._answer))
 
-    async def _answer(self, request: httpx.Request) -> httpx.Response:
-        self.calls += 1
-        return self.script.pop(0)(request)
+    def _answer(self, request: httpx.Request) -> httpx.Response:
+        self.chat_requests += 1
+        if self.chat_requests == 1:
+            raise httpx.ConnectTimeout("scripted", request=request)
+        return httpx.Response(200, stream=httpx.ByteStream(b"".join(ANSWER)), headers={"content-type": "text/event-stream"})
 
 
-def sequenced(script: str) -> str:
+def sequenced(kind: str) -> str:
+    """Pipelines on the upstream ``up``: ``${UP_URL}`` (a ``ScriptedServer``), or ``ConnectTimesOut``."""
+    up = ("type: tests.resilience.test_upstream_stream:ConnectTimesOut" if kind == "connect_timeout"
+          else "type: openai_chat\n    base_url: ${UP_URL}")
     return f"""
 upstreams:
   up:
-    type: tests.resilience.test_upstream_stream:Sequenced
+    {up}
     idle_timeout_s: 0.3
     connect_timeout_s: 0.3
     models: {{default: deepseek-v4-pro}}
-    options: {{script: {script}}}
 pipelines:
 """ + "".join(f"  {d}: {{client: {d}, upstream: up, mount: /{d}, retry: {{backoff_base_s: 0.01}}}}\n" for d in DIALECTS)
 
 
-async def through(config: str, dialect: str, prompt: str = "hi", sim: SimulatorProcess | None = None):
-    async with open_gateway(config, sim=sim) as (url, gateway):
+async def play(script: str, dialect: str, nursery: trio.Nursery, *, config: str | None = None):
+    """The script's answers, in turn, to the gateway's calls; returns (reply, finished line, calls)."""
+    if script == "connect_timeout":
+        reply, line, gateway = await through(config or sequenced(script), dialect)
+        return reply, line, gateway.upstreams["up"].chat_requests
+    answers = SCRIPTS[script]
+    server = ScriptedServer(lambda n, key, body: answers[n - 1])
+    env = {"UP_URL": await server.serve(nursery)}
+    reply, line, _ = await through(config or sequenced(script), dialect, env=env)
+    return reply, line, server.chat_requests
+
+
+async def through(config: str, dialect: str, prompt: str = "hi", sim: SimulatorProcess | None = None,
+                  env: dict[str, str] | None = None):
+    async with open_gateway(config, sim=sim, env=env) as (url, gateway):
         with structlog.testing.capture_logs() as logs:
             async with httpx.AsyncClient(timeout=10) as http:
                 with trio.fail_after(8):
@@ -111,10 +109,10 @@ async def through(config: str, dialect: str, prompt: str = "hi", sim: SimulatorP
 @pytest.mark.parametrize("dialect", DIALECTS)
 @pytest.mark.parametrize("script", ["early_isr", "empty_body", "stall_before_data", "connect_timeout",
                                     "error_chunk_first"])
-async def test_failure_before_content_is_retried(script: str, dialect: str) -> None:
-    reply, line, gateway = await through(sequenced(script), dialect)
+async def test_failure_before_content_is_retried(script: str, dialect: str, nursery) -> None:
+    reply, line, calls = await play(script, dialect, nursery)
     assert reply.status == 200 and reply.complete and reply.text == "fine", reply.raw[-400:]
-    assert line["attempts"] == 2 and gateway.upstreams["up"].calls == 2
+    assert line["attempts"] == 2 and calls == 2
 
 
 LATE = {"anthropic": "overloaded_error", "responses": "server_error", "chat": "server_is_overloaded"}
@@ -123,18 +121,18 @@ CONTEXT = {"anthropic": (400, "invalid_request_error"), "responses": (400, "cont
 
 
 @pytest.mark.parametrize("dialect", DIALECTS)
-async def test_failure_after_content_is_the_in_stream_error(dialect: str) -> None:
-    reply, line, gateway = await through(sequenced("late_isr"), dialect)
+async def test_failure_after_content_is_the_in_stream_error(dialect: str, nursery) -> None:
+    reply, line, calls = await play("late_isr", dialect, nursery)
     assert reply.status == 200 and reply.in_stream and reply.text == "half"
     assert reply.error_kind == LATE[dialect] and "insufficient_system_resource" in reply.error["message"]
-    assert line["attempts"] == 1 and gateway.upstreams["up"].calls == 1
+    assert line["attempts"] == 1 and calls == 1
 
 
 @pytest.mark.parametrize("dialect", DIALECTS)
-async def test_non_retryable_error_before_content_is_an_http_error(dialect: str) -> None:
+async def test_non_retryable_error_before_content_is_an_http_error(dialect: str, nursery) -> None:
     """An upstream error chunk before any content is not sent in-stream: the HTTP error instead."""
-    reply, line, _ = await through(sequenced("context_first"), dialect)
-    assert (reply.status, reply.error_kind) == CONTEXT[dialect] and line["attempts"] == 1
+    reply, line, calls = await play("context_first", dialect, nursery)
+    assert (reply.status, reply.error_kind) == CONTEXT[dialect] and line["attempts"] == 1 and calls == 1
 
 
 def keepalive_config(sim: SimulatorProcess, count: int, queue_s: float) -> str:
@@ -185,7 +183,7 @@ async def test_deadline_mid_stream_is_the_in_stream_error(dialect: str, sim: Sim
 
 
 @pytest.mark.parametrize("dialect", DIALECTS)
-async def test_deadline_before_the_first_byte_is_an_http_error(dialect: str) -> None:
+async def test_deadline_before_the_first_byte_is_an_http_error(dialect: str, nursery) -> None:
     config = sequenced("stall_before_data").replace("retry: {backoff_base_s: 0.01}", "deadline_s: 0.2")
-    reply, line, _ = await through(config, dialect)
+    reply, line, _ = await play("stall_before_data", dialect, nursery, config=config)
     assert (reply.status, reply.error_kind) == DEADLINE_HTTP[dialect] and line["error_code"] == "timeout"

@@ -17,7 +17,7 @@ from __future__ import annotations
 import time
 from collections import deque
 from functools import partial
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import parse_qs
 
 import hypercorn.config
@@ -37,15 +37,24 @@ class SimulatedDrop(Exception):
     """Raised inside the ASGI app to abort the connection mid-response."""
 
 
+class Responder(Protocol):
+    """What ``SimulatorApp`` serves: a ``Simulator``, or a test's scripted answers."""
+
+    config: SimConfig
+    chat_requests: int
+
+    def respond(self, method: str, path: str, headers: dict[str, str], body: bytes) -> SimResponse: ...
+
+
 class SimulatorApp:
-    """ASGI application serving DeepSeek's API from ``simulator``.
+    """ASGI application serving DeepSeek's API from ``simulator`` (any ``Responder``).
 
     Attributes:
         connections: the last ``history`` ``ConnectionRecord``s (server side).
         control: answer the ``/_sim/`` inspection and reset endpoints (tests only).
     """
 
-    def __init__(self, simulator: Simulator, *, control: bool = False) -> None:
+    def __init__(self, simulator: Responder, *, control: bool = False) -> None:
         self.simulator = simulator
         self.control = control
         self._startup_config = simulator.config
@@ -189,4 +198,4 @@ async def serve_simulator(
         task_status.started(binds[0])
 
 
-__all__ = ["SimulatedDrop", "SimulatorApp", "hypercorn_config", "serve_simulator"]
+__all__ = ["Responder", "SimulatedDrop", "SimulatorApp", "hypercorn_config", "serve_simulator"]
