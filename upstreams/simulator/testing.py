@@ -18,6 +18,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import IO, Any
 
 import httpx
@@ -28,6 +29,8 @@ from upstreams.simulator.config import SimConfig
 from upstreams.simulator.transport import ConnectionRecord
 
 _DECODE = msgspec.json.Decoder()
+# The tree this module is in: the subprocess runs this code, whatever the caller's directory.
+_TREE = Path(__file__).resolve().parents[2]
 
 # How a freeform (custom) tool reaches a Chat upstream: one string parameter (PROTOCOLS.md §5).
 FREEFORM_PARAMETERS = {"type": "object", "properties": {"input": {
@@ -133,7 +136,7 @@ class SimulatorProcess:
         self._stderr = tempfile.TemporaryFile()
         command = [sys.executable, "-m", "upstreams.simulator", "--port", "0", "--control",
                    "--options", msgspec.json.encode(self.config).decode(), *self.args]
-        self._proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=self._stderr,
+        self._proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=self._stderr, cwd=_TREE,
                                       env=self.env if self.env is not None else dict(os.environ))
         assert self._proc.stdout is not None
         deadline = time.monotonic() + self.startup_timeout_s
