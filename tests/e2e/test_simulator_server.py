@@ -146,6 +146,19 @@ async def test_every_fault_is_the_same_from_the_server(kind: str, stream: bool, 
     assert served[2] == (kind == "drop")
 
 
+def test_fault_on_flag_counts_requests_from_each_reset() -> None:
+    """``--fault-on N:KIND`` given to the process hits the N-th chat request, again after a reset."""
+    with SimulatorProcess(SimConfig(api_key=SIM_KEY), args=["--fault-on", "2:429", "--fault-on", "3:drop"]) as sim:
+        for _ in range(2):
+            first, second = chat(sim, "SIM:text a"), chat(sim, "SIM:text b")
+            assert (first.status_code, second.status_code) == (200, 429)
+            assert second.headers["retry-after"] == "1"
+            with pytest.raises(httpx.RemoteProtocolError):
+                chat(sim, "SIM:text c d e f", stream=True)
+            assert chat(sim, "SIM:text g").status_code == 200 and sim.chat_requests == 4
+            sim.reset()
+
+
 def test_a_dead_process_is_reported() -> None:
     """A control call after the process died says so, with its exit status."""
     sim = SimulatorProcess()

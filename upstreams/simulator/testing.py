@@ -207,7 +207,12 @@ class SimulatorProcess:
 
     def reset(self, config: SimConfig | None = None, **fields: Any) -> None:
         """A fresh simulator in the process (counters, history, emitted calls start over) for
-        ``config``, else the startup config with ``fields`` replaced."""
+        ``config``, else the startup config with ``fields`` replaced (with neither: the startup
+        config as the process has it, ``args`` such as ``--fault-on`` included)."""
+        if config is None and not fields:
+            self._call("POST", "/_sim/reset")
+            self._current = self.config
+            return
         config = config or msgspec.structs.replace(self.config, **fields)
         self._call("POST", "/_sim/reset", msgspec.json.encode(config))
         self._current = config
