@@ -2,7 +2,7 @@
 then the next upstream of the pipeline's fallback list. The policy is ``PipelineConfig.retry``.
 
 Each upstream tried gets its own ``Attempt`` (``pipeline.attempt``) and a request the request
-stages shaped for it (``Shaper``): model name, profile quirks, limits, token budget, tool id and
+stages shaped for it (``Plan``): model name, profile quirks, limits, token budget, tool id and
 name rules. An upstream without its API key is skipped; with none left the client gets the
 authentication error naming the env variable.
 
@@ -67,48 +67,36 @@ async def _attempt(upstream: Upstream, request: ChatRequest, out: trio.abc.SendC
             out.close()  # type: ignore[attr-defined]
 
 
-class Shaper:
-    """The pipeline's request stages, run for one attempt at a time from the decoded request.
+class Plan:
+    """The attempts of one request: each upstream of the fallback list in turn, the request
+    stages run for it (from the decoded request) when it is first tried. ``first()`` shapes for
+    the first upstream that has a key (the runner builds the client's encoder from that request);
+    ``run()`` streams, reusing a shaping for retries on the same upstream.
 
-    A fallback upstream is shaped afresh: the stages' request-way state and the losses they
-    recorded for the upstream given up on are dropped (the decoder's losses stay), so the
-    response way, the log line and the metrics describe the attempt that served.
+    A fallback is shaped afresh: the stages' request-way state and the losses they recorded for
+    the upstream given up on are dropped (the decoder's losses stay), so the response way, the log
+    line and the metrics describe the attempt that served.
     """
 
-    __slots__ = ("_ctx", "_kept", "_request", "_stages")
+    __slots__ = ("_failure", "_kept", "_next", "_pipeline", "_request", "current")
 
     def __init__(self, pipeline: Pipeline, request: ChatRequest, ctx: RequestContext) -> None:
-        self._stages = pipeline.request_stages
-        self._request = request
-        self._ctx = ctx
-        self._kept = len(ctx.losses)
+        self._pipeline = pipeline
+        self._request = request  # as decoded: every shaping starts from it
+        self._kept = len(ctx.losses)  # the decoder's losses
+        self._next = 0  # index of the next upstream to aim at
+        self.current: tuple[Attempt, ChatRequest] | None = None
+        self._failure: GatewayError | None = None  # why an upstream was skipped (no key, refused shape)
 
-    async def shape(self, attempt: Attempt) -> ChatRequest:
-        ctx = self._ctx
+    async def _shape(self, attempt: Attempt, ctx: RequestContext) -> ChatRequest:
         if ctx.attempt is not None:  # a second shaping: forget the first one's traces
             del ctx.losses[self._kept:]
             ctx.state.clear()
         ctx.aim(attempt)
         request = self._request
-        for stage in self._stages:
+        for stage in self._pipeline.request_stages:
             request = await stage.on_request(request, ctx)
         return request
-
-
-class Plan:
-    """The attempts of one request: each upstream of the fallback list in turn, each shaped for
-    by the ``Shaper`` when first tried. ``first()`` shapes for the first upstream that has a key
-    (the runner builds the client's encoder from that request); ``run()`` streams."""
-
-    __slots__ = ("_failure", "_next", "_pipeline", "_shaper", "client_model", "current")
-
-    def __init__(self, pipeline: Pipeline, request: ChatRequest, ctx: RequestContext) -> None:
-        self._pipeline = pipeline
-        self._shaper = Shaper(pipeline, request, ctx)
-        self.client_model = request.model
-        self._next = 0  # index of the next upstream to aim at
-        self.current: tuple[Attempt, ChatRequest] | None = None
-        self._failure: GatewayError | None = None  # why an upstream was skipped (no key, refused shape)
 
     async def first(self, ctx: RequestContext) -> ChatRequest:
         """Aim at the first usable upstream and shape the request for it.
@@ -135,9 +123,9 @@ class Plan:
                 self._failure = self._failure or UpstreamError(missing, code="authentication", status=401,
                                                                retryable=False)
                 continue
-            attempt = Attempt.aimed(upstream, self.client_model)
+            attempt = Attempt.aimed(upstream, self._request.model)
             try:
-                self.current = (attempt, await self._shaper.shape(attempt))
+                self.current = (attempt, await self._shape(attempt, ctx))
             except GatewayError as err:
                 if first and not self._failure:
                     raise  # the primary's own answer (e.g. the prompt is too long for it)
@@ -166,7 +154,6 @@ class Plan:
             attempt, request = self.current
             upstream = attempt.target
             assert upstream is not None
-            again = False
             while outcome.attempts < policy.budget and attempt.tries < policy.attempts_per_upstream:
                 outcome.attempts += 1
                 attempt.tries += 1
@@ -194,4 +181,4 @@ class Plan:
         raise last
 
 
-__all__ = ["Plan", "Shaper", "retry_delay"]
+__all__ = ["Plan", "retry_delay"]

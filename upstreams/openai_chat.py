@@ -96,8 +96,9 @@ class OpenAIChatUpstream(Upstream):
         if self._client is None:
             await self.open()
         assert self._client is not None
-        attempt = ctx.attempt
-        model = attempt.model if attempt is not None and attempt.target is self else self.map_model(request.model)
+        attempt = ctx.attempt  # the retry loop aimed it at this upstream before the stages ran
+        assert attempt is not None and attempt.target is self, "stream() needs ctx.attempt aimed at this upstream"
+        model = attempt.model
         body = encode_request(request, model=model, profile=self.profile, stream=True, lose=ctx.lose)
         key = self.api_key(ctx)
         secrets = (key,) if key else ()

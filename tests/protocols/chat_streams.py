@@ -1,7 +1,7 @@
 """Chat Completions SSE fixtures and helpers for the upstream decoder tests.
 
 Streams are built chunk by chunk in the shapes DeepSeek, vLLM and Ollama send
-(../shared/PROTOCOLS.md §3.2-3.3, §4.7); ``run`` feeds pieces through ``SseDecoder`` and
+(the wire reference, PROTOCOLS §3.2-3.3, §4.7); ``run`` feeds pieces through ``SseDecoder`` and
 ``ChatStreamDecoder``; ``check_well_formed`` asserts the neutral stream invariants.
 """
 
