@@ -138,9 +138,9 @@ class TestLargeRequestsEndToEnd:
         assert len(server.received) == len(sizes)
 
     async def test_slow_upstream_gets_it_all_though_the_send_outlasts_its_timeout(self) -> None:
-        """idle_timeout_s (the write timeout too) is 0.15 s; the 2 MB send takes over 0.5 s."""
+        """idle_timeout_s (the write timeout too) is 0.15 s; the 2 MB send takes over 0.5 s (about 1 s of paced reads)."""
         text = message_text(2 * M, 2)
-        with HttpUpstream(answer=receipt_answer, keep_bodies=True, rcvbuf=4096, piece=4096, pause_s=0.001) as server:
+        with HttpUpstream(answer=receipt_answer, keep_bodies=True, rcvbuf=4096, piece=4096, pause_s=0.002) as server:
             async with gateway(server, 0.15) as (base, _):
                 answer = await trio.to_thread.run_sync(chat, base, text)
         (received,) = server.received
