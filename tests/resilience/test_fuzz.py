@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import msgspec
+import pytest
 import trio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -190,3 +191,82 @@ async def test_app_never_500_never_hangs(sim) -> None:
         with trio.fail_after(120):
             await trio.to_thread.run_sync(fuzz, url)
     assert seen.get(200, 0) > 0 and seen.get(400, 0) > 0, seen  # both paths were exercised
+
+
+# Tool schemas a client may send: JSON of any shape where a map is expected, under the names the
+# simulator's planner reads (``properties`` and the properties it looks for).
+schema_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=8) | st.sampled_from(("command", "cmd", "file_path", "array", "object", "max_output_tokens")),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(
+        st.sampled_from(("type", "properties", "command", "cmd", "file_path", "max_output_tokens", "items")), inner,
+        max_size=4),
+    max_leaves=12,
+)
+SIM_TOOL_NAMES = ("shell", "Bash", "exec_command", "shell_command", "local_shell", "Write", "Read", "apply_patch",
+                  "my_bash", "other")
+SIM_DIRECTIVES = ("SIM:shell ls", "SIM:parallel ls || pwd", "SIM:read a.txt", "SIM:write a.txt hi",
+                  "SIM:call shell {}", "SIM:script read a.txt ;; write b.txt x ;; shell pwd")
+
+
+@settings(max_examples=400, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@given(tools=st.lists(st.tuples(st.sampled_from(SIM_TOOL_NAMES), schema_values), min_size=1, max_size=3,
+                      unique_by=lambda t: t[0]),
+       directive=st.sampled_from(SIM_DIRECTIVES), whole=st.booleans())
+def test_simulator_takes_any_tool_schema(tools: list[tuple[str, Any]], directive: str, whole: bool) -> None:
+    """The simulator (the /demo upstream, also standalone) answers every directive whatever JSON a
+    tool's schema holds where a map belongs: never a 500 (it once raised AttributeError)."""
+    from upstreams.simulator import Simulator
+
+    def params(schema: Any) -> dict[str, Any]:  # ``parameters`` itself must be a map (else DeepSeek's 400)
+        return schema if whole and isinstance(schema, dict) else {"type": "object", "properties": schema}
+
+    body = {"model": "deepseek-v4-pro", "thinking": {"type": "disabled"},
+            "messages": [{"role": "user", "content": directive}],
+            "tools": [{"type": "function", "function": {"name": n, "parameters": params(s)}} for n, s in tools]}
+    response = Simulator().respond("POST", "/v1/chat/completions", {}, json.dumps(body).encode())
+    assert response.status == 200, b"".join(chunk for _, chunk in response.chunks)
+
+
+ODD_PROPERTY = """
+upstreams:
+  sim: {type: simulator}
+pipelines:
+""" + "".join(f"  {d}: {{client: {d}, upstream: sim, mount: /{d}, stages: {SHIPPED_STAGES[d]}}}\n" for d in DIALECTS)
+
+
+def shell_tool(dialect: str, command_schema: Any) -> dict[str, Any]:
+    schema = {"type": "object", "properties": {"command": command_schema}}
+    if dialect == "anthropic":
+        return {"name": "shell", "input_schema": schema}
+    if dialect == "responses":
+        return {"type": "function", "name": "shell", "parameters": schema}
+    return {"type": "function", "function": {"name": "shell", "parameters": schema}}
+
+
+def shell_arguments(dialect: str, body: dict[str, Any]) -> Any:
+    """The arguments of the answer's one tool call, decoded."""
+    if dialect == "anthropic":
+        return [block["input"] for block in body["content"] if block["type"] == "tool_use"]
+    if dialect == "responses":
+        return [json.loads(item["arguments"]) for item in body["output"] if item["type"] == "function_call"]
+    return [json.loads(call["function"]["arguments"]) for call in body["choices"][0]["message"]["tool_calls"]]
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+async def test_odd_property_schema_through_the_gateway(dialect: str) -> None:
+    """The report's reproducer (``properties: {command: "x"}`` and ``SIM:shell ls``) and other
+    non-map property schemas, through hypercorn to the in-process simulator as under /demo: the
+    call is planned (a string command), never the 500 "internal error in the gateway: AttributeError"."""
+    async with open_gateway(ODD_PROPERTY) as (url, _):
+        async with httpx.AsyncClient(timeout=10) as http:
+            replies = []
+            for odd in ("x", 5, ["a"], True, 1.5):
+                body = {"model": "m", "tools": [shell_tool(dialect, odd)], "stream": False,
+                        **({"max_tokens": 1000} if dialect == "anthropic" else {})}
+                body["input" if dialect == "responses" else "messages"] = [{"role": "user", "content": "SIM:shell ls"}]
+                replies.append(await http.post(f"{url}/{dialect}{PATHS[dialect]}", json=body,
+                                               headers=auth_headers(dialect, "k")))
+    for reply in replies:
+        assert reply.status_code == 200, reply.text
+        assert shell_arguments(dialect, reply.json()) == [{"command": "ls"}]

@@ -121,15 +121,23 @@ def tool_rounds(messages: list[dict[str, Any]], start: int) -> int:
     return rounds
 
 
+def _properties(schema: dict[str, Any]) -> dict[str, Any]:
+    """A tool schema's ``properties`` when it is a map, else none: a client may send any JSON
+    there (a string, a list, a number), and the planner only reads which names are offered."""
+    props = schema.get("properties")
+    return props if isinstance(props, dict) else {}
+
+
 def _shell_call(tools: dict[str, dict[str, Any]], cmd: str) -> PlannedCall | None:
     names = [n for n in _SHELL_TOOLS if n in tools]
     names += [n for n in tools if n not in names and any(k in n.lower() for k in ("shell", "bash"))]
     for name in names:
-        props = tools[name].get("properties") or {}
+        props = _properties(tools[name])
         if "cmd" in props:
             args: dict[str, Any] = {"cmd": cmd}
         elif "command" in props:
-            is_array = (props["command"] or {}).get("type") == "array"
+            command = props["command"]
+            is_array = isinstance(command, dict) and command.get("type") == "array"
             args = {"command": ["bash", "-lc", cmd] if is_array else cmd}
         elif not props and name in _SHELL_TOOLS:
             args = ({"cmd": cmd} if name == "exec_command" else
@@ -142,7 +150,7 @@ def _shell_call(tools: dict[str, dict[str, Any]], cmd: str) -> PlannedCall | Non
 
 
 def _write_call(tools: dict[str, dict[str, Any]], path: str, content: str) -> PlannedCall | None:
-    write_props = (tools.get("Write") or {}).get("properties") or {}
+    write_props = _properties(tools["Write"]) if "Write" in tools else {}
     if "Write" in tools and ("file_path" in write_props or not write_props):
         args = {"file_path": path, "content": content}
         return PlannedCall("Write", _ENCODE.encode(args).decode())
@@ -182,7 +190,7 @@ def _step(kind: str, arg: str, tools: dict[str, dict[str, Any]],
         call = _shell_call(tools, f"cat {shlex.quote(arg)}")
         if call is None:
             return _no_tool("file-reading", tools)
-        if "max_output_tokens" in (tools[call.name].get("properties") or {}):
+        if "max_output_tokens" in _properties(tools[call.name]):
             # Codex's exec_command keeps 10,000 tokens of output unless asked for more.
             args = {**_DECODE.decode(call.arguments), "max_output_tokens": _READ_MAX_TOKENS}
             call = PlannedCall(call.name, _ENCODE.encode(args).decode())
