@@ -119,6 +119,37 @@ async def test_invalid_utf8_in_a_message(dialect: str, sim) -> None:
     assert good.status == 200 and good.text == "ok \u00e9" and sim.chat_requests == 1
 
 
+# The report's exact bytes (D5): a lone 0xFF in the user's text, a UTF-16 surrogate encoded as
+# UTF-8 (ED A0 80) in a tool's description, in each dialect's own body shape.
+_USER = b'[{"role":"user","content":"\xff"}]'
+_TOOL = {"anthropic": b'[{"name":"f","description":"\xed\xa0\x80","input_schema":{"type":"object"}}]',
+         "responses": b'[{"type":"function","name":"f","description":"\xed\xa0\x80","parameters":{}}]',
+         "chat": b'[{"type":"function","function":{"name":"f","description":"\xed\xa0\x80","parameters":{}}}]'}
+_TEXT = b'[{"role":"user","content":"SIM:text x"}]'
+
+
+def invalid_utf8_bodies(dialect: str) -> list[bytes]:
+    field = b"input" if dialect == "responses" else b"messages"
+    head = b'{"model":"m",' + (b'"max_tokens":10,' if dialect == "anthropic" else b"")
+    return [head + b'"' + field + b'":' + _USER + b"}",
+            head + b'"tools":' + _TOOL[dialect] + b',"' + field + b'":' + _TEXT + b"}"]
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+async def test_report_invalid_utf8_bytes_are_a_400(dialect: str, sim) -> None:
+    """The exact reproducers of the reliability report (Responses once answered them with a bare
+    500): the dialect's 400 naming the invalid UTF-8, in every dialect, nothing sent upstream."""
+    async with open_gateway(CONFIG, sim=sim) as (url, _):
+        async with httpx.AsyncClient(timeout=10) as http:
+            replies = [await post(http, url, dialect, body) for body in invalid_utf8_bodies(dialect)]
+    for reply in replies:
+        assert (reply.status, reply.error_kind) == (400, INVALID[dialect]), reply.raw
+        assert "invalid utf-8" in reply.error["message"].lower()
+        if dialect == "anthropic":
+            assert msgspec.json.decode(reply.raw)["type"] == "error"
+    assert sim.chat_requests == 0
+
+
 class TestJsonDepth:
     """The bytes-level scan agrees with a real parser and ignores brackets inside strings."""
 
