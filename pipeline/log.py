@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from collections import Counter
 from typing import Any
 
 import msgspec
@@ -86,6 +87,23 @@ def configure(level: str = "info", *, json: bool = True, file: Any = None) -> No
     _direct = _Direct(processors, out, min_level) if json else None
 
 
+# The line lists at most this many losses (each cut to LOSS_CHARS); past it, it also counts them
+# all and by kind (at most this many kinds), so a body of 50,000 unknown blocks is not a 3 MB line.
+LOG_LOSSES = 20
+LOSS_CHARS = 300
+
+
+def _losses(losses: list[Any]) -> dict[str, Any]:
+    listed = []
+    for loss in losses[:LOG_LOSSES]:
+        text = f"{loss.what}: {loss.detail}" if loss.detail else loss.what
+        listed.append(text if len(text) <= LOSS_CHARS else text[:LOSS_CHARS] + "...")
+    if len(losses) <= LOG_LOSSES:
+        return {"losses": listed}
+    kinds = Counter(loss.what[:LOSS_CHARS] for loss in losses)
+    return {"losses": listed, "losses_total": len(losses), "loss_kinds": dict(kinds.most_common(LOG_LOSSES))}
+
+
 def request_finished(ctx: Any, outcome: Any, *, kind: str, model: str | None) -> None:
     now = time.perf_counter()
     fields: dict[str, Any] = {
@@ -102,8 +120,8 @@ def request_finished(ctx: Any, outcome: Any, *, kind: str, model: str | None) ->
             "input": outcome.input_tokens, "output": outcome.output_tokens,
             "cached": outcome.cached_tokens, "reasoning": outcome.reasoning_tokens,
         },
-        "losses": [f"{loss.what}: {loss.detail}" if loss.detail else loss.what for loss in ctx.losses],
     }
+    fields.update(_losses(ctx.losses))
     if outcome.first_byte is not None:
         fields["ttfb_ms"] = round((outcome.first_byte - ctx.started) * 1000, 2)
     fields.update(ctx.fields)
