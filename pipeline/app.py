@@ -14,6 +14,7 @@ import os
 import re
 import sys
 import zlib
+from collections.abc import Iterable
 from random import getrandbits
 from typing import Any
 
@@ -23,7 +24,7 @@ import trio
 from pipeline import log as gwlog
 from pipeline import metrics
 from pipeline.attempt import Attempt
-from pipeline.config import GatewayConfig, load_config
+from pipeline.config import GatewayConfig, ServerConfig, load_config
 from pipeline.errors import ConfigError, GatewayError, RequestError
 from pipeline.protocols.base import ModelInfo
 from pipeline.registry import Pipeline, build_pipelines
@@ -124,23 +125,22 @@ class Gateway:
         if path == "/healthz" and method in ("GET", "HEAD"):
             await _plain(send, 200, b'{"status":"ok"}', JSON_HEADERS)
             return
-        if path == "/metrics" and method == "GET":
-            await _plain(send, 200, metrics.render(), [(b"content-type", b"text/plain; version=0.0.4")])
-            return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        if path == "/metrics" and method == "GET":
+            await self._metrics(headers, receive, send)
+            return
         candidates = self.routes.get((method, path))
         if not candidates:
             allowed = [m for (m, p) in self.routes if p == path]
             code, status = ("method_not_allowed", 405) if allowed else ("not_found", 404)
-            body = msgspec.json.encode({"error": {"message": f"no route for {method} {path}", "type": code}})
-            await _plain(send, status, body, JSON_HEADERS)
+            await _refused(receive, send, status, f"no route for {method} {path}", code)
             return
         pipe, kind = _choose(candidates, headers)
         if kind == "hello":
             await _plain(send, 200, b"", [(b"content-length", b"0")])
             return
         ctx = RequestContext(
-            request_id=headers.get("x-request-id") or f"{getrandbits(128):032x}",
+            request_id=_request_id(headers.get("x-request-id")),
             pipeline_id=pipe.id, client=pipe.codec.name, headers=headers,
             deadline=trio.current_time() + pipe.config.deadline_s,
         )
@@ -149,8 +149,9 @@ class Gateway:
         responder = Responder(send, ctx, outcome)
         request_model: str | None = None
         try:
-            if pipe.api_keys:
-                _check_key(pipe, headers)
+            if pipe.api_keys and not _key_matches(pipe.api_keys, headers):
+                await _drain(receive, True)  # the 401, not a reset, for a client still sending
+                raise GatewayError(KEY_REFUSED, code="authentication", blame="client")
             if kind == "models":
                 await responder.whole(200, JSON_HEADERS, pipe.codec.render_models(self._models(pipe)))
                 return
@@ -167,7 +168,8 @@ class Gateway:
                 await responder.whole(200, JSON_HEADERS, pipe.codec.render_count(n))
                 return
             await run_pipeline(pipe, request, ctx, responder, receive)
-        except GatewayError as err:
+        except Exception as exc:  # a fault outside run_pipeline too: the dialect's error, never hypercorn's 500
+            err = exc if isinstance(exc, GatewayError) else _internal(ctx, exc)
             outcome.error_code = err.code
             if not ctx.committed:
                 rendered = pipe.codec.render_error(err)
@@ -176,6 +178,13 @@ class Gateway:
             if kind in ("generate", "count_tokens"):
                 gwlog.request_finished(ctx, outcome, kind=kind, model=request_model)
                 metrics.observe(ctx, outcome)
+
+    async def _metrics(self, headers: dict[str, str], receive: Receive, send: Send) -> None:
+        keys = _metrics_keys(self.server, self.pipelines.values())
+        if keys and not _key_matches(keys, headers):
+            await _refused(receive, send, 401, KEY_REFUSED, "authentication_error")
+            return
+        await _plain(send, 200, metrics.render(), [(b"content-type", b"text/plain; version=0.0.4")])
 
     def _models(self, pipe: Pipeline) -> list[ModelInfo]:
         infos: list[ModelInfo] = []
@@ -197,16 +206,54 @@ def _choose(candidates: list[tuple[Pipeline, str]], headers: dict[str, str]) -> 
     return candidates[0]
 
 
-def _check_key(pipe: Pipeline, headers: dict[str, str]) -> None:
-    given = headers.get("x-api-key", "")
-    auth = headers.get("authorization", "")
-    if not given and auth.lower().startswith("bearer "):
+KEY_REFUSED = "invalid or missing API key for this gateway pipeline"
+
+
+def _key_matches(keys: tuple[bytes, ...], headers: dict[str, str]) -> bool:
+    """Whether ``x-api-key`` (else a Bearer token) is one of ``keys``, compared as bytes: the
+    header's own bytes (decoded latin-1 in ``headers``, so encoded back the same way) against the
+    configured keys' UTF-8, so a non-ASCII key matches when the client sends its UTF-8."""
+    given = headers.get("x-api-key", "").encode("latin-1")
+    auth = headers.get("authorization", "").encode("latin-1")
+    if not given and auth[:7].lower() == b"bearer ":
         given = auth[7:].strip()
     ok = False
-    for key in pipe.api_keys:  # constant-time, and every key is compared
-        ok |= hmac.compare_digest(given.encode(), key)
-    if not ok:
-        raise GatewayError("invalid or missing API key for this gateway pipeline", code="authentication", blame="client")
+    for key in keys:  # constant-time, and every key is compared
+        ok |= hmac.compare_digest(given, key)
+    return ok
+
+
+def _metrics_keys(server: ServerConfig, pipelines: Iterable[Pipeline]) -> tuple[bytes, ...]:
+    """The keys ``GET /metrics`` accepts, none when it is open: every pipeline's gateway keys
+    unless ``metrics_require_key`` is false (unset: required as soon as any pipeline has keys)."""
+    if server.metrics_require_key is False:
+        return ()
+    return tuple(key for pipe in pipelines for key in pipe.api_keys)
+
+
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+
+def _request_id(given: str | None) -> str:
+    """The client's ``x-request-id`` when it is a plain token (at most 128 of ``A-Za-z0-9._:-``),
+    else a new one: the id is logged and echoed, so it must not carry arbitrary text."""
+    if given and _REQUEST_ID.fullmatch(given):
+        return given
+    return f"{getrandbits(128):032x}"
+
+
+def _internal(ctx: RequestContext, exc: Exception) -> GatewayError:
+    """A bug outside ``run_pipeline`` (decoding, counting, the models list): logged with its
+    traceback, answered as the dialect's 500."""
+    ctx.log.error("request_failed", error=repr(exc), exc_info=exc)
+    return GatewayError(f"internal error in the gateway: {type(exc).__name__}", code="api_error")
+
+
+async def _refused(receive: Receive, send: Send, status: int, message: str, code: str) -> None:
+    """A gateway-level refusal (no route, no key for ``/metrics``) after reading the body."""
+    await _drain(receive, True)
+    body = msgspec.json.encode({"error": {"message": message, "type": code}})
+    await _plain(send, status, body, [*JSON_HEADERS, (b"content-length", str(len(body)).encode())])
 
 
 async def _read_body(receive: Receive, headers: dict[str, str], limit: int) -> bytes:

@@ -61,6 +61,9 @@ class ServerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     log_level: str = "info"
     # Render logs as JSON lines (true) or human-readable key=value (false).
     log_json: bool = True
+    # GET /metrics needs a gateway key (any pipeline's, x-api-key or Bearer): true | false; unset:
+    # required as soon as any pipeline sets api_keys_env, open otherwise.
+    metrics_require_key: bool | None = None
 
 
 class GatewayConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -128,6 +131,9 @@ def parse_config(text: str | bytes, *, env: dict[str, str] | None = None, source
                 )
         if pipe.mount and (not pipe.mount.startswith("/") or pipe.mount.endswith("/")):
             raise ConfigError(f"{source}: pipeline {pid!r}: mount {pipe.mount!r} must start with '/' and not end with '/'")
+    if config.server.metrics_require_key and not any(p.api_keys_env for p in config.pipelines.values()):
+        raise ConfigError(f"{source}: server.metrics_require_key is true but no pipeline sets api_keys_env, "
+                          "so no key could open /metrics")
     return config
 
 

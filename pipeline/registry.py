@@ -135,7 +135,7 @@ def build_pipelines(config: GatewayConfig, *, env: dict[str, str] | None = None)
             value = env.get(var)
             if not value:
                 raise ConfigError(f"pipeline {pid!r}: api_keys_env: environment variable {var} is not set")
-            keys.append(value.encode())
+            keys.append(value.encode("utf-8", "surrogateescape"))  # the variable's own bytes
         for uid in ids:
             if keys and upstreams[uid].config.key_passthrough:
                 raise ConfigError(f"pipeline {pid!r}: api_keys_env with upstream {uid!r}'s key_passthrough would "

@@ -73,7 +73,8 @@ class Responder:
         self.outcome.status = status
         self.ctx.committed = True
         self.outcome.first_byte = time.perf_counter()
-        await self._send({"type": "http.response.start", "status": status, "headers": headers})
+        await self._send({"type": "http.response.start", "status": status,
+                          "headers": [*headers, (b"x-request-id", self.ctx.request_id.encode())]})
 
     async def body(self, data: bytes, *, more: bool = True) -> None:
         if not more:

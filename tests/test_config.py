@@ -86,6 +86,8 @@ BAD = [
     (BASE + "    api_keys_env: [GW_KEY]\n", "pipeline 'p': api_keys_env: environment variable GW_KEY is not set"),
     (BASE.replace("type: simulator", "type: simulator\n    key_passthrough: true") + "    api_keys_env: [HOME]\n",
      "pipeline 'p': api_keys_env with upstream 'sim''s key_passthrough would forward the gateway's own key upstream"),
+    ("server: {metrics_require_key: true}\n" + BASE,
+     "server.metrics_require_key is true but no pipeline sets api_keys_env, so no key could open /metrics"),
     ("upstreams: [1]\npipelines: {}\n", "Expected `object`, got `array` - at `$.upstreams`"),
     ("just text", "the top level must be a mapping"),
 ]

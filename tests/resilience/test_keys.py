@@ -153,3 +153,70 @@ async def test_echoed_key_is_redacted(dialect: str, gateway_env: None, sim, nurs
     assert in_stream.status == 200 and in_stream.in_stream
     assert "Incorrect API key provided: [redacted]" in in_stream.error["message"]
     assert_no_key((ODD_KEY, "sk-fallback-from-env-000111"), logs, http_error.raw, in_stream.raw)
+
+
+UNICODE_KEY = "gw-schl\u00fcssel-\u043a\u043b\u044e\u0447-\u2603-7f3a"
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+async def test_non_ascii_gateway_key_matches_its_utf8(dialect: str, gateway_env: None, sim,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """A key with non-ASCII characters matches when the client sends its UTF-8 bytes, in
+    x-api-key or as a Bearer token (headers reach the app as bytes: they are compared as
+    bytes); one byte off, or the key's Latin-1-looking mojibake, is still a 401."""
+    monkeypatch.setenv("GW_KEY", UNICODE_KEY)
+    raw = UNICODE_KEY.encode()
+    base = {"anthropic-version": "2023-06-01"} if dialect == "anthropic" else {}
+    async with open_gateway(GATEWAY_KEYS, sim=sim) as (url, _):
+        async with httpx.AsyncClient(timeout=10) as http:
+            async def status(**headers: bytes) -> int:
+                response = await http.get(f"{url}/{dialect}/v1/models", headers={**base, **headers})
+                return response.status_code
+
+            as_api_key = await status(**{"x-api-key": raw})
+            as_bearer = await status(authorization=b"Bearer " + raw)
+            off_by_one = await status(**{"x-api-key": raw[:-1] + b"b"})
+            mojibake = await status(**{"x-api-key": raw.decode("latin-1").encode()})
+    assert (as_api_key, as_bearer, off_by_one, mojibake) == (200, 200, 401, 401)
+
+
+METRICS = GATEWAY_KEYS.replace("upstreams:", "server: {metrics_require_key: %s}\nupstreams:", 1)
+OPEN = """
+upstreams:
+  sim: {%s}
+pipelines:
+  chat: {client: chat, upstream: sim, mount: /chat}
+""" % SIM
+
+
+async def metrics_statuses(url: str) -> tuple[int, ...]:
+    """/metrics without a key, with a wrong one, with GW_KEY (Bearer), with GW_KEY_2 (x-api-key:
+    it opens only the Anthropic pipeline, and any pipeline's key opens /metrics)."""
+    async with httpx.AsyncClient(timeout=10) as http:
+        answers = [await http.get(f"{url}/metrics", headers=h) for h in (
+            {}, {"authorization": f"Bearer {WRONG_KEY}"}, {"authorization": f"Bearer {GW_KEY}"}, {"x-api-key": GW_KEY_2})]
+    for answer in answers:
+        if answer.status_code == 200:
+            assert answer.headers["content-type"].startswith("text/plain")
+        else:
+            assert answer.json()["error"]["type"] == "authentication_error"
+    return tuple(a.status_code for a in answers)
+
+
+async def test_metrics_need_a_key_when_pipelines_have_keys(gateway_env: None, sim) -> None:
+    """Default: pipelines with gateway keys make /metrics need one of them; /healthz stays open."""
+    async with open_gateway(GATEWAY_KEYS, sim=sim) as (url, _):
+        statuses = await metrics_statuses(url)
+        async with httpx.AsyncClient(timeout=10) as http:
+            health = await http.get(f"{url}/healthz")
+    assert statuses == (401, 401, 200, 200) and health.status_code == 200
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    (METRICS % "false", (200, 200, 200, 200)),  # opened explicitly
+    (METRICS % "true", (401, 401, 200, 200)),
+    (OPEN, (200, 200, 200, 200)),  # no gateway keys anywhere: open, as before
+])
+async def test_metrics_key_is_a_choice(text: str, expected: tuple[int, ...], gateway_env: None, sim) -> None:
+    async with open_gateway(text, sim=sim) as (url, _):
+        assert await metrics_statuses(url) == expected
