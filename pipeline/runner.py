@@ -58,7 +58,14 @@ class Outcome:
 
 class Responder:
     """The ASGI ``send`` side of one response; remembers whether the status was sent, whether the
-    client has the terminal event (``complete``) and whether the body ended (``finished``)."""
+    client has the terminal event (``complete``) and whether the body ended (``finished``).
+
+    The end of the body (and a whole response) is sent shielded from cancellation: hypercorn ends
+    the exchange inside that ``send`` (it delivers ``http.disconnect`` to the app, then re-arms
+    the keep-alive timer or closes the connection, both at checkpoints), and a cancellation there,
+    by the disconnect watcher or the deadline, would leave the connection open for good. The write
+    itself is shielded by hypercorn anyway.
+    """
 
     __slots__ = ("_send", "complete", "ctx", "finished", "outcome")
 
@@ -77,13 +84,17 @@ class Responder:
                           "headers": [*headers, (b"x-request-id", self.ctx.request_id.encode())]})
 
     async def body(self, data: bytes, *, more: bool = True) -> None:
-        if not more:
-            self.finished = self.complete = True
-        await self._send({"type": "http.response.body", "body": data, "more_body": more})
+        if more:
+            await self._send({"type": "http.response.body", "body": data, "more_body": True})
+            return
+        self.finished = self.complete = True
+        with trio.CancelScope(shield=True):
+            await self._send({"type": "http.response.body", "body": data, "more_body": False})
 
     async def whole(self, status: int, headers: list[tuple[bytes, bytes]], data: bytes) -> None:
-        await self.start(status, headers + [(b"content-length", str(len(data)).encode())])
-        await self.body(data, more=False)
+        with trio.CancelScope(shield=True):
+            await self.start(status, headers + [(b"content-length", str(len(data)).encode())])
+            await self.body(data, more=False)
 
 
 def _unwrap(exc: BaseException) -> BaseException:
@@ -99,6 +110,10 @@ async def _watch_disconnect(receive: Receive, scope: trio.CancelScope, gone: lis
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
+            if responder.finished:
+                # The body ended: hypercorn closes the stream from inside that final send, and
+                # whoever sent it ends the request.
+                return
             # After the terminal event the client may hang up before the body's end (Codex does):
             # that is the normal end too, and the upstream's remaining bytes are not waited for.
             if not responder.complete:

@@ -30,8 +30,10 @@ SIM = ("type: openai_chat, base_url: '${SIM_URL}', profile: deepseek, api_key_en
 
 @asynccontextmanager
 async def open_gateway(yaml_text: str, *, env: dict[str, str] | None = None,
-                       sim: SimulatorProcess | None = None) -> AsyncIterator[tuple[str, Gateway]]:
-    """Start a gateway for ``yaml_text`` (``${SIM_URL}``: ``sim``'s URL); yields (base URL, Gateway)."""
+                       sim: SimulatorProcess | None = None, keep_alive_timeout: float | None = None
+                       ) -> AsyncIterator[tuple[str, Gateway]]:
+    """Start a gateway for ``yaml_text`` (``${SIM_URL}``: ``sim``'s URL); yields (base URL, Gateway).
+    ``keep_alive_timeout`` overrides hypercorn's (5 s)."""
     env = dict(env or {})
     if sim is not None:
         env["SIM_URL"] = sim.url
@@ -41,6 +43,8 @@ async def open_gateway(yaml_text: str, *, env: dict[str, str] | None = None,
     config.accesslog = None
     config.errorlog = None
     config.graceful_timeout = 1
+    if keep_alive_timeout is not None:
+        config.keep_alive_timeout = keep_alive_timeout
     stop = trio.Event()
     async with trio.open_nursery() as nursery:
         binds = await nursery.start(lambda task_status: serve(gateway, config, shutdown_trigger=stop.wait,
