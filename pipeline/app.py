@@ -155,7 +155,8 @@ class Gateway:
             if kind == "models":
                 await responder.whole(200, JSON_HEADERS, pipe.codec.render_models(self._models(pipe)))
                 return
-            body = await _read_body(receive, headers, self.server.max_body_bytes)
+            body = await _read_body(receive, headers, self.server.max_body_bytes, self.server.body_timeout_s,
+                                    pipe.config.deadline_s, ctx.deadline)
             if self.server.max_json_depth and json_depth_exceeds(body, self.server.max_json_depth):
                 raise RequestError(f"request body nests JSON deeper than {self.server.max_json_depth} levels")
             request = pipe.codec.decode_request(body)
@@ -173,7 +174,10 @@ class Gateway:
             outcome.error_code = err.code
             if not ctx.committed:
                 rendered = pipe.codec.render_error(err)
-                await responder.whole(rendered.status, rendered.headers, rendered.body)
+                reply_headers = rendered.headers
+                if err.code == "request_timeout":  # the rest of the body is not read: the exchange ends
+                    reply_headers = [*reply_headers, (b"connection", b"close")]
+                await responder.whole(rendered.status, reply_headers, rendered.body)
         finally:
             if kind in ("generate", "count_tokens"):
                 gwlog.request_finished(ctx, outcome, kind=kind, model=request_model)
@@ -256,7 +260,10 @@ async def _refused(receive: Receive, send: Send, status: int, message: str, code
     await _plain(send, status, body, [*JSON_HEADERS, (b"content-length", str(len(body)).encode())])
 
 
-async def _read_body(receive: Receive, headers: dict[str, str], limit: int) -> bytes:
+async def _read_body(receive: Receive, headers: dict[str, str], limit: int, idle_s: float, deadline_s: float,
+                     deadline: float) -> bytes:
+    """The request body, decoded; each piece within ``idle_s`` of the last one and the whole by
+    ``deadline`` (the pipeline's, which started with the request), else a 408."""
     declared = headers.get("content-length", "")
     # Once the declared length is in, the (empty) end-of-body message is not waited for: it costs
     # a round trip through the server's task, and the disconnect watcher reads past it.
@@ -268,7 +275,13 @@ async def _read_body(receive: Receive, headers: dict[str, str], limit: int) -> b
     chunks: list[bytes] = []
     size = 0
     while True:
-        message = await receive()
+        with trio.move_on_at(min(trio.current_time() + idle_s, deadline)) as timer:
+            message = await receive()
+        if timer.cancelled_caught:
+            of = f"{size} of {declared} bytes" if expected >= 0 else f"{size} bytes"
+            why = (f"the pipeline deadline of {deadline_s:g}s" if trio.current_time() >= deadline
+                   else f"no more of it for {idle_s:g}s")
+            raise RequestError(f"request body incomplete: {of} received, then {why}", code="request_timeout")
         if message["type"] == "http.disconnect":
             raise RequestError("client disconnected while sending the body")
         chunk = message.get("body", b"")

@@ -55,6 +55,9 @@ class PipelineConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
 class ServerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     # Largest accepted request body, bytes (Claude Code histories reach several MB).
     max_body_bytes: int = 32 * 1024 * 1024
+    # Longest wait for the next piece of a request body, seconds (a no-progress limit: a large
+    # body on a slow link keeps going; the pipeline's deadline_s bounds the whole request). 408.
+    body_timeout_s: Annotated[float, msgspec.Meta(gt=0)] = 30.0
     # Deepest JSON nesting ([ and { levels) accepted in a request body; 0 = no check.
     max_json_depth: int = 64
     # structlog level: debug | info | warning | error.

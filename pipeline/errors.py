@@ -22,6 +22,7 @@ CODES: dict[str, int] = {
     "permission": 403,
     "not_found": 404,
     "method_not_allowed": 405,
+    "request_timeout": 408,
     "request_too_large": 413,
     "unsupported_media_type": 415,
     "unprocessable": 422,

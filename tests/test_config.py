@@ -90,6 +90,7 @@ BAD = [
      "server.metrics_require_key is true but no pipeline sets api_keys_env, so no key could open /metrics"),
     ("upstreams: [1]\npipelines: {}\n", "Expected `object`, got `array` - at `$.upstreams`"),
     ("just text", "the top level must be a mapping"),
+    ("server: {body_timeout_s: 0}\n" + BASE, "Expected `float` > 0.0 - at `$.server.body_timeout_s`"),
 ]
 
 

@@ -390,6 +390,7 @@ EXPECTED_ERRORS = {
     "not_found": (404, "not_found_error"),
     "method_not_allowed": (405, "invalid_request_error"),
     "request_too_large": (413, "request_too_large"),
+    "request_timeout": (408, "timeout_error"),
     "unsupported_media_type": (415, "invalid_request_error"),
     "unprocessable": (422, "invalid_request_error"),
     "rate_limit": (429, "rate_limit_error"),

@@ -68,6 +68,7 @@ ERROR_TYPES: dict[str, str] = {
     "permission": "permission_error",
     "not_found": "not_found_error",
     "request_too_large": "request_too_large",
+    "request_timeout": "timeout_error",
     "rate_limit": "rate_limit_error",
     "api_error": "api_error",
     "bad_gateway": "api_error",

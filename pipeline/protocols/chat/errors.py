@@ -25,6 +25,7 @@ _STATUS_CODES: dict[int, str] = {
     402: "billing",
     403: "permission",
     404: "not_found",
+    408: "invalid_request",  # an upstream's 408 stays a 400 (request_timeout is a client's slow body)
     413: "request_too_large",
     422: "unprocessable",
     429: "rate_limit",
@@ -86,6 +87,7 @@ OPENAI_ERRORS: dict[str, tuple[str, str]] = {
     "not_found": ("not_found_error", "not_found"),
     "method_not_allowed": ("invalid_request_error", "method_not_allowed"),
     "request_too_large": ("invalid_request_error", "request_too_large"),
+    "request_timeout": ("invalid_request_error", "request_timeout"),
     "unsupported_media_type": ("invalid_request_error", "unsupported_media_type"),
     "unprocessable": ("invalid_request_error", "unprocessable_entity"),
     "rate_limit": ("rate_limit_error", "rate_limit_exceeded"),

@@ -44,6 +44,7 @@ FAILED_CODES: dict[str, str] = {
     "invalid_request": "invalid_prompt",
     "unprocessable": "invalid_prompt",
     "request_too_large": "invalid_prompt",
+    "request_timeout": "server_error",  # never in a stream (the body came first): retryable anyway
     "unsupported_media_type": "invalid_prompt",
     "not_found": "invalid_prompt",
     "method_not_allowed": "invalid_prompt",
@@ -62,6 +63,7 @@ _HTTP: dict[str, tuple[str, str | None]] = {
     "not_found": ("invalid_request_error", "not_found"),
     "method_not_allowed": ("invalid_request_error", None),
     "request_too_large": ("invalid_request_error", "request_too_large"),
+    "request_timeout": ("invalid_request_error", "request_timeout"),
     "unsupported_media_type": ("invalid_request_error", None),
     "unprocessable": ("invalid_request_error", None),
     "rate_limit": ("requests", "rate_limit_exceeded"),
