@@ -32,6 +32,11 @@ CODES: dict[str, int] = {
     "overloaded": 503,
     "timeout": 504,
 }
+# Codes of a transient upstream failure, worth another try while the client has nothing yet (an
+# early in-stream error, or any in-stream error of a collected answer): overloaded, rate limited,
+# a server error, a broken or cut stream, a timeout. A deterministic answer (invalid_request,
+# context_length_exceeded, authentication, ...) would only fail again.
+RETRYABLE_CODES = frozenset({"overloaded", "rate_limit", "api_error", "bad_gateway", "timeout"})
 
 
 class GatewayError(Exception):
@@ -132,6 +137,7 @@ def status_code(status: int) -> str:
 
 __all__ = [
     "CODES",
+    "RETRYABLE_CODES",
     "Blame",
     "ConfigError",
     "GatewayError",

@@ -17,7 +17,7 @@ import httpx
 import msgspec
 import trio
 
-from pipeline.errors import UpstreamError, redact
+from pipeline.errors import RETRYABLE_CODES, UpstreamError, redact
 from pipeline.events import ErrorInfo, Event, Heartbeat, MessageStart, StreamError
 from pipeline.model import ChatRequest
 from pipeline.protocols.chat import ChatStreamDecoder, encode_request, parse_error_body
@@ -30,8 +30,6 @@ from upstreams.transport import LeanClient, StreamTransport
 
 _TOKENIZE = msgspec.json.Encoder()
 RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
-# Neutral codes of an early in-stream failure worth another attempt (nothing reached the client).
-RETRY_CODES = frozenset({"overloaded", "rate_limit", "api_error", "bad_gateway", "timeout"})
 
 
 class OpenAIChatUpstream(Upstream):
@@ -247,7 +245,7 @@ class _Gate:
                     info = event.error
                     raise UpstreamError(redact(f"{self._upstream}: {info.message}", self._secrets), code=info.code,
                                         status=info.status, retry_after_s=info.retry_after_s,
-                                        retryable=info.code in RETRY_CODES)
+                                        retryable=info.code in RETRYABLE_CODES)
             if all(isinstance(event, MessageStart) for event in pending):
                 return
             self._status.started()
