@@ -7,12 +7,13 @@ sender's task. The upstream hands it one read's events at a time and the Sink wr
 that same task (status line, first delta at once, then one ASGI ``send`` per read), so neither an
 event nor a write costs a task switch. Single events from a task-form stage are batched for the
 draining task instead (at most ``BATCH_S`` apart). The buffer is bounded (``SINK_LIMIT`` bytes):
-a slow client stops the upstream.
+a slow client stops the upstream. A non-streaming answer (``Collected``) builds a chain into a
+collector for each try of the retry loop instead, so a try given up on leaves nothing behind.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from time import perf_counter
 from typing import Any
 
@@ -347,14 +348,52 @@ class Collecting:
             self.collector.feed(event)
 
 
-async def collect_out(sink: Sink, collecting: Collecting, responder: Any) -> None:
-    while not sink.closed:
-        await sink.wait()
-        sink.take()
-    if collecting.error is not None:
-        raise GatewayError.from_info(collecting.error)
-    await responder.whole(200, JSON_HEADERS, collecting.collector.body())
+class Collected:
+    """A non-streaming answer: each try of the retry loop (``Plan.collect``) streams into a
+    response chain, ``Sink`` and collector of its own, so a try given up on takes its partial
+    answer and whatever its stages held with it (their ``ctx.state`` is rewound by the plan).
+    ``body()`` is the answer of the try that ended."""
+
+    __slots__ = ("_collector", "_ctx", "_outcome", "_stages", "_done")
+
+    def __init__(self, stages: Sequence[Stage], ctx: RequestContext, outcome: Any,
+                 collector: Callable[[], Any]) -> None:
+        self._stages = stages
+        self._ctx = ctx
+        self._outcome = outcome
+        self._collector = collector  # a fresh codec collector
+        self._done: Collecting | None = None
+
+    async def attempt(self, stream: Callable[[trio.abc.SendChannel[Event]], Awaitable[None]]) -> None:
+        """One try: ``stream(outbox)`` runs the upstream into a fresh chain; returns once that
+        chain has ended. A ``GatewayError`` from ``stream`` is raised as it is, the try's
+        task-form stages cancelled."""
+        collecting = Collecting(self._collector())
+        sink = Sink(self._ctx, self._outcome, collecting.feed)
+        failure: GatewayError | None = None
+        async with trio.open_nursery() as nursery:
+            outbox = build_response_chain(self._stages, self._ctx, nursery, sink)
+            try:
+                await stream(outbox)
+            except GatewayError as err:
+                failure = err
+                nursery.cancel_scope.cancel()
+            else:
+                while not sink.closed:
+                    await sink.wait()
+                    sink.take()
+        if failure is not None:
+            raise failure
+        self._done = collecting
+
+    def body(self) -> bytes:
+        """The collected JSON body. Raises the ``GatewayError`` a stage's in-stream error makes."""
+        collecting = self._done
+        assert collecting is not None, "no try ended"
+        if collecting.error is not None:
+            raise GatewayError.from_info(collecting.error)
+        return collecting.collector.body()  # type: ignore[no-any-return]
 
 
-__all__ = ["JSON_HEADERS", "SINK_LIMIT", "SSE_HEADERS", "Collecting", "Sink", "build_response_chain",
-           "collect_out", "stream_out"]
+__all__ = ["JSON_HEADERS", "SINK_LIMIT", "SSE_HEADERS", "Collected", "Collecting", "Sink", "build_response_chain",
+           "stream_out"]

@@ -6,25 +6,38 @@ stages shaped for it (``Plan``): model name, profile quirks, limits, token budge
 name rules. An upstream without its API key is skipped; with none left the client gets the
 authentication error naming the env variable.
 
-After the upstream's ``started()`` (the client's HTTP status is decided) nothing is retried: a
-failure becomes the dialect's in-stream error, which the clients retry themselves.
+A streamed answer: after the upstream's ``started()`` (the client's HTTP status is decided)
+nothing is retried; a failure becomes the dialect's in-stream error, which the clients retry
+themselves. A collected answer (``stream: false``, ``Plan.collect``): the client has nothing until
+the whole body, so a failure anywhere in a try is retried like one before the commit, with the
+same policy and classification (``pipeline.errors.RETRYABLE_CODES`` for an in-stream error: a
+drop, a cut or malformed stream, an overload or server error chunk yes; a deterministic error
+chunk such as invalid_request no). ``flow.Collected`` gives each try a response chain and
+collector of its own, and each retry on the same upstream starts from the request context its
+shaping left (``ctx.state``, losses, log fields), so nothing of a discarded half answer stays.
 """
 
 from __future__ import annotations
 
 import random
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import trio
 
 from pipeline.attempt import Attempt
 from pipeline.config import RetryConfig
-from pipeline.errors import GatewayError, UpstreamError
+from pipeline.errors import CODES, RETRYABLE_CODES, GatewayError, UpstreamError
 from pipeline.events import Event, StreamError
 from pipeline.model import ChatRequest
 from pipeline.registry import Pipeline
 from pipeline.stage import RequestContext
 from upstreams.base import Upstream
+
+if TYPE_CHECKING:
+    from pipeline.flow import Collected
+
+Try = Callable[[Upstream, ChatRequest], Awaitable[None]]  # one try at an upstream with its shaped request
 
 
 def retry_delay(policy: RetryConfig, attempt: int, err: UpstreamError) -> float | None:
@@ -52,33 +65,76 @@ class _Status:
 
 
 async def _attempt(upstream: Upstream, request: ChatRequest, out: trio.abc.SendChannel[Event],
-                   ctx: RequestContext) -> None:
+                   ctx: RequestContext, *, collected: bool = False) -> None:
     """One upstream call, to the end of its stream. Before ``started()`` an error propagates;
-    after, it is sent as ``StreamError`` and the outbox is closed."""
+    after, it is sent as ``StreamError`` and the outbox is closed. ``collected``: an error
+    propagates whenever it comes, and the outbox is closed only at a clean end (the try's chain
+    is dropped, not ended)."""
     status = _Status()
+    ended = False
     try:
         await upstream.stream(request, out, ctx, task_status=status)  # type: ignore[arg-type]
+        ended = True
     except GatewayError as err:
-        if not status.committed:
+        if collected or not status.committed:
             raise
         await out.send(StreamError(error=err.info()))
     finally:
-        if status.committed:
+        if status.committed and (ended or not collected):
             out.close()  # type: ignore[attr-defined]
+
+
+class _Withheld(trio.abc.SendChannel[Event]):
+    """A collected try's outbox: an upstream ``StreamError`` raises ``UpstreamError`` (retryable by
+    its code) instead of going on to the stages, as the upstream's gate does before the commit."""
+
+    def __init__(self, target: trio.abc.SendChannel[Event]) -> None:
+        self._target = target
+        self._many: Callable[[Sequence[Event]], Awaitable[None]] | None = getattr(target, "send_many", None)
+
+    async def send(self, value: Event) -> None:
+        if type(value) is StreamError:
+            raise _failed(value)
+        await self._target.send(value)
+
+    async def send_many(self, values: Sequence[Event]) -> None:
+        for value in values:
+            if type(value) is StreamError:
+                raise _failed(value)
+        if self._many is not None:
+            await self._many(values)
+        else:
+            for value in values:
+                await self._target.send(value)
+
+    def close(self) -> None:
+        self._target.close()  # type: ignore[attr-defined]
+
+    async def aclose(self) -> None:
+        await self._target.aclose()
+
+
+def _failed(event: StreamError) -> UpstreamError:
+    info = event.error
+    code = info.code if info.code in CODES else "api_error"
+    return UpstreamError(info.message, code=code, status=info.status, retry_after_s=info.retry_after_s,
+                         retryable=code in RETRYABLE_CODES)
 
 
 class Plan:
     """The attempts of one request: each upstream of the fallback list in turn, the request
     stages run for it (from the decoded request) when it is first tried. ``first()`` shapes for
     the first upstream that has a key (the runner builds the client's encoder from that request);
-    ``run()`` streams, reusing a shaping for retries on the same upstream.
+    ``run()`` streams, ``collect()`` collects, reusing a shaping for retries on the same upstream.
 
     A fallback is shaped afresh: the stages' request-way state and the losses they recorded for
     the upstream given up on are dropped (the decoder's losses stay), so the response way, the log
-    line and the metrics describe the attempt that served.
+    line and the metrics describe the attempt that served. A retry on the same upstream rewinds
+    the context to what its shaping left (``ctx.state``, losses, log fields): whatever the failed
+    try's response way and upstream call added is dropped.
     """
 
-    __slots__ = ("_failure", "_kept", "_next", "_pipeline", "_request", "current")
+    __slots__ = ("_failure", "_kept", "_next", "_pipeline", "_request", "_shaped", "current")
 
     def __init__(self, pipeline: Pipeline, request: ChatRequest, ctx: RequestContext) -> None:
         self._pipeline = pipeline
@@ -87,6 +143,7 @@ class Plan:
         self._next = 0  # index of the next upstream to aim at
         self.current: tuple[Attempt, ChatRequest] | None = None
         self._failure: GatewayError | None = None  # why an upstream was skipped (no key, refused shape)
+        self._shaped: tuple[int, dict[str, Any], dict[str, Any]] = (0, {}, {})  # the context after shaping
 
     async def _shape(self, attempt: Attempt, ctx: RequestContext) -> ChatRequest:
         if ctx.attempt is not None:  # a second shaping: forget the first one's traces
@@ -96,7 +153,17 @@ class Plan:
         request = self._request
         for stage in self._pipeline.request_stages:
             request = await stage.on_request(request, ctx)
+        self._shaped = (len(ctx.losses), dict(ctx.state), dict(ctx.fields))
         return request
+
+    def _rewind(self, ctx: RequestContext) -> None:
+        """The context as the current shaping left it (in place: stage state may hold ``ctx.losses``)."""
+        losses, state, fields = self._shaped
+        del ctx.losses[losses:]
+        ctx.state.clear()
+        ctx.state.update(state)
+        ctx.fields.clear()
+        ctx.fields.update(fields)
 
     async def first(self, ctx: RequestContext) -> ChatRequest:
         """Aim at the first usable upstream and shape the request for it.
@@ -139,14 +206,41 @@ class Plan:
         return False
 
     async def run(self, out: trio.abc.SendChannel[Event], ctx: RequestContext, outcome: Any) -> None:
-        """Stream from the first upstream that answers, in the calling task (no task per attempt:
-        the upstream's reads, the stages, the encoder and the writes all run here);
-        ``outcome.attempts`` counts every try.
+        """Stream from the first upstream that answers into ``out``, in the calling task (no task
+        per attempt: the upstream's reads, the stages, the encoder and the writes all run here).
+        A failure after the commit is the client's in-stream error, not retried.
 
         Raises:
-            GatewayError: before the commit, a non-retryable failure at once; else the last
-                failure once the attempts, the budget, the fallback list or the time before the
-                deadline are used up.
+            GatewayError: as ``_tries``.
+        """
+        async def once(upstream: Upstream, request: ChatRequest) -> None:
+            await _attempt(upstream, request, out, ctx)
+
+        await self._tries(once, ctx, outcome)
+
+    async def collect(self, answer: Collected, ctx: RequestContext, outcome: Any) -> None:
+        """Collect a whole answer into ``answer`` (``stream: false``): each try gets a response
+        chain of its own, and a failure anywhere in it, after the upstream's first content too,
+        is retried like one before the commit (the client has nothing yet).
+
+        Raises:
+            GatewayError: as ``_tries``.
+        """
+        async def once(upstream: Upstream, request: ChatRequest) -> None:
+            async def stream(out: trio.abc.SendChannel[Event]) -> None:
+                await _attempt(upstream, request, _Withheld(out), ctx, collected=True)
+
+            await answer.attempt(stream)
+
+        await self._tries(once, ctx, outcome)
+
+    async def _tries(self, once: Try, ctx: RequestContext, outcome: Any) -> None:
+        """``once`` for the upstreams in turn until one try succeeds; ``outcome.attempts`` counts
+        every try.
+
+        Raises:
+            GatewayError: a non-retryable failure at once; else the last failure once the
+                attempts, the budget, the fallback list or the time before the deadline are used up.
         """
         policy = self._pipeline.config.retry
         last: GatewayError | None = self._failure
@@ -155,10 +249,12 @@ class Plan:
             upstream = attempt.target
             assert upstream is not None
             while outcome.attempts < policy.budget and attempt.tries < policy.attempts_per_upstream:
+                if attempt.tries:
+                    self._rewind(ctx)
                 outcome.attempts += 1
                 attempt.tries += 1
                 try:
-                    await _attempt(upstream, request, out, ctx)  # type: ignore[arg-type]
+                    await once(upstream, request)  # type: ignore[arg-type]
                     return
                 except UpstreamError as exc:
                     if not exc.retryable:

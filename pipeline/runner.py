@@ -3,7 +3,8 @@
 Request hooks run in YAML order, for each upstream tried (``pipeline.retry.Plan``: one
 ``Attempt`` per upstream, the first shaped before the client's encoder is built). The upstream
 runs in the request's own task (retries and fallback until it commits, i.e. the client's HTTP
-status is decided; before that a failure is an HTTP error in the client's dialect). Response hooks run in reverse YAML order
+status is decided, or for a collected ``stream: false`` answer until its end; before that a
+failure is an HTTP error in the client's dialect). Response hooks run in reverse YAML order
 (``pipeline.flow``): per-event stages, the encoder and the writes run in the task that read the
 upstream; task-form stages run as trio tasks joined by zero-buffer channels, their frames written
 by the draining task, which also writes the end of the body. A disconnect watcher cancels
@@ -15,13 +16,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any
 
 import trio
 
 from pipeline.errors import GatewayError
 from pipeline.events import Event, MessageStop, StreamError, Usage
-from pipeline.flow import Collecting, Sink, build_response_chain, collect_out, stream_out
+from pipeline.flow import JSON_HEADERS, Collected, Sink, build_response_chain, stream_out
 from pipeline.model import ChatRequest
 from pipeline.registry import Pipeline
 from pipeline.retry import Plan
@@ -145,15 +147,13 @@ async def run_pipeline(pipeline: Pipeline, request: ChatRequest, ctx: RequestCon
                 if request.stream:  # built after the hooks: stages may enrich client_extras
                     encoder = codec.stream_encoder(request)
                     sink = Sink(ctx, outcome, encoder.feed, responder=responder)
-                else:
-                    collecting = Collecting(codec.collector(request))
-                    sink = Sink(ctx, outcome, collecting.feed)
-                outbox = build_response_chain(pipeline.stages, ctx, nursery, sink)
-                if encoder is not None:
+                    outbox = build_response_chain(pipeline.stages, ctx, nursery, sink)
                     nursery.start_soon(_drain, sink, encoder, responder, nursery.cancel_scope)
-                await plan.run(outbox, ctx, outcome)  # a fallback upstream is shaped for anew
-                if encoder is None:
-                    await collect_out(sink, collecting, responder)
+                    await plan.run(outbox, ctx, outcome)  # a fallback upstream is shaped for anew
+                else:  # collected: a chain per try, so a try that fails mid-answer is retried
+                    answer = Collected(pipeline.stages, ctx, outcome, partial(codec.collector, request))
+                    await plan.collect(answer, ctx, outcome)
+                    await responder.whole(200, JSON_HEADERS, answer.body())
                     nursery.cancel_scope.cancel()
         except BaseException as exc:  # the error boundary
             leaf = _unwrap(exc)

@@ -150,10 +150,17 @@ async def test_retries_exhausted(fault: str, dialect: str, fault_sim: SimulatorP
 
 
 @pytest.mark.parametrize("dialect", DIALECTS)
-async def test_mid_stream_failure_non_streaming_is_http_error(dialect: str, fault_sim: SimulatorProcess) -> None:
-    """stream=false: a drop mid-answer reaches the client as the dialect's retryable HTTP error."""
+async def test_mid_stream_failure_non_streaming_is_retried(dialect: str, fault_sim: SimulatorProcess) -> None:
+    """stream=false: the client has nothing until the end, so a drop mid-answer is retried like
+    one before the first byte: once, the client gets the whole answer; on every try, the dialect's
+    retryable HTTP error after attempts_per_upstream (2). Every kind and dialect through the SDKs:
+    ``test_collected_retry.py``."""
     async with open_gateway(config(closed_port()), sim=fault_sim) as (url, _):
         async with httpx.AsyncClient(timeout=10) as http:
-            reply = await call(http, f"{url}/{dialect}", dialect, f"SIM:text {ANSWER}\nSIM:fault drop", stream=False)
+            once = await call(http, f"{url}/{dialect}", dialect, f"SIM:text {ANSWER}\nSIM:fault drop once", stream=False)
+            assert fault_sim.chat_requests == 2
+            every = await call(http, f"{url}/{dialect}", dialect, f"SIM:text {ANSWER}\nSIM:fault drop", stream=False)
+            assert fault_sim.chat_requests == 4
+    assert once.status == 200 and ANSWER in once.raw.decode(), once.raw
     expected = (529, "overloaded_error") if dialect == "anthropic" else (503, "server_is_overloaded")
-    assert (reply.status, reply.error_kind) == expected
+    assert (every.status, every.error_kind) == expected
