@@ -239,8 +239,9 @@ class TestErrors:
         assert b"internal error in the gateway: RuntimeError" in sink.body
         assert outcome.error_code == "api_error"
 
-    async def test_stream_error_event_non_streaming_becomes_http_error(self) -> None:
-        """An upstream StreamError in a non-streaming request becomes an HTTP error."""
+    async def test_stream_error_event_non_streaming_becomes_http_error(self, autojump_clock) -> None:
+        """An upstream StreamError in a non-streaming request becomes an HTTP error (once the
+        attempts are used up: it is retried, see ``TestCollectedRetry``)."""
 
         class Dies(Scripted):
             async def stream(self, request, out, ctx, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
@@ -253,3 +254,66 @@ class TestErrors:
         sink, _, _ = await run(make_pipeline([Dies()]), sample_request())
         assert sink.status == 503
 
+
+
+class HalfThenWhole(Scripted):
+    """The first call commits, sends half an answer and fails (an upstream ``StreamError``, or
+    ``raises`` after the commit); the later calls answer whole."""
+
+    def __init__(self, failure: StreamError | UpstreamError, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.failure = failure
+
+    async def stream(self, request, out, ctx, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        if self.calls:
+            await super().stream(request, out, ctx, task_status=task_status)
+            return
+        self.calls += 1
+        task_status.started()
+        for event in (MessageStart(message_id="m1", model="up"), BlockStart(index=0, block="text"),
+                      TextDelta(index=0, text="half "), TextDelta(index=0, text="answer ")):
+            await out.send(event)
+        if isinstance(self.failure, UpstreamError):
+            raise self.failure
+        await out.send(self.failure)
+
+
+class HoldAll(Stage):
+    """Holds every text delta in per-response state and lets them out at MessageStop."""
+
+    name = "hold"
+
+    def on_event(self, event: Event, ctx: RequestContext) -> Sequence[Event]:
+        held = ctx.state.setdefault(self.id, [])
+        if isinstance(event, TextDelta):
+            held.append(event)
+            return ()
+        if isinstance(event, MessageStop):
+            return (*held, event)
+        return (event,)
+
+
+class TestCollectedRetry:
+    """stream=false: a failure after the upstream's first content is retried (the client has
+    nothing yet); the failed try's partial answer and stage state are gone."""
+
+    async def test_a_retryable_failure_mid_answer_is_retried_and_leaves_nothing(self, autojump_clock) -> None:
+        from pipeline.events import ErrorInfo
+
+        stages = [Tag(Tag.Config(label="a")), TaskTag(TaskTag.Config(label="b")), HoldAll(None)]
+        for failure in (StreamError(error=ErrorInfo(code="bad_gateway", message="cut", status=502)),
+                        UpstreamError("lost", code="overloaded", retryable=True)):
+            up = HalfThenWhole(failure, deltas=2)
+            sink, outcome, ctx = await run(make_pipeline([up], stages), sample_request())
+            assert sink.status == 200 and up.calls == 2 and outcome.attempts == 2
+            body = msgspec.json.decode(sink.body)
+            assert body["choices"][0]["message"]["content"] == "t0 bat1 ba"  # each delta once, tagged by both stages
+            assert outcome.error_code is None and ctx.state["order"] == ["a", "b"]
+
+    async def test_a_deterministic_failure_mid_answer_is_not_retried(self, autojump_clock) -> None:
+        from pipeline.events import ErrorInfo
+
+        up = HalfThenWhole(StreamError(error=ErrorInfo(code="invalid_request", message="no", status=400)))
+        sink, outcome, _ = await run(make_pipeline([up]), sample_request())
+        assert sink.status == 400 and up.calls == 1 and outcome.attempts == 1
+        assert msgspec.json.decode(sink.body)["error"]["message"] == "no"
