@@ -254,3 +254,18 @@ async def test_a_megabyte_history_with_a_drop_once_gets_the_answer(dialect: str,
     assert text_of(dialect, answer) == ANSWER
     assert fault_sim.chat_requests == 2
     assert [len(json.dumps(r)) > 1_000_000 for r in fault_sim.requests()] == [True, True]
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+async def test_a_mid_stream_fault_moves_on_to_the_fallback_upstream(dialect: str, fault_sim: SimulatorProcess) -> None:
+    """One try per upstream: the first upstream's try drops mid-answer, the fallback serves."""
+    text = (f"upstreams:\n  first: {{{SIM}}}\n  second: {{{SIM}}}\npipelines:\n  {dialect}:\n    client: {dialect}\n"
+            f"    mount: /{dialect}\n    upstream: [first, second]\n    stages: {SHIPPED_STAGES[dialect]}\n"
+            "    retry: {attempts_per_upstream: 1, budget: 4, backoff_base_s: 0.01, backoff_cap_s: 0.02}\n")
+    async with open_gateway(text, sim=fault_sim) as (url, _):
+        with structlog.testing.capture_logs() as logs:
+            answer = await run(dialect, url, [user(dialect, f"SIM:text {ANSWER}\nSIM:fault drop once")])
+            await wait_finished(logs)
+    assert text_of(dialect, answer) == ANSWER and fault_sim.chat_requests == 2
+    (line,) = finished_lines(logs)
+    assert (line["status"], line["upstream"], line["attempts"]) == (200, "second", 2)
