@@ -269,8 +269,9 @@ async def _read_body(receive: Receive, headers: dict[str, str], limit: int, idle
     # a round trip through the server's task, and the disconnect watcher reads past it.
     expected = int(declared) if declared.isdigit() else -1
     if expected > limit:
-        if "100-continue" not in headers.get("expect", "").lower():  # else the client has not sent it
-            await _drain(receive, True)
+        # Drained even after ``Expect: 100-continue``: hypercorn sends the 100 itself, before the
+        # app reads, so that client is sending its body too.
+        await _drain(receive, True)
         raise RequestError(f"request body of {declared} bytes exceeds the limit of {limit} bytes", code="request_too_large")
     chunks: list[bytes] = []
     size = 0

@@ -1,5 +1,5 @@
-"""Request intake through hypercorn: refused requests read the body first (401, 404, 405: the
-client sees the answer, not a reset), the request id (a client's only when it is a plain token,
+"""Request intake through hypercorn: refused requests read the body first (401, 404, 405, and a
+413 after ``100 Continue``: the client sees the answer, not a reset), the request id (a client's only when it is a plain token,
 echoed in ``x-request-id``), a bug outside the pipeline (the dialect's 500 and a logged
 traceback, not hypercorn's empty 500), and a bounded ``request_finished`` line however many
 losses a request has."""
@@ -53,18 +53,22 @@ def raw_exchange(port: int, head: str, body: bytes) -> tuple[int, bytes]:
         view = memoryview(body)
         for at in range(0, len(body), 256 * 1024):
             sock.sendall(view[at:at + 256 * 1024])
-        data = b""
-        while b"\r\n\r\n" not in data:
-            chunk = sock.recv(65536)
-            assert chunk, f"connection closed before the answer: {data!r}"
-            data += chunk
-        headers, _, rest = data.partition(b"\r\n\r\n")
-        length = int(re.search(rb"(?i)\r\ncontent-length: *(\d+)", headers).group(1))
-        while len(rest) < length:
-            chunk = sock.recv(65536)
-            assert chunk, "connection closed inside the answer"
-            rest += chunk
-        return int(headers.split(b" ", 2)[1]), rest[:length]
+        return read_answer(sock)
+
+
+def read_answer(sock: socket.socket, data: bytes = b"") -> tuple[int, bytes]:
+    """One Content-Length framed answer off ``sock`` (``data``: what was already received)."""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        assert chunk, f"connection closed before the answer: {data!r}"
+        data += chunk
+    headers, _, rest = data.partition(b"\r\n\r\n")
+    length = int(re.search(rb"(?i)\r\ncontent-length: *(\d+)", headers).group(1))
+    while len(rest) < length:
+        chunk = sock.recv(65536)
+        assert chunk, "connection closed inside the answer"
+        rest += chunk
+    return int(headers.split(b" ", 2)[1]), rest[:length]
 
 
 @pytest.mark.parametrize("dialect", DIALECTS)
@@ -88,6 +92,33 @@ async def test_no_route_with_a_big_body_gets_its_answer(method: str, path: str, 
         got, answer = await trio.to_thread.run_sync(
             raw_exchange, port_of(url), f"{method} {path} HTTP/1.1\r\nhost: x\r\n", b"x" * BIG)
     assert got == status and f"no route for {method} {path}" in answer.decode()
+
+
+def continue_exchange(port: int, head: str, body: bytes) -> tuple[int, bytes]:
+    """``Expect: 100-continue``: wait for hypercorn's ``100 Continue`` (it answers it itself, before
+    the app reads), send the whole body, then read the final answer (Content-Length framed)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=20) as sock:
+        sock.sendall(head.encode("latin-1") + f"expect: 100-continue\r\ncontent-length: {len(body)}\r\n\r\n".encode())
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = sock.recv(65536)
+            assert chunk, f"connection closed before 100 Continue: {data!r}"
+            data += chunk
+        interim, _, data = data.partition(b"\r\n\r\n")
+        assert interim.startswith(b"HTTP/1.1 100 "), interim
+        sock.sendall(body)
+        return read_answer(sock, data)
+
+
+async def test_declared_too_large_after_100_continue_is_drained_and_refused(sim) -> None:
+    """The client waits for ``100 Continue``, which hypercorn sends at once, so the body follows:
+    the 413 is sent after reading it (never a reset mid-body), and the upstream is not called."""
+    config = "server: {max_body_bytes: 1048576}\n" + CONFIG
+    head = "POST /chat/v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+    async with open_gateway(config, sim=sim) as (url, _):
+        status, answer = await trio.to_thread.run_sync(continue_exchange, port_of(url), head, b"x" * BIG)
+    assert status == 413 and "exceeds the limit of 1048576 bytes" in answer.decode()
+    assert sim.chat_requests == 0
 
 
 @pytest.mark.parametrize("dialect", DIALECTS)
