@@ -14,10 +14,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from stages.envelope import Envelope, open_envelope, seal  # noqa: E402
+from stages.envelope import Envelope, Keyring  # noqa: E402
 from tests.captures import capture_body  # noqa: E402
 
-SECRET = b"bench-secret"
+KEY = Keyring(b"bench-secret").upstream("deepseek")
 
 
 def prose(value: object) -> list[str]:
@@ -42,10 +42,10 @@ def main() -> None:
         reps = max(3, 200_000 // n)
         t0 = time.perf_counter()
         for _ in range(reps):
-            token = seal(env, SECRET)
+            token = KEY.seal(env)
         t1 = time.perf_counter()
         for _ in range(reps):
-            opened = open_envelope(token, SECRET)
+            opened = KEY.open(token)
         t2 = time.perf_counter()
         assert opened == env
         print(f"{n:>16,} {len(token):>15,} {len(token) / n:>6.2f} {(t1 - t0) / reps * 1e6:>8.0f} {(t2 - t1) / reps * 1e6:>8.0f}")

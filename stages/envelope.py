@@ -1,23 +1,45 @@
 """The reasoning envelope: what the gateway hides in a thinking signature / ``encrypted_content``.
 
-Format: ``gw1.<base64url(zlib(json payload))>.<base64url(HMAC-SHA256(secret, "gw1." + body))[:22]>``.
-The payload carries what the next request needs to replay DeepSeek's reasoning exactly:
-``u`` upstream id, ``m`` upstream model, ``r`` the reasoning text (or ``d``, its SHA-256, when it
-was too large to carry and lives in the reasoning cache), ``t`` the tool call ids it precedes.
-Sans-IO and stateless; any replica holding the same secret can open it.
+Format: ``gw2.<base64url(nonce || AES-256-GCM(key_u, nonce, body, aad="gw2."))>``, a random 96-bit
+nonce per envelope; ``body`` is one flag byte (0: raw, 1: zlib) and the JSON payload (compressed
+when that is smaller). The payload is **encrypted**, not only signed: without the key the token
+shows nothing of the reasoning, the upstream or the model. It carries what the next request needs
+to replay DeepSeek's reasoning exactly: ``u`` upstream id, ``m`` upstream model, ``r`` the
+reasoning text (or ``d``, its SHA-256, when it was too large to carry and lives in the reasoning
+cache), ``t`` the tool call ids it precedes (checked by ``thinking_filter`` against the turn it is
+replayed on).
+
+**Key separation:** ``key_u`` is HKDF-SHA256 of the configured secret with the upstream id as
+``info``, so an envelope sealed for one upstream (the ``/demo`` simulator, which thinks whatever
+``SIM:think`` says) does not open for another (``deepseek``), whatever secret they share; ``u``
+is checked on open as well. ``Keyring`` derives each upstream's key once and keeps it.
+
+Older ``gw1.`` tokens (zlib + HMAC, readable by anyone) are not opened: they count as foreign
+signatures and fall to the next rung of the replay ladder. Sans-IO and stateless; any replica
+holding the same secret opens any envelope of the same upstream.
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
-import hmac
+import os
 import zlib
 
 import msgspec
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.hashes import SHA256
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-PREFIX = b"gw1."
-_MAC_CHARS = 22  # 16 bytes of HMAC-SHA256, base64url without padding
+PREFIX = "gw2."
+_AAD = PREFIX.encode()
+_SALT = b"deepseek-gateway reasoning envelope v2"
+_NONCE = 12  # bytes: AES-GCM's 96-bit nonce, random per envelope
+_TAG = 16
+_RAW, _ZLIB = b"\x00", b"\x01"
+MAX_BYTES = 8 * 1024 * 1024  # the largest payload an envelope may inflate to
 
 
 class Envelope(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
@@ -36,39 +58,74 @@ def digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _b64(data: bytes) -> bytes:
-    return base64.urlsafe_b64encode(data).rstrip(b"=")
+def derive_key(secret: bytes, upstream_id: str) -> bytes:
+    """The 256-bit key of ``upstream_id``'s envelopes (HKDF-SHA256, the upstream id as info)."""
+    return HKDF(algorithm=SHA256(), length=32, salt=_SALT, info=b"upstream:" + upstream_id.encode()).derive(secret)
 
 
-def _unb64(data: bytes) -> bytes:
-    return base64.urlsafe_b64decode(data + b"=" * (-len(data) % 4))
+class UpstreamKey:
+    """Seals and opens the envelopes of one upstream."""
 
+    __slots__ = ("_aead", "upstream_id")
 
-def seal(envelope: Envelope, secret: bytes) -> str:
-    body = PREFIX + _b64(zlib.compress(_ENC.encode(envelope), 6))
-    mac = _b64(hmac.new(secret, body, hashlib.sha256).digest())[:_MAC_CHARS]
-    return (body + b"." + mac).decode("ascii")
+    def __init__(self, secret: bytes, upstream_id: str) -> None:
+        self.upstream_id = upstream_id
+        self._aead = AESGCM(derive_key(secret, upstream_id))
 
+    def seal(self, envelope: Envelope) -> str:
+        if envelope.u != self.upstream_id:
+            raise ValueError(f"an envelope of upstream {envelope.u!r} sealed with {self.upstream_id!r}'s key")
+        payload = _ENC.encode(envelope)
+        packed = zlib.compress(payload, 6)
+        body = _ZLIB + packed if len(packed) < len(payload) else _RAW + payload
+        nonce = os.urandom(_NONCE)
+        sealed = nonce + self._aead.encrypt(nonce, body, _AAD)
+        return PREFIX + base64.urlsafe_b64encode(sealed).rstrip(b"=").decode("ascii")
 
-def open_envelope(token: str | None, secret: bytes, *, max_bytes: int = 8 * 1024 * 1024) -> Envelope | None:
-    """The envelope inside ``token`` if it is ours and untampered, else ``None`` (foreign/forged)."""
-    if not token or not token.startswith("gw1."):
-        return None
-    raw = token.encode("ascii", "replace")
-    body, sep, mac = raw.rpartition(b".")
-    if not sep or len(mac) != _MAC_CHARS:
-        return None
-    expected = _b64(hmac.new(secret, body, hashlib.sha256).digest())[:_MAC_CHARS]
-    if not hmac.compare_digest(mac, expected):
-        return None
-    try:
-        inflater = zlib.decompressobj()
-        payload = inflater.decompress(_unb64(body[len(PREFIX):]), max_bytes)
-        if inflater.unconsumed_tail:
+    def open(self, token: str | None, *, max_bytes: int = MAX_BYTES) -> Envelope | None:
+        """The envelope inside ``token`` if this upstream sealed it and nobody changed it, else
+        ``None`` (foreign, another upstream's, an old ``gw1.`` token, forged, or tampered)."""
+        if not token or not token.startswith(PREFIX) or len(token) > (max_bytes + 64) * 4 // 3:
             return None
-        return _DEC.decode(payload)
-    except (ValueError, zlib.error, msgspec.DecodeError):
-        return None
+        data = token[len(PREFIX):]
+        try:
+            raw = base64.urlsafe_b64decode(data + "=" * (-len(data) % 4))
+        except (ValueError, binascii.Error):  # non-ASCII or not base64
+            return None
+        if len(raw) < _NONCE + _TAG + 1:
+            return None
+        try:  # the tag is checked before anything is inflated: forged zip bombs never are
+            body = self._aead.decrypt(raw[:_NONCE], raw[_NONCE:], _AAD)
+        except InvalidTag:
+            return None
+        try:
+            if body[:1] == _ZLIB:
+                inflater = zlib.decompressobj()
+                payload = inflater.decompress(body[1:], max_bytes)
+                if inflater.unconsumed_tail:
+                    return None
+            else:
+                payload = body[1:]
+            envelope = _DEC.decode(payload)
+        except (ValueError, zlib.error, msgspec.DecodeError):
+            return None
+        return envelope if envelope.u == self.upstream_id else None
 
 
-__all__ = ["PREFIX", "Envelope", "digest", "open_envelope", "seal"]
+class Keyring:
+    """The per-upstream keys of one secret, each derived once (on its upstream's first use)."""
+
+    __slots__ = ("_keys", "_secret")
+
+    def __init__(self, secret: bytes) -> None:
+        self._secret = secret
+        self._keys: dict[str, UpstreamKey] = {}
+
+    def upstream(self, upstream_id: str) -> UpstreamKey:
+        key = self._keys.get(upstream_id)
+        if key is None:
+            key = self._keys[upstream_id] = UpstreamKey(self._secret, upstream_id)
+        return key
+
+
+__all__ = ["MAX_BYTES", "PREFIX", "Envelope", "Keyring", "UpstreamKey", "derive_key", "digest"]

@@ -1,16 +1,22 @@
 """thinking_filter: DeepSeek reasoning shown to the client and replayed upstream exactly.
 
-Response way: every thinking block gets one ``SignatureDelta`` carrying a sealed envelope (the
-reasoning text, upstream id and model, and the tool call ids it precedes). To learn the first
-tool call id, the block's end is held back until the next tool call starts, the message ends, or
-``holdback_chars`` of text have been held. At ``MessageStop`` the reasoning is also put in the
-reasoning cache under each tool call id (rung 2 of the ladder).
+Response way: every thinking block gets one ``SignatureDelta`` carrying an envelope
+(``stages.envelope``: encrypted with the serving upstream's own key; the reasoning text, upstream
+id and model, and the tool call ids it precedes). To learn the first tool call id, the block's
+end is held back until the next tool call starts, the message ends, or ``holdback_chars`` of text
+have been held. At ``MessageStop`` the reasoning is also put in the reasoning cache under the
+upstream and each tool call id (rung 2 of the ladder).
 
 Request way: every ``ThinkingPart`` is removed (foreign signatures and ``redacted_thinking`` never
-reach the upstream); valid envelopes restore ``Message.reasoning`` on the assistant message that
-carries their tool calls. When an assistant tool-call turn has no valid envelope, the ladder:
-reasoning cache → ``""`` (DeepSeek checks presence) → thinking off for this request. The worst rung
-used goes into the request's log line (``replay_rung``) and metrics.
+reach the upstream). An envelope restores ``Message.reasoning`` only if it opens with the key of
+the upstream this request is aimed at (``ctx.attempt``), and only on the assistant turn it is
+bound to: the turn whose tool calls begin with the ids sealed in it (an envelope sealed before any
+tool call, ``t == ()``, only on a turn without tool calls), once per request (a copy of an
+envelope already used is refused). Anything else is a loss (``foreign_thinking``,
+``misplaced_thinking``) and the turn takes the next rung. When an assistant tool-call turn has no
+valid envelope, the ladder: reasoning cache (of the same upstream) → ``""`` (DeepSeek checks
+presence) → thinking off for this request. The worst rung used goes into the request's log line
+(``replay_rung``) and metrics.
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ from pipeline.events import TextDelta, ThinkingDelta, ToolArgsDelta
 from pipeline.model import ChatRequest, Message, ThinkingPart, ToolCallPart
 from pipeline.protocols.chat import thinking_on
 from pipeline.stage import RequestContext, Stage
-from stages.envelope import Envelope, digest, open_envelope, seal
+from stages.envelope import Envelope, Keyring, UpstreamKey, digest
 from stages.reasoning_cache import shared_store
 
 _PASS = frozenset({TextDelta, ToolArgsDelta})  # never looked at unless a thinking block's end is held
@@ -55,7 +61,8 @@ class ThinkingFilter(Stage):
     name = "thinking_filter"
 
     class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-        # Env var holding the HMAC secret for envelopes (shared by all replicas).
+        # Env var holding the secret the envelopes' per-upstream keys are derived from (shared by
+        # all replicas).
         secret_env: str = "GATEWAY_THINKING_SECRET"
         # Refuse to start without that secret (set true when several replicas share traffic).
         require_secret: bool = False
@@ -75,12 +82,13 @@ class ThinkingFilter(Stage):
         super().__init__(config, **kwargs)
         value = os.environ.get(config.secret_env, "")
         if value:
-            self._secret = value.encode()
+            secret = value.encode()
         elif config.require_secret:
             raise ValueError(f"environment variable {config.secret_env} is not set and require_secret is true "
                              "(every replica must share one secret, or envelopes from one are rejected by another)")
         else:
-            self._secret = _PROCESS_SECRETS.setdefault(config.secret_env, pysecrets.token_bytes(32))
+            secret = _PROCESS_SECRETS.setdefault(config.secret_env, pysecrets.token_bytes(32))
+        self._keys = Keyring(secret)  # one key per upstream, derived once
         self._key = self.id + ":response"  # ctx.state key of the per-response state
         self._store = shared_store("reasoning", max_entries=config.cache_entries, max_bytes=config.cache_max_chars,
                                    ttl_s=config.cache_ttl_s)
@@ -89,21 +97,23 @@ class ThinkingFilter(Stage):
 
     async def on_request(self, request: ChatRequest, ctx: RequestContext) -> ChatRequest:
         thinking = thinking_on(request, ctx.profile)
+        key = self._keys.upstream(ctx.upstream_id)
         messages = list(request.messages)
         restored: dict[int, list[str]] = {}
+        used: set[str] = set()  # the envelopes restored so far: a copy of one is refused
         for i, message in enumerate(messages):
             if message.role != "assistant":
                 continue
             for part in message.parts:
                 if isinstance(part, ThinkingPart):
-                    self._open(part, i, messages, restored, ctx)
+                    self._open(part, i, messages, restored, used, key, ctx)
         worst = 0
         for i, message in enumerate(messages):
             if message.role != "assistant":
                 continue
             calls = [p.id for p in message.parts if isinstance(p, ToolCallPart)]
             parts = tuple(p for p in message.parts if not isinstance(p, ThinkingPart))
-            reasoning, rung = self._resolve(message, restored.get(i), calls)
+            reasoning, rung = self._resolve(message, restored.get(i), calls, ctx.upstream_id)
             if thinking and calls:
                 worst = max(worst, RUNGS.index(rung))
             if parts != message.parts or reasoning != message.reasoning:
@@ -119,25 +129,28 @@ class ThinkingFilter(Stage):
         return msgspec.structs.replace(request, **changes)
 
     def _open(self, part: ThinkingPart, index: int, messages: list[Message], restored: dict[int, list[str]],
-              ctx: RequestContext) -> None:
+              used: set[str], key: UpstreamKey, ctx: RequestContext) -> None:
         if part.redacted:
             ctx.lose("redacted_thinking", "redacted thinking is not forwarded")
             return
-        envelope = open_envelope(part.signature, self._secret)
+        envelope = key.open(part.signature)
         if envelope is None:
             ctx.lose("foreign_thinking" if part.signature else "unsigned_thinking",
-                     "thinking without a valid gateway envelope is not forwarded")
+                     f"thinking without a valid gateway envelope of upstream {key.upstream_id!r} is not forwarded")
             return
-        text = envelope.r if envelope.r is not None else (self._store.get("d:" + envelope.d) if envelope.d else None)
-        if text is None:
+        target = _bound_turn(envelope.t, index, messages)
+        if target is None or part.signature in used:
+            ctx.lose("misplaced_thinking", "an envelope on a turn without the tool calls it was sealed with"
+                     if target is None else "a copy of an envelope already replayed in this request")
             return
-        target = index
-        if envelope.t and not _has_call(messages[index], envelope.t[0]):
-            target = next((j for j, m in enumerate(messages) if m.role == "assistant" and _has_call(m, envelope.t[0])),
-                          index)
-        restored.setdefault(target, []).append(text)
+        used.add(part.signature)  # type: ignore[arg-type]  # opened: a str
+        text = envelope.r if envelope.r is not None else (
+            self._store.get(_cache_key(key.upstream_id, "d:" + envelope.d)) if envelope.d else None)
+        if text is not None:
+            restored.setdefault(target, []).append(text)
 
-    def _resolve(self, message: Message, texts: list[str] | None, calls: list[str]) -> tuple[str | None, str]:
+    def _resolve(self, message: Message, texts: list[str] | None, calls: list[str],
+                 upstream_id: str) -> tuple[str | None, str]:
         if texts is not None:
             return "".join(texts), "envelope"
         if message.reasoning is not None:  # a Chat client sent reasoning_content itself
@@ -145,7 +158,7 @@ class ThinkingFilter(Stage):
         if not calls:
             return None, "not_needed"
         for call_id in calls:
-            cached = self._store.get(call_id)
+            cached = self._store.get(_cache_key(upstream_id, call_id))
             if cached is not None:
                 return cached, "cache"
         return None, "empty"
@@ -185,7 +198,7 @@ class ThinkingFilter(Stage):
         elif isinstance(event, MessageStart):
             st.model = event.model
         elif isinstance(event, MessageStop):
-            self._remember(st)
+            self._remember(st, ctx.upstream_id)
         return [event]
 
     def _while_holding(self, st: _Resp, event: Event, ctx: RequestContext) -> list[Event]:
@@ -195,7 +208,7 @@ class ThinkingFilter(Stage):
         if isinstance(event, MessageStop | StreamError):
             released = self._release(st, ctx)
             if isinstance(event, MessageStop):
-                self._remember(st)
+                self._remember(st, ctx.upstream_id)
             return [*released, event]
         if isinstance(event, BlockStart) and event.block == "thinking":
             return [*self._release(st, ctx), *self._step(st, event, ctx)]
@@ -212,22 +225,49 @@ class ThinkingFilter(Stage):
         text = st.texts[-1]
         if len(text) > self.config.inline_max_chars:
             key = digest(text)
-            self._store.put("d:" + key, text)
+            self._store.put(_cache_key(ctx.upstream_id, "d:" + key), text)
             envelope = Envelope(u=ctx.upstream_id, m=st.model, d=key, t=tuple(st.call_ids))
         else:
             envelope = Envelope(u=ctx.upstream_id, m=st.model, r=text, t=tuple(st.call_ids))
         held, st.held, st.pending_stop = st.held, [], None
-        return [SignatureDelta(index=stop.index, signature=seal(envelope, self._secret)), stop, *held]
+        signature = self._keys.upstream(ctx.upstream_id).seal(envelope)
+        return [SignatureDelta(index=stop.index, signature=signature), stop, *held]
 
-    def _remember(self, st: _Resp) -> None:
+    def _remember(self, st: _Resp, upstream_id: str) -> None:
         if st.call_ids and st.texts:
             text = "".join(st.texts)
             for call_id in st.call_ids:
-                self._store.put(call_id, text)
+                self._store.put(_cache_key(upstream_id, call_id), text)
 
 
-def _has_call(message: Message, call_id: str) -> bool:
-    return any(isinstance(p, ToolCallPart) and p.id == call_id for p in message.parts)
+def _cache_key(upstream_id: str, key: str) -> str:
+    """The cache is shared by every pipeline of the process: its entries are the upstream's own,
+    so one upstream's reasoning (the simulator's) is never another's (DeepSeek's) cache hit."""
+    return upstream_id + "\x00" + key
+
+
+def _call_ids(message: Message) -> tuple[str, ...]:
+    return tuple(p.id for p in message.parts if isinstance(p, ToolCallPart))
+
+
+def _bound_turn(sealed: tuple[str, ...], index: int, messages: list[Message]) -> int | None:
+    """The assistant turn an envelope sealed before the tool calls ``sealed`` may be replayed on,
+    found from ``index`` (the turn it sits in), or ``None``.
+
+    The envelope is sealed when its turn's first tool call starts (its thinking block must end
+    before the call does), so ``sealed`` is the start of that turn's calls: the turn carrying
+    ``sealed[0]`` (where the client echoed it, else the one it was moved away from) must begin with
+    exactly those ids. An envelope sealed before any call (a turn without tools, or one whose text
+    passed ``holdback_chars`` first) stays on its own turn, and only if that turn has no calls.
+    """
+    if not sealed:
+        return index if not _call_ids(messages[index]) else None
+    first = sealed[0]
+    target = index if first in _call_ids(messages[index]) else next(
+        (j for j, m in enumerate(messages) if m.role == "assistant" and first in _call_ids(m)), None)
+    if target is None or _call_ids(messages[target])[:len(sealed)] != sealed:
+        return None
+    return target
 
 
 __all__ = ["RUNGS", "ThinkingFilter"]

@@ -62,7 +62,7 @@ class TestAnthropicEndToEnd:
         assert [r.stop_reason for r in replies] == ["tool_use", "tool_use", "end_turn"]
         first = replies[0]
         thinking = next(b for b in first.content if b.type == "thinking")
-        assert thinking.thinking and thinking.signature.startswith("gw1.")
+        assert thinking.thinking and thinking.signature.startswith("gw2.")
         tool = next(b for b in first.content if b.type == "tool_use")
         assert tool.name == "Bash" and tool.input == {"command": "echo hello > out.txt"}
         assert replies[-1].content[-1].text == "finished"

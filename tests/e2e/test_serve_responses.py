@@ -71,7 +71,7 @@ class TestResponsesEndToEnd:
         assert [r.status for r in responses] == ["completed"] * 3
         first, second, last = responses
         reasoning = next(o for o in first.output if o.type == "reasoning")
-        assert reasoning.encrypted_content.startswith("gw1.") and reasoning.summary[0].text
+        assert reasoning.encrypted_content.startswith("gw2.") and reasoning.summary[0].text
         call = next(o for o in first.output if o.type == "function_call")
         assert call.name == "exec_command" and "echo hi > a.txt" in call.arguments
         patch = next(o for o in second.output if o.type == "custom_tool_call")

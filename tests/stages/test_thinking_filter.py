@@ -10,16 +10,16 @@ from pipeline.events import BlockStart, BlockStop, MessageStart, MessageStop, Si
 from pipeline.events import ToolArgsDelta, Usage
 from pipeline.model import ChatRequest, Message, TextPart, ThinkingConfig, ThinkingPart, ToolCallPart, ToolResultPart
 from pipeline.testing import check_stage, make_attempt, make_context, run_stage
-from stages.envelope import Envelope, open_envelope, seal
+from stages.envelope import Envelope, Keyring
 from stages.thinking_filter import ThinkingFilter
 from upstreams.profiles import PROFILES
 
 REASONING = "The user wants a file; I will run echo.\nSecond line with ünïcode and \u2028 separator."
 
 
-def ctx_for(profile: str = "deepseek"):
+def ctx_for(profile: str = "deepseek", upstream_id: str = "deepseek"):
     ctx = make_context(client="anthropic")
-    ctx.aim(make_attempt(PROFILES[profile], upstream_id="deepseek"))
+    ctx.aim(make_attempt(PROFILES[profile], upstream_id=upstream_id))
     return ctx
 
 
@@ -57,8 +57,14 @@ def history(signature: str | None, *, call_id: str = "call_1", reasoning: str | 
     ))
 
 
-async def signed(st: ThinkingFilter, call_id: str = "call_1", text: str = REASONING) -> tuple[list, str]:
-    _, out = await run_stage(st, tool_turn(call_id, text), ctx=ctx_for())
+def opened(st: ThinkingFilter, token: str, upstream_id: str = "deepseek") -> Envelope | None:
+    """``token`` opened with ``st``'s key for ``upstream_id``."""
+    return st._keys.upstream(upstream_id).open(token)
+
+
+async def signed(st: ThinkingFilter, call_id: str = "call_1", text: str = REASONING,
+                 upstream_id: str = "deepseek") -> tuple[list, str]:
+    _, out = await run_stage(st, tool_turn(call_id, text), ctx=ctx_for(upstream_id=upstream_id))
     sig = next(e.signature for e in out if isinstance(e, SignatureDelta))
     return out, sig
 
@@ -71,7 +77,7 @@ class TestResponseWay:
         kinds = [type(e).__name__ for e in out]
         assert kinds[:6] == ["MessageStart", "BlockStart", "ThinkingDelta", "ThinkingDelta", "SignatureDelta", "BlockStop"]
         assert kinds.count("SignatureDelta") == 1
-        envelope = open_envelope(sig, st._secret)
+        envelope = opened(st, sig)
         assert envelope == Envelope(u="deepseek", m="deepseek-v4-pro", r=REASONING, t=("call_1",))
         assert [e for e in out if not isinstance(e, SignatureDelta)] == tool_turn()
 
@@ -85,13 +91,13 @@ class TestResponseWay:
         _, out = await run_stage(st, events, ctx=ctx_for())
         sig_at = next(i for i, e in enumerate(out) if isinstance(e, SignatureDelta))
         assert out.index(TextDelta(index=1, text="defgh")) == sig_at + 4  # stop, start, abc, defgh
-        assert open_envelope(out[sig_at].signature, st._secret).t == ()
+        assert opened(st, out[sig_at].signature).t == ()
 
     async def test_large_reasoning_travels_as_digest(self) -> None:
         """Reasoning over inline_max_chars is cached; the envelope carries only its digest."""
         st = stage(inline_max_chars=50)
         _, sig = await signed(st, call_id="call_big", text="x" * 500)
-        envelope = open_envelope(sig, st._secret)
+        envelope = opened(st, sig)
         assert envelope.r is None and envelope.d
         request = await st.on_request(history(sig, call_id="call_big"), ctx_for())
         assert request.messages[1].reasoning == "x" * 500
@@ -133,13 +139,18 @@ class TestRequestWay:
         assert {loss.what for loss in ctx.losses} & {"foreign_thinking", "unsigned_thinking"}
 
     async def test_tampered_envelope_is_rejected(self) -> None:
-        """Changing one character of the payload invalidates the HMAC."""
+        """Changing one character of the token fails its authentication tag; another secret's
+        envelope does not open."""
         st = stage()
         _, sig = await signed(st, call_id="call_t")
-        head, body, mac = sig.split(".")
-        forged = f"{head}.{body[:-2]}{'A' if body[-2] != 'A' else 'B'}{body[-1]}.{mac}"
-        assert open_envelope(forged, st._secret) is None
-        assert open_envelope(seal(Envelope(r="evil"), b"other-secret"), st._secret) is None
+        forged = f"{sig[:-2]}{'A' if sig[-2] != 'A' else 'B'}{sig[-1]}"
+        assert opened(st, forged) is None
+        other = Keyring(b"other-secret").upstream("deepseek").seal(Envelope(u="deepseek", r="evil", t=("call_t",)))
+        assert opened(st, other) is None
+        ctx = ctx_for()
+        request = await st.on_request(history(forged, call_id="call_t"), ctx)
+        assert request.messages[1].reasoning == REASONING  # from the cache, not the forgery
+        assert ctx.fields["replay_rung"] == "cache" and "foreign_thinking" in {loss.what for loss in ctx.losses}
 
     async def test_redacted_thinking_is_dropped(self) -> None:
         """redacted_thinking never reaches the upstream."""
@@ -179,6 +190,111 @@ class TestRequestWay:
         assert all(not isinstance(p, ThinkingPart) for p in request.messages[1].parts)
 
 
+def turn(call_ids: tuple[str, ...], *signatures: str | None) -> tuple[Message, ...]:
+    """An assistant turn with thinking blocks carrying ``signatures`` and calls ``call_ids``, and
+    its tool results."""
+    return (Message(role="assistant", parts=(*(ThinkingPart(text="shown", signature=s) for s in signatures),
+                                             *(ToolCallPart(id=c, name="Bash", arguments="{}") for c in call_ids))),
+            *(Message(role="tool", parts=(ToolResultPart(call_id=c, content=(TextPart("ok"),)),)) for c in call_ids))
+
+
+def conversation(*turns: tuple[Message, ...]) -> ChatRequest:
+    return ChatRequest(model="m", messages=(Message(role="user", parts=(TextPart("go"),)),
+                                            *(m for t in turns for m in t)))
+
+
+def what_lost(ctx) -> set[str]:
+    return {loss.what for loss in ctx.losses}
+
+
+class TestBinding:
+    """An envelope replays its reasoning only to the upstream that produced it, on the turn of the
+    tool calls it was sealed with, once (the report's D6)."""
+
+    async def test_another_upstreams_envelope_and_cache_entry_are_not_replayed(self) -> None:
+        """Reasoning sealed for the /demo simulator (SIM:think says what it is) neither opens for
+        DeepSeek nor comes back from the cache, though the pipelines share one stage secret."""
+        st = stage()
+        _, demo = await signed(st, call_id="call_demo_1", text="INJECTED-VIA-DEMO", upstream_id="simulator")
+        ctx = ctx_for()
+        request = await st.on_request(history(demo, call_id="call_demo_1"), ctx)
+        assert request.messages[1].reasoning is None and ctx.fields["replay_rung"] == "empty"
+        assert "foreign_thinking" in what_lost(ctx)
+        own = ctx_for(upstream_id="simulator")  # the simulator's own pipeline still replays it
+        assert (await st.on_request(history(demo, call_id="call_demo_1"), own)).messages[1].reasoning == "INJECTED-VIA-DEMO"
+        assert own.fields["replay_rung"] == "envelope"
+
+    async def test_another_conversations_envelope_is_refused(self) -> None:
+        """Conversation 2's envelope on conversation 1's turn does not bring conversation 2's
+        reasoning: conversation 1's own comes back from the cache."""
+        st = stage()
+        await signed(st, call_id="call_conv1", text="reasoning of conversation one")
+        _, sig2 = await signed(st, call_id="call_conv2", text="reasoning of conversation two")
+        ctx = ctx_for()
+        request = await st.on_request(history(sig2, call_id="call_conv1"), ctx)
+        assert request.messages[1].reasoning == "reasoning of conversation one"
+        assert ctx.fields["replay_rung"] == "cache" and "misplaced_thinking" in what_lost(ctx)
+
+    async def test_copies_of_one_envelope_replay_it_once(self) -> None:
+        """50 copies in its own turn give its reasoning once; copies on other turns give nothing."""
+        st = stage()
+        _, sig = await signed(st, call_id="call_dup_1", text="reasoning once")
+        ctx = ctx_for()
+        request = await st.on_request(conversation(turn(("call_dup_1",), *[sig] * 50),
+                                                   turn(("call_dup_other_a",), sig),
+                                                   turn(("call_dup_other_b",), sig, sig)), ctx)
+        assistants = [m for m in request.messages if m.role == "assistant"]
+        assert [m.reasoning for m in assistants] == ["reasoning once", None, None]
+        assert ctx.fields["replay_rung"] == "empty"  # the other turns have no reasoning of their own
+        assert sum(loss.what == "misplaced_thinking" for loss in ctx.losses) == 52
+
+    async def test_the_turn_must_begin_with_the_sealed_call_ids(self) -> None:
+        """Parallel calls: the envelope names the first call; it opens on the turn that begins with
+        it (whatever follows), not on one where that call comes later."""
+        st = stage()
+        _, sig = await signed(st, call_id="call_par_1", text="parallel reasoning")
+        ctx = ctx_for()
+        request = await st.on_request(conversation(turn(("call_par_1", "call_par_2"), sig)), ctx)
+        assert request.messages[1].reasoning == "parallel reasoning" and ctx.fields["replay_rung"] == "envelope"
+        ctx = ctx_for()
+        await st.on_request(conversation(turn(("call_par_0", "call_par_1"), sig)), ctx)
+        assert "misplaced_thinking" in what_lost(ctx)
+        assert ctx.fields["replay_rung"] == "cache"  # call_par_1's cache entry; the envelope was refused
+
+    async def test_an_envelope_sealed_before_any_call_stays_on_a_turn_without_calls(self) -> None:
+        """A final answer's envelope (no call ids) replays on its own turn without calls; moved
+        onto a tool-call turn it is refused (it would lend that turn another turn's reasoning)."""
+        st = stage()
+        events = [MessageStart(message_id="m", model="deepseek-v4-pro"), BlockStart(index=0, block="thinking"),
+                  ThinkingDelta(index=0, text="final answer reasoning"), BlockStop(index=0),
+                  BlockStart(index=1, block="text"), TextDelta(index=1, text="Done."), BlockStop(index=1),
+                  MessageStop(stop_reason="end_turn")]
+        _, out = await run_stage(st, events, ctx=ctx_for())
+        sig = next(e.signature for e in out if isinstance(e, SignatureDelta))
+        assert opened(st, sig).t == ()
+        ctx = ctx_for()
+        request = await st.on_request(conversation(turn((), sig)), ctx)
+        assert request.messages[1].reasoning == "final answer reasoning"
+        ctx = ctx_for()
+        request = await st.on_request(conversation(turn(("call_nocall_1",), sig)), ctx)
+        assert request.messages[1].reasoning is None and "misplaced_thinking" in what_lost(ctx)
+
+    async def test_long_text_before_the_first_call_falls_to_the_cache(self) -> None:
+        """Past holdback_chars the envelope is sealed before the call is known (no call ids): on
+        its tool-call turn it is refused and the cache, filled at the message's end, serves it."""
+        st = stage(holdback_chars=5)
+        events = [MessageStart(message_id="m", model="deepseek-v4-pro"), BlockStart(index=0, block="thinking"),
+                  ThinkingDelta(index=0, text="long text reasoning"), BlockStop(index=0),
+                  BlockStart(index=1, block="text"), TextDelta(index=1, text="a long explanation"), BlockStop(index=1),
+                  BlockStart(index=2, block="tool_call", call_id="call_long_1", name="Bash"),
+                  ToolArgsDelta(index=2, fragment="{}"), BlockStop(index=2), MessageStop(stop_reason="tool_use")]
+        _, out = await run_stage(st, events, ctx=ctx_for())
+        sig = next(e.signature for e in out if isinstance(e, SignatureDelta))
+        ctx = ctx_for()
+        request = await st.on_request(history(sig, call_id="call_long_1"), ctx)
+        assert request.messages[1].reasoning == "long text reasoning" and ctx.fields["replay_rung"] == "cache"
+
+
 class TestSecret:
     def test_required_secret_missing_is_a_startup_error(self, monkeypatch) -> None:
         """require_secret without the env var fails at construction, naming the variable."""
@@ -190,7 +306,8 @@ class TestSecret:
         """Two instances (replicas) with the same secret open each other's envelopes."""
         monkeypatch.setenv("GW_TEST_SECRET", "s3cret-value")
         a, b = stage(secret_env="GW_TEST_SECRET"), stage(secret_env="GW_TEST_SECRET")
-        assert open_envelope(seal(Envelope(r="x"), a._secret), b._secret) == Envelope(r="x")
+        envelope = Envelope(u="deepseek", r="x")
+        assert opened(b, a._keys.upstream("deepseek").seal(envelope)) == envelope
 
 
 async def test_conformance() -> None:
