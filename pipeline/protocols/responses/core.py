@@ -1,6 +1,7 @@
 """The Responses output state machine shared by the SSE encoder and the collector (§5.4).
 
-Blocks map to output items in order: thinking → reasoning (summary + ``encrypted_content``),
+Blocks map to output items in order: thinking → reasoning (summary + ``encrypted_content``, the
+signature: ``thinking_filter``'s envelope, encrypted for the upstream that reasoned),
 text → message, tool_call → function_call / custom_tool_call / local_shell_call by the offered
 tool's kind. ``_emit`` is the only output: the encoder frames it, the collector ignores it.
 """
