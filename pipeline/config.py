@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -45,7 +45,7 @@ class PipelineConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     # URL prefix the client endpoints are served under ("" = root).
     mount: str = ""
     # Overall deadline for one request, seconds.
-    deadline_s: float = 900.0
+    deadline_s: Annotated[float, msgspec.Meta(gt=0)] = 900.0
     # Optional gateway keys: names of env vars holding accepted keys (x-api-key or Bearer).
     api_keys_env: list[str] = []
     # Retry policy before the first byte (see RetryConfig).
@@ -54,14 +54,14 @@ class PipelineConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
 
 class ServerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     # Largest accepted request body, bytes (Claude Code histories reach several MB).
-    max_body_bytes: int = 32 * 1024 * 1024
+    max_body_bytes: Annotated[int, msgspec.Meta(ge=1)] = 32 * 1024 * 1024
     # Longest wait for the next piece of a request body, seconds (a no-progress limit: a large
     # body on a slow link keeps going; the pipeline's deadline_s bounds the whole request). 408.
     body_timeout_s: Annotated[float, msgspec.Meta(gt=0)] = 30.0
     # Deepest JSON nesting ([ and { levels) accepted in a request body; 0 = no check.
-    max_json_depth: int = 64
+    max_json_depth: Annotated[int, msgspec.Meta(ge=0)] = 64
     # structlog level: debug | info | warning | error.
-    log_level: str = "info"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
     # Render logs as JSON lines (true) or human-readable key=value (false).
     log_json: bool = True
     # GET /metrics needs a gateway key (any pipeline's, x-api-key or Bearer): true | false; unset:

@@ -11,6 +11,7 @@ import os
 import pkgutil
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import msgspec
 
@@ -37,6 +38,13 @@ def _resolve(name: str, table: dict[str, str], what: str) -> Any:
         return pkgutil.resolve_name(target)
     except (ImportError, AttributeError, ValueError) as exc:
         raise ConfigError(f"cannot import {what} {name!r}: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 -- the module's own code ran: a SyntaxError, anything it raises
+        raise ConfigError(f"cannot import {what} {name!r}: {_fault(exc)}") from None
+
+
+def _fault(exc: BaseException) -> str:
+    """An exception from an operator's module or constructor, as one line with its type."""
+    return " ".join(f"{type(exc).__name__}: {exc}".split())
 
 
 @dataclass
@@ -93,6 +101,8 @@ def build_stage(entry: str | dict[str, Any], *, pipeline_id: str, index: int) ->
         return cls(config, stage_id=f"{pipeline_id}.{index}.{cls.name}")
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"{where} ({name}): {exc}") from None
+    except Exception as exc:  # noqa: BLE001 -- a stage's __init__ is operator code
+        raise ConfigError(f"{where} ({name}): {_fault(exc)}") from None
 
 
 def build_upstream(upstream_id: str, raw: dict[str, Any]) -> Upstream:
@@ -107,10 +117,23 @@ def build_upstream(upstream_id: str, raw: dict[str, Any]) -> Upstream:
         raise ConfigError(f"{where}: {exc}") from None
     if not config.base_url and config.type == "openai_chat":
         raise ConfigError(f"{where}: `base_url` is required for type openai_chat")
+    if config.base_url and not _is_http_url(config.base_url):
+        raise ConfigError(f"{where}: base_url {config.base_url!r} is not an http:// or https:// URL with a host")
     try:
         return cls(config, upstream_id=upstream_id)
     except (ValueError, TypeError, msgspec.ValidationError) as exc:
         raise ConfigError(f"{where}: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 -- a module:attr upstream's __init__ is operator code
+        raise ConfigError(f"{where}: {_fault(exc)}") from None
+
+
+def _is_http_url(url: str) -> bool:
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 -- raises ValueError for a port out of range or not a number
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
 
 
 def build_codec(name: str, pipeline_id: str) -> ClientCodec:
@@ -118,7 +141,10 @@ def build_codec(name: str, pipeline_id: str) -> ClientCodec:
         cls = _resolve(name, CLIENTS, "client")
     except ConfigError as exc:
         raise ConfigError(f"pipeline {pipeline_id!r}: {exc}") from None
-    return cls()
+    try:
+        return cls()
+    except Exception as exc:  # noqa: BLE001 -- a module:attr codec is operator code
+        raise ConfigError(f"pipeline {pipeline_id!r}: client {name!r}: {_fault(exc)}") from None
 
 
 def build_pipelines(config: GatewayConfig, *, env: dict[str, str] | None = None) -> tuple[dict[str, Pipeline], dict[str, Upstream]]:
@@ -144,7 +170,38 @@ def build_pipelines(config: GatewayConfig, *, env: dict[str, str] | None = None)
         for stage in stages:
             stage.pipeline = pipeline
         pipelines[pid] = pipeline
+    routes(pipelines)
     return pipelines, upstreams
 
 
-__all__ = ["CLIENTS", "Pipeline", "build_codec", "build_pipelines", "build_stage", "build_upstream"]
+async def open_upstreams(upstreams: dict[str, Upstream]) -> None:
+    """Open each upstream's network resources; a failure is a ``ConfigError`` naming the upstream."""
+    for uid, up in upstreams.items():
+        try:
+            await up.open()
+        except Exception as exc:  # noqa: BLE001 -- a module:attr upstream's open() is operator code
+            raise ConfigError(f"upstream {uid!r}: cannot open: {_fault(exc)}") from None
+
+
+# Kinds several pipelines may share on one path: ``app._choose`` answers ``/v1/models`` in
+# Anthropic's shape when asked by header, else in the first other pipeline's.
+SHARED_KINDS = ("models", "hello")
+
+
+def routes(pipelines: dict[str, Pipeline]) -> dict[tuple[str, str], list[tuple[Pipeline, str]]]:
+    """``(method, mount + path)`` to the pipelines serving it, in config order. Raises ``ConfigError``
+    for a route one pipeline would never get: its generate endpoint taken by an earlier pipeline
+    (two pipelines of one client on one mount)."""
+    table: dict[tuple[str, str], list[tuple[Pipeline, str]]] = {}
+    for pipe in pipelines.values():
+        for ep in pipe.codec.endpoints:
+            key = (ep.method, pipe.config.mount + ep.path)
+            taken = table.setdefault(key, [])
+            if taken and ep.kind not in SHARED_KINDS:
+                raise ConfigError(f"pipeline {pipe.id!r}: {ep.method} {key[1]} is already served by pipeline "
+                                  f"{taken[0][0].id!r}, so this one would never be reached (give it another mount)")
+            taken.append((pipe, ep.kind))
+    return table
+
+
+__all__ = ["CLIENTS", "Pipeline", "build_codec", "build_pipelines", "build_stage", "build_upstream", "open_upstreams", "routes"]

@@ -89,6 +89,16 @@ BAD = [
     ("server: {metrics_require_key: true}\n" + BASE,
      "server.metrics_require_key is true but no pipeline sets api_keys_env, so no key could open /metrics"),
     ("upstreams: [1]\npipelines: {}\n", "Expected `object`, got `array` - at `$.upstreams`"),
+    (BASE + "    deadline_s: 0\n", "pipeline 'p': Expected `float` > 0.0 - at `$.deadline_s`"),
+    (BASE + "server: {max_json_depth: -1}\n", "Expected `int` >= 0 - at `$.server.max_json_depth`"),
+    (BASE.replace("type: simulator", "type: simulator\n    max_connections: 0"),
+     "upstream 'sim': Expected `int` >= 1 - at `$.max_connections`"),
+    (BASE.replace("type: simulator", "type: openai_chat\n    base_url: ftp://example.com"),
+     "upstream 'sim': base_url 'ftp://example.com' is not an http:// or https:// URL with a host"),
+    (BASE.replace("type: simulator", "type: openai_chat\n    base_url: 'http://example.com:99999'"),
+     "upstream 'sim': base_url 'http://example.com:99999' is not an http:// or https:// URL with a host"),
+    (BASE.replace("client: chat", "client: anthropic") + "  q: {client: anthropic, upstream: sim}\n",
+     "pipeline 'q': POST /v1/messages is already served by pipeline 'p'"),
     ("just text", "the top level must be a mapping"),
     ("server: {body_timeout_s: 0}\n" + BASE, "Expected `float` > 0.0 - at `$.server.body_timeout_s`"),
 ]
@@ -100,6 +110,15 @@ def test_bad_config_names_the_fault(text: str, message: str) -> None:
     with pytest.raises(ConfigError) as info:
         build(text)
     assert message in str(info.value)
+
+
+def test_clients_share_models_route_and_one_client_serves_two_mounts() -> None:
+    """/v1/models is shared by the three clients on one mount (answered by header); one client
+    twice is fine on two mounts."""
+    text = BASE + "  a: {client: anthropic, upstream: sim}\n  r: {client: responses, upstream: sim}\n" \
+        "  p2: {client: chat, upstream: sim, mount: /two}\n"
+    pipelines, _ = build(text)
+    assert sorted(pipelines) == ["a", "p", "p2", "r"]
 
 
 def test_custom_stage_by_module_attr() -> None:

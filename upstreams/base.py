@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import msgspec
 import trio
@@ -41,16 +41,16 @@ class UpstreamConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     # Path appended to base_url for chat completions.
     chat_path: str = "/chat/completions"
     # Seconds to establish a TCP/TLS connection.
-    connect_timeout_s: float = 10.0
+    connect_timeout_s: Annotated[float, msgspec.Meta(gt=0)] = 10.0
     # Seconds without any byte (keep-alive comments count) before the stream is abandoned.
-    idle_timeout_s: float = 300.0
+    idle_timeout_s: Annotated[float, msgspec.Meta(gt=0)] = 300.0
     # Seconds a stream may carry only keep-alive comments (queued upstream, no data yet) before it
     # is abandoned with the client's overloaded error (DeepSeek itself gives up after 600).
-    queue_timeout_s: float = 600.0
+    queue_timeout_s: Annotated[float, msgspec.Meta(gt=0)] = 600.0
     # Extra HTTP headers sent upstream.
     headers: dict[str, str] = {}
     # Connection pool size.
-    max_connections: int = 512
+    max_connections: Annotated[int, msgspec.Meta(ge=1)] = 512
     # HTTP client for streamed answers: "fast" (the gateway's HTTP/1.1 transport, one piece per
     # socket read) or "httpx" (httpx's own stack; needed for HTTP proxies).
     http_client: Literal["fast", "httpx"] = "fast"
