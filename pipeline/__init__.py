@@ -22,8 +22,12 @@ class _App:
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if self._app is None:
-            from pipeline.app import app as real
+            try:
+                from pipeline.app import app as real
+            except Exception as exc:  # noqa: BLE001 -- a failed start, never a server answering 500s
+                from pipeline import fatal
 
+                fatal.exit_startup(fatal.one_line(exc))
             self._app = real
         await self._app(scope, receive, send)
 

@@ -1,7 +1,9 @@
 """Command line: ``python -m pipeline check [FILE]`` validates a pipelines file.
 
-It resolves every stage, upstream and client name, validates every option, and prints each
-pipeline's request order and response order. Exit status 0 when valid, 1 with the exact fault.
+It resolves every stage, upstream and client name, validates every option, opens each upstream's
+client (no request is sent), and prints each pipeline's request order and response order. Exit
+status 0 when valid, 1 with the exact fault, in the same one ``error:`` line a start of the
+gateway with that file prints.
 """
 
 from __future__ import annotations
@@ -10,17 +12,21 @@ import argparse
 import os
 import sys
 
+import trio
+
 from pipeline.config import load_config
-from pipeline.errors import ConfigError
-from pipeline.registry import build_pipelines
+from pipeline.fatal import one_line
+from pipeline.registry import build_pipelines, open_upstreams
+from upstreams.base import Upstream
 
 
 def check(path: str) -> int:
     try:
         config = load_config(path)
         pipelines, upstreams = build_pipelines(config)
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        trio.run(_open_and_close, upstreams)
+    except Exception as exc:  # noqa: BLE001 -- refused as startup refuses it: one line, no traceback
+        print(f"error: {one_line(exc)}", file=sys.stderr)
         return 1
     print(f"{path}: ok ({len(pipelines)} pipelines, {len(upstreams)} upstreams)")
     for pid, pipe in pipelines.items():
@@ -31,6 +37,14 @@ def check(path: str) -> int:
         print("  request:    decode -> " + " -> ".join([*pipe.request_order(), "upstream"]))
         print("  response:   upstream -> " + " -> ".join([*pipe.response_order(), "encode"]))
     return 0
+
+
+async def _open_and_close(upstreams: dict[str, Upstream]) -> None:
+    try:
+        await open_upstreams(upstreams)
+    finally:
+        for up in upstreams.values():
+            await up.aclose()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,7 +12,6 @@ import gc
 import hmac
 import os
 import re
-import sys
 import zlib
 from collections.abc import Iterable
 from random import getrandbits
@@ -21,13 +20,14 @@ from typing import Any
 import msgspec
 import trio
 
+from pipeline import fatal
 from pipeline import log as gwlog
 from pipeline import metrics
 from pipeline.attempt import Attempt
 from pipeline.config import GatewayConfig, ServerConfig, load_config
-from pipeline.errors import ConfigError, GatewayError, RequestError
+from pipeline.errors import GatewayError, RequestError
 from pipeline.protocols.base import ModelInfo
-from pipeline.registry import Pipeline, build_pipelines
+from pipeline.registry import Pipeline, build_pipelines, open_upstreams, routes
 from pipeline.flow import JSON_HEADERS
 from pipeline.runner import Outcome, Receive, Responder, Send, run_pipeline
 from pipeline.stage import RequestContext
@@ -59,13 +59,8 @@ class Gateway:
         self.server = config.server
         gwlog.configure(config.server.log_level, json=config.server.log_json)
         self.pipelines, self.upstreams = build_pipelines(config)
-        for up in self.upstreams.values():
-            await up.open()
-        self.routes = {}
-        for pipe in self.pipelines.values():
-            for ep in pipe.codec.endpoints:
-                key = (ep.method, pipe.config.mount + ep.path)
-                self.routes.setdefault(key, []).append((pipe, ep.kind))
+        await open_upstreams(self.upstreams)
+        self.routes = routes(self.pipelines)
         self.ready = True
         # Everything built so far (modules, codecs, pipelines) lives as long as the process: out of
         # the collector's generations, a full collection no longer walks it (a multi-ms pause).
@@ -85,24 +80,28 @@ class Gateway:
                 try:
                     trio.lowlevel.current_trio_token()
                 except RuntimeError:
-                    # One line naming the fix, not a server traceback: this is a usage error.
-                    sys.stderr.write(f"error: {TRIO_FIX}\n")
-                    sys.stderr.flush()
-                    os._exit(2)
-                try:
-                    await self.startup()
-                except ConfigError as exc:
-                    if self._config is None:  # the served app: one clear line, not a traceback
-                        sys.stderr.write(f"error: {exc}\n")
-                        sys.stderr.flush()
-                        os._exit(1)
-                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    fatal.exit_startup(TRIO_FIX, status=2)  # a usage error: one line naming the fix
+                failure = await self._start()
+                if failure is not None:
+                    await send({"type": "lifespan.startup.failed", "message": failure})
                     return
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await self.shutdown()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+    async def _start(self) -> str | None:
+        """Run ``startup``; its failure as one line. The served app (it reads its own config) never
+        runs on after a failed start: it prints that line and exits non-zero (``pipeline.fatal``)."""
+        try:
+            await self.startup()
+        except Exception as exc:  # noqa: BLE001 -- a stage's own import or __init__ may raise anything
+            failure = fatal.one_line(exc)
+            if self._config is None:
+                fatal.exit_startup(failure)
+            return failure
+        return None
 
     # -- ASGI -------------------------------------------------------------------------------
 
@@ -116,8 +115,10 @@ class Gateway:
             trio.lowlevel.current_trio_token()
         except RuntimeError:
             raise RuntimeError(TRIO_FIX) from None
-        if not self.ready:
-            await self.startup()
+        if not self.ready:  # a server without lifespan support
+            failure = await self._start()
+            if failure is not None:
+                raise RuntimeError(failure)
         await self._http(scope, receive, send)
 
     async def _http(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
