@@ -7,8 +7,6 @@ wave does not grow the process past the second (no leak). The RSS figures print 
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -16,9 +14,9 @@ import httpx
 import pytest
 import trio
 
-from tests.conftest import ROOT
 from tests.e2e.serving import SIM
-from tests.resilience.dialects import DIALECTS, PATHS, SHIPPED_STAGES, auth_headers, closed_port, fold, request_body
+from tests.resilience.dialects import DIALECTS, PATHS, SHIPPED_STAGES, auth_headers, fold, request_body
+from tests.resilience.gateway_process import open_gateway_process
 
 STREAMS = 256
 WORDS = " ".join(f"w{i}" for i in range(40))
@@ -44,33 +42,8 @@ def rss_kb(pid: int) -> tuple[int, int]:
 @pytest.fixture
 def gateway_process(tmp_path: Path, sim):
     sim.reset(chunk_delay_s=0.2, history=8)  # 22 pieces: 4.4 s, for all 256 to open meanwhile
-    config = tmp_path / "pipelines.yaml"
-    config.write_text(CONFIG)
-    port = closed_port()
-    log = (tmp_path / "gateway.log").open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "hypercorn", "-k", "trio", "-w", "0", "--backlog", "1024", "-b", f"127.0.0.1:{port}",
-         "pipeline:app"],
-        cwd=ROOT, env={**os.environ, "PIPELINES_CONFIG": str(config), "SIM_URL": sim.url}, stdout=log,
-        stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert proc.poll() is None and time.monotonic() < deadline, "gateway did not start"
-            time.sleep(0.05)
-        yield f"http://127.0.0.1:{port}", proc.pid, tmp_path / "gateway.log", sim
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+    with open_gateway_process(tmp_path, CONFIG, {"SIM_URL": sim.url}, ("-w", "0", "--backlog", "1024")) as gateway:
+        yield gateway.url, gateway.proc.pid, gateway.log, sim
 
 
 async def wave(url: str, pid: int) -> tuple[list, int, int]:
