@@ -2,14 +2,21 @@
 
 ``pipeline:app`` is the ASGI callable (``hypercorn -k trio pipeline:app``). It is a thin proxy
 that imports ``pipeline.app`` on first use, so codecs and stages can import ``pipeline.*``
-submodules without loading (or cyclically importing) the whole app.
+submodules without loading (or cyclically importing) the whole app. Imported by hypercorn's trio
+worker, it applies ``pipeline.hypercorn_patch`` first (before the worker starts serving).
 """
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from pipeline.stage import RequestContext, Stage
+
+if "hypercorn.trio.run" in sys.modules:  # served by hypercorn's trio worker (or in-process serve)
+    from pipeline import hypercorn_patch
+
+    hypercorn_patch.apply()
 
 __all__ = ["RequestContext", "Stage", "app"]
 

@@ -21,6 +21,7 @@ import msgspec
 import trio
 
 from pipeline import fatal
+from pipeline import hypercorn_patch
 from pipeline import log as gwlog
 from pipeline import metrics
 from pipeline.attempt import Attempt
@@ -57,6 +58,7 @@ class Gateway:
             path = self._config_path or os.environ.get("PIPELINES_CONFIG", "pipelines.yaml")
             config = load_config(path)
         self.server = config.server
+        hypercorn_patch.apply(write_timeout_s=config.server.write_timeout_s)
         gwlog.configure(config.server.log_level, json=config.server.log_json)
         self.pipelines, self.upstreams = build_pipelines(config)
         await open_upstreams(self.upstreams)

@@ -67,6 +67,9 @@ class ServerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     # GET /metrics needs a gateway key (any pipeline's, x-api-key or Bearer): true | false; unset:
     # required as soon as any pipeline sets api_keys_env, open otherwise.
     metrics_require_key: bool | None = None
+    # Longest a client may leave the response unread (each 64 KiB of it), seconds; then the
+    # connection is aborted and the request ends (pipeline/hypercorn_patch.py).
+    write_timeout_s: Annotated[float, msgspec.Meta(gt=0)] = 60.0
 
 
 class GatewayConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
