@@ -16,7 +16,7 @@ from pipeline.registry import Pipeline
 from pipeline.runner import Outcome, Responder, run_pipeline
 from pipeline.stage import RequestContext, Stage
 from pipeline.testing import make_context, sample_request
-from tests.resilience.test_retry_policy import Flaky, Sink, busy, never
+from tests.runner_helpers import Flaky, Sink, busy, never_disconnect
 from upstreams.base import ModelLimits, UpstreamConfig
 
 
@@ -52,7 +52,7 @@ async def serve(upstreams: list[Flaky], stage: Recorder, **retry: object) -> tup
     ctx = make_context(deadline=trio.current_time() + 60, client="anthropic")
     ctx.lose("decoded", "a loss of the decoder's, which every attempt keeps")
     sink, outcome = Sink(), Outcome()
-    await run_pipeline(pipe, sample_request(stream=True), ctx, Responder(sink.send, ctx, outcome), never)
+    await run_pipeline(pipe, sample_request(stream=True), ctx, Responder(sink.send, ctx, outcome), never_disconnect)
     return ctx, outcome, sink
 
 

@@ -10,17 +10,8 @@ import pytest
 from pipeline.config import load_config, parse_config
 from pipeline.errors import ConfigError
 from pipeline.registry import build_pipelines
+from tests.config_helpers import BASE
 from tests.conftest import ROOT
-
-BASE = """
-upstreams:
-  sim:
-    type: simulator
-pipelines:
-  p:
-    client: chat
-    upstream: sim
-"""
 
 
 def build(text: str, env: dict[str, str] | None = None):

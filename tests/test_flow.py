@@ -12,7 +12,7 @@ import trio
 from pipeline.events import BlockStart, BlockStop, Event, MessageStart, MessageStop, TextDelta
 from pipeline.stage import RequestContext, Stage
 from pipeline.testing import make_context, sample_request
-from tests.test_runner import Scripted, Sink, TaskTag, make_pipeline, run
+from tests.runner_helpers import Scripted, Sink, TaskTag, make_pipeline, run
 
 
 class Burst(Scripted):

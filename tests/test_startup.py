@@ -24,7 +24,7 @@ import httpx
 import pytest
 
 from tests.conftest import ROOT
-from tests.test_config import BASE
+from tests.config_helpers import BASE
 
 # Operator modules for module:attr stages, written next to the config (their directory is on
 # PYTHONPATH): each fails in its own way.

@@ -13,58 +13,14 @@ import pytest
 import trio
 
 from pipeline.config import PipelineConfig, RetryConfig, parse_config
-from pipeline.errors import ConfigError, UpstreamError
-from pipeline.events import BlockStart, BlockStop, MessageStart, MessageStop, TextDelta
+from pipeline.errors import ConfigError
 from pipeline.protocols.anthropic import AnthropicCodec
 from pipeline.registry import Pipeline
 from pipeline.retry import retry_delay
 from pipeline.runner import Outcome, Responder, run_pipeline
 from pipeline.testing import make_context, sample_request
-from upstreams.base import Upstream, UpstreamConfig
-
-
-class Flaky(Upstream):
-    """Fails with the given errors first (one per call), then answers "ok"."""
-
-    def __init__(self, uid: str, errors: list[UpstreamError]) -> None:
-        super().__init__(UpstreamConfig(type="flaky"), upstream_id=uid)
-        self.errors = list(errors)
-        self.calls: list[float] = []
-
-    async def stream(self, request, out, ctx, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
-        self.calls.append(trio.current_time())
-        if self.errors:
-            raise self.errors.pop(0)
-        task_status.started()
-        for event in (MessageStart(message_id="m", model="x"), BlockStart(index=0, block="text"),
-                      TextDelta(index=0, text="ok"), BlockStop(index=0), MessageStop(stop_reason="end_turn")):
-            await out.send(event)
-
-
-def busy(retry_after_s: float | None = None) -> UpstreamError:
-    code, status = ("rate_limit", 429) if retry_after_s is not None else ("overloaded", 503)
-    return UpstreamError("busy", code=code, status=status, retry_after_s=retry_after_s, retryable=True)
-
-
-class Sink:
-    def __init__(self) -> None:
-        self.messages: list[dict] = []
-
-    async def send(self, message: dict) -> None:
-        self.messages.append(message)
-
-    @property
-    def status(self) -> int:
-        return next(m["status"] for m in self.messages if m["type"] == "http.response.start")
-
-    @property
-    def headers(self) -> dict[bytes, bytes]:
-        return dict(next(m["headers"] for m in self.messages if m["type"] == "http.response.start"))
-
-
-async def never() -> dict:
-    await trio.sleep_forever()
-    raise AssertionError
+from tests.runner_helpers import Flaky, Sink, busy, never_disconnect
+from upstreams.base import Upstream
 
 
 async def run(upstreams: list[Upstream], deadline_s: float = 60, **retry: object) -> tuple[Sink, Outcome, float]:
@@ -74,7 +30,7 @@ async def run(upstreams: list[Upstream], deadline_s: float = 60, **retry: object
     start = trio.current_time()
     ctx = make_context(deadline=start + deadline_s, client="anthropic")
     sink, outcome = Sink(), Outcome()
-    await run_pipeline(pipe, sample_request(stream=True), ctx, Responder(sink.send, ctx, outcome), never)
+    await run_pipeline(pipe, sample_request(stream=True), ctx, Responder(sink.send, ctx, outcome), never_disconnect)
     return sink, outcome, trio.current_time() - start
 
 

@@ -14,30 +14,11 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from stages.envelope import PREFIX, Envelope, Keyring, derive_key
+from tests.stages.envelope_helpers import raw_bytes, readable_without_key
 
 SECRET = b"a-shared-gateway-thinking-secret"
 REASONING = "CONFIDENTIAL-REASONING: the user's deploy key is in ~/.ssh; I will not print it. " * 3
 ENVELOPE = Envelope(u="deepseek", m="deepseek-v4-pro", r=REASONING, t=("call_00_secretcallid",))
-
-
-def raw_bytes(token: str) -> bytes:
-    """The bytes under the base64 of a ``gw2.`` token (or of the body of an old ``gw1.`` one)."""
-    body = token.partition(".")[2]
-    body = body.rpartition(".")[0] or body
-    return base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
-
-
-def readable_without_key(token: str) -> bytes:
-    """Everything one can read from ``token`` without the key: its base64, and every zlib stream
-    starting at any offset of it (what opened the old gw1 tokens)."""
-    raw = raw_bytes(token)
-    seen = [token.encode(), raw]
-    for start in range(len(raw)):
-        try:
-            seen.append(zlib.decompressobj().decompress(raw[start:]))
-        except zlib.error:
-            pass
-    return b"\n".join(seen)
 
 
 class TestConfidentiality:
