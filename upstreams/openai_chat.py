@@ -25,7 +25,7 @@ from pipeline.sse import SseDecoder
 from pipeline.stage import RequestContext
 from pipeline.tokens import prompt_text
 from upstreams.base import Upstream, UpstreamConfig
-from upstreams.body import ResponseBody
+from upstreams.response_body import ResponseBody
 from upstreams.transport import LeanClient, StreamTransport
 
 _TOKENIZE = msgspec.json.Encoder()

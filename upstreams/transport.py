@@ -19,7 +19,8 @@ from typing import Any
 import httpx
 import trio
 
-from upstreams.body import READ_SIZE, ResponseBody, _Chunked, _Conn, _socket
+from upstreams.connection import READ_SIZE, Conn, socket_of
+from upstreams.response_body import ResponseBody
 
 MAX_HEAD = 64 * 1024
 QUICK_READS = 16  # reads without a wait before a schedule point
@@ -41,13 +42,13 @@ class StreamTransport(httpx.AsyncBaseTransport):
                  ssl_context: ssl.SSLContext | None = None) -> None:
         self._slots = trio.Semaphore(max_connections)
         self._max_idle = max_idle if max_idle is not None else max_connections
-        self._idle: dict[tuple[str, str, int], list[_Conn]] = {}
+        self._idle: dict[tuple[str, str, int], list[Conn]] = {}
         self._ssl = ssl_context
         self._closed = False
 
     # -- pool -------------------------------------------------------------------------------
 
-    async def _connect(self, key: tuple[str, str, int], timeouts: dict[str, Any]) -> _Conn:
+    async def _connect(self, key: tuple[str, str, int], timeouts: dict[str, Any]) -> Conn:
         scheme, host, port = key
         try:
             with trio.fail_after(timeouts.get("connect") or float("inf")):
@@ -64,9 +65,9 @@ class StreamTransport(httpx.AsyncBaseTransport):
             raise httpx.ConnectTimeout(f"could not connect to {host}:{port}") from None
         except (OSError, trio.BrokenResourceError, ssl.SSLError) as exc:
             raise httpx.ConnectError(f"could not connect to {host}:{port}: {exc}") from None
-        return _Conn(stream, key)
+        return Conn(stream, key)
 
-    async def _acquire(self, key: tuple[str, str, int], timeouts: dict[str, Any]) -> _Conn:
+    async def _acquire(self, key: tuple[str, str, int], timeouts: dict[str, Any]) -> Conn:
         try:
             self._slots.acquire_nowait()  # the common case: no timer, no wait
         except trio.WouldBlock:
@@ -87,22 +88,22 @@ class StreamTransport(httpx.AsyncBaseTransport):
             self._slots.release()
             raise
 
-    def release(self, conn: _Conn) -> None:
+    def release(self, conn: Conn) -> None:
         idle = self._idle.setdefault(conn.key, [])
         if self._closed or len(idle) >= self._max_idle:
-            sock = _socket(conn.stream)
+            sock = socket_of(conn.stream)
             if sock is not None:
                 sock.close()
         else:
             idle.append(conn)
         self._slots.release()
 
-    async def discard(self, conn: _Conn) -> None:
+    async def discard(self, conn: Conn) -> None:
         self._slots.release()
         with trio.CancelScope(shield=True):
             await _close(conn)
 
-    async def recv(self, conn: _Conn, read_s: float | None) -> bytes:
+    async def recv(self, conn: Conn, read_s: float | None) -> bytes:
         """One read of up to ``READ_SIZE`` bytes (``b""`` at EOF), within ``read_s`` if given."""
         if conn.fd >= 0:
             return await self._recv_fd(conn, read_s)
@@ -116,7 +117,7 @@ class StreamTransport(httpx.AsyncBaseTransport):
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
             raise httpx.ReadError(f"upstream read failed: {exc}") from None
 
-    async def _recv_fd(self, conn: _Conn, read_s: float | None) -> bytes:
+    async def _recv_fd(self, conn: Conn, read_s: float | None) -> bytes:
         """A plain TCP read straight from the file descriptor: what is waiting is taken without
         trio's per-call layers (error translation, conflict detection, a yield after every read),
         and only an empty socket waits in ``wait_readable``. Reads that never wait still reach a
@@ -203,7 +204,7 @@ class StreamTransport(httpx.AsyncBaseTransport):
         response.method_url = (method, url)
         return response
 
-    async def _send(self, conn: _Conn, head: bytes, body: bytes, write_s: float | None) -> None:
+    async def _send(self, conn: Conn, head: bytes, body: bytes, write_s: float | None) -> None:
         """Send the request. ``write_s`` bounds each wait for room in the socket buffer, not the
         whole send: a reader that stops taking bytes is noticed within ``write_s``, while a large
         body to a slow but steady reader is never cut off for taking long in total (httpcore's
@@ -222,7 +223,7 @@ class StreamTransport(httpx.AsyncBaseTransport):
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
             raise httpx.WriteError(f"upstream write failed: {exc}") from None
 
-    async def _head(self, conn: _Conn, read_s: float | None) -> tuple[int, bytes, list[tuple[bytes, bytes]], bytes]:
+    async def _head(self, conn: Conn, read_s: float | None) -> tuple[int, bytes, list[tuple[bytes, bytes]], bytes]:
         """Status and headers of the (final, non-1xx) response; the rest stays in ``conn.buf``."""
         while True:
             buf = conn.buf
@@ -374,11 +375,11 @@ class _TlsCarrier(trio.abc.Stream):
         await self._stream.aclose()
 
 
-async def _close(conn: _Conn) -> None:
+async def _close(conn: Conn) -> None:
     try:
         await conn.stream.aclose()
     except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
         pass
 
 
-__all__ = ["READ_SIZE", "LeanClient", "StreamTransport", "_Chunked"]
+__all__ = ["LeanClient", "StreamTransport"]

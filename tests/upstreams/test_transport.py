@@ -11,7 +11,8 @@ import httpx
 import pytest
 import trio
 
-from upstreams.transport import LeanClient, StreamTransport, _Chunked
+from upstreams.response_body import ChunkedDecoder
+from upstreams.transport import LeanClient, StreamTransport
 
 Handler = Callable[[trio.SocketStream, bytes], Awaitable[None]]
 
@@ -89,9 +90,9 @@ def client(**kw: object) -> httpx.AsyncClient:
 class TestChunkedDecoder:
     def test_whole_and_byte_by_byte(self) -> None:
         """The payload comes out the same whole and one byte at a time; ``done`` at the last chunk."""
-        whole = _Chunked()
+        whole = ChunkedDecoder()
         assert whole.feed(CHUNKED) == SSE and whole.done
-        slow = _Chunked()
+        slow = ChunkedDecoder()
         out = b"".join(slow.feed(CHUNKED[i:i + 1]) for i in range(len(CHUNKED)))
         assert out == SSE and slow.done
 
@@ -101,14 +102,14 @@ class TestChunkedDecoder:
         raw = b"5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nx-trailer: 1\r\n\r\nNEXT"
         rng = random.Random(seed)
         cuts = sorted(rng.sample(range(1, len(raw)), 6))
-        dec = _Chunked()
+        dec = ChunkedDecoder()
         out = b"".join(dec.feed(raw[a:b]) for a, b in zip([0, *cuts], [*cuts, len(raw)], strict=True))
         assert out == b"hello world" and dec.done and dec.buf == b"NEXT"
 
     def test_bad_size_is_a_protocol_error(self) -> None:
         """A chunk size that is not hex raises httpx.RemoteProtocolError."""
         with pytest.raises(httpx.RemoteProtocolError):
-            _Chunked().feed(b"zz\r\nhello\r\n")
+            ChunkedDecoder().feed(b"zz\r\nhello\r\n")
 
 
 class TestTransport:

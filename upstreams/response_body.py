@@ -1,46 +1,20 @@
-"""The pieces of ``StreamTransport``'s HTTP/1.1 connections: a pooled connection, the bulk
-chunked-transfer decoder, and the response body stream (one yielded piece per socket read).
+"""The upstream's response body as ``StreamTransport`` reads it: the bulk chunked-transfer
+decoder and the body stream (one yielded piece per socket read).
+
+The body reads through the ``Pool`` that lent it its connection (``upstreams/connection.py``),
+so it never imports the transport that builds it.
 """
 
 from __future__ import annotations
 
-import select
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
 
 import httpx
-import trio
 
-if TYPE_CHECKING:
-    from upstreams.transport import StreamTransport
-
-READ_SIZE = 64 * 1024
+from upstreams.connection import Conn, Pool
 
 
-class _Conn:
-    __slots__ = ("buf", "fd", "key", "quick", "stream")
-
-    def __init__(self, stream: trio.abc.Stream, key: tuple[str, str, int]) -> None:
-        self.stream = stream
-        self.key = key
-        self.buf = b""  # bytes read past what was consumed
-        sock = getattr(stream, "socket", None)  # a plain SocketStream; TLS streams are read through trio
-        self.fd = sock.fileno() if sock is not None else -1
-        self.quick = 0  # reads in a row that found data waiting
-
-    def stale(self) -> bool:
-        """True when the peer closed (or sent something) while the connection was idle."""
-        sock = _socket(self.stream)
-        if sock is None:
-            return False
-        try:
-            readable, _, _ = select.select([sock.fileno()], [], [], 0)
-        except (OSError, ValueError):
-            return True
-        return bool(readable)
-
-
-class _Chunked:
+class ChunkedDecoder:
     """Incremental chunked-transfer decoder that works on whole reads."""
 
     __slots__ = ("buf", "done", "left", "state")
@@ -111,11 +85,11 @@ class ResponseBody(httpx.AsyncByteStream):
     """The response body: one yielded piece per socket read; the connection goes back to the pool
     when the body was read to its end and both sides allow keep-alive."""
 
-    def __init__(self, transport: StreamTransport, conn: _Conn, *, chunked: bool, length: int | None,
+    def __init__(self, transport: Pool, conn: Conn, *, chunked: bool, length: int | None,
                  reuse: bool, read_s: float | None) -> None:
         self._transport = transport
-        self._conn: _Conn | None = conn
-        self._chunked = _Chunked() if chunked else None
+        self._conn: Conn | None = conn
+        self._chunked = ChunkedDecoder() if chunked else None
         self._left = length  # None: until close (when not chunked)
         self._reuse = reuse
         self.read_s = read_s  # None: the caller watches idleness itself (no timer)
@@ -138,7 +112,7 @@ class ResponseBody(httpx.AsyncByteStream):
             if piece:
                 yield piece
 
-    def _piece(self, data: bytes, conn: _Conn) -> bytes:
+    def _piece(self, data: bytes, conn: Conn) -> bytes:
         chunked = self._chunked
         if chunked is not None:
             piece = chunked.feed(data)
@@ -165,9 +139,4 @@ class ResponseBody(httpx.AsyncByteStream):
             await self._transport.discard(conn)
 
 
-def _socket(stream: Any) -> Any:
-    """The trio socket under a SocketStream or an SSLStream over one."""
-    return getattr(stream, "socket", None) or getattr(getattr(stream, "transport_stream", None), "socket", None)
-
-
-__all__ = ["READ_SIZE", "ResponseBody"]
+__all__ = ["ChunkedDecoder", "ResponseBody"]
