@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from pipeline.model import ChatRequest
-from upstreams.profiles import ModelLimits, Profile
+from pipeline.profiles import ModelLimits, Profile
 
 # The request's context (``pipeline.stage.RequestContext``, which holds the attempt): passed
 # through to the upstream, never read here, so this module stays below the stage contract.

@@ -28,7 +28,7 @@ import structlog
 
 from pipeline.attempt import Attempt
 from pipeline.model import ChatRequest, Loss
-from upstreams.profiles import Profile
+from pipeline.profiles import Profile
 
 DEFAULT_PROFILE = Profile(name="default")
 

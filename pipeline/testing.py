@@ -21,8 +21,8 @@ import trio
 from pipeline.events import BlockStart, BlockStop, Event, Heartbeat, MessageStart, MessageStop, TextDelta, Usage
 from pipeline.model import ChatRequest, Message, TextPart
 from pipeline.attempt import Attempt
+from pipeline.profiles import ModelLimits, Profile
 from pipeline.stage import DEFAULT_PROFILE, RequestContext, Stage
-from upstreams.profiles import ModelLimits, Profile
 
 
 def make_context(**kwargs: object) -> RequestContext:

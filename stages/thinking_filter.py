@@ -31,7 +31,7 @@ import msgspec
 from pipeline.events import BlockStart, BlockStop, Event, MessageStart, MessageStop, SignatureDelta, StreamError
 from pipeline.events import TextDelta, ThinkingDelta, ToolArgsDelta
 from pipeline.model import ChatRequest, Message, ThinkingPart, ToolCallPart
-from pipeline.protocols.chat import thinking_on
+from pipeline.profiles import thinking_on
 from pipeline.stage import RequestContext, Stage
 from stages.envelope import Envelope, Keyring, UpstreamKey, digest
 from stages.reasoning_cache import shared_store

@@ -18,7 +18,7 @@ import msgspec
 from pipeline.errors import GatewayError
 from pipeline.events import Event, Usage
 from pipeline.model import ChatRequest
-from pipeline.protocols.chat import thinking_on
+from pipeline.profiles import thinking_on
 from pipeline.stage import RequestContext, Stage
 from pipeline.tokens import CALIBRATOR, raw_estimate
 

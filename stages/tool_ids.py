@@ -13,6 +13,7 @@ import msgspec
 
 from pipeline.events import Event
 from pipeline.model import ChatRequest, Message, ToolCallPart, ToolResultPart, ToolSpec
+from pipeline.profiles import Profile
 from pipeline.stage import RequestContext, Stage
 from stages.toolfix.apply_patch import is_apply_patch
 from stages.toolfix.ids import upstream_id
@@ -20,7 +21,6 @@ from stages.toolfix.names import NameMap, map_names
 from stages.toolfix.pairing import repair_pairing
 from stages.toolfix.schemas import sanitise_cached
 from stages.toolfix.stream import ToolMap, ToolStream
-from upstreams.profiles import Profile
 
 
 

@@ -19,8 +19,8 @@ import trio
 
 from pipeline.events import Event
 from pipeline.model import ChatRequest
+from pipeline.profiles import PROFILES, ModelLimits, Profile
 from pipeline.stage import RequestContext
-from upstreams.profiles import PROFILES, ModelLimits, Profile
 
 
 class UpstreamConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

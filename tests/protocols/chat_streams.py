@@ -26,7 +26,7 @@ from pipeline.events import (
 )
 from pipeline.protocols.chat import ChatStreamDecoder
 from pipeline.sse import SseDecoder
-from upstreams.profiles import PROFILES, Profile
+from pipeline.profiles import PROFILES, Profile
 
 DEEPSEEK = PROFILES["deepseek"]
 VLLM = PROFILES["vllm"]

@@ -28,7 +28,7 @@ from pipeline.protocols.chat import encode_request
 from pipeline.protocols.chat.encode import IMAGE_PLACEHOLDER, TOOL_IMAGE_PLACEHOLDER
 from pipeline.protocols.responses import ResponsesCodec
 from tests.captures import capture_paths
-from upstreams.profiles import PROFILES, Profile
+from pipeline.profiles import PROFILES, Profile
 
 DEEPSEEK = PROFILES["deepseek"]
 VLLM = PROFILES["vllm"]

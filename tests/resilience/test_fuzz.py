@@ -23,7 +23,7 @@ from pipeline.protocols.responses import ResponsesCodec
 from tests.e2e.serving import SIM, open_gateway
 from tests.resilience.conftest import load_captures
 from tests.resilience.dialects import DIALECTS, PATHS, SHIPPED_STAGES, auth_headers
-from upstreams.profiles import PROFILES
+from pipeline.profiles import PROFILES
 
 CODECS = {"anthropic": AnthropicCodec(), "responses": ResponsesCodec(), "chat": ChatCodec()}
 

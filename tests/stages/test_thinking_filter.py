@@ -12,7 +12,7 @@ from pipeline.model import ChatRequest, Message, TextPart, ThinkingConfig, Think
 from pipeline.testing import check_stage, make_attempt, make_context, run_stage
 from stages.envelope import Envelope, Keyring
 from stages.thinking_filter import ThinkingFilter
-from upstreams.profiles import PROFILES
+from pipeline.profiles import PROFILES
 
 REASONING = "The user wants a file; I will run echo.\nSecond line with ünïcode and \u2028 separator."
 

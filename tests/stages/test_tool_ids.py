@@ -21,7 +21,7 @@ from pipeline.testing import check_stage, make_attempt, make_context, run_stage
 from stages.tool_ids import ToolIdMap
 from stages.toolfix.pairing import INTERRUPTED
 from tests.captures import capture_body
-from upstreams.profiles import PROFILES
+from pipeline.profiles import PROFILES
 
 FRESH = re.compile(r"call_[A-Za-z0-9]{24}")
 LONG_MCP = "mcp__github__create_pull_request_review_comment_with_suggestions_v2"

@@ -28,6 +28,7 @@ from pipeline.events import (
     ToolArgsDelta,
     Usage,
 )
+from pipeline.profiles import Profile
 from pipeline.protocols.chat.errors import error_from_payload
 from pipeline.protocols.chat.helpers import (
     arguments_text,
@@ -45,7 +46,6 @@ from pipeline.protocols.chat.models import (
     MessageView,
 )
 from pipeline.sse import SseFrame
-from upstreams.profiles import Profile
 
 _DONE = b"[DONE]"
 _ENDED_EARLY = "upstream stream ended before finish_reason"

@@ -21,6 +21,7 @@ from pipeline.model import (
     ToolResultPart,
     ToolSpec,
 )
+from pipeline.profiles import Profile, thinking_on
 from pipeline.protocols.chat.models import (
     ENCODER,
     ChatCompletionRequest,
@@ -36,7 +37,6 @@ from pipeline.protocols.chat.models import (
     Tool,
     ToolCall,
 )
-from upstreams.profiles import Profile
 
 Lose = Callable[[str, str], None]
 
@@ -63,14 +63,6 @@ _LOCAL_SHELL_DESCRIPTION = "Run a command on the user's machine and return its o
 
 def _no_loss(what: str, detail: str) -> None:
     return None
-
-
-def thinking_on(request: ChatRequest, profile: Profile) -> bool:
-    """Whether thinking is effectively on for this request (effort ``none`` means off)."""
-    if request.thinking.effort == "none":
-        return False
-    enabled = request.thinking.enabled
-    return profile.thinking_default if enabled is None else enabled
 
 
 def encode_request(
@@ -337,4 +329,4 @@ def part_kind(part: Any) -> str:
     return type(part).__struct_config__.tag or type(part).__name__
 
 
-__all__ = ["IMAGE_PLACEHOLDER", "TOOL_ERROR_PREFIX", "TOOL_IMAGE_PLACEHOLDER", "encode_request", "thinking_on"]
+__all__ = ["IMAGE_PLACEHOLDER", "TOOL_ERROR_PREFIX", "TOOL_IMAGE_PLACEHOLDER", "encode_request"]

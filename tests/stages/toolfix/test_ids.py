@@ -7,7 +7,7 @@ import re
 import pytest
 
 from stages.toolfix.ids import CLIENT_ID_PATTERN, fits, fresh_id, upstream_id, valid_for_client
-from upstreams.profiles import PROFILES
+from pipeline.profiles import PROFILES
 
 DEFAULT = PROFILES["deepseek"].tool_id_pattern
 

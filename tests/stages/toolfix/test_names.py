@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from stages.toolfix.names import map_names, sanitise, short_hash
-from upstreams.profiles import PROFILES
+from pipeline.profiles import PROFILES
 
 PATTERN = PROFILES["deepseek"].tool_name_pattern
 LONG_MCP = "mcp__github__create_pull_request_review_comment_with_suggestions_and_more"

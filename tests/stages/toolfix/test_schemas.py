@@ -10,7 +10,7 @@ import pytest
 from stages.toolfix import schemas
 from stages.toolfix.schemas import EMPTY_OBJECT, MAX_REF_EXPANSIONS, resolve_pointer, sanitise_cached, sanitise_schema
 from tests.captures import capture_body
-from upstreams.profiles import PROFILES
+from pipeline.profiles import PROFILES
 
 
 def keys_anywhere(value: Any) -> set[str]:

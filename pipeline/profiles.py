@@ -2,7 +2,9 @@
 
 The Chat encoder and decoder and the stages read these fields instead of branching on backend
 names. An upstream picks a profile by name in ``pipelines.yaml`` and may override limits.
-Facts: ../shared/PROTOCOLS.md §3.3, §3.5, §4.
+Pure data plus one predicate (``thinking_on``), so it sits on the ground floor beside the
+neutral model: the stage contract, the codecs and the stages read it without importing an
+upstream. Facts: ../shared/PROTOCOLS.md §3.3, §3.5, §4.
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ from __future__ import annotations
 from typing import Literal
 
 import msgspec
+
+from pipeline.model import ChatRequest
 
 ThinkingSwitch = Literal["deepseek", "chat_template_kwargs", "none"]
 
@@ -127,4 +131,12 @@ PROFILES: dict[str, Profile] = {
 }
 
 
-__all__ = ["ModelLimits", "PROFILES", "Profile", "ThinkingSwitch"]
+def thinking_on(request: ChatRequest, profile: Profile) -> bool:
+    """Whether thinking is effectively on for this request (effort ``none`` means off)."""
+    if request.thinking.effort == "none":
+        return False
+    enabled = request.thinking.enabled
+    return profile.thinking_default if enabled is None else enabled
+
+
+__all__ = ["PROFILES", "ModelLimits", "Profile", "ThinkingSwitch", "thinking_on"]
