@@ -123,18 +123,6 @@ def redact_bytes(data: bytes) -> bytes:
     return _SECRETISH_BYTES.sub(b"[redacted]", data)
 
 
-def status_code(status: int) -> str:
-    """The neutral code for an upstream HTTP status."""
-    if status == 400:
-        return "invalid_request"
-    for code, default in CODES.items():
-        if default == status:
-            return code
-    if 500 <= status < 600:
-        return "api_error"
-    return "invalid_request"
-
-
 __all__ = [
     "CODES",
     "RETRYABLE_CODES",
@@ -145,5 +133,4 @@ __all__ = [
     "UpstreamError",
     "redact",
     "redact_bytes",
-    "status_code",
 ]

@@ -16,7 +16,7 @@ from pipeline.protocols.chat.client_decode import decode_chat_request
 from pipeline.protocols.chat.client_encode import ChatChunkEncoder, ChatCompletionCollector
 from pipeline.protocols.chat.errors import openai_error
 from pipeline.protocols.chat.models import ENCODER
-from pipeline.protocols.responses.errors import render_models
+from pipeline.protocols.openai import render_models
 
 _JSON = (b"content-type", b"application/json")
 # A 429 always carries retry-after; when the upstream gave none, suggest this many seconds.
@@ -49,7 +49,7 @@ class ChatCodec(ClientCodec):
     stream_encoder_type = staticmethod(ChatChunkEncoder)
     collector_type = staticmethod(ChatCompletionCollector)
     error_renderer = staticmethod(render_error)
-    # The OpenAI model-list shape is shared with the Responses codec.
+    # The OpenAI model-list shape, shared with the Responses codec.
     models_renderer = staticmethod(render_models)
     count_renderer = staticmethod(render_count)
 

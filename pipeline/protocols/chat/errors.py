@@ -1,5 +1,6 @@
 """Chat-dialect errors both ways: upstream error bodies/chunks → neutral ``ErrorInfo``, and neutral
-codes → OpenAI ``{"error": {message, type, param, code}}`` objects for Chat clients.
+codes → OpenAI ``{"error": {message, type, param, code}}`` objects for Chat clients (the table
+and the status map are shared with Responses: ``pipeline/protocols/openai.py``).
 
 Shapes handled: OpenAI/DeepSeek/llama.cpp ``{"error": {...}}``, Ollama ``{"error": "text"}``,
 vLLM ``{"object": "error", "message", "type", "code"}``, FastAPI ``{"detail"}``, and non-JSON.
@@ -13,28 +14,12 @@ from typing import Any
 
 import msgspec
 
-from pipeline.errors import CODES, status_code
+from pipeline.errors import CODES
 from pipeline.events import ErrorInfo
 from pipeline.protocols.chat.models import ANY_DECODER, ENCODER
+from pipeline.protocols.openai import error_type_code, upstream_code
 
 MAX_MESSAGE_CHARS = 2000
-
-_STATUS_CODES: dict[int, str] = {
-    400: "invalid_request",
-    401: "authentication",
-    402: "billing",
-    403: "permission",
-    404: "not_found",
-    408: "invalid_request",  # an upstream's 408 stays a 400 (request_timeout is a client's slow body)
-    413: "request_too_large",
-    422: "unprocessable",
-    429: "rate_limit",
-    500: "api_error",
-    502: "overloaded",
-    503: "overloaded",
-    504: "overloaded",
-    529: "overloaded",
-}
 
 _CONTEXT_TEXT = re.compile(
     r"context[ _]length|maximum context|context[ _]window|context size|too long|exceed_context"
@@ -76,27 +61,6 @@ _KEYWORDS: tuple[tuple[str, str], ...] = (
 )
 
 _RETRY_TEXT = re.compile(r"try again in (\d+(?:\.\d+)?)\s*(ms|s)\b", re.IGNORECASE)
-
-# Neutral code → (OpenAI error type, OpenAI error code).
-OPENAI_ERRORS: dict[str, tuple[str, str]] = {
-    "invalid_request": ("invalid_request_error", "invalid_request_error"),
-    "context_length_exceeded": ("invalid_request_error", "context_length_exceeded"),
-    "authentication": ("authentication_error", "invalid_api_key"),
-    "billing": ("insufficient_quota", "insufficient_quota"),
-    "permission": ("permission_error", "permission_denied"),
-    "not_found": ("not_found_error", "not_found"),
-    "method_not_allowed": ("invalid_request_error", "method_not_allowed"),
-    "request_too_large": ("invalid_request_error", "request_too_large"),
-    "request_timeout": ("invalid_request_error", "request_timeout"),
-    "unsupported_media_type": ("invalid_request_error", "unsupported_media_type"),
-    "unprocessable": ("invalid_request_error", "unprocessable_entity"),
-    "rate_limit": ("rate_limit_error", "rate_limit_exceeded"),
-    "api_error": ("server_error", "server_error"),
-    "bad_gateway": ("server_error", "bad_gateway"),
-    "overloaded": ("server_error", "server_is_overloaded"),
-    "timeout": ("server_error", "timeout"),
-}
-
 
 def _keyword_code(*values: Any) -> str | None:
     for value in values:
@@ -159,7 +123,7 @@ def parse_error_body(status: int, body: bytes, *, retry_after: str | None = None
     if not message:
         text = body.decode("utf-8", "replace").strip()
         message = text[:MAX_MESSAGE_CHARS] if text else f"upstream returned HTTP {status}"
-    code = _STATUS_CODES.get(status) or status_code(status)
+    code = upstream_code(status)
     if code == "invalid_request" and (
         "context_length_exceeded" in (_keyword_code(ecode), _keyword_code(etype))
         or _CONTEXT_TEXT.search(message)
@@ -184,8 +148,8 @@ def error_from_payload(payload: Any) -> ErrorInfo:
 
 def openai_error(info: ErrorInfo) -> dict[str, Any]:
     """The OpenAI error object for a neutral error: ``{"error": {message, type, param, code}}``."""
-    etype, ecode = OPENAI_ERRORS.get(info.code, ("server_error", info.code))
+    etype, ecode = error_type_code("chat", info.code)
     return {"error": {"message": info.message, "type": etype, "param": None, "code": ecode}}
 
 
-__all__ = ["OPENAI_ERRORS", "error_from_payload", "openai_error", "parse_error_body"]
+__all__ = ["error_from_payload", "openai_error", "parse_error_body"]

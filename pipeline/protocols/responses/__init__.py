@@ -10,9 +10,10 @@ from collections.abc import Sequence
 from typing import ClassVar
 
 from pipeline.protocols.base import ClientCodec, Endpoint
+from pipeline.protocols.openai import render_models
 from pipeline.protocols.responses.collect import ResponsesCollector
 from pipeline.protocols.responses.decode import decode_request
-from pipeline.protocols.responses.errors import render_count, render_error, render_models
+from pipeline.protocols.responses.errors import render_count, render_error
 from pipeline.protocols.responses.stream import ResponsesStreamEncoder
 
 

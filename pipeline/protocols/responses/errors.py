@@ -1,5 +1,6 @@
 """Errors in the Responses dialect: HTTP error bodies, ``response.failed`` codes (§5.9), and the
-``/v1/models`` and ``input_tokens`` bodies.
+``input_tokens`` body. The HTTP error table and ``/v1/models`` are shared with Chat
+(``pipeline/protocols/openai.py``).
 
 Failure codes are chosen for how Codex reacts to them (PROTOCOLS §2.6): see ``FAILED_CODES``.
 """
@@ -7,20 +8,14 @@ Failure codes are chosen for how Codex reacts to them (PROTOCOLS §2.6): see ``F
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 
 import msgspec
 
 from pipeline.errors import GatewayError
 from pipeline.events import ErrorInfo
-from pipeline.protocols.base import ErrorBody, ModelInfo
-from pipeline.protocols.responses.output_models import (
-    ErrorDetail,
-    ErrorEnvelope,
-    InputTokens,
-    ModelEntry,
-    ModelList,
-)
+from pipeline.protocols.base import ErrorBody
+from pipeline.protocols.openai import error_type_code
+from pipeline.protocols.responses.output_models import ErrorDetail, ErrorEnvelope, InputTokens
 
 _ENCODER = msgspec.json.Encoder()
 _JSON = (b"content-type", b"application/json")
@@ -53,27 +48,6 @@ FAILED_CODES: dict[str, str] = {
     "api_error": "server_error",
 }
 
-# neutral code -> (error.type, error.code) of an HTTP error body
-_HTTP: dict[str, tuple[str, str | None]] = {
-    "invalid_request": ("invalid_request_error", None),
-    "context_length_exceeded": ("invalid_request_error", "context_length_exceeded"),
-    "authentication": ("invalid_request_error", "invalid_api_key"),
-    "billing": ("insufficient_quota", "insufficient_quota"),
-    "permission": ("permission_error", None),
-    "not_found": ("invalid_request_error", "not_found"),
-    "method_not_allowed": ("invalid_request_error", None),
-    "request_too_large": ("invalid_request_error", "request_too_large"),
-    "request_timeout": ("invalid_request_error", "request_timeout"),
-    "unsupported_media_type": ("invalid_request_error", None),
-    "unprocessable": ("invalid_request_error", None),
-    "rate_limit": ("requests", "rate_limit_exceeded"),
-    "api_error": ("server_error", None),
-    "bad_gateway": ("server_error", None),
-    "overloaded": ("server_error", "server_is_overloaded"),
-    "timeout": ("server_error", None),
-}
-
-
 def retry_message(message: str, retry_after_s: float | None) -> str:
     """Append Codex's retry hint ("Please try again in 2.5s.") when the delay is known."""
     if retry_after_s is None or "try again in" in message.lower():
@@ -93,7 +67,7 @@ def failure(info: ErrorInfo) -> tuple[str, str]:
 
 def render_error(err: GatewayError) -> ErrorBody:
     """An OpenAI-style HTTP error response (nothing was sent yet)."""
-    kind, code = _HTTP.get(err.code, ("server_error", None))
+    kind, code = error_type_code("responses", err.code)
     message = err.message
     headers = [_JSON]
     if err.code == "rate_limit" and err.retry_after_s is not None:
@@ -105,23 +79,9 @@ def render_error(err: GatewayError) -> ErrorBody:
     return ErrorBody(status=err.status, headers=headers, body=_ENCODER.encode(body))
 
 
-def render_models(models: Sequence[ModelInfo]) -> bytes:
-    """``GET /v1/models`` in OpenAI's list shape, plus the limits Codex-like clients can use."""
-    entries = [
-        ModelEntry(
-            id=m.id,
-            owned_by=m.owned_by,
-            context_window=m.context_window,
-            max_output_tokens=m.max_output_tokens,
-        )
-        for m in models
-    ]
-    return _ENCODER.encode(ModelList(data=entries))
-
-
 def render_count(input_tokens: int) -> bytes:
     """``POST /v1/responses/input_tokens`` body."""
     return _ENCODER.encode(InputTokens(input_tokens=input_tokens))
 
 
-__all__ = ["FAILED_CODES", "failure", "render_count", "render_error", "render_models", "retry_message"]
+__all__ = ["FAILED_CODES", "failure", "render_count", "render_error", "retry_message"]

@@ -268,20 +268,6 @@ class ErrorEnvelope(msgspec.Struct):
     error: ErrorDetail
 
 
-class ModelEntry(msgspec.Struct, kw_only=True):
-    id: str
-    object: str = "model"
-    created: int = 0
-    owned_by: str
-    context_window: int
-    max_output_tokens: int
-
-
-class ModelList(msgspec.Struct):
-    data: list[ModelEntry]
-    object: str = "list"
-
-
 class InputTokens(msgspec.Struct):
     input_tokens: int
     object: str = "response.input_tokens"
@@ -294,8 +280,6 @@ __all__ = [
     "InputTokens",
     "InputTokensDetails",
     "LocalShellExec",
-    "ModelEntry",
-    "ModelList",
     "OutputItem",
     "OutputText",
     "OutputTokensDetails",
