@@ -17,7 +17,7 @@ import trio
 from pipeline.config import load_config
 from pipeline.fatal import one_line
 from pipeline.registry import build_pipelines, open_upstreams
-from upstreams.base import Upstream
+from pipeline.upstream import Upstream
 
 
 def check(path: str) -> int:

@@ -33,7 +33,7 @@ from pipeline.flow import JSON_HEADERS
 from pipeline.runner import Outcome, Receive, Responder, Send, run_pipeline
 from pipeline.stage import RequestContext
 from pipeline.tokens import estimate_request_tokens
-from upstreams.base import Upstream
+from pipeline.upstream import Upstream
 
 TRIO_FIX = "pipeline:app needs the trio worker: run `hypercorn -k trio pipeline:app`"
 

@@ -6,7 +6,7 @@ as ``ctx.attempt`` before the request stages run. Stages read the upstream's fac
 profile, the upstream model the client's name maps to, that model's limits, its token counter), so
 a fallback upstream gets a request shaped for itself, not the first upstream's.
 
-``Target`` is the part of an upstream an attempt needs; ``upstreams.base.Upstream`` is one. Pure
+``Target`` is the part of an upstream an attempt needs; ``pipeline.upstream.Upstream`` is one. Pure
 data and one call, so stages and their tests depend on this module, not on ``upstreams``.
 """
 

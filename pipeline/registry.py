@@ -1,7 +1,8 @@
 """Resolve names from pipelines.yaml into objects: stages, upstream types and client codecs.
 
-A bare name goes through a built-in table (``stages.BUILTIN``, ``upstreams.BUILTIN``, ``CLIENTS``);
-a name containing ``:`` is ``module:attr`` (``pkgutil.resolve_name``). Each stage validates its
+A bare name goes through a built-in table (``STAGES``, ``UPSTREAMS``, ``CLIENTS``: YAML name →
+``module:attr``, nothing imported until used, so this floor never imports the stages and
+upstreams above it); a name containing ``:`` is ``module:attr`` (``pkgutil.resolve_name``). Each stage validates its
 own ``Config``; every error names the pipeline, the stage index and the field.
 """
 
@@ -19,10 +20,17 @@ from pipeline.config import GatewayConfig, PipelineConfig
 from pipeline.errors import ConfigError
 from pipeline.protocols.base import ClientCodec
 from pipeline.stage import Stage
-from stages import BUILTIN as STAGES
-from upstreams import BUILTIN as UPSTREAMS
-from upstreams.base import Upstream, UpstreamConfig
+from pipeline.upstream import Upstream, UpstreamConfig
 
+STAGES: dict[str, str] = {
+    "thinking_filter": "stages.thinking_filter:ThinkingFilter",
+    "token_budget": "stages.token_budget:TokenBudget",
+    "tool_ids": "stages.tool_ids:ToolIdMap",
+}
+UPSTREAMS: dict[str, str] = {
+    "openai_chat": "upstreams.openai_chat:OpenAIChatUpstream",
+    "simulator": "upstreams.simulated:SimulatorUpstream",
+}
 CLIENTS: dict[str, str] = {
     "anthropic": "pipeline.protocols.anthropic:AnthropicCodec",
     "responses": "pipeline.protocols.responses:ResponsesCodec",

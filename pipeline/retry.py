@@ -32,7 +32,7 @@ from pipeline.events import Event, StreamError
 from pipeline.model import ChatRequest
 from pipeline.registry import Pipeline
 from pipeline.stage import RequestContext
-from upstreams.base import Upstream
+from pipeline.upstream import Upstream
 
 if TYPE_CHECKING:
     from pipeline.flow import Collected

@@ -17,7 +17,7 @@ from pipeline.registry import Pipeline
 from pipeline.runner import Outcome, Responder, run_pipeline
 from pipeline.stage import RequestContext, Stage
 from pipeline.testing import make_context
-from upstreams.base import Upstream, UpstreamConfig
+from pipeline.upstream import Upstream, UpstreamConfig
 
 
 class Scripted(Upstream):

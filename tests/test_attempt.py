@@ -16,8 +16,8 @@ from pipeline.registry import Pipeline
 from pipeline.runner import Outcome, Responder, run_pipeline
 from pipeline.stage import RequestContext, Stage
 from pipeline.testing import make_context, sample_request
+from pipeline.upstream import ModelLimits, UpstreamConfig
 from tests.runner_helpers import Flaky, Sink, busy, never_disconnect
-from upstreams.base import ModelLimits, UpstreamConfig
 
 
 class Recorder(Stage):

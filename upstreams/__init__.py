@@ -1,6 +1,1 @@
-"""Built-in upstream types: YAML ``type`` name → lazy ``module:attr`` (resolved on first use)."""
-
-BUILTIN: dict[str, str] = {
-    "openai_chat": "upstreams.openai_chat:OpenAIChatUpstream",
-    "simulator": "upstreams.simulated:SimulatorUpstream",
-}
+"""Built-in upstream types; ``pipeline.registry.UPSTREAMS`` names them for ``pipelines.yaml``."""

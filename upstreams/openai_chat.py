@@ -24,7 +24,7 @@ from pipeline.protocols.chat import ChatStreamDecoder, encode_request, parse_err
 from pipeline.sse import SseDecoder
 from pipeline.stage import RequestContext
 from pipeline.tokens import prompt_text
-from upstreams.base import Upstream, UpstreamConfig
+from pipeline.upstream import Upstream, UpstreamConfig
 from upstreams.response_body import ResponseBody
 from upstreams.transport import LeanClient, StreamTransport
 

@@ -11,7 +11,7 @@ from typing import ClassVar
 
 import msgspec
 
-from upstreams.base import UpstreamConfig
+from pipeline.upstream import UpstreamConfig
 from upstreams.openai_chat import OpenAIChatUpstream
 from upstreams.simulator import SimConfig, Simulator, SimulatorTransport
 

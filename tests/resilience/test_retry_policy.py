@@ -19,8 +19,8 @@ from pipeline.registry import Pipeline
 from pipeline.retry import retry_delay
 from pipeline.runner import Outcome, Responder, run_pipeline
 from pipeline.testing import make_context, sample_request
+from pipeline.upstream import Upstream
 from tests.runner_helpers import Flaky, Sink, busy, never_disconnect
-from upstreams.base import Upstream
 
 
 async def run(upstreams: list[Upstream], deadline_s: float = 60, **retry: object) -> tuple[Sink, Outcome, float]:

@@ -16,9 +16,9 @@ import pytest
 import structlog
 import trio
 
+from pipeline.upstream import UpstreamConfig
 from tests.e2e.serving import SIM, open_gateway
 from tests.resilience.dialects import DIALECTS, ScriptedServer, call, finished_lines, sse_answer, wait_finished
-from upstreams.base import UpstreamConfig
 from upstreams.openai_chat import OpenAIChatUpstream
 from upstreams.simulator import SimResponse
 from upstreams.simulator.testing import SimulatorProcess

@@ -12,8 +12,8 @@ from pipeline.model import ChatRequest, Message, TextPart, ThinkingConfig
 from pipeline.testing import check_stage, make_context, run_stage, sample_events
 from pipeline.tokens import CALIBRATOR, Calibrator, estimate_request_tokens, raw_estimate
 from pipeline.attempt import Attempt
+from pipeline.upstream import ModelLimits, Upstream, UpstreamConfig
 from stages.token_budget import TokenBudget
-from upstreams.base import ModelLimits, Upstream, UpstreamConfig
 
 
 def upstream(profile: str = "deepseek", limits: dict | None = None) -> Upstream:

@@ -16,8 +16,8 @@ from pipeline.errors import GatewayError
 from pipeline.model import ChatRequest, Message, TextPart
 from pipeline.attempt import Attempt
 from pipeline.testing import make_context
+from pipeline.upstream import ModelLimits, UpstreamConfig
 from stages.token_budget import TokenBudget
-from upstreams.base import ModelLimits, UpstreamConfig
 from upstreams.openai_chat import OpenAIChatUpstream
 
 
