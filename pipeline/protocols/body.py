@@ -1,9 +1,10 @@
 """Decoding a client's JSON body into wire Structs, with errors that name the field path.
 
 Shared by every client codec: msgspec's ``Expected `str`, got `int` - at `$.messages[3].content```
-becomes ``RequestError("messages.3.content: expected `str`, got `int`")``. A codec that decodes an
-embedded value (``msgspec.Raw``) later goes through ``field_error`` too: msgspec checks a Raw's
-UTF-8 only when it is decoded, so a ``DecodeError`` can surface there, and it names the Raw's path.
+becomes ``RequestError("messages.3.content: expected `str`, got `int`")``. A codec that decodes a
+sub-value later (an embedded ``msgspec.Raw``, a ``dict`` block) goes through ``field_error`` too,
+via ``values.decode_value``: msgspec checks a Raw's UTF-8 only when it is decoded, so a
+``DecodeError`` can surface there, and it names the Raw's path.
 """
 
 from __future__ import annotations

@@ -1,18 +1,18 @@
 """Anthropic content blocks → neutral parts, one message at a time (../shared/PROTOCOLS.md §1.3).
 
-Blocks arrive as dicts; we dispatch on ``type`` and convert known types to their view Struct,
-so a malformed known block is a ``RequestError`` naming its path and an unknown block is a
-``Loss``. ``BlockReader`` collects the losses of one request.
+Blocks arrive as dicts; we dispatch on ``type`` and convert known types to their view Struct
+(``values.decode_value``, shared with the other codecs), so a malformed known block is a
+``RequestError`` naming its path and an unknown block is a ``Loss``. ``BlockReader`` collects the losses of one request.
 """
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import Any
 
 import msgspec
 
 from pipeline.errors import RequestError
-from pipeline.protocols.body import field_error
+from pipeline.protocols.values import decode_value
 from pipeline.model import (
     ImagePart,
     Loss,
@@ -37,8 +37,6 @@ from pipeline.protocols.anthropic.models import (
     ToolUseBlockParam,
 )
 
-T = TypeVar("T")
-
 _ENCODER = msgspec.json.Encoder()
 
 # Anthropic-hosted tool traffic replayed in assistant turns; a Chat backend cannot use it.
@@ -56,13 +54,6 @@ SERVER_BLOCKS = frozenset(
         "container_upload",
     }
 )
-
-
-def convert(raw: Any, cls: type[T], path: str) -> T:
-    try:
-        return msgspec.convert(raw, type=cls)
-    except msgspec.ValidationError as exc:
-        raise field_error(exc, path) from None
 
 
 class BlockReader:
@@ -101,14 +92,14 @@ class BlockReader:
             bpath = f"{path}.{i}"
             kind = self.block_type(raw, bpath)
             if kind == "tool_use":
-                block = convert(raw, ToolUseBlockParam, bpath)
+                block = decode_value(raw, ToolUseBlockParam, bpath)
                 args = _ENCODER.encode(block.input).decode()
                 parts.append(ToolCallPart(id=block.id, name=block.name, arguments=args))
             elif kind == "thinking":
-                think = convert(raw, ThinkingBlockParam, bpath)
+                think = decode_value(raw, ThinkingBlockParam, bpath)
                 parts.append(ThinkingPart(think.thinking, think.signature))
             elif kind == "redacted_thinking":
-                red = convert(raw, RedactedThinkingBlockParam, bpath)
+                red = decode_value(raw, RedactedThinkingBlockParam, bpath)
                 parts.append(ThinkingPart("", red.data, redacted=True))
             elif kind == "tool_result":
                 self.lose("misplaced_block", f"{bpath}: tool_result in an assistant message dropped")
@@ -122,7 +113,7 @@ class BlockReader:
             bpath = f"{path}.{i}"
             kind = self.block_type(raw, bpath)
             if kind == "text":
-                text = convert(raw, TextBlockParam, bpath).text
+                text = decode_value(raw, TextBlockParam, bpath).text
                 if text:
                     texts.append(text)
             else:
@@ -132,18 +123,18 @@ class BlockReader:
     def common(self, raw: RawBlock, kind: str, path: str) -> list[Part]:
         """Blocks valid in any content position: text, image, document, search_result."""
         if kind == "text":
-            block = convert(raw, TextBlockParam, path)
+            block = decode_value(raw, TextBlockParam, path)
             if block.citations:
                 self.lose("citations", f"{path}: citations dropped")
             return [TextPart(block.text)]
         if kind == "image":
-            return [self._image(convert(raw, ImageBlockParam, path).source, path)]
+            return [self._image(decode_value(raw, ImageBlockParam, path).source, path)]
         if kind == "document":
-            return self._document(convert(raw, DocumentBlockParam, path), path)
+            return self._document(decode_value(raw, DocumentBlockParam, path), path)
         if kind == "search_result":
-            return [self._search_result(convert(raw, SearchResultBlockParam, path), path)]
+            return [self._search_result(decode_value(raw, SearchResultBlockParam, path), path)]
         if kind == "tool_reference":
-            name = convert(raw, ToolReferenceBlockParam, path).tool_name
+            name = decode_value(raw, ToolReferenceBlockParam, path).tool_name
             self.lose("tool_reference", f"{path}: {name} (deferred tools are always sent)")
             return [TextPart(f"[tool reference: {name}]")]
         if kind in SERVER_BLOCKS:
@@ -153,7 +144,7 @@ class BlockReader:
         return []
 
     def _tool_result(self, raw: RawBlock, path: str) -> Message:
-        block = convert(raw, ToolResultBlockParam, path)
+        block = decode_value(raw, ToolResultBlockParam, path)
         content: list[TextPart | ImagePart] = []
         if isinstance(block.content, str):
             content.append(TextPart(block.content))
@@ -200,7 +191,7 @@ class BlockReader:
         for i, inner in enumerate(block.content):
             ipath = f"{path}.content.{i}"
             if self.block_type(inner, ipath) == "text":
-                texts.append(convert(inner, TextBlockParam, ipath).text)
+                texts.append(decode_value(inner, TextBlockParam, ipath).text)
             else:
                 self.lose("search_result", f"{ipath}: non-text search result content dropped")
         body = "\n\n".join(texts)

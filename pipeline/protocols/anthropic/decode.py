@@ -23,8 +23,9 @@ from pipeline.model import (
     ToolChoice,
     ToolSpec,
 )
-from pipeline.protocols.anthropic.content import BlockReader, convert
+from pipeline.protocols.anthropic.content import BlockReader
 from pipeline.protocols.body import decode_body
+from pipeline.protocols.values import decode_value
 from pipeline.protocols.anthropic.models import (
     ClientToolParam,
     MessageParam,
@@ -140,7 +141,7 @@ def _tools(wire: list[RawBlock] | tuple[()], reader: BlockReader) -> tuple[ToolS
             # Anthropic-defined tools (web_search_20250305, bash_2025..., text_editor_...).
             reader.lose("server_tool", f"{path}: {kind} ({raw.get('name', '?')}) dropped")
             continue
-        tool = convert(raw, ClientToolParam, path)
+        tool = decode_value(raw, ClientToolParam, path)
         specs.append(
             ToolSpec(
                 name=tool.name,

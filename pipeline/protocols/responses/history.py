@@ -30,7 +30,8 @@ from pipeline.protocols.responses.models import (
     ReasoningItem,
     ToolOutputItem,
 )
-from pipeline.protocols.responses.reader import Reader, decode_raw
+from pipeline.protocols.responses.reader import Reader
+from pipeline.protocols.values import decode_value
 from pipeline.protocols.responses.tools import LOCAL_SHELL, flat_name
 
 _ENCODER = msgspec.json.Encoder()
@@ -82,24 +83,24 @@ class History:
     # ------------------------------------------------------------ dispatch
 
     def _item(self, raw: msgspec.Raw, path: str) -> None:
-        head = decode_raw(raw, ItemHead, path)
+        head = decode_value(raw, ItemHead, path)
         kind = head.type if head.type is not None else ("message" if head.role is not None else None)
         if kind is None:
             raise RequestError(f"{path}.type: field required")
         if kind == "message":
-            self._message(decode_raw(raw, MessageItem, path), path)
+            self._message(decode_value(raw, MessageItem, path), path)
         elif kind == "reasoning":
             step = self._step
             if step is not None and (step.texts or step.calls):
                 self._flush()
-            self._open().thinking.append(_thinking(decode_raw(raw, ReasoningItem, path)))
+            self._open().thinking.append(_thinking(decode_value(raw, ReasoningItem, path)))
         elif kind in _CALL_TYPES:
             self._open().calls.append(self._call(raw, kind, path))
         elif kind in _OUTPUT_TYPES:
-            out = decode_raw(raw, ToolOutputItem, path)
+            out = decode_value(raw, ToolOutputItem, path)
             self._result(out.call_id, self._parts(out.output, f"{path}.output", images=True, where=" of a tool output"))
         elif kind == "local_shell_call_output":
-            shell = decode_raw(raw, LocalShellOutputItem, path)
+            shell = decode_value(raw, LocalShellOutputItem, path)
             call_id = shell.call_id or shell.id
             if not call_id:
                 raise RequestError(f"{path}.call_id: field required")
@@ -178,15 +179,15 @@ class History:
 
     def _call(self, raw: msgspec.Raw, kind: str, path: str) -> ToolCallPart:
         if kind == "function_call":
-            fn = decode_raw(raw, FunctionCallItem, path)
+            fn = decode_value(raw, FunctionCallItem, path)
             return ToolCallPart(id=fn.call_id, name=flat_name(fn.namespace, fn.name), arguments=fn.arguments)
         if kind == "custom_tool_call":
-            custom = decode_raw(raw, CustomToolCallItem, path)
+            custom = decode_value(raw, CustomToolCallItem, path)
             args = _ENCODER.encode({"input": custom.input}).decode()
             return ToolCallPart(
                 id=custom.call_id, name=flat_name(custom.namespace, custom.name), arguments=args, origin="custom"
             )
-        shell = decode_raw(raw, LocalShellCallItem, path)
+        shell = decode_value(raw, LocalShellCallItem, path)
         action = shell.action
         args_obj: dict[str, object] = {"command": action.command}
         if action.working_directory is not None:

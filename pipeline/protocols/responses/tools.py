@@ -12,7 +12,6 @@ import msgspec
 
 from pipeline.errors import RequestError
 from pipeline.model import ToolChoice, ToolSpec
-from pipeline.protocols.body import field_error
 from pipeline.protocols.responses.models import (
     CustomToolParam,
     FunctionToolParam,
@@ -20,7 +19,8 @@ from pipeline.protocols.responses.models import (
     ToolChoiceParam,
     ToolHead,
 )
-from pipeline.protocols.responses.reader import Reader, decode_raw
+from pipeline.protocols.responses.reader import Reader
+from pipeline.protocols.values import decode_value
 
 LOCAL_SHELL = "local_shell"
 LOCAL_SHELL_DESCRIPTION = (
@@ -39,7 +39,8 @@ LOCAL_SHELL_PARAMETERS: dict[str, Any] = {
 }
 
 _STR_CHOICES = ("auto", "none", "required")
-_CHOICE_DECODER = msgspec.json.Decoder(str | ToolChoiceParam | None)
+_CHOICE: Any = str | ToolChoiceParam | None
+_CHOICE_EXPECTED = 'expected one of "auto", "none", "required" or an object'
 
 
 def flat_name(namespace: str | None, name: str) -> str:
@@ -51,7 +52,7 @@ def decode_tools(raws: list[msgspec.Raw], reader: Reader) -> tuple[ToolSpec, ...
     specs: list[ToolSpec] = []
     for i, raw in enumerate(raws):
         path = f"tools.{i}"
-        kind = decode_raw(raw, ToolHead, path).type
+        kind = decode_value(raw, ToolHead, path).type
         if kind == "namespace":
             specs.extend(_namespace(raw, path, reader))
             continue
@@ -63,7 +64,7 @@ def decode_tools(raws: list[msgspec.Raw], reader: Reader) -> tuple[ToolSpec, ...
 
 def _tool(raw: msgspec.Raw, kind: str, path: str, namespace: str | None, reader: Reader) -> ToolSpec | None:
     if kind == "function":
-        fn = decode_raw(raw, FunctionToolParam, path)
+        fn = decode_value(raw, FunctionToolParam, path)
         return ToolSpec(
             name=flat_name(namespace, fn.name),
             description=fn.description or "",
@@ -73,7 +74,7 @@ def _tool(raw: msgspec.Raw, kind: str, path: str, namespace: str | None, reader:
             client_name=fn.name if namespace else None,
         )
     if kind == "custom":
-        custom = decode_raw(raw, CustomToolParam, path)
+        custom = decode_value(raw, CustomToolParam, path)
         fmt = custom.format
         grammar = syntax = None
         if fmt is not None and fmt.type == "grammar":
@@ -103,13 +104,13 @@ def _tool(raw: msgspec.Raw, kind: str, path: str, namespace: str | None, reader:
 
 
 def _namespace(raw: msgspec.Raw, path: str, reader: Reader) -> list[ToolSpec]:
-    ns = decode_raw(raw, NamespaceToolParam, path)
+    ns = decode_value(raw, NamespaceToolParam, path)
     if ns.description:
         reader.lose("namespace_description", f"{path}: description of namespace {ns.name!r} not sent")
     specs: list[ToolSpec] = []
     for j, inner in enumerate(ns.tools):
         ipath = f"{path}.tools.{j}"
-        spec = _tool(inner, decode_raw(inner, ToolHead, ipath).type, ipath, ns.name, reader)
+        spec = _tool(inner, decode_value(inner, ToolHead, ipath).type, ipath, ns.name, reader)
         if spec is not None:
             specs.append(spec)
     return specs
@@ -120,12 +121,7 @@ def decode_tool_choice(raw: msgspec.Raw, tools: tuple[ToolSpec, ...], reader: Re
     ``raw`` is empty when the field was absent."""
     if len(raw) == 0:
         return None
-    try:
-        value = _CHOICE_DECODER.decode(raw)
-    except msgspec.ValidationError:
-        raise RequestError("tool_choice: expected one of \"auto\", \"none\", \"required\" or an object") from None
-    except msgspec.DecodeError as exc:  # invalid UTF-8 inside the Raw
-        raise field_error(exc, "tool_choice", raw) from None
+    value = decode_value(raw, _CHOICE, "tool_choice", expected=_CHOICE_EXPECTED)
     if value is None:
         return None
     if isinstance(value, str):
