@@ -7,6 +7,7 @@ codec's stream encoder (SSE bytes) or collector (one JSON body). Errors are rend
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import ClassVar, Literal, Protocol
 
@@ -39,6 +40,22 @@ class ErrorBody(msgspec.Struct, frozen=True):
     status: int
     headers: list[tuple[bytes, bytes]]
     body: bytes
+
+
+def retry_after_headers(seconds: float | None, *, millis: bool = False) -> list[tuple[bytes, bytes]]:
+    """The ``retry-after`` header for a wait of ``seconds``: whole seconds, rounded up, never
+    negative; with ``millis`` also OpenAI's ``retry-after-ms``. None when ``seconds`` is ``None``.
+
+    Every codec renders the header here; which errors carry it is each dialect's choice (its
+    ``render_error``).
+    """
+    if seconds is None:
+        return []
+    seconds = max(0.0, seconds)
+    headers = [(b"retry-after", str(math.ceil(seconds)).encode())]
+    if millis:
+        headers.append((b"retry-after-ms", str(round(seconds * 1000)).encode()))
+    return headers
 
 
 class StreamEncoder(Protocol):
@@ -113,4 +130,5 @@ __all__ = [
     "ErrorBody",
     "ModelInfo",
     "StreamEncoder",
+    "retry_after_headers",
 ]

@@ -8,7 +8,6 @@ are msgspec Structs from models.py. Usage is held until ``MessageStop`` and sent
 
 from __future__ import annotations
 
-import math
 import secrets
 from collections.abc import Sequence
 
@@ -50,7 +49,7 @@ from pipeline.protocols.anthropic.models import (
     TokenCount,
     ToolUseBlock,
 )
-from pipeline.protocols.base import ErrorBody, ModelInfo
+from pipeline.protocols.base import ErrorBody, ModelInfo, retry_after_headers
 from pipeline.sse import encode_sse
 
 _ENC = msgspec.json.Encoder()
@@ -367,8 +366,7 @@ def render_error(err: GatewayError) -> ErrorBody:
         status = 529
     elif err.code == "rate_limit":
         status = 429
-        if err.retry_after_s is not None:
-            headers.append((b"retry-after", str(max(math.ceil(err.retry_after_s), 0)).encode()))
+        headers += retry_after_headers(err.retry_after_s)
     elif err.code == "context_length_exceeded":
         status = 400
     body = _ENC.encode(ErrorEvent(ErrorObject(kind, _message(err.code, err.message))))

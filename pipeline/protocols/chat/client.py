@@ -6,12 +6,11 @@ objects with the right status (and ``retry-after`` for rate limits and overload)
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import ClassVar
 
 from pipeline.errors import GatewayError
-from pipeline.protocols.base import ClientCodec, Endpoint, ErrorBody
+from pipeline.protocols.base import ClientCodec, Endpoint, ErrorBody, retry_after_headers
 from pipeline.protocols.chat.client_decode import decode_chat_request
 from pipeline.protocols.chat.client_encode import ChatChunkEncoder, ChatCompletionCollector
 from pipeline.protocols.chat.errors import openai_error
@@ -30,8 +29,8 @@ def render_error(err: GatewayError) -> ErrorBody:
     retry = info.retry_after_s
     if retry is None and info.code == "rate_limit":
         retry = DEFAULT_RETRY_AFTER_S
-    if retry is not None and info.code in ("rate_limit", "overloaded"):
-        headers.append((b"retry-after", str(max(0, math.ceil(retry))).encode()))
+    if info.code in ("rate_limit", "overloaded"):
+        headers += retry_after_headers(retry)
     return ErrorBody(status=info.status, headers=headers, body=ENCODER.encode(openai_error(info)))
 
 

@@ -7,13 +7,11 @@ Failure codes are chosen for how Codex reacts to them (PROTOCOLS §2.6): see ``F
 
 from __future__ import annotations
 
-import math
-
 import msgspec
 
 from pipeline.errors import GatewayError
 from pipeline.events import ErrorInfo
-from pipeline.protocols.base import ErrorBody
+from pipeline.protocols.base import ErrorBody, retry_after_headers
 from pipeline.protocols.openai import error_type_code
 from pipeline.protocols.responses.output_models import ErrorDetail, ErrorEnvelope, InputTokens
 
@@ -48,6 +46,7 @@ FAILED_CODES: dict[str, str] = {
     "api_error": "server_error",
 }
 
+
 def retry_message(message: str, retry_after_s: float | None) -> str:
     """Append Codex's retry hint ("Please try again in 2.5s.") when the delay is known."""
     if retry_after_s is None or "try again in" in message.lower():
@@ -72,9 +71,7 @@ def render_error(err: GatewayError) -> ErrorBody:
     headers = [_JSON]
     if err.code == "rate_limit" and err.retry_after_s is not None:
         message = retry_message(message, err.retry_after_s)
-        seconds = max(0.0, err.retry_after_s)
-        headers.append((b"retry-after", str(math.ceil(seconds)).encode()))
-        headers.append((b"retry-after-ms", str(round(seconds * 1000)).encode()))
+        headers += retry_after_headers(err.retry_after_s, millis=True)
     body = ErrorEnvelope(ErrorDetail(message=message, type=kind, param=None, code=code))
     return ErrorBody(status=err.status, headers=headers, body=_ENCODER.encode(body))
 
