@@ -12,6 +12,7 @@ from typing import Any
 import msgspec
 
 from pipeline.errors import RequestError
+from pipeline.losses import record
 from pipeline.protocols.values import decode_value
 from pipeline.model import (
     ImagePart,
@@ -63,7 +64,7 @@ class BlockReader:
         self.losses: list[Loss] = []
 
     def lose(self, what: str, detail: str) -> None:
-        self.losses.append(Loss(what, detail))
+        record(self.losses, what, detail)
 
     def block_type(self, raw: RawBlock, path: str) -> str:
         kind = raw.get("type")

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any, get_args
 
 from pipeline.errors import RequestError
+from pipeline.losses import record
 from pipeline.model import (
     ChatRequest,
     Effort,
@@ -132,9 +133,9 @@ def _parts(
             if images:
                 out.append(ImagePart(url=url, detail=detail))
             else:
-                losses.append(Loss("image", f"messages[{i}]: an image in a system message was dropped"))
+                record(losses, "image", f"messages[{i}]: an image in a system message was dropped")
         else:
-            losses.append(Loss("content_part", f"messages[{i}].content[{j}]: type {kind!r} dropped"))
+            record(losses, "content_part", f"messages[{i}].content[{j}]: type {kind!r} dropped")
     return out
 
 
@@ -153,7 +154,7 @@ def _assistant(m: MessageIn, i: int, losses: list[Loss]) -> Message:
         else:
             raise RequestError(f"messages[{i}].tool_calls[{j}].type: unsupported type {call.type!r}")
     if m.function_call is not None:
-        losses.append(Loss("function_call", f"messages[{i}]: legacy function_call dropped"))
+        record(losses, "function_call", f"messages[{i}]: legacy function_call dropped")
     reasoning = m.reasoning_content if m.reasoning_content is not None else reasoning_text(m.reasoning)
     return Message(role="assistant", parts=tuple(parts), reasoning=reasoning, name=m.name)
 
@@ -188,9 +189,9 @@ def _tools(tools: Sequence[ToolIn], losses: list[Loss]) -> tuple[ToolSpec, ...]:
                 grammar, syntax = custom.format.grammar.definition, custom.format.grammar.syntax
             out.append(ToolSpec(name=custom.name, description=custom.description or "", kind="custom",
                                 grammar=grammar, syntax=syntax))
-            losses.append(Loss("custom_tool", f"{custom.name}: called as a function with {{\"input\": ...}}"))
+            record(losses, "custom_tool", f"{custom.name}: called as a function with {{\"input\": ...}}")
         else:
-            losses.append(Loss("tool", f"tools[{k}]: tool type {tool.type!r} is not supported; dropped"))
+            record(losses, "tool", f"tools[{k}]: tool type {tool.type!r} is not supported; dropped")
     return tuple(out)
 
 
@@ -208,7 +209,7 @@ def _tool_choice(choice: str | ToolChoiceIn | None, losses: list[Loss]) -> ToolC
         return ToolChoice(mode="tool", name=named.name)
     if choice.type == "allowed_tools":
         mode = (choice.allowed_tools or {}).get("mode", "auto")
-        losses.append(Loss("tool_choice", "allowed_tools subset is not enforced"))
+        record(losses, "tool_choice", "allowed_tools subset is not enforced")
         return ToolChoice(mode="required" if mode == "required" else "auto")
     raise RequestError(f"tool_choice.type: unsupported type {choice.type!r}")
 
@@ -253,15 +254,15 @@ def _thinking(raw: ChatRequestIn) -> ThinkingConfig:
 
 def _unsupported(raw: ChatRequestIn, losses: list[Loss]) -> None:
     if raw.n is not None and raw.n > 1:
-        losses.append(Loss("n", f"n={raw.n}: only one choice is generated"))
+        record(losses, "n", f"n={raw.n}: only one choice is generated")
     if raw.logprobs:
-        losses.append(Loss("logprobs", "logprobs are not returned"))
+        record(losses, "logprobs", "logprobs are not returned")
     if raw.presence_penalty:
-        losses.append(Loss("presence_penalty", str(raw.presence_penalty)))
+        record(losses, "presence_penalty", str(raw.presence_penalty))
     if raw.frequency_penalty:
-        losses.append(Loss("frequency_penalty", str(raw.frequency_penalty)))
+        record(losses, "frequency_penalty", str(raw.frequency_penalty))
     if raw.logit_bias:
-        losses.append(Loss("logit_bias", f"{len(raw.logit_bias)} entries"))
+        record(losses, "logit_bias", f"{len(raw.logit_bias)} entries")
 
 
 __all__ = ["decode_chat_request"]

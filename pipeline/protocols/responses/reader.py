@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from pipeline.losses import record
 from pipeline.model import Loss
 
 
@@ -15,7 +16,7 @@ class Reader:
         self.losses: list[Loss] = []
 
     def lose(self, what: str, detail: str) -> None:
-        self.losses.append(Loss(what, detail))
+        record(self.losses, what, detail)
 
 
 __all__ = ["Reader"]
