@@ -11,14 +11,14 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from pipeline.stage import RequestContext, Stage
+from pipeline.stage import RequestContext, Stage, StageConfig
 
 if "hypercorn.trio.run" in sys.modules:  # served by hypercorn's trio worker (or in-process serve)
     from pipeline import hypercorn_patch
 
     hypercorn_patch.apply()
 
-__all__ = ["RequestContext", "Stage", "app"]
+__all__ = ["RequestContext", "Stage", "StageConfig", "app"]
 
 
 class _App:

@@ -1,22 +1,29 @@
-"""Command line: ``python -m pipeline check [FILE]`` validates a pipelines file.
+"""Command line: ``python -m pipeline check [FILE]`` validates a pipelines file;
+``python -m pipeline stages [NAME ...]`` lists stages with their options.
 
-It resolves every stage, upstream and client name, validates every option, opens each upstream's
-client (no request is sent), and prints each pipeline's request order and response order. Exit
-status 0 when valid, 1 with the exact fault, in the same one ``error:`` line a start of the
-gateway with that file prints.
+``check`` resolves every stage, upstream and client name, validates every option, opens each
+upstream's client and each stage (no request is sent; both are closed again), and prints each
+pipeline's request order and response order. Exit status 0 when valid, 1 with the exact fault, in
+the same one ``error:`` line a start of the gateway with that file prints.
+
+``stages`` prints one block per built-in stage (or per NAME: a built-in name or ``module:attr``):
+its YAML name and class, its hooks, and each option of its ``Config`` with type, default and the
+comment above the field.
 """
 
 from __future__ import annotations
 
 import argparse
+import inspect
 import os
 import sys
 
+import msgspec
 import trio
 
 from pipeline.config import load_config
 from pipeline.fatal import one_line
-from pipeline.registry import build_pipelines, open_upstreams
+from pipeline.registry import STAGES, Pipeline, build_pipelines, close_stages, open_stages, open_upstreams, resolve_stage
 from pipeline.upstream import Upstream
 
 
@@ -24,7 +31,7 @@ def check(path: str) -> int:
     try:
         config = load_config(path)
         pipelines, upstreams = build_pipelines(config)
-        trio.run(_open_and_close, upstreams)
+        trio.run(_open_and_close, upstreams, pipelines)
     except Exception as exc:  # noqa: BLE001 -- refused as startup refuses it: one line, no traceback
         print(f"error: {one_line(exc)}", file=sys.stderr)
         return 1
@@ -39,12 +46,69 @@ def check(path: str) -> int:
     return 0
 
 
-async def _open_and_close(upstreams: dict[str, Upstream]) -> None:
+async def _open_and_close(upstreams: dict[str, Upstream], pipelines: dict[str, Pipeline]) -> None:
     try:
         await open_upstreams(upstreams)
+        await open_stages(pipelines)  # closes what it opened when one fails
+        await close_stages(pipelines)
     finally:
         for up in upstreams.values():
             await up.aclose()
+
+
+def list_stages(names: list[str]) -> int:
+    try:
+        blocks = [describe_stage(name) for name in names or sorted(STAGES)]
+    except Exception as exc:  # noqa: BLE001 -- an unknown or broken name: one line
+        print(f"error: {one_line(exc)}", file=sys.stderr)
+        return 1
+    print("\n\n".join(blocks))
+    return 0
+
+
+def describe_stage(name: str) -> str:
+    """One block: ``name (module:Class)``, its hooks, then each option with type, default and comment."""
+    cls = resolve_stage(name)
+    hooks = [h for h, has in (("on_request", cls.has_request_hook()), ("on_event", cls.has_event_hook()),
+                              ("on_end", cls.has_end_hook()), ("on_events", cls.has_task_hook())) if has]
+    lines = [f"{name} ({cls.__module__}:{cls.__qualname__})", "  hooks: " + (", ".join(hooks) or "none")]
+    comments = _field_comments(cls.Config)
+    fields = msgspec.structs.fields(cls.Config)
+    lines.append("  options:" if fields else "  options: none")
+    for f in fields:
+        if f.default is not msgspec.NODEFAULT:
+            default = " = " + msgspec.json.encode(f.default).decode()
+        elif f.default_factory is not msgspec.NODEFAULT:
+            default = " = " + msgspec.json.encode(f.default_factory()).decode()
+        else:
+            default = " (required)"
+        lines.append(f"    {f.encode_name}: {_type_name(f.type)}{default}")
+        lines.extend(f"        {text}" for text in comments.get(f.name, []))
+    return "\n".join(lines)
+
+
+def _type_name(tp: object) -> str:
+    return tp.__name__ if isinstance(tp, type) and not getattr(tp, "__args__", None) else str(tp).replace("typing.", "")
+
+
+def _field_comments(config: type) -> dict[str, list[str]]:
+    """The ``#`` comment lines right above each field of ``config``'s source (none if no source)."""
+    try:
+        source = inspect.getsource(config).splitlines()
+    except (OSError, TypeError):
+        return {}
+    out: dict[str, list[str]] = {}
+    block: list[str] = []
+    for line in source:
+        text = line.strip()
+        if text.startswith("#"):
+            block.append(text.lstrip("#").strip())
+            continue
+        head = text.split(":", 1)[0]
+        if ":" in text and head.isidentifier():
+            out[head] = block
+        block = []
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -52,9 +116,13 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     p_check = sub.add_parser("check", help="validate a pipelines file and print each pipeline's order")
     p_check.add_argument("file", nargs="?", default=os.environ.get("PIPELINES_CONFIG", "pipelines.yaml"))
+    p_stages = sub.add_parser("stages", help="list stages (built-in, or the names given) with their options and defaults")
+    p_stages.add_argument("names", nargs="*", help="built-in names or module:attr (default: every built-in stage)")
     args = parser.parse_args(argv)
     if args.command == "check":
         return check(args.file)
+    if args.command == "stages":
+        return list_stages(args.names)
     return 2
 
 

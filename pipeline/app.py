@@ -28,7 +28,7 @@ from pipeline.attempt import Attempt
 from pipeline.config import GatewayConfig, ServerConfig, load_config
 from pipeline.errors import GatewayError, RequestError
 from pipeline.protocols.base import ModelInfo
-from pipeline.registry import Pipeline, build_pipelines, open_upstreams, routes
+from pipeline.registry import Pipeline, build_pipelines, close_stages, open_stages, open_upstreams, routes
 from pipeline.flow import JSON_HEADERS
 from pipeline.runner import Outcome, Receive, Responder, Send, run_pipeline
 from pipeline.stage import RequestContext
@@ -62,6 +62,7 @@ class Gateway:
         gwlog.configure(config.server.log_level, json=config.server.log_json)
         self.pipelines, self.upstreams = build_pipelines(config)
         await open_upstreams(self.upstreams)
+        await open_stages(self.pipelines)
         self.routes = routes(self.pipelines)
         self.ready = True
         # Everything built so far (modules, codecs, pipelines) lives as long as the process: out of
@@ -71,6 +72,7 @@ class Gateway:
         gc.freeze()
 
     async def shutdown(self) -> None:
+        await close_stages(self.pipelines)
         for up in self.upstreams.values():
             await up.aclose()
         self.ready = False

@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import msgspec
+import structlog
 
 from pipeline.config import GatewayConfig, PipelineConfig
 from pipeline.errors import ConfigError
@@ -90,27 +91,47 @@ def _stage_entry(entry: str | dict[str, Any], where: str) -> tuple[str, dict[str
     return name, options
 
 
+def resolve_stage(name: str) -> type[Stage]:
+    """The ``Stage`` subclass a YAML stage name (built-in or ``module:attr``) names; ``ConfigError``."""
+    cls = _resolve(name, STAGES, "stage")
+    if not (isinstance(cls, type) and issubclass(cls, Stage)):
+        raise ConfigError(f"{name!r} is not a pipeline.Stage subclass")
+    return cls
+
+
 def build_stage(entry: str | dict[str, Any], *, pipeline_id: str, index: int) -> Stage:
     where = f"pipeline {pipeline_id!r} stage {index}"
     name, options = _stage_entry(entry, where)
     try:
-        cls = _resolve(name, STAGES, "stage")
+        cls = resolve_stage(name)
     except ConfigError as exc:
         raise ConfigError(f"{where}: {exc}") from None
-    if not (isinstance(cls, type) and issubclass(cls, Stage)):
-        raise ConfigError(f"{where}: {name!r} is not a pipeline.Stage subclass")
-    if cls.has_task_hook() and cls.has_event_hook():
-        raise ConfigError(f"{where} ({name}): a stage implements on_event or on_events, not both")
-    try:
-        config = msgspec.convert(options, type=cls.Config)
-    except msgspec.ValidationError as exc:
-        raise ConfigError(f"{where} ({name}): {exc}") from None
+    fault = cls.check_hooks()
+    if fault is not None:
+        raise ConfigError(f"{where} ({name}): {fault}")
+    config = stage_options(cls, options, f"{where} ({name})")
     try:
         return cls(config, stage_id=f"{pipeline_id}.{index}.{cls.name}")
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"{where} ({name}): {exc}") from None
     except Exception as exc:  # noqa: BLE001 -- a stage's __init__ is operator code
         raise ConfigError(f"{where} ({name}): {_fault(exc)}") from None
+
+
+def stage_options(cls: type[Stage], options: dict[str, Any], where: str) -> msgspec.Struct:
+    """``options`` validated by ``cls.Config``. An unknown top-level key is refused whatever the
+    Config declares (a plain ``msgspec.Struct`` is held to the README's promise too)."""
+    schema = cls.Config
+    if not (isinstance(schema, type) and issubclass(schema, msgspec.Struct)):
+        raise ConfigError(f"{where}: Config must be a pipeline.StageConfig (msgspec.Struct) subclass")
+    known = set(schema.__struct_encode_fields__)
+    unknown = [key for key in options if key not in known]
+    if unknown:
+        raise ConfigError(f"{where}: Object contains unknown field `{unknown[0]}` (options: {', '.join(sorted(known)) or 'none'})")
+    try:
+        return msgspec.convert(options, type=schema)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
 
 
 def build_upstream(upstream_id: str, raw: dict[str, Any]) -> Upstream:
@@ -191,6 +212,38 @@ async def open_upstreams(upstreams: dict[str, Upstream]) -> None:
             raise ConfigError(f"upstream {uid!r}: cannot open: {_fault(exc)}") from None
 
 
+def _stages(pipelines: dict[str, Pipeline]) -> list[Stage]:
+    return [stage for pipe in pipelines.values() for stage in pipe.stages]
+
+
+async def open_stages(pipelines: dict[str, Pipeline]) -> None:
+    """Run each stage's ``open`` (after the upstreams'); a failure is a ``ConfigError`` naming the
+    stage, after closing the ones already opened."""
+    opened: list[Stage] = []
+    for stage in _stages(pipelines):
+        try:
+            await stage.open()
+        except Exception as exc:  # noqa: BLE001 -- a stage's open() is operator code
+            await close_stages_of(opened)
+            raise ConfigError(f"stage {stage.id!r}: cannot open: {_fault(exc)}") from None
+        opened.append(stage)
+
+
+async def close_stages(pipelines: dict[str, Pipeline]) -> None:
+    """Run each stage's ``aclose`` (at shutdown, before the upstreams close)."""
+    await close_stages_of(_stages(pipelines))
+
+
+async def close_stages_of(stages: list[Stage]) -> None:
+    """``aclose`` each of ``stages`` in reverse order; one failing does not keep the others open
+    (its fault is logged)."""
+    for stage in reversed(stages):
+        try:
+            await stage.aclose()
+        except Exception as exc:  # noqa: BLE001 -- a stage's aclose() is operator code
+            structlog.get_logger("gateway").error("stage_close_failed", stage=stage.id, error=_fault(exc))
+
+
 # Kinds several pipelines may share on one path: ``app._choose`` answers ``/v1/models`` in
 # Anthropic's shape when asked by header, else in the first other pipeline's.
 SHARED_KINDS = ("models", "hello")
@@ -212,4 +265,5 @@ def routes(pipelines: dict[str, Pipeline]) -> dict[tuple[str, str], list[tuple[P
     return table
 
 
-__all__ = ["CLIENTS", "Pipeline", "build_codec", "build_pipelines", "build_stage", "build_upstream", "open_upstreams", "routes"]
+__all__ = ["CLIENTS", "Pipeline", "build_codec", "build_pipelines", "build_stage", "build_upstream", "close_stages", "open_stages",
+           "open_upstreams", "resolve_stage", "routes", "stage_options"]

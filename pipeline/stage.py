@@ -1,7 +1,10 @@
-"""The stage contract: the ``Stage`` base class, its hooks, and the per-request ``RequestContext``.
+"""The stage contract: the ``Stage`` base class, its typed hooks, ``StageConfig`` and the
+per-request ``RequestContext``.
 
-A stage is built once per pipeline from its validated ``Config`` and then treated as frozen; all
-per-request state lives in ``ctx.state[stage.id]``. Hooks (each optional):
+A stage is built once per pipeline from its validated ``Config`` (a ``StageConfig`` subclass:
+frozen, unknown keys refused) and then treated as frozen; all per-request state
+lives in ``ctx.state`` (keyed by ``stage.id``). Hooks (each optional: a stage overrides the ones
+it needs; the base methods are the typed signatures):
 
 - ``async on_request(request, ctx) -> ChatRequest``: request path, YAML order.
 - ``on_event(event, ctx) -> Sequence[Event]``: sync per-event transform, response path (reverse
@@ -12,28 +15,48 @@ per-request state lives in ``ctx.state[stage.id]``. Hooks (each optional):
 - ``async on_events(inbox, outbox, ctx)``: task form for stages that must wait on time or I/O.
   ``with outbox:`` then ``async for event in inbox:``. Every event costs task switches: prefer
   ``on_event`` (+ ``on_end``).
+- ``async open()`` / ``async aclose()``: lifecycle of a stage that holds resources (a client, a
+  file, a background store): the gateway opens every stage after its upstreams at startup (a
+  failure refuses the start, naming the stage) and closes them at shutdown.
 
-A stage implements at most one of ``on_event`` / ``on_events``. Unknown events pass through.
+A stage implements at most one of ``on_event`` / ``on_events`` (setting an inherited hook to
+``None`` switches it off); ``on_event`` and ``on_end`` are plain ``def``, the others ``async def``:
+the registry refuses anything else at startup (``check_hooks``). Unknown events pass through.
 """
 
 from __future__ import annotations
 
+import inspect
 import time
-from collections.abc import Callable
-from functools import partial
-from typing import Any, ClassVar
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import msgspec
 import structlog
 
 from pipeline.attempt import Attempt
+from pipeline.events import Event
+from pipeline.losses import LossRecorder, record
 from pipeline.model import ChatRequest, Loss
 from pipeline.profiles import Profile
+
+if TYPE_CHECKING:
+    from trio import MemoryReceiveChannel, MemorySendChannel
 
 DEFAULT_PROFILE = Profile(name="default")
 
 
-class NoConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class StageConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Base of a stage's ``Config``: frozen, keyword-only, and an unknown key is an error.
+
+    Subclass it and declare the options as fields with defaults, each with a comment line above
+    it (``python -m pipeline stages`` prints them). The registry refuses an unknown top-level key
+    for any ``Config`` (a plain ``msgspec.Struct`` too); deriving from ``StageConfig`` also makes
+    the options immutable and refuses unknown keys in nested structs declared the same way.
+    """
+
+
+class NoConfig(StageConfig, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Config of a stage that takes no options."""
 
 
@@ -126,24 +149,31 @@ class RequestContext:
         return attempt.profile if attempt is not None else DEFAULT_PROFILE
 
     def lose(self, what: str, detail: str = "") -> None:
-        """Record something a translation could not carry."""
-        self.losses.append(Loss(what, detail))
+        """Record something a translation could not carry (``pipeline.losses.record``): ``what``
+        is the kind counted by ``gateway_losses_total``, ``detail`` a sentence for the log line."""
+        record(self.losses, what, detail)
 
-    def loser(self) -> Callable[..., None]:
+    def loss_recorder(self) -> LossRecorder:
         """``lose`` as a callable that does not hold the context, for state kept in ``ctx.state``
-        (a bound method there would be a reference cycle, left for the garbage collector)."""
-        return partial(_record_loss, self.losses)
+        (a bound ``ctx.lose`` there is a reference cycle, left for the garbage collector)."""
+        return LossRecorder(self.losses)
 
-
-def _record_loss(losses: list[Loss], what: str, detail: str = "") -> None:
-    losses.append(Loss(what, detail))
+    loser = loss_recorder  # the earlier name, kept for stages written against it
 
 
 class Stage:
-    """Base class of every stage (built-in or an operator's ``module:attr``)."""
+    """Base class of every stage (built-in or an operator's ``module:attr``).
+
+    ``name`` is the YAML name and the last part of ``id`` (``pipeline.index.name``); ``Config`` the
+    options (a ``StageConfig`` subclass). Override only the hooks the stage needs: a hook left as
+    the base method is not called (the runner asks ``has_*_hook``).
+    """
 
     name: ClassVar[str] = "stage"
     Config: ClassVar[type[msgspec.Struct]] = NoConfig
+    # Attributes deliberately shared by all requests and changed by them (a memo, a cache, a
+    # store), safe under concurrency: ``check_stage`` does not hold them to "unchanged".
+    shared_attributes: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, config: Any, *, stage_id: str = "", pipeline: Any = None) -> None:
         self.config = config
@@ -151,28 +181,74 @@ class Stage:
         self.pipeline = pipeline
 
     async def on_request(self, request: ChatRequest, ctx: RequestContext) -> ChatRequest:
+        """Shape the request on its way upstream; return it (or a ``msgspec.structs.replace`` copy)."""
         return request
 
-    # Declared as None so the runner can tell which hook a subclass provides.
-    on_event: ClassVar[Any] = None
-    on_end: ClassVar[Any] = None
-    on_events: ClassVar[Any] = None
+    def on_event(self, event: Event, ctx: RequestContext) -> Sequence[Event]:
+        """Transform one response event (synchronous): return the events to pass on, ``()`` to
+        hold or drop it. Return a sequence, even of one: ``(event,)``."""
+        return (event,)
+
+    def on_end(self, ctx: RequestContext) -> Sequence[Event]:
+        """The response input ended: return what ``on_event`` still holds."""
+        return ()
+
+    async def on_events(self, inbox: MemoryReceiveChannel[Event], outbox: MemorySendChannel[Event],
+                        ctx: RequestContext) -> None:
+        """Task form: ``with outbox:`` then ``async for event in inbox:`` and ``await outbox.send``."""
+        with outbox:
+            async for event in inbox:
+                await outbox.send(event)
+
+    async def open(self) -> None:
+        """Acquire the resources the stage holds (once, at startup, after the upstreams opened)."""
+
+    async def aclose(self) -> None:
+        """Release them (once, at shutdown; also when a later stage's ``open`` failed)."""
+
+    @classmethod
+    def _overrides(cls, hook: str) -> bool:
+        """Whether the class provides ``hook``: overridden, and not set to ``None`` (the way a
+        subclass switches an inherited hook off)."""
+        fn = getattr(cls, hook)
+        return fn is not None and fn is not getattr(Stage, hook)
 
     @classmethod
     def has_event_hook(cls) -> bool:
-        return cls.on_event is not None
+        return cls._overrides("on_event")
 
     @classmethod
     def has_end_hook(cls) -> bool:
-        return cls.on_event is not None and cls.on_end is not None
+        return cls.has_event_hook() and cls._overrides("on_end")
 
     @classmethod
     def has_task_hook(cls) -> bool:
-        return cls.on_events is not None
+        return cls._overrides("on_events")
 
     @classmethod
     def has_request_hook(cls) -> bool:
-        return cls.on_request is not Stage.on_request
+        return cls._overrides("on_request")
+
+    @classmethod
+    def check_hooks(cls) -> str | None:
+        """What is wrong with the hooks' form (``None``: nothing), as one sentence for a ConfigError."""
+        if cls.has_task_hook() and cls.has_event_hook():
+            return "a stage implements on_event or on_events, not both"
+        for hook, sync in (("on_event", True), ("on_end", True), ("on_request", False), ("on_events", False),
+                           ("open", False), ("aclose", False)):
+            fn = inspect.getattr_static(cls, hook)
+            fn = getattr(fn, "__func__", fn)  # a staticmethod or classmethod
+            if fn is None and hook.startswith("on_"):  # a hook switched off
+                continue
+            if not callable(fn):
+                return f"{hook} must be a method, got {type(fn).__name__}"
+            coroutine = inspect.iscoroutinefunction(fn) or inspect.isasyncgenfunction(fn)
+            if sync and coroutine:
+                how = "on_events (async def on_events(inbox, outbox, ctx))" if hook == "on_event" else "on_events"
+                return f"{hook} must be synchronous (def, not async def); for async work use the task form {how}"
+            if not sync and not coroutine:
+                return f"{hook} must be async def"
+        return None
 
 
-__all__ = ["NoConfig", "RequestContext", "Stage"]
+__all__ = ["NoConfig", "RequestContext", "Stage", "StageConfig"]

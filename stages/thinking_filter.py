@@ -32,7 +32,7 @@ from pipeline.events import BlockStart, BlockStop, Event, MessageStart, MessageS
 from pipeline.events import TextDelta, ThinkingDelta, ToolArgsDelta
 from pipeline.model import ChatRequest, Message, ThinkingPart, ToolCallPart
 from pipeline.profiles import thinking_on
-from pipeline.stage import RequestContext, Stage
+from pipeline.stage import RequestContext, Stage, StageConfig
 from stages.envelope import Envelope, Keyring, UpstreamKey, digest
 from stages.reasoning_cache import shared_store
 
@@ -59,8 +59,11 @@ class _Resp:
 
 class ThinkingFilter(Stage):
     name = "thinking_filter"
+    # Filled as requests arrive, by design: the per-upstream keys (derived once each) and the
+    # process's reasoning cache.
+    shared_attributes = frozenset({"_keys", "_store"})
 
-    class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    class Config(StageConfig, kw_only=True):
         # Env var holding the secret the envelopes' per-upstream keys are derived from (shared by
         # all replicas).
         secret_env: str = "GATEWAY_THINKING_SECRET"

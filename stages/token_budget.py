@@ -19,7 +19,7 @@ from pipeline.errors import GatewayError
 from pipeline.events import Event, Usage
 from pipeline.model import ChatRequest
 from pipeline.profiles import thinking_on
-from pipeline.stage import RequestContext, Stage
+from pipeline.stage import RequestContext, Stage, StageConfig
 from pipeline.tokens import CALIBRATOR, raw_estimate
 
 
@@ -31,7 +31,7 @@ class _Estimate(msgspec.Struct, frozen=True):
 class TokenBudget(Stage):
     name = "token_budget"
 
-    class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    class Config(StageConfig, kw_only=True):
         # Output budget sent when the client sends none (clamped to the model's max output).
         default_output_tokens: int = 65_536
         # Smallest useful answer without thinking: below this the prompt is "too long".

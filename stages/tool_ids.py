@@ -14,7 +14,7 @@ import msgspec
 from pipeline.events import Event
 from pipeline.model import ChatRequest, Message, ToolCallPart, ToolResultPart, ToolSpec
 from pipeline.profiles import Profile
-from pipeline.stage import RequestContext, Stage
+from pipeline.stage import RequestContext, Stage, StageConfig
 from stages.toolfix.apply_patch import is_apply_patch
 from stages.toolfix.ids import upstream_id
 from stages.toolfix.names import NameMap, map_names
@@ -27,7 +27,7 @@ from stages.toolfix.stream import ToolMap, ToolStream
 class ToolIdMap(Stage):
     name = "tool_ids"
 
-    class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    class Config(StageConfig, kw_only=True):
         # Repair call/result pairing in the history (orphan calls, stray or duplicate results).
         repair_pairing: bool = True
         # Sanitise tool parameter schemas for the upstream profile.
@@ -86,7 +86,7 @@ class ToolIdMap(Stage):
     def on_event(self, event: Event, ctx: RequestContext) -> Sequence[Event]:
         stream = ctx.state.get(self._key)
         if stream is None:
-            stream = ctx.state[self._key] = ToolStream(ctx.state.get(self.id) or ToolMap(), ctx.loser())
+            stream = ctx.state[self._key] = ToolStream(ctx.state.get(self.id) or ToolMap(), ctx.loss_recorder())
         return stream.feed(event)
 
     def on_end(self, ctx: RequestContext) -> Sequence[Event]:

@@ -39,6 +39,17 @@ MODULES = {
         "        super().__init__(config, **kwargs)\n"
         "        {}['region']\n"
     ),
+    "async_hook_stage.py": (
+        "from pipeline import Stage\n\n\n"
+        "class Shout(Stage):\n"
+        "    name = 'shout'\n\n"
+        "    async def on_event(self, event, ctx):\n"
+        "        return (event,)\n\n\n"
+        "class Pooled(Stage):\n"
+        "    name = 'pooled'\n\n"
+        "    async def open(self):\n"
+        "        raise OSError('license server unreachable')\n"
+    ),
     "closed_upstream.py": (
         "from upstreams.simulated import SimulatorUpstream\n\n\n"
         "class Closed(SimulatorUpstream):\n"
@@ -67,6 +78,13 @@ CASES: dict[str, Case] = {
     "stage __init__ raising KeyError": Case(
         BASE + "    stages: ['keyerror_stage:Picky']\n",
         "pipeline 'p' stage 0 (keyerror_stage:Picky): KeyError: 'region'"),
+    "async def on_event": Case(
+        BASE + "    stages: ['async_hook_stage:Shout']\n",
+        "pipeline 'p' stage 0 (async_hook_stage:Shout): on_event must be synchronous (def, not async def); "
+        "for async work use the task form on_events (async def on_events(inbox, outbox, ctx))"),
+    "stage open() raising": Case(
+        BASE + "    stages: ['async_hook_stage:Pooled']\n",
+        "stage 'p.0.pooled': cannot open: OSError: license server unreachable"),
     "upstream open() raising": Case(
         BASE.replace("type: simulator", "type: 'closed_upstream:Closed'"),
         "upstream 'sim': cannot open: OSError: socket budget exhausted"),
