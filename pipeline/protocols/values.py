@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import msgspec
 
 from pipeline.errors import RequestError
-from pipeline.protocols.body import field_error
+from pipeline.protocols.request_body import field_error
 
 T = TypeVar("T")
 

@@ -24,7 +24,7 @@ from pipeline.model import (
     ToolSpec,
 )
 from pipeline.protocols.anthropic.content import BlockReader
-from pipeline.protocols.body import decode_body
+from pipeline.protocols.request_body import decode_body
 from pipeline.protocols.values import decode_value
 from pipeline.protocols.anthropic.models import (
     ClientToolParam,

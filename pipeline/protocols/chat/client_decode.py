@@ -28,7 +28,6 @@ from pipeline.model import (
     ToolResultPart,
     ToolSpec,
 )
-from pipeline.protocols.body import decode_body
 from pipeline.protocols.chat.helpers import reasoning_text
 from pipeline.protocols.chat.models import (
     ENCODER,
@@ -39,6 +38,7 @@ from pipeline.protocols.chat.models import (
     ToolChoiceIn,
     ToolIn,
 )
+from pipeline.protocols.request_body import decode_body
 
 _EFFORTS: tuple[str, ...] = get_args(Effort)
 _SYSTEM_ROLES = ("system", "developer")

@@ -13,10 +13,10 @@ import msgspec
 
 from pipeline.errors import RequestError
 from pipeline.model import ChatRequest, Effort, ResponseFormat, ThinkingConfig
+from pipeline.protocols.request_body import decode_body
 from pipeline.protocols.responses.history import History
 from pipeline.protocols.responses.items import client_facts
 from pipeline.protocols.responses.models import ReasoningParam, ResponsesRequest, TextParam
-from pipeline.protocols.body import decode_body
 from pipeline.protocols.responses.reader import Reader
 from pipeline.protocols.responses.tools import decode_tool_choice, decode_tools
 
