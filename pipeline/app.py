@@ -277,7 +277,8 @@ async def _read_body(receive: Receive, headers: dict[str, str], limit: int, idle
         # Drained even after ``Expect: 100-continue``: hypercorn sends the 100 itself, before the
         # app reads, so that client is sending its body too.
         await _drain(receive, True)
-        raise RequestError(f"request body of {declared} bytes exceeds the limit of {limit} bytes", code="request_too_large")
+        raise RequestError(f"request body of {declared} bytes exceeds the limit of {limit} bytes",
+                           code="request_too_large")
     chunks: list[bytes] = []
     size = 0
     while True:
@@ -308,7 +309,8 @@ async def _read_body(receive: Receive, headers: dict[str, str], limit: int, idle
         except zlib.error as exc:
             raise RequestError(f"request body is not valid {encoding}: {exc}") from None
         if len(out) > limit:
-            raise RequestError(f"decompressed request body exceeds the limit of {limit} bytes", code="request_too_large")
+            raise RequestError(f"decompressed request body exceeds the limit of {limit} bytes",
+                               code="request_too_large")
         return out
     raise RequestError(f"unsupported Content-Encoding {encoding!r} (supported: identity, gzip, deflate)",
                        code="unsupported_media_type")

@@ -88,7 +88,8 @@ def interpolate(value: Any, env: dict[str, str], path: str = "$") -> Any:
                 return env[name]
             if default is not None:
                 return default
-            raise ConfigError(f"{path}: environment variable {name} is not set (use ${{{name}:-default}} to default it)")
+            raise ConfigError(f"{path}: environment variable {name} is not set "
+                              f"(use ${{{name}:-default}} to default it)")
 
         return _VAR.sub(sub, value)
     if isinstance(value, dict):
@@ -98,7 +99,8 @@ def interpolate(value: Any, env: dict[str, str], path: str = "$") -> Any:
     return value
 
 
-def parse_config(text: str | bytes, *, env: dict[str, str] | None = None, source: str = "pipelines.yaml") -> GatewayConfig:
+def parse_config(text: str | bytes, *, env: dict[str, str] | None = None,
+                 source: str = "pipelines.yaml") -> GatewayConfig:
     """Parse and validate the top level of a pipelines file.
 
     Raises:
@@ -133,10 +135,12 @@ def parse_config(text: str | bytes, *, env: dict[str, str] | None = None, source
         for up in ups:
             if up not in config.upstreams:
                 raise ConfigError(
-                    f"{source}: pipeline {pid!r}: unknown upstream {up!r} (defined: {', '.join(sorted(config.upstreams))})"
+                    f"{source}: pipeline {pid!r}: unknown upstream {up!r} "
+                    f"(defined: {', '.join(sorted(config.upstreams))})"
                 )
         if pipe.mount and (not pipe.mount.startswith("/") or pipe.mount.endswith("/")):
-            raise ConfigError(f"{source}: pipeline {pid!r}: mount {pipe.mount!r} must start with '/' and not end with '/'")
+            raise ConfigError(f"{source}: pipeline {pid!r}: mount {pipe.mount!r} "
+                              "must start with '/' and not end with '/'")
     if config.server.metrics_require_key and not any(p.api_keys_env for p in config.pipelines.values()):
         raise ConfigError(f"{source}: server.metrics_require_key is true but no pipeline sets api_keys_env, "
                           "so no key could open /metrics")
@@ -152,4 +156,6 @@ def load_config(path: str | os.PathLike[str], *, env: dict[str, str] | None = No
     return parse_config(text, env=env, source=str(p))
 
 
-__all__ = ["GatewayConfig", "PipelineConfig", "RetryConfig", "ServerConfig", "interpolate", "load_config", "parse_config"]
+__all__ = [
+    "GatewayConfig", "PipelineConfig", "RetryConfig", "ServerConfig", "interpolate", "load_config", "parse_config",
+]

@@ -135,7 +135,9 @@ def _patch(tcp_server: Any, hyper_run: Any, original: dict[str, Any]) -> None:
             if errors is None:
                 raise
             await _connection_failed(self, errors)
-            raise rest if rest is not None else group
+            if rest is None:
+                raise
+            raise rest from None  # the rest of this same group, not an error raised while handling it
 
     async def worker_serve(*args: Any, shutdown_trigger: Any = None,
                            task_status: Any = trio.TASK_STATUS_IGNORED, **kwargs: Any) -> None:

@@ -82,7 +82,8 @@ def _stage_entry(entry: str | dict[str, Any], where: str) -> tuple[str, dict[str
     if isinstance(entry, str):
         return entry, {}
     if len(entry) != 1:
-        raise ConfigError(f"{where}: a stage entry is a name or a one-key mapping {{name: {{options}}}}, got keys {sorted(entry)}")
+        raise ConfigError(f"{where}: a stage entry is a name or a one-key mapping {{name: {{options}}}}, "
+                          f"got keys {sorted(entry)}")
     (name, options), = entry.items()
     if options is None:
         options = {}
@@ -176,7 +177,8 @@ def build_codec(name: str, pipeline_id: str) -> ClientCodec:
         raise ConfigError(f"pipeline {pipeline_id!r}: client {name!r}: {_fault(exc)}") from None
 
 
-def build_pipelines(config: GatewayConfig, *, env: dict[str, str] | None = None) -> tuple[dict[str, Pipeline], dict[str, Upstream]]:
+def build_pipelines(config: GatewayConfig, *,
+                    env: dict[str, str] | None = None) -> tuple[dict[str, Pipeline], dict[str, Upstream]]:
     """Build every upstream (once, by id) and every pipeline. Raises ``ConfigError``."""
     env = dict(os.environ) if env is None else env
     upstreams = {uid: build_upstream(uid, raw) for uid, raw in config.upstreams.items()}
@@ -265,5 +267,7 @@ def routes(pipelines: dict[str, Pipeline]) -> dict[tuple[str, str], list[tuple[P
     return table
 
 
-__all__ = ["CLIENTS", "Pipeline", "build_codec", "build_pipelines", "build_stage", "build_upstream", "close_stages", "open_stages",
-           "open_upstreams", "resolve_stage", "routes", "stage_options"]
+__all__ = [
+    "CLIENTS", "Pipeline", "build_codec", "build_pipelines", "build_stage", "build_upstream", "close_stages",
+    "open_stages", "open_upstreams", "resolve_stage", "routes", "stage_options",
+]

@@ -127,7 +127,8 @@ class ThinkingFilter(Stage):
         ctx.fields["replay_rung"] = rung
         changes: dict[str, object] = {"messages": tuple(messages)}
         if rung == "thinking_off":
-            ctx.lose("thinking_off", "no reasoning to replay for an earlier tool call; thinking disabled for this request")
+            ctx.lose("thinking_off",
+                     "no reasoning to replay for an earlier tool call; thinking disabled for this request")
             changes["thinking"] = msgspec.structs.replace(request.thinking, enabled=False, effort=None)
         return msgspec.structs.replace(request, **changes)
 

@@ -44,7 +44,8 @@ class OpenAIChatUpstream(Upstream):
 
     def _timeout(self) -> httpx.Timeout:
         c = self.config
-        return httpx.Timeout(connect=c.connect_timeout_s, read=c.idle_timeout_s, write=c.idle_timeout_s, pool=c.connect_timeout_s)
+        return httpx.Timeout(connect=c.connect_timeout_s, read=c.idle_timeout_s, write=c.idle_timeout_s,
+                             pool=c.connect_timeout_s)
 
     async def open(self) -> None:
         if self._client is None:
@@ -118,8 +119,8 @@ class OpenAIChatUpstream(Upstream):
             raise UpstreamError(f"{self.id}: {_timeout_text(exc, self.config)}", code="overloaded", status=503,
                                 retryable=True) from None
         except httpx.TransportError as exc:
-            raise UpstreamError(redact(f"{self.id}: connection failed: {exc}", secrets) or f"{self.id}: connection failed",
-                                code="overloaded", status=503, retryable=True) from None
+            message = redact(f"{self.id}: connection failed: {exc}", secrets) or f"{self.id}: connection failed"
+            raise UpstreamError(message, code="overloaded", status=503, retryable=True) from None
 
     async def _relay(self, resp: httpx.Response, request: ChatRequest, gate: _Gate) -> None:
         """Relay the body as events; every failure ends in ``StreamError`` (or, before the commit,

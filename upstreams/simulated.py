@@ -25,9 +25,8 @@ class SimulatorUpstream(OpenAIChatUpstream):
         if config.profile == "openai":
             config = msgspec.structs.replace(config, profile="deepseek")
         if not config.models:
-            config = msgspec.structs.replace(
-                config, models={"default": "deepseek-v4-pro", "*haiku*": "deepseek-v4-flash", "*flash*": "deepseek-v4-flash"}
-            )
+            models = {"default": "deepseek-v4-pro", "*haiku*": "deepseek-v4-flash", "*flash*": "deepseek-v4-flash"}
+            config = msgspec.structs.replace(config, models=models)
         self.simulator = Simulator(msgspec.convert(config.options, type=SimConfig))
         self.transport = SimulatorTransport(self.simulator)
         super().__init__(config, upstream_id=upstream_id, transport=self.transport)

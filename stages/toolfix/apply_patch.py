@@ -95,7 +95,8 @@ def check_patch(text: str) -> str | None:
             if error:
                 return error
         else:
-            return f"line {at}: expected '*** Add File: ', '*** Delete File: ' or '*** Update File: ', got {line[:80]!r}"
+            return (f"line {at}: expected '*** Add File: ', '*** Delete File: ' or '*** Update File: ', "
+                    f"got {line[:80]!r}")
     return None
 
 

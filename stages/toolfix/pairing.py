@@ -60,7 +60,8 @@ def repair_pairing(messages: tuple[Message, ...]) -> tuple[tuple[Message, ...], 
                 notes.append(f"result for {result.part.call_id} has no matching call; sent as user text")
             elif call.result is not None:
                 unclaimed[result.key] = "duplicate"
-                notes.append(f"duplicate result for {result.part.call_id}; the first is kept, this one sent as user text")
+                notes.append(f"duplicate result for {result.part.call_id}; "
+                             "the first is kept, this one sent as user text")
             else:
                 call.result = result
                 if result.whole is None or result.message != call.message + 1 + call.order:

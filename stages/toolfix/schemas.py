@@ -127,7 +127,8 @@ CACHE_SIZE = 1024  # distinct tool schemas remembered (an agent sends the same t
 _KEY = msgspec.json.Encoder()
 
 
-def sanitise_cached(schema: Any, *, drop: tuple[str, ...] | frozenset[str], inline_refs: bool) -> tuple[Any, tuple[str, ...]]:
+def sanitise_cached(schema: Any, *, drop: tuple[str, ...] | frozenset[str],
+                    inline_refs: bool) -> tuple[Any, tuple[str, ...]]:
     """``sanitise_schema`` remembered by the schema's JSON: ``(schema to send, notes)``, where the
     schema is the given object itself when nothing changed. A returned new schema is shared
     between requests: never modify it."""
