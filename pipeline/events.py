@@ -18,49 +18,50 @@ StopReason = Literal["end_turn", "max_tokens", "tool_use", "stop_sequence", "ref
 
 
 class Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="kind"):
-    """Base of every event; subclasses set an explicit snake_case tag."""
+    """Base of every event; subclasses set an explicit snake_case tag and repeat ``frozen=True``
+    (msgspec inherits it; a type checker reading the dataclass transform does not)."""
 
 
-class MessageStart(Event, tag="message_start"):
+class MessageStart(Event, frozen=True, tag="message_start"):
     message_id: str
     model: str
     """The upstream model that answers (the client's name is on the request)."""
 
 
-class BlockStart(Event, tag="block_start"):
+class BlockStart(Event, frozen=True, tag="block_start"):
     index: int
     block: BlockKind
     call_id: str | None = None
     name: str | None = None
 
 
-class TextDelta(Event, tag="text_delta"):
+class TextDelta(Event, frozen=True, tag="text_delta"):
     index: int
     text: str
 
 
-class ThinkingDelta(Event, tag="thinking_delta"):
+class ThinkingDelta(Event, frozen=True, tag="thinking_delta"):
     index: int
     text: str
 
 
-class SignatureDelta(Event, tag="signature_delta"):
+class SignatureDelta(Event, frozen=True, tag="signature_delta"):
     """Opaque signature for a thinking block (our envelope); comes just before its BlockStop."""
 
     index: int
     signature: str
 
 
-class ToolArgsDelta(Event, tag="tool_args_delta"):
+class ToolArgsDelta(Event, frozen=True, tag="tool_args_delta"):
     index: int
     fragment: str
 
 
-class BlockStop(Event, tag="block_stop"):
+class BlockStop(Event, frozen=True, tag="block_stop"):
     index: int
 
 
-class Usage(Event, tag="usage"):
+class Usage(Event, frozen=True, tag="usage"):
     """Token counts. ``input_tokens`` includes ``cached_input_tokens`` (Chat/Responses view);
     ``output_tokens`` includes ``reasoning_tokens``."""
 
@@ -70,7 +71,7 @@ class Usage(Event, tag="usage"):
     reasoning_tokens: int = 0
 
 
-class MessageStop(Event, tag="message_stop"):
+class MessageStop(Event, frozen=True, tag="message_stop"):
     stop_reason: StopReason
     stop_sequence: str | None = None
 
@@ -84,11 +85,11 @@ class ErrorInfo(msgspec.Struct, frozen=True, kw_only=True):
     retry_after_s: float | None = None
 
 
-class StreamError(Event, tag="stream_error"):
+class StreamError(Event, frozen=True, tag="stream_error"):
     error: ErrorInfo
 
 
-class Heartbeat(Event, tag="heartbeat"):
+class Heartbeat(Event, frozen=True, tag="heartbeat"):
     pass
 
 

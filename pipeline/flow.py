@@ -392,7 +392,7 @@ class Collected:
         assert collecting is not None, "no try ended"
         if collecting.error is not None:
             raise GatewayError.from_info(collecting.error)
-        return collecting.collector.body()  # type: ignore[no-any-return]
+        return collecting.collector.body()
 
 
 __all__ = ["JSON_HEADERS", "SINK_LIMIT", "SSE_HEADERS", "Collected", "Collecting", "Sink", "build_response_chain",

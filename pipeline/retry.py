@@ -73,7 +73,7 @@ async def _attempt(upstream: Upstream, request: ChatRequest, out: trio.abc.SendC
     status = _Status()
     ended = False
     try:
-        await upstream.stream(request, out, ctx, task_status=status)  # type: ignore[arg-type]
+        await upstream.stream(request, out, ctx, task_status=status)
         ended = True
     except GatewayError as err:
         if collected or not status.committed:

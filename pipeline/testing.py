@@ -152,7 +152,7 @@ def _snapshot(stage: Stage) -> dict[str, Any]:
     return {k: _fingerprint(v, seen) if k not in skip else id(v) for k, v in vars(stage).items()}
 
 
-class _Unknown(Event, tag="test_unknown_event"):
+class _Unknown(Event, frozen=True, tag="test_unknown_event"):
     note: str = "unknown to every stage"
 
 

@@ -25,6 +25,7 @@ import os
 import secrets as pysecrets
 
 from collections.abc import Sequence
+from typing import Any
 
 import msgspec
 
@@ -81,7 +82,7 @@ class ThinkingFilter(Stage):
         cache_max_chars: int = 64 * 1024 * 1024
         cache_ttl_s: float = 6 * 3600.0
 
-    def __init__(self, config: Config, **kwargs: object) -> None:
+    def __init__(self, config: Config, **kwargs: Any) -> None:
         super().__init__(config, **kwargs)
         value = os.environ.get(config.secret_env, "")
         if value:

@@ -8,6 +8,7 @@ a ``ToolMap`` goes to ``ctx.state[self.id]``. Response way (first): ``stages.too
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import msgspec
 
@@ -35,7 +36,7 @@ class ToolIdMap(Stage):
         # Check and repair Codex apply_patch calls in the response.
         repair_apply_patch: bool = True
 
-    def __init__(self, config: Config, **kwargs: object) -> None:
+    def __init__(self, config: Config, **kwargs: Any) -> None:
         super().__init__(config, **kwargs)
         self._key = self.id + ":response"  # ctx.state key of the per-response ToolStream
 

@@ -109,9 +109,11 @@ class StreamTransport(httpx.AsyncBaseTransport):
             return await self._recv_fd(conn, read_s)
         try:  # TLS: through trio's SSLStream (it may hold decrypted bytes the socket does not show)
             if read_s is None:
-                return await conn.stream.receive_some(READ_SIZE)
-            with trio.fail_after(read_s):
-                return await conn.stream.receive_some(READ_SIZE)
+                data = await conn.stream.receive_some(READ_SIZE)
+            else:
+                with trio.fail_after(read_s):
+                    data = await conn.stream.receive_some(READ_SIZE)
+            return data if isinstance(data, bytes) else bytes(data)  # SSLStream returns bytes
         except trio.TooSlowError:
             raise httpx.ReadTimeout(f"no data from the upstream for {read_s:g}s") from None
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
@@ -209,12 +211,14 @@ class StreamTransport(httpx.AsyncBaseTransport):
         whole send: a reader that stops taking bytes is noticed within ``write_s``, while a large
         body to a slow but steady reader is never cut off for taking long in total (httpcore's
         meaning of the write timeout too). A large body goes out as it is, never copied."""
-        bufs = [head + body] if len(body) < COPY_LIMIT else [head, memoryview(body)]
+        bufs: list[bytes | memoryview] = [head + body] if len(body) < COPY_LIMIT else [head, memoryview(body)]
         try:
             if conn.fd >= 0:
                 await _send_fd(conn.fd, bufs, write_s)
             else:  # TLS: encrypted piece by piece (bounded memory); the carrier applies write_s
-                conn.stream.transport_stream.write_s = write_s
+                tls = conn.stream  # an SSLStream over a _TlsCarrier whenever fd < 0 (_connect makes it so)
+                assert isinstance(tls, trio.SSLStream) and isinstance(tls.transport_stream, _TlsCarrier)
+                tls.transport_stream.write_s = write_s
                 for buf in bufs:
                     for start in range(0, len(buf), TLS_PIECE):
                         await conn.stream.send_all(buf[start:start + TLS_PIECE])

@@ -8,7 +8,7 @@ codec's stream encoder (SSE bytes) or collector (one JSON body). Errors are rend
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import ClassVar, Literal, Protocol
 
 import msgspec
@@ -89,12 +89,12 @@ class ClientCodec:
 
     name: ClassVar[str]
     endpoints: ClassVar[Sequence[Endpoint]]
-    decoder: ClassVar[Callable[[bytes], ChatRequest]]
-    stream_encoder_type: ClassVar[Callable[[ChatRequest], StreamEncoder]]
-    collector_type: ClassVar[Callable[[ChatRequest], Collector]]
-    error_renderer: ClassVar[Callable[[GatewayError], ErrorBody]]
-    models_renderer: ClassVar[Callable[[Sequence[ModelInfo]], bytes]]
-    count_renderer: ClassVar[Callable[[int], bytes]]
+    decoder: ClassVar[staticmethod[[bytes], ChatRequest]]
+    stream_encoder_type: ClassVar[staticmethod[[ChatRequest], StreamEncoder]]
+    collector_type: ClassVar[staticmethod[[ChatRequest], Collector]]
+    error_renderer: ClassVar[staticmethod[[GatewayError], ErrorBody]]
+    models_renderer: ClassVar[staticmethod[[Sequence[ModelInfo]], bytes]]
+    count_renderer: ClassVar[staticmethod[[int], bytes]]
 
     def decode_request(self, body: bytes) -> ChatRequest:
         """Parse the client's JSON body. Raises ``RequestError`` with a dialect-neutral message."""

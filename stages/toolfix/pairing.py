@@ -54,18 +54,18 @@ def repair_pairing(messages: tuple[Message, ...]) -> tuple[tuple[Message, ...], 
         found = _results_of(i, message)
         results[i] = found
         for result in found:
-            call = _claimer(calls.get(result.part.call_id, ()), i)
-            if call is None:
+            owner = _claimer(calls.get(result.part.call_id, ()), i)
+            if owner is None:
                 unclaimed[result.key] = "without a matching call"
                 notes.append(f"result for {result.part.call_id} has no matching call; sent as user text")
-            elif call.result is not None:
+            elif owner.result is not None:
                 unclaimed[result.key] = "duplicate"
                 notes.append(f"duplicate result for {result.part.call_id}; "
                              "the first is kept, this one sent as user text")
             else:
-                call.result = result
-                if result.whole is None or result.message != call.message + 1 + call.order:
-                    notes.append(f"result for {call.id} moved next to its call")
+                owner.result = result
+                if result.whole is None or result.message != owner.message + 1 + owner.order:
+                    notes.append(f"result for {owner.id} moved next to its call")
     for slots in per_message.values():
         for call in slots:
             if call.result is None:

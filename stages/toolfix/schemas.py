@@ -139,13 +139,13 @@ def sanitise_cached(schema: Any, *, drop: tuple[str, ...] | frozenset[str],
         key = None
     hit = _CACHE.get(key) if key is not None else None
     if hit is None:
-        out, notes = sanitise_schema(schema, drop=drop, inline_refs=inline_refs)
-        hit = (None if out == schema else out), tuple(notes)
+        out, found = sanitise_schema(schema, drop=drop, inline_refs=inline_refs)
+        hit = (None if out == schema else out), tuple(found)
         if key is not None:
             _CACHE[key] = hit
             while len(_CACHE) > CACHE_SIZE:
                 _CACHE.popitem(last=False)
-    else:
+    elif key is not None:  # always, when there is a hit
         _CACHE.move_to_end(key)
     changed, notes = hit
     return (schema if changed is None else changed), notes

@@ -197,11 +197,12 @@ def _step(kind: str, arg: str, tools: dict[str, dict[str, Any]],
         return (f"I need the contents of {arg}; `cat` with {call.name} shows them.", "", [call])
     if kind == "parallel":
         cmds = [c.strip() for c in arg.split("||") if c.strip()]
-        calls = [_shell_call(tools, c) for c in cmds]
-        if not calls or any(c is None for c in calls):
+        found = [_shell_call(tools, c) for c in cmds]
+        calls = [c for c in found if c is not None]
+        if not calls or len(calls) < len(found):
             return _no_tool("shell", tools)
         return (f"There are {len(cmds)} independent commands; I will run them in parallel "
-                f"with {calls[0].name}.", "", [c for c in calls if c is not None])
+                f"with {calls[0].name}.", "", calls)
     if kind == "write":
         path, _, words = arg.partition(" ")
         content = words.replace("\\n", "\n") + "\n"
@@ -215,10 +216,10 @@ def _step(kind: str, arg: str, tools: dict[str, dict[str, Any]],
         if name not in tools:
             return _no_tool(f"`{name}`", tools)
         try:
-            args = _ENCODE.encode(_DECODE.decode(raw or "{}")).decode()
+            arguments = _ENCODE.encode(_DECODE.decode(raw or "{}")).decode()
         except msgspec.DecodeError:
             return "The arguments are not JSON.", f"Invalid SIM:call arguments: {raw}", []
-        return f"I will call {name} as asked.", "", [PlannedCall(name, args)]
+        return f"I will call {name} as asked.", "", [PlannedCall(name, arguments)]
     return ("That directive is unknown.", f"Unknown simulator step `{kind}`.", [])
 
 
@@ -283,6 +284,7 @@ def plan_answer(messages: list[dict[str, Any]], tools: dict[str, dict[str, Any]]
                     step_key=f"compact:{script.rounds}")
     script = read_script(messages)
     steps, rounds = script.steps, script.rounds
+    calls: list[PlannedCall]
     if script.kind is None:
         reasoning, content, calls = ("The user asked a question without a directive; I will "
                                      "answer briefly.",

@@ -258,8 +258,8 @@ class Simulator:
             if not calls:
                 continue
             check.tool_turns += 1
-            known_calls = [(tc, self._emitted.get(tc["id"])) for tc in calls]
-            if any(known is None for _, known in known_calls):
+            known_calls = [(tc, known) for tc in calls if (known := self._emitted.get(tc["id"])) is not None]
+            if len(known_calls) < len(calls):
                 check.unknown_turns += 1
                 continue
             for tc, known in known_calls:

@@ -129,10 +129,12 @@ class SimulatorApp:
     async def _control(self, scope: dict[str, Any], body: bytes, send: Any) -> None:
         """The ``/_sim/`` endpoints (see the module docstring)."""
         route = (scope["method"], scope["path"])
-        status, answer = 200, None
-        if route == ("GET", "/_sim/requests"):
+        status = 200
+        answer: Any = None  # whatever msgspec encodes as JSON
+        simulator = self.simulator
+        if route == ("GET", "/_sim/requests") and isinstance(simulator, Simulator):  # a script keeps none
             last = parse_qs(scope.get("query_string", b"").decode()).get("last", ["0"])[0]
-            requests = list(self.simulator.requests)
+            requests = list(simulator.requests)
             answer = requests[-int(last):] if last.isdigit() and int(last) > 0 else requests
         elif route == ("GET", "/_sim/connections"):
             answer = list(self.connections)
@@ -193,8 +195,10 @@ async def serve_simulator(
         simulator = config if isinstance(config, Simulator) else Simulator(config)
         app = SimulatorApp(simulator, control=control)
     async with trio.open_nursery() as nursery:
-        binds = await nursery.start(partial(
-            hypercorn.trio.serve, app, hypercorn_config(host, port, quiet=quiet)))
+        # hypercorn types an ASGI app's scope as a union of TypedDicts; ours takes the dict it is
+        # at run time, which the Callable parameter (contravariant) refuses.
+        serve = partial(hypercorn.trio.serve, app, hypercorn_config(host, port, quiet=quiet))  # type: ignore[arg-type]
+        binds = await nursery.start(serve)
         task_status.started(binds[0])
 
 

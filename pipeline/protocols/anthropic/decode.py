@@ -8,7 +8,7 @@ same-role user/assistant messages are merged, as Anthropic does.
 
 from __future__ import annotations
 
-from typing import Any, get_args
+from typing import Any, Literal, get_args
 
 import msgspec
 
@@ -112,7 +112,8 @@ def _messages(wire: list[MessageParam], reader: BlockReader, system: list[str]) 
                 system.extend(reader.system_blocks(msg.content, cpath))
             continue
         if isinstance(msg.content, str):
-            _append(out, Message(role=msg.role, parts=(TextPart(msg.content),)))
+            role: Literal["user", "assistant"] = "assistant" if msg.role == "assistant" else "user"  # not system
+            _append(out, Message(role=role, parts=(TextPart(msg.content),)))
         elif msg.role == "assistant":
             _append(out, Message(role="assistant", parts=tuple(reader.assistant_blocks(msg.content, cpath))))
         else:

@@ -15,6 +15,7 @@ import msgspec
 
 from pipeline.errors import GatewayError
 from pipeline.events import (
+    BlockKind,
     BlockStart,
     BlockStop,
     ErrorInfo,
@@ -166,8 +167,10 @@ class AnthropicStreamEncoder:
         """Frames for one neutral event (empty once the stream has ended)."""
         kind = type(event)
         if kind is TextDelta or (kind is ThinkingDelta and not self._omit_thinking):  # per token
-            block, text = self._open, event.text  # type: ignore[union-attr]
-            if block is not None and block.neutral == event.index and text and not self._done:  # type: ignore[union-attr]
+            # The identity test on type(event) narrows it, but mypy does not follow it through ``kind``.
+            token: TextDelta | ThinkingDelta = event  # type: ignore[assignment]
+            block, text = self._open, token.text
+            if block is not None and block.neutral == token.index and text and not self._done:
                 return [block.head + _ENC.encode(text) + _DELTA_TAIL]
         if self._done:
             return []
@@ -280,7 +283,7 @@ class AnthropicCollector:
         self._model = request.model
         self._omit_thinking = request.client_extras.get("thinking_display") == "omitted"
         self._id = ""
-        self._blocks: list[tuple[str, list[str], str, str]] = []  # kind, texts, id/sig, name
+        self._blocks: list[tuple[BlockKind, list[str], str, str]] = []  # kind, texts, id/sig, name
         self._open: dict[int, int] = {}
         self._usage: Usage | None = None
         self._stop: MessageStop | None = None

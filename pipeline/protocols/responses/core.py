@@ -333,15 +333,15 @@ class ResponseCore:
             return _Held(index, final, [done, self._item_done(index, final)], items.is_json(arguments))
         if block.kind == "function":
             final = replace(block.item, arguments=arguments, status="completed")
-            done = w.ResponseFunctionCallArgumentsDoneEvent(
+            args_done = w.ResponseFunctionCallArgumentsDoneEvent(
                 sequence_number=0, item_id=final.id, output_index=index, name=final.name, arguments=arguments)
-            return _Held(index, final, [done, self._item_done(index, final)], items.is_json(arguments))
+            return _Held(index, final, [args_done, self._item_done(index, final)], items.is_json(arguments))
         action = items.shell_action(arguments)
         if action is not None:
-            final = w.ResponseLocalShellCall(id=new_id("lsh_"), call_id=tool.call_id, status="completed",
+            shell = w.ResponseLocalShellCall(id=new_id("lsh_"), call_id=tool.call_id, status="completed",
                                              action=action)
-            added = replace(final, status="in_progress")
-            return _Held(index, final, [self._item_added(index, added), self._item_done(index, final)], True)
+            shell_added = replace(shell, status="in_progress")
+            return _Held(index, shell, [self._item_added(index, shell_added), self._item_done(index, shell)], True)
         # Arguments that do not fit an exec action: shown as a function call, never dropped.
         final = items.function_item(new_id("fc_"), tool, arguments, "completed")
         added = replace(final, arguments="", status="in_progress")

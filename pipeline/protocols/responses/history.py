@@ -142,11 +142,11 @@ class History:
             self.messages.append(Message(role="system", parts=parts))
 
     def _parts(self, content: str | list[ContentPartParam], path: str, *, images: bool,
-               where: str = "") -> tuple[Part, ...]:
+               where: str = "") -> tuple[TextPart | ImagePart, ...]:
         """Message content or a tool output (``where`` names it in loss entries)."""
         if isinstance(content, str):
             return (TextPart(content),) if content else ()
-        parts: list[Part] = []
+        parts: list[TextPart | ImagePart] = []
         for j, part in enumerate(content):
             ppath = f"{path}.{j}"
             kind = part.type

@@ -120,7 +120,7 @@ def tool_choice(request: ChatRequest) -> str | dict[str, str]:
     """The ``tool_choice`` to echo on the Response, named as the client knows the tool."""
     echoed = request.client_extras.get(TOOL_CHOICE)
     if echoed is not None:
-        return echoed  # type: ignore[no-any-return]
+        return echoed
     if request.tool_choice is None:
         return "auto"
     return tool_choice_echo(request.tool_choice, request.tools)

@@ -6,7 +6,7 @@ flattened to ``<ns>__<name>``; hosted tools (web_search, tool_search, ...) are d
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 
@@ -127,13 +127,13 @@ def decode_tool_choice(raw: msgspec.Raw, tools: tuple[ToolSpec, ...], reader: Re
     if isinstance(value, str):
         if value not in _STR_CHOICES:
             raise RequestError(f"tool_choice: expected one of \"auto\", \"none\", \"required\", got {value!r}")
-        return ToolChoice(mode=value)  # type: ignore[arg-type]
+        return ToolChoice(mode=value)  # type: ignore[arg-type]  # a str in _STR_CHOICES: one of the modes
     if value.type in ("function", "custom"):
         if not value.name:
             raise RequestError("tool_choice.name: field required")
         return ToolChoice(mode="tool", name=_resolve(value.name, tools))
     if value.type == "allowed_tools":
-        mode = "required" if value.mode == "required" else "auto"
+        mode: Literal["required", "auto"] = "required" if value.mode == "required" else "auto"
         reader.lose("tool_choice", f"tool_choice allowed_tools sent as {mode!r}; all tools stay offered")
         return ToolChoice(mode=mode)
     reader.lose("tool_choice", f"tool_choice type {value.type!r} cannot be forced here; sent as 'auto'")
