@@ -265,10 +265,10 @@ class _Fused(trio.abc.SendChannel[Event]):
         if tail:  # close is sync: held events go out from a short task, then the target closes
             self._nursery.start_soon(self._flush, tail)
         else:
-            self._target.close()  # type: ignore[attr-defined]
+            self._target.close()  # type: ignore[attr-defined]  # a memory channel (SendChannel has no sync close)
 
     async def _flush(self, events: list[Event]) -> None:
-        with self._target:  # type: ignore[attr-defined]
+        with self._target:  # type: ignore[attr-defined]  # a memory channel, a context manager
             for event in events:
                 await self._target.send(event)
 

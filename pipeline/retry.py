@@ -81,7 +81,7 @@ async def _attempt(upstream: Upstream, request: ChatRequest, out: trio.abc.SendC
         await out.send(StreamError(error=err.info()))
     finally:
         if status.committed and (ended or not collected):
-            out.close()  # type: ignore[attr-defined]
+            out.close()  # type: ignore[attr-defined]  # SendChannel has no sync close; every outbox here has
 
 
 class _Withheld(trio.abc.SendChannel[Event]):
@@ -108,7 +108,7 @@ class _Withheld(trio.abc.SendChannel[Event]):
                 await self._target.send(value)
 
     def close(self) -> None:
-        self._target.close()  # type: ignore[attr-defined]
+        self._target.close()  # type: ignore[attr-defined]  # as in _attempt: the outboxes have a sync close
 
     async def aclose(self) -> None:
         await self._target.aclose()
@@ -254,6 +254,7 @@ class Plan:
                 outcome.attempts += 1
                 attempt.tries += 1
                 try:
+                    # The retry loop aims attempts at Upstreams; Target is the part of one an Attempt reads.
                     await once(upstream, request)  # type: ignore[arg-type]
                     return
                 except UpstreamError as exc:

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from typing import Protocol
+from collections.abc import Callable
+from typing import Any, Protocol
 
 
 class ReasoningStore(Protocol):
@@ -22,14 +23,14 @@ class MemoryStore:
     """A bounded LRU with a TTL. Sync and cheap: one dict operation per call."""
 
     def __init__(self, *, max_entries: int = 10_000, max_bytes: int = 64 * 1024 * 1024, ttl_s: float = 6 * 3600,
-                 clock: object = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.max_entries, self.max_bytes, self.ttl_s = max_entries, max_bytes, ttl_s
         self._clock = clock
         self._data: OrderedDict[str, tuple[float, str]] = OrderedDict()
         self._bytes = 0
 
     def put(self, key: str, text: str) -> None:
-        now = self._clock()  # type: ignore[operator]
+        now = self._clock()
         old = self._data.pop(key, None)
         if old is not None:
             self._bytes -= len(old[1])
@@ -44,7 +45,7 @@ class MemoryStore:
         if entry is None:
             return None
         expires, text = entry
-        if expires < self._clock():  # type: ignore[operator]
+        if expires < self._clock():
             del self._data[key]
             self._bytes -= len(text)
             return None
@@ -58,11 +59,11 @@ class MemoryStore:
 _STORES: dict[str, MemoryStore] = {}
 
 
-def shared_store(name: str, **kwargs: float) -> MemoryStore:
+def shared_store(name: str, **kwargs: Any) -> MemoryStore:
     """The process-wide store called ``name`` (created on first use with ``kwargs``)."""
     store = _STORES.get(name)
     if store is None:
-        store = _STORES[name] = MemoryStore(**kwargs)  # type: ignore[arg-type]
+        store = _STORES[name] = MemoryStore(**kwargs)
     return store
 
 

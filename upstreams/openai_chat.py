@@ -39,7 +39,7 @@ class OpenAIChatUpstream(Upstream):
                  transport: httpx.AsyncBaseTransport | None = None) -> None:
         super().__init__(config, upstream_id=upstream_id)
         self._transport = transport
-        self._client: httpx.AsyncClient | None = None
+        self._client: httpx.AsyncClient | LeanClient | None = None
         self.url = config.base_url.rstrip("/") + config.chat_path
 
     def _timeout(self) -> httpx.Timeout:
@@ -52,7 +52,7 @@ class OpenAIChatUpstream(Upstream):
             limits = httpx.Limits(max_connections=self.config.max_connections,
                                   max_keepalive_connections=min(64, self.config.max_connections))
             if self._transport is None and self.config.http_client == "fast":
-                self._client = LeanClient(StreamTransport(max_connections=self.config.max_connections),  # type: ignore[assignment]
+                self._client = LeanClient(StreamTransport(max_connections=self.config.max_connections),
                                           timeout=self._timeout())
             else:
                 self._client = httpx.AsyncClient(transport=self._transport, timeout=self._timeout(), limits=limits)

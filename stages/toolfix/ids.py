@@ -35,7 +35,9 @@ def fits(value: str, pattern: str) -> bool:
 
 
 def valid_for_client(call_id: str | None) -> bool:
-    return bool(call_id) and fits(call_id, CLIENT_ID_PATTERN)  # type: ignore[arg-type]
+    if not call_id:
+        return False
+    return fits(call_id, CLIENT_ID_PATTERN)
 
 
 def upstream_id(client_id: str, pattern: str) -> str | None:

@@ -55,7 +55,7 @@ class InputStreamer:
 
     def _drain(self) -> str:
         pending = self._pending
-        end = _BODY.match(pending).end()  # type: ignore[union-attr]
+        end = _BODY.match(pending).end()  # type: ignore[union-attr]  # it matches "": never None
         closed = end < len(pending) and pending[end] == '"'
         if not closed and len(pending) - end >= 6:  # a malformed escape: a valid one is a token
             self._off()
