@@ -41,7 +41,7 @@ def decode_value(raw: object, cls: type[T], path: str, *, expected: str | None =
             decoder = _DECODERS.get(cls)
             if decoder is None:
                 decoder = _DECODERS[cls] = msgspec.json.Decoder(cls)
-            return decoder.decode(raw)  # type: ignore[no-any-return]
+            return decoder.decode(raw)
         return msgspec.convert(raw, type=cls)
     except msgspec.ValidationError as exc:
         if expected is not None:

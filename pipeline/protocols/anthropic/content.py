@@ -7,8 +7,6 @@ Blocks arrive as dicts; we dispatch on ``type`` and convert known types to their
 
 from __future__ import annotations
 
-from typing import Any
-
 import msgspec
 
 from pipeline.errors import RequestError
@@ -198,4 +196,5 @@ class BlockReader:
         body = "\n\n".join(texts)
         return TextPart(f"Search result: {block.title}\nSource: {block.source}\n\n{body}")
 
-__all__ = ["SERVER_BLOCKS", "BlockReader", "convert"]
+
+__all__ = ["SERVER_BLOCKS", "BlockReader"]
