@@ -23,7 +23,15 @@ import trio
 
 from pipeline.config import load_config
 from pipeline.fatal import one_line
-from pipeline.registry import STAGES, Pipeline, build_pipelines, close_stages, open_stages, open_upstreams, resolve_stage
+from pipeline.registry import (
+    STAGES,
+    Pipeline,
+    build_pipelines,
+    close_stages,
+    open_stages,
+    open_upstreams,
+    resolve_stage,
+)
 from pipeline.upstream import Upstream
 
 
@@ -116,7 +124,8 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     p_check = sub.add_parser("check", help="validate a pipelines file and print each pipeline's order")
     p_check.add_argument("file", nargs="?", default=os.environ.get("PIPELINES_CONFIG", "pipelines.yaml"))
-    p_stages = sub.add_parser("stages", help="list stages (built-in, or the names given) with their options and defaults")
+    p_stages = sub.add_parser("stages",
+                              help="list stages (built-in, or the names given) with their options and defaults")
     p_stages.add_argument("names", nargs="*", help="built-in names or module:attr (default: every built-in stage)")
     args = parser.parse_args(argv)
     if args.command == "check":

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from time import perf_counter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import trio
 
@@ -251,7 +251,7 @@ class Sink(trio.abc.SendChannel[Event]):
 class _Fused(trio.abc.SendChannel[Event]):
     """A channel into a task-form stage that runs per-event hooks before forwarding."""
 
-    def __init__(self, target: trio.abc.SendChannel[Event], hooks: _Hooks, nursery: trio.Nursery) -> None:
+    def __init__(self, target: _Channel, hooks: _Hooks, nursery: trio.Nursery) -> None:
         self._target = target
         self._hooks = hooks
         self._nursery = nursery
@@ -265,10 +265,10 @@ class _Fused(trio.abc.SendChannel[Event]):
         if tail:  # close is sync: held events go out from a short task, then the target closes
             self._nursery.start_soon(self._flush, tail)
         else:
-            self._target.close()  # type: ignore[attr-defined]  # a memory channel (SendChannel has no sync close)
+            self._target.close()
 
     async def _flush(self, events: list[Event]) -> None:
-        with self._target:  # type: ignore[attr-defined]  # a memory channel, a context manager
+        with self._target:
             for event in events:
                 await self._target.send(event)
 
@@ -283,16 +283,22 @@ class _Fused(trio.abc.SendChannel[Event]):
         self.close()
 
 
+if TYPE_CHECKING:
+    # What a link of the chain sends into: each has a sync close() and is a context manager (the
+    # Outbox a task-form stage gets), which trio.abc.SendChannel is not.
+    _Channel = Sink | _Fused | trio.MemorySendChannel[Event]
+
+
 def build_response_chain(stages: Sequence[Stage], ctx: RequestContext, nursery: trio.Nursery, sink: Sink
                          ) -> trio.abc.SendChannel[Event]:
     """Wire the response path into ``sink``; returns the upstream's outbox.
 
     Events flow upstream → last YAML stage → … → first YAML stage → sink (encoder).
     """
-    target: trio.abc.SendChannel[Event] = sink
+    target: _Channel = sink
     group: list[Stage] = []  # per-event stages since the last task-form one, nearest the encoder first
 
-    def fuse(into: trio.abc.SendChannel[Event]) -> trio.abc.SendChannel[Event]:
+    def fuse(into: _Channel) -> _Channel:
         hooks = _Hooks(group[::-1], ctx)
         if into is sink:
             sink.hooks = hooks

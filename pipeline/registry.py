@@ -128,7 +128,8 @@ def stage_options(cls: type[Stage], options: dict[str, Any], where: str) -> msgs
     known = set(schema.__struct_encode_fields__)
     unknown = [key for key in options if key not in known]
     if unknown:
-        raise ConfigError(f"{where}: Object contains unknown field `{unknown[0]}` (options: {', '.join(sorted(known)) or 'none'})")
+        raise ConfigError(f"{where}: Object contains unknown field `{unknown[0]}` "
+                          f"(options: {', '.join(sorted(known)) or 'none'})")
     try:
         return msgspec.convert(options, type=schema)
     except msgspec.ValidationError as exc:

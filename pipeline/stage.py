@@ -29,7 +29,7 @@ from __future__ import annotations
 import inspect
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import msgspec
 import structlog
@@ -41,13 +41,30 @@ from pipeline.model import ChatRequest, Loss
 from pipeline.profiles import Profile
 
 if TYPE_CHECKING:
-    from trio import MemoryReceiveChannel, MemorySendChannel
+    from types import TracebackType
+
+    from trio import MemoryReceiveChannel
+
+
+class Outbox(Protocol):
+    """A task-form stage's outbox: a trio memory channel, or the gateway's channel that runs the
+    per-event stages after it. Either way ``await send(event)``, ``close()`` and ``with outbox:``."""
+
+    async def send(self, value: Event, /) -> None: ...
+
+    def close(self) -> None: ...
+
+    def __enter__(self) -> Any: ...
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None, /) -> None: ...
 
 DEFAULT_PROFILE = Profile(name="default")
 
 
 class StageConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Base of a stage's ``Config``: frozen, keyword-only, and an unknown key is an error.
+    (msgspec inherits ``frozen``; say ``frozen=True`` again for a type checker, which does not.)
 
     Subclass it and declare the options as fields with defaults, each with a comment line above
     it (``python -m pipeline stages`` prints them). The registry refuses an unknown top-level key
@@ -193,8 +210,7 @@ class Stage:
         """The response input ended: return what ``on_event`` still holds."""
         return ()
 
-    async def on_events(self, inbox: MemoryReceiveChannel[Event], outbox: MemorySendChannel[Event],
-                        ctx: RequestContext) -> None:
+    async def on_events(self, inbox: MemoryReceiveChannel[Event], outbox: Outbox, ctx: RequestContext) -> None:
         """Task form: ``with outbox:`` then ``async for event in inbox:`` and ``await outbox.send``."""
         with outbox:
             async for event in inbox:
@@ -251,4 +267,4 @@ class Stage:
         return None
 
 
-__all__ = ["NoConfig", "RequestContext", "Stage", "StageConfig"]
+__all__ = ["NoConfig", "Outbox", "RequestContext", "Stage", "StageConfig"]

@@ -101,7 +101,8 @@ def _events(stage: Stage, hook: str, returned: object) -> Sequence[Event]:
     if isinstance(returned, Sequence) and not isinstance(returned, (str, bytes)) \
             and all(isinstance(e, Event) for e in returned):
         return returned
-    hint = f" (return ({type(returned).__name__}(...),): a sequence, even of one)" if isinstance(returned, Event) else ""
+    hint = (f" (return ({type(returned).__name__}(...),): a sequence, even of one)"
+            if isinstance(returned, Event) else "")
     raise AssertionError(f"{stage.id}: {hook} must return a sequence of events, got {type(returned).__name__}{hint}")
 
 
@@ -183,7 +184,8 @@ async def check_stage(stage: Stage, *, request: ChatRequest | None = None) -> No
     with trio.fail_after(5), _cycle_check() as leaked:
         _, out = await run_stage(stage, events, request=request, ctx=make_context())
     assert not leaked, (f"{stage.id}: per-request state refers back to the RequestContext (a reference cycle the "
-                        "garbage collector must find: pauses under load); keep callables like ctx.loss_recorder() there")
+                        "garbage collector must find: pauses under load); "
+                        "keep callables like ctx.loss_recorder() there")
     assert unknown in out, f"{stage.id}: an unknown event kind must pass through unchanged"
     assert isinstance(out[-1], MessageStop), f"{stage.id}: the stream must end with MessageStop"
     changed = _changed_attribute(stage, before)

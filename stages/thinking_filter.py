@@ -64,7 +64,7 @@ class ThinkingFilter(Stage):
     # process's reasoning cache.
     shared_attributes = frozenset({"_keys", "_store"})
 
-    class Config(StageConfig, kw_only=True):
+    class Config(StageConfig, frozen=True, kw_only=True):
         # Env var holding the secret the envelopes' per-upstream keys are derived from (shared by
         # all replicas).
         secret_env: str = "GATEWAY_THINKING_SECRET"

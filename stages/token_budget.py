@@ -31,7 +31,7 @@ class _Estimate(msgspec.Struct, frozen=True):
 class TokenBudget(Stage):
     name = "token_budget"
 
-    class Config(StageConfig, kw_only=True):
+    class Config(StageConfig, frozen=True, kw_only=True):
         # Output budget sent when the client sends none (clamped to the model's max output).
         default_output_tokens: int = 65_536
         # Smallest useful answer without thinking: below this the prompt is "too long".

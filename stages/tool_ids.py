@@ -28,7 +28,7 @@ from stages.toolfix.stream import ToolMap, ToolStream
 class ToolIdMap(Stage):
     name = "tool_ids"
 
-    class Config(StageConfig, kw_only=True):
+    class Config(StageConfig, frozen=True, kw_only=True):
         # Repair call/result pairing in the history (orphan calls, stray or duplicate results).
         repair_pairing: bool = True
         # Sanitise tool parameter schemas for the upstream profile.
