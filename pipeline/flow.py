@@ -20,8 +20,16 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from pipeline.errors import GatewayError
-from pipeline.events import ErrorInfo, Event, Heartbeat, MessageStop, StreamError, TextDelta, ThinkingDelta
-from pipeline.events import ToolArgsDelta
+from pipeline.events import (
+    ErrorInfo,
+    Event,
+    Heartbeat,
+    MessageStop,
+    StreamError,
+    TextDelta,
+    ThinkingDelta,
+    ToolArgsDelta,
+)
 from pipeline.stage import RequestContext, Stage
 
 SSE_HEADERS = [

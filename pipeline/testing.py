@@ -21,12 +21,11 @@ from contextlib import contextmanager
 from typing import Any
 
 import msgspec
-
 import trio
 
+from pipeline.attempt import Attempt
 from pipeline.events import BlockStart, BlockStop, Event, Heartbeat, MessageStart, MessageStop, TextDelta, Usage
 from pipeline.model import ChatRequest, Message, TextPart
-from pipeline.attempt import Attempt
 from pipeline.profiles import ModelLimits, Profile
 from pipeline.stage import DEFAULT_PROFILE, RequestContext, Stage
 

@@ -23,14 +23,23 @@ from __future__ import annotations
 
 import os
 import secrets as pysecrets
-
 from collections.abc import Sequence
 from typing import Any
 
 import msgspec
 
-from pipeline.events import BlockStart, BlockStop, Event, MessageStart, MessageStop, SignatureDelta, StreamError
-from pipeline.events import TextDelta, ThinkingDelta, ToolArgsDelta
+from pipeline.events import (
+    BlockStart,
+    BlockStop,
+    Event,
+    MessageStart,
+    MessageStop,
+    SignatureDelta,
+    StreamError,
+    TextDelta,
+    ThinkingDelta,
+    ToolArgsDelta,
+)
 from pipeline.model import ChatRequest, Message, ThinkingPart, ToolCallPart
 from pipeline.profiles import thinking_on
 from pipeline.stage import RequestContext, Stage, StageConfig

@@ -24,7 +24,6 @@ from stages.toolfix.schemas import sanitise_cached
 from stages.toolfix.stream import ToolMap, ToolStream
 
 
-
 class ToolIdMap(Stage):
     name = "tool_ids"
 

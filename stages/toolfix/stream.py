@@ -11,8 +11,17 @@ from typing import Any
 
 import msgspec
 
-from pipeline.events import BlockStart, BlockStop, Event, MessageStop, SignatureDelta, StreamError, TextDelta
-from pipeline.events import ThinkingDelta, ToolArgsDelta
+from pipeline.events import (
+    BlockStart,
+    BlockStop,
+    Event,
+    MessageStop,
+    SignatureDelta,
+    StreamError,
+    TextDelta,
+    ThinkingDelta,
+    ToolArgsDelta,
+)
 from stages.toolfix.apply_patch import fix_arguments
 from stages.toolfix.ids import fresh_id, valid_for_client
 from stages.toolfix.names import NameMap

@@ -18,7 +18,10 @@ from typing import Any
 import msgspec
 
 from upstreams.simulator.config import (
-    DEEPSEEK_MODELS, HTTP_FAULTS, SimConfig, fault_schedule,
+    DEEPSEEK_MODELS,
+    HTTP_FAULTS,
+    SimConfig,
+    fault_schedule,
 )
 from upstreams.simulator.directives import Plan, plan_answer
 from upstreams.simulator.faults import http_fault, json_fault, stream_fault

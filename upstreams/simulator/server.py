@@ -29,7 +29,6 @@ from upstreams.simulator.config import SimConfig
 from upstreams.simulator.engine import SimResponse, Simulator
 from upstreams.simulator.transport import ConnectionRecord
 
-
 _CONTROL_PATHS = frozenset({"/_sim/requests", "/_sim/connections", "/_sim/reset"})
 
 

@@ -11,7 +11,6 @@ import msgspec
 
 from pipeline.errors import RequestError
 from pipeline.losses import record
-from pipeline.protocols.values import decode_value
 from pipeline.model import (
     ImagePart,
     Loss,
@@ -35,6 +34,7 @@ from pipeline.protocols.anthropic.models import (
     ToolResultBlockParam,
     ToolUseBlockParam,
 )
+from pipeline.protocols.values import decode_value
 
 _ENCODER = msgspec.json.Encoder()
 

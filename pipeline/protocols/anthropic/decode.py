@@ -24,8 +24,6 @@ from pipeline.model import (
     ToolSpec,
 )
 from pipeline.protocols.anthropic.content import BlockReader
-from pipeline.protocols.request_body import decode_body
-from pipeline.protocols.values import decode_value
 from pipeline.protocols.anthropic.models import (
     ClientToolParam,
     MessageParam,
@@ -35,6 +33,8 @@ from pipeline.protocols.anthropic.models import (
     ThinkingParam,
     ToolChoiceParam,
 )
+from pipeline.protocols.request_body import decode_body
+from pipeline.protocols.values import decode_value
 
 _REQUEST_DECODER = msgspec.json.Decoder(MessagesRequest)
 _EFFORTS = frozenset(get_args(Effort))

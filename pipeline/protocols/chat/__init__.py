@@ -12,9 +12,9 @@ from pipeline.protocols.chat.client import ChatCodec
 from pipeline.protocols.chat.client_decode import decode_chat_request
 from pipeline.protocols.chat.client_encode import ChatChunkEncoder, ChatCompletionCollector
 from pipeline.protocols.chat.decode import ChatStreamDecoder, decode_response
-from pipeline.protocols.chat.helpers import convert_usage, new_call_id, new_completion_id
 from pipeline.protocols.chat.encode import encode_request
 from pipeline.protocols.chat.errors import error_from_payload, openai_error, parse_error_body
+from pipeline.protocols.chat.helpers import convert_usage, new_call_id, new_completion_id
 
 __all__ = [
     "ChatChunkEncoder",

@@ -25,8 +25,8 @@ from pipeline.events import (
     Usage,
 )
 from pipeline.model import ChatRequest
-from pipeline.protocols.chat.helpers import new_completion_id
 from pipeline.protocols.chat.errors import openai_error
+from pipeline.protocols.chat.helpers import new_completion_id
 from pipeline.protocols.chat.models import ENCODER
 
 FINISH_REASONS: dict[str, str] = {

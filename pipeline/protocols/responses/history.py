@@ -31,8 +31,8 @@ from pipeline.protocols.responses.models import (
     ToolOutputItem,
 )
 from pipeline.protocols.responses.reader import Reader
-from pipeline.protocols.values import decode_value
 from pipeline.protocols.responses.tools import LOCAL_SHELL, flat_name
+from pipeline.protocols.values import decode_value
 
 _ENCODER = msgspec.json.Encoder()
 _TEXT_TYPES = frozenset({"input_text", "output_text", "text"})
