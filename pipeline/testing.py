@@ -30,10 +30,10 @@ from pipeline.profiles import ModelLimits, Profile
 from pipeline.stage import DEFAULT_PROFILE, RequestContext, Stage
 
 
-def make_context(**kwargs: object) -> RequestContext:
-    defaults: dict[str, object] = {"request_id": "test", "pipeline_id": "test", "client": "chat"}
+def make_context(**kwargs: Any) -> RequestContext:
+    defaults: dict[str, Any] = {"request_id": "test", "pipeline_id": "test", "client": "chat"}
     defaults.update(kwargs)
-    return RequestContext(**defaults)  # type: ignore[arg-type]
+    return RequestContext(**defaults)
 
 
 def make_attempt(profile: Profile | None = None, *, upstream_id: str = "", model: str = "test-model",
@@ -45,8 +45,8 @@ def make_attempt(profile: Profile | None = None, *, upstream_id: str = "", model
     return Attempt(upstream_id=upstream_id or profile.name, profile=profile, model=model, limits=limits)
 
 
-def sample_request(text: str = "hello", **kwargs: object) -> ChatRequest:
-    return ChatRequest(model="test-model", messages=(Message(role="user", parts=(TextPart(text),)),), **kwargs)  # type: ignore[arg-type]
+def sample_request(text: str = "hello", **kwargs: Any) -> ChatRequest:
+    return ChatRequest(model="test-model", messages=(Message(role="user", parts=(TextPart(text),)),), **kwargs)
 
 
 def sample_events(text: str = "hi") -> list[Event]:

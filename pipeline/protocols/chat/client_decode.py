@@ -200,7 +200,7 @@ def _tool_choice(choice: str | ToolChoiceIn | None, losses: list[Loss]) -> ToolC
         return None
     if isinstance(choice, str):
         if choice in ("auto", "none", "required"):
-            return ToolChoice(mode=choice)  # type: ignore[arg-type]
+            return ToolChoice(mode=choice)  # type: ignore[arg-type]  # one of the three, checked above
         raise RequestError(f"tool_choice: expected 'auto', 'none', 'required' or an object, got {choice!r}")
     if choice.type == "function" or choice.type == "custom":
         named = choice.function if choice.type == "function" else choice.custom
@@ -249,6 +249,7 @@ def _thinking(raw: ChatRequestIn) -> ThinkingConfig:
         enabled = raw.chat_template_kwargs["enable_thinking"]
     if effort == "none" and enabled is None:
         enabled = False
+    # effort is None or in _EFFORTS (checked above): a str mypy cannot narrow to the Literal.
     return ThinkingConfig(enabled=enabled, effort=effort, budget_tokens=budget)  # type: ignore[arg-type]
 
 

@@ -112,7 +112,7 @@ def _thinking(reasoning: ReasoningParam | None, extras: dict[str, Any]) -> Think
         raise RequestError(f"reasoning.effort: expected one of {', '.join(_EFFORTS)}, got {effort!r}")
     if effort == "none":
         return ThinkingConfig(enabled=False)
-    return ThinkingConfig(enabled=True, effort=effort)  # type: ignore[arg-type]
+    return ThinkingConfig(enabled=True, effort=effort)  # type: ignore[arg-type]  # in _EFFORTS (checked above)
 
 
 def _response_format(text: TextParam | None) -> ResponseFormat | None:
