@@ -47,6 +47,7 @@ class Gateway:
         self.routes: dict[tuple[str, str], list[tuple[Pipeline, str]]] = {}
         self.ready = False
         self.server: Any = None
+        self.metrics_keys: tuple[bytes, ...] = ()  # what GET /metrics accepts (none: open), set at startup
 
     # -- lifespan ---------------------------------------------------------------------------
 
@@ -62,6 +63,7 @@ class Gateway:
         await open_upstreams(self.upstreams)
         await open_stages(self.pipelines)
         self.routes = routes(self.pipelines)
+        self.metrics_keys = _metrics_keys(config.server, self.pipelines.values())
         self.ready = True
         # Everything built so far (modules, codecs, pipelines) lives as long as the process: out of
         # the collector's generations, a full collection no longer walks it (a multi-ms pause).
@@ -187,8 +189,7 @@ class Gateway:
                 metrics.observe(ctx, outcome)
 
     async def _metrics(self, headers: dict[str, str], receive: Receive, send: Send) -> None:
-        keys = _metrics_keys(self.server, self.pipelines.values())
-        if keys and not _key_matches(keys, headers):
+        if self.metrics_keys and not _key_matches(self.metrics_keys, headers):
             await _refused(receive, send, 401, KEY_REFUSED, "authentication_error")
             return
         await _plain(send, 200, metrics.render(), [(b"content-type", b"text/plain; version=0.0.4")])
