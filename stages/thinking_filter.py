@@ -274,11 +274,13 @@ def _bound_turn(sealed: tuple[str, ...], index: int, messages: list[Message]) ->
     exactly those ids. An envelope sealed before any call (a turn without tools, or one whose text
     passed ``holdback_chars`` first) stays on its own turn, and only if that turn has no calls.
     """
+    own = _call_ids(messages[index])
     if not sealed:
-        return index if not _call_ids(messages[index]) else None
+        return None if own else index
     first = sealed[0]
-    target = index if first in _call_ids(messages[index]) else next(
-        (j for j, m in enumerate(messages) if m.role == "assistant" and first in _call_ids(m)), None)
+    if first in own:
+        return index if own[:len(sealed)] == sealed else None
+    target = next((j for j, m in enumerate(messages) if m.role == "assistant" and first in _call_ids(m)), None)
     if target is None or _call_ids(messages[target])[:len(sealed)] != sealed:
         return None
     return target
