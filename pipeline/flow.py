@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
+from pipeline.attempt import Outlet
 from pipeline.errors import GatewayError
 from pipeline.events import (
     ErrorInfo,
@@ -268,6 +269,11 @@ class _Fused(trio.abc.SendChannel[Event]):
         for event in self._hooks.run((value,)):
             await self._target.send(event)
 
+    async def send_many(self, values: Sequence[Event]) -> None:
+        """One upstream read's events, one by one into the task-form stage."""
+        for event in self._hooks.run(values):
+            await self._target.send(event)
+
     def close(self) -> None:
         tail = self._hooks.end()
         if tail:  # close is sync: held events go out from a short task, then the target closes
@@ -298,8 +304,8 @@ if TYPE_CHECKING:
 
 
 def build_response_chain(stages: Sequence[Stage], ctx: RequestContext, nursery: trio.Nursery, sink: Sink
-                         ) -> trio.abc.SendChannel[Event]:
-    """Wire the response path into ``sink``; returns the upstream's outbox.
+                         ) -> Sink | _Fused:
+    """Wire the response path into ``sink``; returns the chain's entry (the attempt's ``Outlet``).
 
     Events flow upstream → last YAML stage → … → first YAML stage → sink (encoder).
     """
@@ -313,6 +319,10 @@ def build_response_chain(stages: Sequence[Stage], ctx: RequestContext, nursery: 
             return sink
         return _Fused(into, hooks, nursery) if group else into
 
+    def entry(into: _Channel) -> Sink | _Fused:
+        fused = fuse(into)
+        return fused if isinstance(fused, Sink | _Fused) else _Fused(fused, hooks=_Hooks((), ctx), nursery=nursery)
+
     for stage in stages:  # YAML order = from the encoder outward
         if type(stage).has_event_hook():
             group.append(stage)
@@ -321,7 +331,7 @@ def build_response_chain(stages: Sequence[Stage], ctx: RequestContext, nursery: 
             s, r = trio.open_memory_channel[Event](0)
             nursery.start_soon(stage.on_events, r, outbox, ctx, name=f"stage:{stage.id}")
             target, group = s, []
-    return fuse(target)
+    return entry(target)
 
 
 async def stream_out(sink: Sink, encoder: Any, responder: Any) -> None:
@@ -378,7 +388,7 @@ class Collected:
         self._collector = collector  # a fresh codec collector
         self._done: Collecting | None = None
 
-    async def attempt(self, stream: Callable[[trio.abc.SendChannel[Event]], Awaitable[None]]) -> None:
+    async def attempt(self, stream: Callable[[Outlet], Awaitable[None]]) -> None:
         """One try: ``stream(outbox)`` runs the upstream into a fresh chain; returns once that
         chain has ended. A ``GatewayError`` from ``stream`` is raised as it is, the try's
         task-form stages cancelled."""

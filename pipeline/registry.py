@@ -8,6 +8,7 @@ own ``Config``; every error names the pipeline, the stage index and the field.
 
 from __future__ import annotations
 
+import inspect
 import os
 import pkgutil
 from dataclasses import dataclass, field
@@ -146,6 +147,12 @@ def build_upstream(upstream_id: str, raw: dict[str, Any]) -> Upstream:
         cls = _resolve(config.type, UPSTREAMS, "upstream type")
     except ConfigError as exc:
         raise ConfigError(f"{where}: {exc}") from None
+    if isinstance(cls, type) and issubclass(cls, Upstream):
+        legacy = {"out", "task_status"} & set(inspect.signature(cls.stream).parameters)
+        if legacy:
+            raise ConfigError(f"{where}: type {config.type!r} implements the old stream(request, out, ctx, *, "
+                              "task_status); write stream(request, attempt, ctx) and hand events over with "
+                              "`await attempt.emit([...])` (README: custom upstreams)")
     if not config.base_url and config.type == "openai_chat":
         raise ConfigError(f"{where}: `base_url` is required for type openai_chat")
     if config.base_url and not _is_http_url(config.base_url):

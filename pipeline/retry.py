@@ -6,8 +6,8 @@ stages shaped for it (``Plan``): model name, profile quirks, limits, token budge
 name rules. An upstream without its API key is skipped; with none left the client gets the
 authentication error naming the env variable.
 
-A streamed answer: after the upstream's ``started()`` (the client's HTTP status is decided)
-nothing is retried; a failure becomes the dialect's in-stream error, which the clients retry
+A streamed answer: after the attempt commits (the client's HTTP status is decided) nothing is
+retried; a failure becomes the dialect's in-stream error, which the clients retry
 themselves. A collected answer (``stream: false``, ``Plan.collect``): the client has nothing until
 the whole body, so a failure anywhere in a try is retried like one before the commit, with the
 same policy and classification (``pipeline.errors.RETRYABLE_CODES`` for an in-stream error: a
@@ -20,24 +20,22 @@ shaping left (``ctx.state``, losses, log fields), so nothing of a discarded half
 from __future__ import annotations
 
 import random
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import trio
 
-from pipeline.attempt import Attempt
+from pipeline.attempt import Attempt, Outlet
 from pipeline.config import RetryConfig
-from pipeline.errors import CODES, RETRYABLE_CODES, GatewayError, UpstreamError
-from pipeline.events import Event, StreamError
+from pipeline.errors import GatewayError, UpstreamError
 from pipeline.model import ChatRequest
 from pipeline.registry import Pipeline
 from pipeline.stage import RequestContext
-from pipeline.upstream import Upstream
 
 if TYPE_CHECKING:
     from pipeline.flow import Collected
 
-Try = Callable[[Upstream, ChatRequest], Awaitable[None]]  # one try at an upstream with its shaped request
+Try = Callable[[Attempt, ChatRequest], Awaitable[None]]  # one try, with the request shaped for its upstream
 
 
 def retry_delay(policy: RetryConfig, attempt: int, err: UpstreamError) -> float | None:
@@ -50,75 +48,6 @@ def retry_delay(policy: RetryConfig, attempt: int, err: UpstreamError) -> float 
     if err.retry_after_s is not None:
         return err.retry_after_s if err.retry_after_s <= policy.retry_after_cap_s else None
     return random.uniform(0.0, min(policy.backoff_cap_s, policy.backoff_base_s * 2**attempt))
-
-
-class _Status:
-    """What an upstream's ``stream`` gets as ``task_status``: ``started()`` marks the commit."""
-
-    __slots__ = ("committed",)
-
-    def __init__(self) -> None:
-        self.committed = False
-
-    def started(self, value: None = None) -> None:
-        self.committed = True
-
-
-async def _attempt(upstream: Upstream, request: ChatRequest, out: trio.abc.SendChannel[Event],
-                   ctx: RequestContext, *, collected: bool = False) -> None:
-    """One upstream call, to the end of its stream. Before ``started()`` an error propagates;
-    after, it is sent as ``StreamError`` and the outbox is closed. ``collected``: an error
-    propagates whenever it comes, and the outbox is closed only at a clean end (the try's chain
-    is dropped, not ended)."""
-    status = _Status()
-    ended = False
-    try:
-        await upstream.stream(request, out, ctx, task_status=status)
-        ended = True
-    except GatewayError as err:
-        if collected or not status.committed:
-            raise
-        await out.send(StreamError(error=err.info()))
-    finally:
-        if status.committed and (ended or not collected):
-            out.close()  # type: ignore[attr-defined]  # SendChannel has no sync close; every outbox here has
-
-
-class _Withheld(trio.abc.SendChannel[Event]):
-    """A collected try's outbox: an upstream ``StreamError`` raises ``UpstreamError`` (retryable by
-    its code) instead of going on to the stages, as the upstream's gate does before the commit."""
-
-    def __init__(self, target: trio.abc.SendChannel[Event]) -> None:
-        self._target = target
-        self._many: Callable[[Sequence[Event]], Awaitable[None]] | None = getattr(target, "send_many", None)
-
-    async def send(self, value: Event) -> None:
-        if type(value) is StreamError:
-            raise _failed(value)
-        await self._target.send(value)
-
-    async def send_many(self, values: Sequence[Event]) -> None:
-        for value in values:
-            if type(value) is StreamError:
-                raise _failed(value)
-        if self._many is not None:
-            await self._many(values)
-        else:
-            for value in values:
-                await self._target.send(value)
-
-    def close(self) -> None:
-        self._target.close()  # type: ignore[attr-defined]  # as in _attempt: the outboxes have a sync close
-
-    async def aclose(self) -> None:
-        await self._target.aclose()
-
-
-def _failed(event: StreamError) -> UpstreamError:
-    info = event.error
-    code = info.code if info.code in CODES else "api_error"
-    return UpstreamError(info.message, code=code, status=info.status, retry_after_s=info.retry_after_s,
-                         retryable=code in RETRYABLE_CODES)
 
 
 class Plan:
@@ -205,7 +134,7 @@ class Plan:
         self.current = None
         return False
 
-    async def run(self, out: trio.abc.SendChannel[Event], ctx: RequestContext, outcome: Any) -> None:
+    async def run(self, out: Outlet, ctx: RequestContext, outcome: Any) -> None:
         """Stream from the first upstream that answers into ``out``, in the calling task (no task
         per attempt: the upstream's reads, the stages, the encoder and the writes all run here).
         A failure after the commit is the client's in-stream error, not retried.
@@ -213,8 +142,8 @@ class Plan:
         Raises:
             GatewayError: as ``_tries``.
         """
-        async def once(upstream: Upstream, request: ChatRequest) -> None:
-            await _attempt(upstream, request, out, ctx)
+        async def once(attempt: Attempt, request: ChatRequest) -> None:
+            await attempt.run(request, out, ctx)
 
         await self._tries(once, ctx, outcome)
 
@@ -226,9 +155,9 @@ class Plan:
         Raises:
             GatewayError: as ``_tries``.
         """
-        async def once(upstream: Upstream, request: ChatRequest) -> None:
-            async def stream(out: trio.abc.SendChannel[Event]) -> None:
-                await _attempt(upstream, request, _Withheld(out), ctx, collected=True)
+        async def once(attempt: Attempt, request: ChatRequest) -> None:
+            async def stream(out: Outlet) -> None:
+                await attempt.run(request, out, ctx, collected=True)
 
             await answer.attempt(stream)
 
@@ -246,16 +175,10 @@ class Plan:
         last: GatewayError | None = self._failure
         while self.current is not None:
             attempt, request = self.current
-            upstream = attempt.target
-            assert upstream is not None
-            while outcome.attempts < policy.budget and attempt.tries < policy.attempts_per_upstream:
-                if attempt.tries:
-                    self._rewind(ctx)
+            while outcome.attempts < policy.budget:
                 outcome.attempts += 1
-                attempt.tries += 1
                 try:
-                    # The retry loop aims attempts at Upstreams; Target is the part of one an Attempt reads.
-                    await once(upstream, request)  # type: ignore[arg-type]
+                    await once(attempt, request)
                     return
                 except UpstreamError as exc:
                     if not exc.retryable:
@@ -264,14 +187,19 @@ class Plan:
                 delay = retry_delay(policy, attempt.tries - 1, err)
                 again = (delay is not None and attempt.tries < policy.attempts_per_upstream
                          and outcome.attempts < policy.budget)
-                ctx.log.info("upstream_attempt_failed", upstream=upstream.id, attempt=outcome.attempts, code=err.code,
-                             status=err.status, retry_in_s=round(delay, 3) if again and delay is not None else None)
+                ctx.log.info("upstream_attempt_failed", upstream=attempt.upstream_id, attempt=outcome.attempts,
+                             code=err.code, status=err.status,
+                             retry_in_s=round(delay, 3) if again and delay is not None else None)
                 if not again:  # next upstream (a Retry-After beyond the cap too), else the client gets it
                     break
                 assert delay is not None
                 if trio.current_time() + delay >= ctx.deadline:
                     raise err  # the real error beats a deadline error after a pointless wait
                 await trio.sleep(delay)
+                self._rewind(ctx)
+                attempt = attempt.again()
+                self.current = (attempt, request)
+                ctx.aim(attempt)
             if outcome.attempts >= policy.budget or not await self._advance(ctx):
                 break
         assert last is not None  # budget and attempts are >= 1, so at least one attempt failed

@@ -4,12 +4,13 @@ It sits beside the stage contract, below every implementation: the runner and th
 depend on this class, the upstreams in ``upstreams/`` subclass it (a custom ``type: module:attr``
 too; ``upstreams.base`` still hands these names on for one written against it).
 
-``Upstream.stream`` sends the request shaped for ``ctx.attempt`` (``pipeline.attempt``: the
-retry loop aims each try at one upstream; the upstream model name is the attempt's).
-``Upstream.stream`` calls ``task_status.started()`` once it has 2xx headers, so the runner decides
-the client's HTTP status before the first byte. Before that, a failure raises ``UpstreamError``;
-after it, the upstream sends ``StreamError`` and returns. Model-name mapping and per-model limits
-live here too, because they are facts about the upstream.
+``Upstream.stream(request, attempt, ctx)`` sends the request shaped for ``attempt``
+(``pipeline.attempt``: the retry loop makes one per try; the upstream model name is the
+attempt's) and hands the answer to it as neutral events, ``await attempt.emit(events)``, one read
+at a time. The attempt decides when the client's HTTP status is committed; before that a failure
+raises ``UpstreamError`` (``retryable`` when another try may succeed), after it the upstream emits
+``StreamError`` and returns (raising works too: the attempt turns it into one). Model-name
+mapping and per-model limits live here too, because they are facts about the upstream.
 """
 
 from __future__ import annotations
@@ -19,9 +20,8 @@ import os
 from typing import Annotated, Any, ClassVar, Literal
 
 import msgspec
-import trio
 
-from pipeline.events import Event
+from pipeline.attempt import Attempt
 from pipeline.model import ChatRequest
 from pipeline.profiles import PROFILES, ModelLimits, Profile
 from pipeline.stage import RequestContext
@@ -138,14 +138,9 @@ class Upstream:
         """Exact prompt tokens from the upstream's tokenizer, or ``None`` (estimate instead)."""
         return None
 
-    async def stream(
-        self,
-        request: ChatRequest,
-        out: trio.abc.SendChannel[Event],
-        ctx: RequestContext,
-        *,
-        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
-    ) -> None:
+    async def stream(self, request: ChatRequest, attempt: Attempt, ctx: RequestContext) -> None:
+        """Send ``request`` (shaped for ``attempt``: ``attempt.model`` is the upstream model) and
+        emit the answer's events into ``attempt``."""
         raise NotImplementedError
 
 

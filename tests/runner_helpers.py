@@ -31,21 +31,21 @@ class Scripted(Upstream):
         self.calls = 0
         self.closed_at: float | None = None
 
-    async def stream(self, request, out, ctx, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+    async def stream(self, request, attempt, ctx) -> None:
         self.calls += 1
         if self.fail:
             raise self.fail.pop(0)
-        task_status.started()
+        await attempt.commit()
         try:
-            await out.send(MessageStart(message_id="m", model="up"))
-            await out.send(BlockStart(index=0, block="text"))
+            await attempt.emit([MessageStart(message_id="m", model="up")])
+            await attempt.emit([BlockStart(index=0, block="text")])
             for i in range(self.deltas):
                 if self.stall_after is not None and i >= self.stall_after:
                     await trio.sleep_forever()
-                await out.send(TextDelta(index=0, text=f"t{i} "))
+                await attempt.emit([TextDelta(index=0, text=f"t{i} ")])
                 self.sent += 1
-            await out.send(BlockStop(index=0))
-            await out.send(MessageStop(stop_reason="end_turn"))
+            await attempt.emit([BlockStop(index=0)])
+            await attempt.emit([MessageStop(stop_reason="end_turn")])
         finally:
             self.closed_at = trio.current_time()
 
@@ -131,14 +131,14 @@ class Flaky(Upstream):
         self.errors = list(errors)
         self.calls: list[float] = []
 
-    async def stream(self, request, out, ctx, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+    async def stream(self, request, attempt, ctx) -> None:
         self.calls.append(trio.current_time())
         if self.errors:
             raise self.errors.pop(0)
-        task_status.started()
+        await attempt.commit()
         for event in (MessageStart(message_id="m", model="x"), BlockStart(index=0, block="text"),
                       TextDelta(index=0, text="ok"), BlockStop(index=0), MessageStop(stop_reason="end_turn")):
-            await out.send(event)
+            await attempt.emit([event])
 
 
 def busy(retry_after_s: float | None = None) -> UpstreamError:

@@ -93,7 +93,7 @@ class TestCancellation:
         """A deadline hit before the upstream answered becomes an HTTP 504 in the dialect."""
 
         class Never(Scripted):
-            async def stream(self, request, out, ctx, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+            async def stream(self, request, attempt, ctx) -> None:
                 await trio.sleep_forever()
 
         sink, _, _ = await run(make_pipeline([Never()]), sample_request(stream=True), deadline=3)
@@ -143,12 +143,12 @@ class TestErrors:
         attempts are used up: it is retried, see ``TestCollectedRetry``)."""
 
         class Dies(Scripted):
-            async def stream(self, request, out, ctx, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
-                task_status.started()
+            async def stream(self, request, attempt, ctx) -> None:
+                await attempt.commit()
                 from pipeline.events import ErrorInfo
 
-                await out.send(MessageStart(message_id="m", model="x"))
-                await out.send(StreamError(error=ErrorInfo(code="overloaded", message="gone", status=503)))
+                await attempt.emit([MessageStart(message_id="m", model="x")])
+                await attempt.emit([StreamError(error=ErrorInfo(code="overloaded", message="gone", status=503))])
 
         sink, _, _ = await run(make_pipeline([Dies()]), sample_request())
         assert sink.status == 503
@@ -163,18 +163,18 @@ class HalfThenWhole(Scripted):
         super().__init__(**kwargs)
         self.failure = failure
 
-    async def stream(self, request, out, ctx, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+    async def stream(self, request, attempt, ctx) -> None:
         if self.calls:
-            await super().stream(request, out, ctx, task_status=task_status)
+            await super().stream(request, attempt, ctx)
             return
         self.calls += 1
-        task_status.started()
+        await attempt.commit()
         for event in (MessageStart(message_id="m1", model="up"), BlockStart(index=0, block="text"),
                       TextDelta(index=0, text="half "), TextDelta(index=0, text="answer ")):
-            await out.send(event)
+            await attempt.emit([event])
         if isinstance(self.failure, UpstreamError):
             raise self.failure
-        await out.send(self.failure)
+        await attempt.emit([self.failure])
 
 
 class HoldAll(Stage):

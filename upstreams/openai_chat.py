@@ -2,23 +2,25 @@
 
 Encode the neutral request with the profile, POST it with ``stream: true`` (non-streaming
 clients are served from the same stream), then bytes → ``SseDecoder`` → ``ChatStreamDecoder`` →
-events. ``started()`` waits for the first event beyond ``MessageStart``: failures before it raise
-``UpstreamError`` (``retryable`` for connect errors, timeouts, 429, 5xx and early stream errors);
-after it they end the stream with ``StreamError``. Upstream timeouts are ``overloaded``.
+events, emitted into the attempt one socket read at a time. The attempt commits at the first event
+beyond ``MessageStart``: failures before it raise ``UpstreamError`` (``retryable`` for connect
+errors, timeouts, 429, 5xx and early stream errors); after it they end the stream with
+``StreamError``. Upstream timeouts are ``overloaded``.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import ClassVar
 
 import httpx
 import msgspec
 import trio
 
-from pipeline.errors import RETRYABLE_CODES, UpstreamError, redact
-from pipeline.events import ErrorInfo, Event, Heartbeat, MessageStart, StreamError
+from pipeline.attempt import Attempt
+from pipeline.errors import UpstreamError, redact
+from pipeline.events import ErrorInfo, Heartbeat, StreamError
 from pipeline.model import ChatRequest
 from pipeline.protocols.chat import ChatStreamDecoder, encode_request, parse_error_body
 from pipeline.sse import SseDecoder
@@ -84,22 +86,13 @@ class OpenAIChatUpstream(Upstream):
         except (httpx.HTTPError, trio.TooSlowError, msgspec.DecodeError, AttributeError):
             return None
 
-    async def stream(
-        self,
-        request: ChatRequest,
-        out: trio.abc.SendChannel[Event],
-        ctx: RequestContext,
-        *,
-        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
-    ) -> None:
+    async def stream(self, request: ChatRequest, attempt: Attempt, ctx: RequestContext) -> None:
         if self._client is None:
             await self.open()
         assert self._client is not None
-        attempt = ctx.attempt  # the retry loop aimed it at this upstream before the stages ran
-        assert attempt is not None and attempt.target is self, "stream() needs ctx.attempt aimed at this upstream"
-        model = attempt.model
-        body = encode_request(request, model=model, profile=self.profile, stream=True, lose=ctx.lose)
+        body = encode_request(request, model=attempt.model, profile=self.profile, stream=True, lose=ctx.lose)
         key = self.api_key(ctx)
+        attempt.hide(key)
         secrets = (key,) if key else ()
         try:
             async with self._client.stream("POST", self.url, content=body, headers=self._headers(key)) as resp:
@@ -113,8 +106,7 @@ class OpenAIChatUpstream(Upstream):
                         retry_after_s=info.retry_after_s,
                         retryable=resp.status_code in RETRYABLE_STATUS,
                     )
-                gate = _Gate(out, task_status, secrets, self.id)
-                await self._relay(resp, request, gate)
+                await self._relay(resp, request, attempt)
         except httpx.TimeoutException as exc:  # before the relay (which reports its own): retry
             raise UpstreamError(f"{self.id}: {_timeout_text(exc, self.config)}", code="overloaded", status=503,
                                 retryable=True) from None
@@ -122,7 +114,7 @@ class OpenAIChatUpstream(Upstream):
             message = redact(f"{self.id}: connection failed: {exc}", secrets) or f"{self.id}: connection failed"
             raise UpstreamError(message, code="overloaded", status=503, retryable=True) from None
 
-    async def _relay(self, resp: httpx.Response, request: ChatRequest, gate: _Gate) -> None:
+    async def _relay(self, resp: httpx.Response, request: ChatRequest, attempt: Attempt) -> None:
         """Relay the body as events; every failure ends in ``StreamError`` (or, before the commit,
         ``UpstreamError``). The idle watch runs beside it."""
         watch = _IdleWatch(self.config.idle_timeout_s)
@@ -132,7 +124,7 @@ class OpenAIChatUpstream(Upstream):
             nursery.start_soon(watch.run)
             try:
                 with watch.scope:
-                    failure = await self._pump(_body(resp), request, gate, watch)
+                    failure = await self._pump(_body(resp), request, attempt, watch)
             except UpstreamError as exc:  # raised again outside the nursery, so not in a group
                 early = exc
             finally:
@@ -143,9 +135,9 @@ class OpenAIChatUpstream(Upstream):
             failure = ErrorInfo(code="overloaded", status=503,
                                 message=f"{self.id}: no data for {watch.limit:g}s (idle timeout)")
         if failure is not None:
-            await gate.send([StreamError(error=failure)])
+            await attempt.emit([StreamError(error=failure)])
 
-    async def _pump(self, chunks: AsyncIterator[bytes], request: ChatRequest, gate: _Gate,
+    async def _pump(self, chunks: AsyncIterator[bytes], request: ChatRequest, attempt: Attempt,
                     watch: _IdleWatch) -> ErrorInfo | None:
         """Bytes → frames → events. Phase 1 runs until data arrived and the client's status is
         decided; ``queue_timeout_s`` bounds a stream of nothing but keep-alive comments."""
@@ -166,10 +158,10 @@ class OpenAIChatUpstream(Upstream):
                     if sse.comments != comments:
                         comments = sse.comments
                         events.append(Heartbeat())
-                    await gate.send(events)
+                    await attempt.emit(events)
                     if frames:  # data: no longer queued
                         queue.deadline = math.inf
-                        if gate.pending is None:
+                        if attempt.committed:
                             break
                 while chunk is not None:  # phase 2: the hot path
                     watch.since = now()
@@ -182,8 +174,8 @@ class OpenAIChatUpstream(Upstream):
                         comments = sse.comments
                         events.append(Heartbeat())
                     if events:
-                        await gate.forward_many(events)
-                await gate.send(decoder.feed_many(sse.close()) + decoder.finish())
+                        await attempt.emit(events)
+                await attempt.emit(decoder.feed_many(sse.close()) + decoder.finish())
                 return None
             except httpx.TimeoutException:
                 return ErrorInfo(code="overloaded", status=503,
@@ -215,55 +207,6 @@ class _IdleWatch:
                 self.scope.cancel()
                 return
             await trio.sleep_until((now if since is None else since) + self.limit)
-
-
-class _Gate:
-    """Holds events until one is worth deciding the client's HTTP status for, then passes them on.
-
-    ``MessageStart`` alone is held (DeepSeek sends it with its first chunk); anything else commits,
-    a keep-alive ``Heartbeat`` included (so a queued client sees pings). A ``StreamError`` before
-    the commit raises ``UpstreamError`` instead: the runner may still retry it (PROTOCOLS §4.7:
-    ``insufficient_system_resource``, an error chunk, a drop or stall before any content).
-    """
-
-    __slots__ = ("_many", "_out", "_secrets", "_status", "_upstream", "pending")
-
-    def __init__(self, out: trio.abc.SendChannel[Event], task_status: trio.TaskStatus[None],
-                 secrets: tuple[str, ...], upstream_id: str) -> None:
-        self._out = out
-        self._many: Callable[[list[Event]], Awaitable[None]] | None = getattr(out, "send_many", None)
-        self._status = task_status
-        self._secrets = secrets
-        self._upstream = upstream_id
-        self.pending: list[Event] | None = []  # None once started
-
-    async def send(self, events: list[Event]) -> None:
-        pending = self.pending
-        if pending is not None:
-            pending.extend(events)
-            for event in pending:
-                if isinstance(event, StreamError):
-                    info = event.error
-                    raise UpstreamError(redact(f"{self._upstream}: {info.message}", self._secrets), code=info.code,
-                                        status=info.status, retry_after_s=info.retry_after_s,
-                                        retryable=info.code in RETRYABLE_CODES)
-            if all(isinstance(event, MessageStart) for event in pending):
-                return
-            self._status.started()
-            self.pending, events = None, pending
-        await self.forward_many(events)
-
-    async def forward_many(self, events: list[Event]) -> None:
-        """Pass on one read's events: in one call when the outbox takes lists (the ``Sink``)."""
-        for i, event in enumerate(events):
-            if type(event) is StreamError:
-                events[i] = StreamError(error=msgspec.structs.replace(
-                    event.error, message=redact(event.error.message, self._secrets)))
-        if self._many is not None:
-            await self._many(events)
-        else:
-            for event in events:
-                await self._out.send(event)
 
 
 def _body(resp: httpx.Response) -> AsyncIterator[bytes]:
