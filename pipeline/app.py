@@ -25,9 +25,9 @@ from pipeline import log as gwlog
 from pipeline.attempt import Attempt
 from pipeline.config import GatewayConfig, ServerConfig, load_config
 from pipeline.errors import GatewayError, RequestError
-from pipeline.flow import JSON_HEADERS
 from pipeline.protocols.base import ModelInfo
 from pipeline.registry import Pipeline, build_pipelines, close_stages, open_stages, open_upstreams, routes
+from pipeline.respond import JSON_HEADERS
 from pipeline.runner import Outcome, Receive, Responder, Send, run_pipeline
 from pipeline.stage import RequestContext
 from pipeline.tokens import estimate_request_tokens

@@ -34,6 +34,7 @@ from pipeline.stage import RequestContext
 
 if TYPE_CHECKING:
     from pipeline.flow import Collected
+    from pipeline.respond import Outcome
 
 Try = Callable[[Attempt, ChatRequest], Awaitable[None]]  # one try, with the request shaped for its upstream
 
@@ -134,7 +135,7 @@ class Plan:
         self.current = None
         return False
 
-    async def run(self, out: Outlet, ctx: RequestContext, outcome: Any) -> None:
+    async def run(self, out: Outlet, ctx: RequestContext, outcome: Outcome) -> None:
         """Stream from the first upstream that answers into ``out``, in the calling task (no task
         per attempt: the upstream's reads, the stages, the encoder and the writes all run here).
         A failure after the commit is the client's in-stream error, not retried.
@@ -147,7 +148,7 @@ class Plan:
 
         await self._tries(once, ctx, outcome)
 
-    async def collect(self, answer: Collected, ctx: RequestContext, outcome: Any) -> None:
+    async def collect(self, answer: Collected, ctx: RequestContext, outcome: Outcome) -> None:
         """Collect a whole answer into ``answer`` (``stream: false``): each try gets a response
         chain of its own, and a failure anywhere in it, after the upstream's first content too,
         is retried like one before the commit (the client has nothing yet).
@@ -163,7 +164,7 @@ class Plan:
 
         await self._tries(once, ctx, outcome)
 
-    async def _tries(self, once: Try, ctx: RequestContext, outcome: Any) -> None:
+    async def _tries(self, once: Try, ctx: RequestContext, outcome: Outcome) -> None:
         """``once`` for the upstreams in turn until one try succeeds; ``outcome.attempts`` counts
         every try.
 

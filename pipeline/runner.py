@@ -14,7 +14,6 @@ and as the dialect's in-stream error after it.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any
@@ -22,82 +21,15 @@ from typing import Any
 import trio
 
 from pipeline.errors import GatewayError
-from pipeline.events import Event, MessageStop, StreamError, Usage
-from pipeline.flow import JSON_HEADERS, Collected, Sink, build_response_chain, stream_out
+from pipeline.flow import Collected, build_response_chain
 from pipeline.model import ChatRequest
+from pipeline.protocols.base import StreamEncoder
 from pipeline.registry import Pipeline
+from pipeline.respond import JSON_HEADERS, Outcome, Responder, Send, Sink, stream_out
 from pipeline.retry import Plan
 from pipeline.stage import RequestContext
 
-Send = Callable[[dict[str, Any]], Awaitable[None]]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
-
-class Outcome:
-    """What the request_finished line and the metrics report."""
-
-    __slots__ = ("error_code", "first_byte", "input_tokens", "output_tokens", "cached_tokens",
-                 "reasoning_tokens", "status", "stop_reason", "attempts")
-
-    def __init__(self) -> None:
-        self.status = 0
-        self.stop_reason: str | None = None
-        self.error_code: str | None = None
-        self.first_byte: float | None = None
-        self.input_tokens = self.output_tokens = self.cached_tokens = self.reasoning_tokens = 0
-        self.attempts = 0
-
-    def observe(self, event: Event) -> None:
-        if isinstance(event, Usage):
-            self.input_tokens = event.input_tokens
-            self.output_tokens = event.output_tokens
-            self.cached_tokens = event.cached_input_tokens
-            self.reasoning_tokens = event.reasoning_tokens
-        elif isinstance(event, MessageStop):
-            self.stop_reason = event.stop_reason
-        elif isinstance(event, StreamError):
-            self.error_code = event.error.code
-
-
-class Responder:
-    """The ASGI ``send`` side of one response; remembers whether the status was sent, whether the
-    client has the terminal event (``complete``) and whether the body ended (``finished``).
-
-    The end of the body (and a whole response) is sent shielded from cancellation: hypercorn ends
-    the exchange inside that ``send`` (it delivers ``http.disconnect`` to the app, then re-arms
-    the keep-alive timer or closes the connection, both at checkpoints), and a cancellation there,
-    by the disconnect watcher or the deadline, would leave the connection open for good. The write
-    itself is shielded by hypercorn anyway.
-    """
-
-    __slots__ = ("_send", "complete", "ctx", "finished", "outcome")
-
-    def __init__(self, send: Send, ctx: RequestContext, outcome: Outcome) -> None:
-        self._send = send
-        self.ctx = ctx
-        self.outcome = outcome
-        self.complete = False
-        self.finished = False
-
-    async def start(self, status: int, headers: list[tuple[bytes, bytes]]) -> None:
-        self.outcome.status = status
-        self.ctx.committed = True
-        self.outcome.first_byte = time.perf_counter()
-        await self._send({"type": "http.response.start", "status": status,
-                          "headers": [*headers, (b"x-request-id", self.ctx.request_id.encode())]})
-
-    async def body(self, data: bytes, *, more: bool = True) -> None:
-        if more:
-            await self._send({"type": "http.response.body", "body": data, "more_body": True})
-            return
-        self.finished = self.complete = True
-        with trio.CancelScope(shield=True):
-            await self._send({"type": "http.response.body", "body": data, "more_body": False})
-
-    async def whole(self, status: int, headers: list[tuple[bytes, bytes]], data: bytes) -> None:
-        with trio.CancelScope(shield=True):
-            await self.start(status, headers + [(b"content-length", str(len(data)).encode())])
-            await self.body(data, more=False)
-
 
 def _unwrap(exc: BaseException) -> BaseException:
     """The first meaningful leaf of a (nested) exception group."""
@@ -124,7 +56,7 @@ async def _watch_disconnect(receive: Receive, scope: trio.CancelScope, gone: lis
             return
 
 
-async def _drain(sink: Sink, encoder: Any, responder: Responder, scope: trio.CancelScope) -> None:
+async def _drain(sink: Sink, encoder: StreamEncoder, responder: Responder, scope: trio.CancelScope) -> None:
     """The streamed response's draining task; the request is over when it is."""
     await stream_out(sink, encoder, responder)
     scope.cancel()
@@ -134,7 +66,7 @@ async def run_pipeline(pipeline: Pipeline, request: ChatRequest, ctx: RequestCon
                        receive: Receive) -> None:
     """Everything after decoding: hooks, upstream, encoding, errors. Never raises GatewayError."""
     codec, outcome = pipeline.codec, responder.outcome
-    encoder: Any = None
+    encoder: StreamEncoder | None = None
     sink: Sink | None = None
     gone: list[bool] = []
     failure: GatewayError | None = None
@@ -179,7 +111,7 @@ async def run_pipeline(pipeline: Pipeline, request: ChatRequest, ctx: RequestCon
         await send_failure(pipeline, failure, responder, encoder, sink.take() if sink is not None else b"")
 
 
-async def send_failure(pipeline: Pipeline, err: GatewayError, responder: Responder, encoder: Any,
+async def send_failure(pipeline: Pipeline, err: GatewayError, responder: Responder, encoder: StreamEncoder | None,
                        pending: bytes = b"") -> None:
     """The error in the client's dialect: an HTTP error before the status, else in-stream after
     ``pending`` (frames encoded before the failure and not yet written)."""
@@ -194,4 +126,4 @@ async def send_failure(pipeline: Pipeline, err: GatewayError, responder: Respond
         await responder.body(pending + b"".join(frames), more=False)
 
 
-__all__ = ["Outcome", "Responder", "build_response_chain", "run_pipeline", "send_failure"]
+__all__ = ["Outcome", "Receive", "Responder", "Send", "run_pipeline", "send_failure"]

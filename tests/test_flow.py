@@ -96,7 +96,7 @@ class TestBatching:
             self, autojump_clock) -> None:
         """An upstream that keeps its body open after the terminal event: the event goes out after
         TERMINAL_WAIT_S anyway; a client that hangs up then (Codex does) finished its request."""
-        from pipeline.flow import TERMINAL_WAIT_S
+        from pipeline.respond import TERMINAL_WAIT_S
         from pipeline.runner import Outcome, Responder, run_pipeline
 
         class Lingers(Scripted):

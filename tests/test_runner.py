@@ -13,7 +13,7 @@ import trio
 
 from pipeline.errors import UpstreamError
 from pipeline.events import BlockStart, Event, MessageStart, MessageStop, StreamError, TextDelta
-from pipeline.flow import SINK_LIMIT
+from pipeline.respond import SINK_LIMIT
 from pipeline.runner import Outcome, Responder, run_pipeline
 from pipeline.stage import RequestContext, Stage
 from pipeline.testing import make_context, sample_request
