@@ -14,7 +14,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from stages.envelope import Envelope, Keyring  # noqa: E402
+from stages.thinking_filter.envelope import Envelope, Keyring  # noqa: E402
 from tests.captures import capture_body  # noqa: E402
 
 KEY = Keyring(b"bench-secret").upstream("deepseek")

@@ -4,7 +4,7 @@ Each added turn is what the client sends back after one tool call on a thinking 
 assistant turn carrying its reasoning (Claude Code: a ``thinking`` block with its signature; Codex:
 a ``reasoning`` item with ``encrypted_content``), the tool call (a file read) and its result (the
 file, tens of KB). Every signature / ``encrypted_content`` is a reasoning envelope sealed with
-the real ``stages.envelope`` key of the bench gateway's secret and upstream, so the gateway opens it and
+the real ``stages.thinking_filter.envelope`` key of the bench gateway's secret and upstream, so the gateway opens it and
 replays the reasoning (``replay_rung`` ``envelope``); the capture's own scripted signature is
 replaced the same way. Content is this repository's own source (tool results) and README prose
 (reasoning), so the bodies are reproducible from a clone. ``reasoning_by_call`` says which
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from stages.envelope import Envelope, Keyring
+from stages.thinking_filter.envelope import Envelope, Keyring
 from tests.captures import capture_body
 
 REPO = Path(__file__).resolve().parents[1]

@@ -24,7 +24,7 @@ import trio
 
 from tests.e2e.serving import SIM, open_gateway
 from tests.resilience.dialects import finished_lines, wait_finished
-from tests.stages.envelope_helpers import readable_without_key
+from tests.stages.thinking_filter.envelope_helpers import readable_without_key
 
 STAGES = "[thinking_filter, token_budget, tool_ids]"
 CONFIG = f"""

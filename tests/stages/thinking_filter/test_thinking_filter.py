@@ -10,7 +10,7 @@ from pipeline.events import BlockStart, BlockStop, MessageStart, MessageStop, Si
 from pipeline.events import ToolArgsDelta, Usage
 from pipeline.model import ChatRequest, Message, TextPart, ThinkingConfig, ThinkingPart, ToolCallPart, ToolResultPart
 from pipeline.testing import check_stage, make_attempt, make_context, run_stage
-from stages.envelope import Envelope, Keyring
+from stages.thinking_filter.envelope import Envelope, Keyring
 from stages.thinking_filter import ThinkingFilter
 from pipeline.profiles import PROFILES
 

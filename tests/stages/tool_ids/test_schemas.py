@@ -1,4 +1,4 @@
-"""toolfix.schemas: keyword dropping, $ref inlining, type arrays, the top-level object rule."""
+"""tool_ids.schemas: keyword dropping, $ref inlining, type arrays, the top-level object rule."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from stages.toolfix import schemas
-from stages.toolfix.schemas import EMPTY_OBJECT, MAX_REF_EXPANSIONS, resolve_pointer, sanitise_cached, sanitise_schema
+from stages.tool_ids import schemas
+from stages.tool_ids.schemas import EMPTY_OBJECT, MAX_REF_EXPANSIONS, resolve_pointer, sanitise_cached, sanitise_schema
 from tests.captures import capture_body
 from pipeline.profiles import PROFILES
 

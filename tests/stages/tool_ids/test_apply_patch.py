@@ -1,4 +1,4 @@
-"""toolfix.apply_patch: the grammar check and each wrapper repair."""
+"""tool_ids.apply_patch: the grammar check and each wrapper repair."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import msgspec
 import pytest
 
 from pipeline.model import ToolSpec
-from stages.toolfix.apply_patch import check_patch, fix_arguments, is_apply_patch
+from stages.tool_ids.apply_patch import check_patch, fix_arguments, is_apply_patch
 from tests.captures import load_capture as capture
 
 PATCH = "*** Begin Patch\n*** Add File: notes.txt\n+written by tool\n*** End Patch"

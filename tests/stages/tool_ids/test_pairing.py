@@ -1,9 +1,9 @@
-"""toolfix.pairing: orphan calls, stray results, out-of-order and duplicate results."""
+"""tool_ids.pairing: orphan calls, stray results, out-of-order and duplicate results."""
 
 from __future__ import annotations
 
 from pipeline.model import ImagePart, Message, TextPart, ToolCallPart, ToolResultPart
-from stages.toolfix.pairing import INTERRUPTED, repair_pairing
+from stages.tool_ids.pairing import INTERRUPTED, repair_pairing
 
 
 def user(text: str) -> Message:

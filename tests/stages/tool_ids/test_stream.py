@@ -1,4 +1,4 @@
-"""toolfix.stream: holding tool blocks, validating arguments, client ids and names, apply_patch."""
+"""tool_ids.stream: holding tool blocks, validating arguments, client ids and names, apply_patch."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import re
 
 from pipeline.events import BlockStart, BlockStop, Heartbeat, MessageStart, MessageStop, StreamError, TextDelta
 from pipeline.events import ErrorInfo, ToolArgsDelta, Usage
-from stages.toolfix.names import NameMap
-from stages.toolfix.stream import ToolMap, ToolStream
+from stages.tool_ids.names import NameMap
+from stages.tool_ids.stream import ToolMap, ToolStream
 
 FRESH = re.compile(r"call_[A-Za-z0-9]{24}")
 

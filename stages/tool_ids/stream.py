@@ -22,9 +22,9 @@ from pipeline.events import (
     ThinkingDelta,
     ToolArgsDelta,
 )
-from stages.toolfix.apply_patch import fix_arguments
-from stages.toolfix.ids import fresh_id, valid_for_client
-from stages.toolfix.names import NameMap
+from stages.tool_ids.apply_patch import fix_arguments
+from stages.tool_ids.ids import fresh_id, valid_for_client
+from stages.tool_ids.names import NameMap
 
 Lose = Callable[[str, str], None]
 _TEXT = frozenset({TextDelta, ThinkingDelta})

@@ -2,7 +2,7 @@
 
 Request way (last, before the upstream encoder): pairing repaired, rejected call ids and tool names
 mapped by pure functions (the next turn maps alike), schemas sanitised, ``strict`` where supported;
-a ``ToolMap`` goes to ``ctx.state[self.id]``. Response way (first): ``stages.toolfix.stream``.
+a ``ToolMap`` goes to ``ctx.state[self.id]``. Response way (first): ``stream``.
 """
 
 from __future__ import annotations
@@ -16,12 +16,12 @@ from pipeline.events import Event
 from pipeline.model import ChatRequest, Message, ToolCallPart, ToolResultPart, ToolSpec
 from pipeline.profiles import Profile
 from pipeline.stage import RequestContext, Stage, StageConfig
-from stages.toolfix.apply_patch import is_apply_patch
-from stages.toolfix.ids import upstream_id
-from stages.toolfix.names import NameMap, map_names
-from stages.toolfix.pairing import repair_pairing
-from stages.toolfix.schemas import sanitise_cached
-from stages.toolfix.stream import ToolMap, ToolStream
+from stages.tool_ids.apply_patch import is_apply_patch
+from stages.tool_ids.ids import upstream_id
+from stages.tool_ids.names import NameMap, map_names
+from stages.tool_ids.pairing import repair_pairing
+from stages.tool_ids.schemas import sanitise_cached
+from stages.tool_ids.stream import ToolMap, ToolStream
 
 
 class ToolIdMap(Stage):

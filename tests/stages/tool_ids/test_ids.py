@@ -1,4 +1,4 @@
-"""toolfix.ids: the pure client → upstream id mapping, the client rule, fresh ids."""
+"""tool_ids.ids: the pure client → upstream id mapping, the client rule, fresh ids."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from stages.toolfix.ids import CLIENT_ID_PATTERN, fits, fresh_id, upstream_id, valid_for_client
+from stages.tool_ids.ids import CLIENT_ID_PATTERN, fits, fresh_id, upstream_id, valid_for_client
 from pipeline.profiles import PROFILES
 
 DEFAULT = PROFILES["deepseek"].tool_id_pattern

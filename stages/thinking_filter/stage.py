@@ -1,8 +1,8 @@
 """thinking_filter: DeepSeek reasoning shown to the client and replayed upstream exactly.
 
-Response way: every thinking block gets one ``SignatureDelta`` carrying an envelope
-(``stages.envelope``: encrypted with the serving upstream's own key; the reasoning text, upstream
-id and model, and the tool call ids it precedes). To learn the first tool call id, the block's
+Response way: every thinking block gets one ``SignatureDelta`` carrying an envelope (``envelope``:
+encrypted with the serving upstream's own key; the reasoning text, upstream id and model, and the
+tool call ids it precedes). To learn the first tool call id, the block's
 end is held back until the next tool call starts, the message ends, or ``holdback_chars`` of text
 have been held. At ``MessageStop`` the reasoning is also put in the reasoning cache under the
 upstream and each tool call id (rung 2 of the ladder).
@@ -43,8 +43,8 @@ from pipeline.events import (
 from pipeline.model import ChatRequest, Message, ThinkingPart, ToolCallPart
 from pipeline.profiles import thinking_on
 from pipeline.stage import RequestContext, Stage, StageConfig
-from stages.envelope import Envelope, Keyring, UpstreamKey, digest
-from stages.reasoning_cache import shared_store
+from stages.thinking_filter.envelope import Envelope, Keyring, UpstreamKey, digest
+from stages.thinking_filter.reasoning_cache import shared_store
 
 _PASS = frozenset({TextDelta, ToolArgsDelta})  # never looked at unless a thinking block's end is held
 RUNGS = ("not_needed", "envelope", "client", "cache", "empty", "thinking_off")

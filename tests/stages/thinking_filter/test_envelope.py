@@ -13,8 +13,8 @@ import pytest
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from stages.envelope import PREFIX, Envelope, Keyring, derive_key
-from tests.stages.envelope_helpers import raw_bytes, readable_without_key
+from stages.thinking_filter.envelope import PREFIX, Envelope, Keyring, derive_key
+from tests.stages.thinking_filter.envelope_helpers import raw_bytes, readable_without_key
 
 SECRET = b"a-shared-gateway-thinking-secret"
 REASONING = "CONFIDENTIAL-REASONING: the user's deploy key is in ~/.ssh; I will not print it. " * 3

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator
 
 import msgspec
 
-from stages.toolfix.ids import fits
+from stages.tool_ids.ids import fits
 
 _BAD_CHARS = re.compile(r"[^A-Za-z0-9_-]")
 _LENGTHS = (64, 48, 40, 32, 24, 16)

@@ -19,7 +19,7 @@ from pipeline.sse import SseFrame
 from pipeline.stage import RequestContext
 from pipeline.testing import check_stage, make_attempt, make_context, run_stage
 from stages.tool_ids import ToolIdMap
-from stages.toolfix.pairing import INTERRUPTED
+from stages.tool_ids.pairing import INTERRUPTED
 from tests.captures import capture_body
 from pipeline.profiles import PROFILES
 

@@ -1,10 +1,10 @@
-"""toolfix.names: reversible, deterministic, collision-free tool name mapping."""
+"""tool_ids.names: reversible, deterministic, collision-free tool name mapping."""
 
 from __future__ import annotations
 
 import re
 
-from stages.toolfix.names import map_names, sanitise, short_hash
+from stages.tool_ids.names import map_names, sanitise, short_hash
 from pipeline.profiles import PROFILES
 
 PATTERN = PROFILES["deepseek"].tool_name_pattern
