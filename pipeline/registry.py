@@ -31,7 +31,7 @@ STAGES: dict[str, str] = {
 }
 UPSTREAMS: dict[str, str] = {
     "openai_chat": "upstreams.openai_chat:OpenAIChatUpstream",
-    "simulator": "upstreams.simulated:SimulatorUpstream",
+    "simulator": "upstreams.simulator.upstream:SimulatorUpstream",
 }
 CLIENTS: dict[str, str] = {
     "anthropic": "pipeline.protocols.anthropic:AnthropicCodec",

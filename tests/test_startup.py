@@ -51,7 +51,7 @@ MODULES = {
         "        raise OSError('license server unreachable')\n"
     ),
     "closed_upstream.py": (
-        "from upstreams.simulated import SimulatorUpstream\n\n\n"
+        "from upstreams.simulator.upstream import SimulatorUpstream\n\n\n"
         "class Closed(SimulatorUpstream):\n"
         "    async def open(self):\n"
         "        raise OSError('socket budget exhausted')\n"

@@ -3,7 +3,8 @@
 ``Simulator`` (sans-IO engine) speaks DeepSeek's Chat Completions API, strictly: DeepSeek's
 400s, thinking first, scripted tool calls (``directives``), faults. Serve it in-process with
 ``SimulatorTransport`` (httpx) or over HTTP with ``serve_simulator`` / ``python -m
-upstreams.simulator``.
+upstreams.simulator``. The ``simulator`` upstream type of pipelines.yaml is ``upstream``'s
+``SimulatorUpstream`` (not imported here: the server needs no gateway upstream).
 """
 
 from __future__ import annotations

@@ -13,7 +13,9 @@ import msgspec
 
 from pipeline.upstream import UpstreamConfig
 from upstreams.openai_chat import OpenAIChatUpstream
-from upstreams.simulator import SimConfig, Simulator, SimulatorTransport
+from upstreams.simulator.config import SimConfig
+from upstreams.simulator.engine import Simulator
+from upstreams.simulator.transport import SimulatorTransport
 
 
 class SimulatorUpstream(OpenAIChatUpstream):
