@@ -205,10 +205,7 @@ def build_pipelines(config: GatewayConfig, *,
             if keys and upstreams[uid].config.key_passthrough:
                 raise ConfigError(f"pipeline {pid!r}: api_keys_env with upstream {uid!r}'s key_passthrough would "
                                   "forward the gateway's own key upstream; use one or the other")
-        pipeline = Pipeline(pid, pconf, codec, stages, [upstreams[u] for u in ids], tuple(keys))
-        for stage in stages:
-            stage.pipeline = pipeline
-        pipelines[pid] = pipeline
+        pipelines[pid] = Pipeline(pid, pconf, codec, stages, [upstreams[u] for u in ids], tuple(keys))
     routes(pipelines)
     return pipelines, upstreams
 

@@ -192,10 +192,9 @@ class Stage:
     # store), safe under concurrency: ``check_stage`` does not hold them to "unchanged".
     shared_attributes: ClassVar[frozenset[str]] = frozenset()
 
-    def __init__(self, config: Any, *, stage_id: str = "", pipeline: Any = None) -> None:
+    def __init__(self, config: Any, *, stage_id: str = "") -> None:
         self.config = config
         self.id = stage_id or self.name
-        self.pipeline = pipeline
 
     async def on_request(self, request: ChatRequest, ctx: RequestContext) -> ChatRequest:
         """Shape the request on its way upstream; return it (or a ``msgspec.structs.replace`` copy)."""
