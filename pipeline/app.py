@@ -49,8 +49,6 @@ class Gateway:
         self.server: Any = None
         self.metrics_keys: tuple[bytes, ...] = ()  # what GET /metrics accepts (none: open), set at startup
 
-    # -- lifespan ---------------------------------------------------------------------------
-
     async def startup(self) -> None:
         config = self._config
         if config is None:
@@ -106,8 +104,6 @@ class Gateway:
                 fatal.exit_startup(failure)
             return failure
         return None
-
-    # -- ASGI -------------------------------------------------------------------------------
 
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":

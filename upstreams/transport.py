@@ -46,8 +46,6 @@ class StreamTransport(httpx.AsyncBaseTransport):
         self._ssl = ssl_context
         self._closed = False
 
-    # -- pool -------------------------------------------------------------------------------
-
     async def _connect(self, key: tuple[str, str, int], timeouts: dict[str, Any]) -> Conn:
         scheme, host, port = key
         try:
@@ -148,8 +146,6 @@ class StreamTransport(httpx.AsyncBaseTransport):
                 conn.quick = 0
                 await trio.lowlevel.checkpoint()
             return data
-
-    # -- one request ------------------------------------------------------------------------
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         url = request.url

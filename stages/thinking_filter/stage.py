@@ -106,8 +106,6 @@ class ThinkingFilter(Stage):
         self._store = shared_store("reasoning", max_entries=config.cache_entries, max_bytes=config.cache_max_chars,
                                    ttl_s=config.cache_ttl_s)
 
-    # -- request way ------------------------------------------------------------------------
-
     async def on_request(self, request: ChatRequest, ctx: RequestContext) -> ChatRequest:
         thinking = thinking_on(request, ctx.profile)
         key = self._keys.upstream(ctx.upstream_id)
@@ -176,8 +174,6 @@ class ThinkingFilter(Stage):
             if cached is not None:
                 return cached, "cache"
         return None, "empty"
-
-    # -- response way -----------------------------------------------------------------------
 
     def on_event(self, event: Event, ctx: RequestContext) -> Sequence[Event]:
         st = ctx.state.get(self._key)

@@ -39,8 +39,6 @@ class ToolIdMap(Stage):
         super().__init__(config, **kwargs)
         self._key = self.id + ":response"  # ctx.state key of the per-response ToolStream
 
-    # -- request way ------------------------------------------------------------------------
-
     async def on_request(self, request: ChatRequest, ctx: RequestContext) -> ChatRequest:
         profile = ctx.profile
         messages = request.messages
@@ -80,8 +78,6 @@ class ToolIdMap(Stage):
             if spec.strict:
                 ctx.lose("schema", f"tool {spec.name}: strict is not supported by {profile.name}")
         return msgspec.structs.replace(spec, **changes) if changes else spec
-
-    # -- response way -----------------------------------------------------------------------
 
     def on_event(self, event: Event, ctx: RequestContext) -> Sequence[Event]:
         stream = ctx.state.get(self._key)

@@ -89,8 +89,6 @@ class ToolStream:
             self._drop("the stream ended inside the call")
         return []
 
-    # ------------------------------------------------------------------------ internals
-
     def _shift(self, event: Event) -> Event:
         if self._offset and isinstance(event, _INDEXED):
             return msgspec.structs.replace(event, index=event.index - self._offset)
