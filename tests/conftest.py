@@ -1,5 +1,6 @@
 """Shared test fixtures: the fixtures directory on sys.path; the simulator server process
-(started once per session, reset to a fresh simulator for each test that uses ``sim``)."""
+(started once per session, reset to a fresh simulator for each test that uses ``sim``); each test
+starts with what the process's thinking_filter stages share forgotten."""
 
 from __future__ import annotations
 
@@ -37,3 +38,12 @@ def sim(sim_process):
     verify_replay=True)`` and the like change it for one test)."""
     sim_process.reset()
     return sim_process
+
+
+@pytest.fixture(autouse=True)
+def fresh_thinking_state() -> None:
+    """Forget the reasoning stores and random secrets earlier tests' thinking_filter stages shared
+    (a stage already built keeps its own)."""
+    from stages.thinking_filter import reset_shared_state
+
+    reset_shared_state()

@@ -2,7 +2,9 @@
 
 ``ReasoningStore`` is the interface (a Redis-backed store for many replicas implements the same
 two methods); ``MemoryStore`` is the embedded default: in-process, bounded (LRU), with a TTL.
-Stores are shared per process by name, so every pipeline of one gateway sees the same entries.
+Stores are shared per process by name *and limits*: every pipeline of one gateway configured alike
+sees the same entries, and a pipeline configured otherwise gets a store with its own limits (the
+first pipeline's options never bound a second's). ``reset_stores`` forgets them (tests).
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Protocol
 
 
 class ReasoningStore(Protocol):
@@ -56,15 +58,23 @@ class MemoryStore:
         return len(self._data)
 
 
-_STORES: dict[str, MemoryStore] = {}
+_STORES: dict[tuple[str, int, int, float], MemoryStore] = {}
 
 
-def shared_store(name: str, **kwargs: Any) -> MemoryStore:
-    """The process-wide store called ``name`` (created on first use with ``kwargs``)."""
-    store = _STORES.get(name)
+def shared_store(name: str, *, max_entries: int, max_bytes: int, ttl_s: float) -> MemoryStore:
+    """The process-wide store called ``name`` with these limits (created on first use): the same
+    name and limits give the same store, other limits another one."""
+    key = (name, max_entries, max_bytes, ttl_s)
+    store = _STORES.get(key)
     if store is None:
-        store = _STORES[name] = MemoryStore(**kwargs)
+        store = _STORES[key] = MemoryStore(max_entries=max_entries, max_bytes=max_bytes, ttl_s=ttl_s)
     return store
 
 
-__all__ = ["MemoryStore", "ReasoningStore", "shared_store"]
+def reset_stores() -> None:
+    """Forget every shared store (for tests): a stage built afterwards starts with an empty one;
+    a stage built before keeps the store it holds."""
+    _STORES.clear()
+
+
+__all__ = ["MemoryStore", "ReasoningStore", "reset_stores", "shared_store"]

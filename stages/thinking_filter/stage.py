@@ -44,10 +44,12 @@ from pipeline.model import ChatRequest, Message, ThinkingPart, ToolCallPart
 from pipeline.profiles import thinking_on
 from pipeline.stage import RequestContext, Stage, StageConfig
 from stages.thinking_filter.envelope import Envelope, Keyring, UpstreamKey, digest
-from stages.thinking_filter.reasoning_cache import shared_store
+from stages.thinking_filter.reasoning_cache import reset_stores, shared_store
 
 _PASS = frozenset({TextDelta, ToolArgsDelta})  # never looked at unless a thinking block's end is held
 RUNGS = ("not_needed", "envelope", "client", "cache", "empty", "thinking_off")
+# The secret of each unset ``secret_env``, random per process: the stages naming one variable share
+# it, as they would share its value.
 _PROCESS_SECRETS: dict[str, bytes] = {}
 
 
@@ -250,6 +252,13 @@ class ThinkingFilter(Stage):
                 self._store.put(_cache_key(upstream_id, call_id), text)
 
 
+def reset_shared_state() -> None:
+    """Forget what this process's thinking_filter stages share (for tests): the random secret of
+    each unset ``secret_env`` and the reasoning stores. A stage built before keeps its own."""
+    _PROCESS_SECRETS.clear()
+    reset_stores()
+
+
 def _cache_key(upstream_id: str, key: str) -> str:
     """The cache is shared by every pipeline of the process: its entries are the upstream's own,
     so one upstream's reasoning (the simulator's) is never another's (DeepSeek's) cache hit."""
@@ -282,4 +291,4 @@ def _bound_turn(sealed: tuple[str, ...], index: int, messages: list[Message]) ->
     return target
 
 
-__all__ = ["RUNGS", "ThinkingFilter"]
+__all__ = ["RUNGS", "ThinkingFilter", "reset_shared_state"]

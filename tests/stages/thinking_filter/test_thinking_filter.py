@@ -11,7 +11,9 @@ from pipeline.events import ToolArgsDelta, Usage
 from pipeline.model import ChatRequest, Message, TextPart, ThinkingConfig, ThinkingPart, ToolCallPart, ToolResultPart
 from pipeline.testing import check_stage, make_attempt, make_context, run_stage
 from stages.thinking_filter.envelope import Envelope, Keyring
-from stages.thinking_filter import ThinkingFilter
+from pipeline.config import parse_config
+from pipeline.registry import build_pipelines
+from stages.thinking_filter import ThinkingFilter, reset_shared_state
 from pipeline.profiles import PROFILES
 
 REASONING = "The user wants a file; I will run echo.\nSecond line with ünïcode and \u2028 separator."
@@ -308,6 +310,69 @@ class TestSecret:
         a, b = stage(secret_env="GW_TEST_SECRET"), stage(secret_env="GW_TEST_SECRET")
         envelope = Envelope(u="deepseek", r="x")
         assert opened(b, a._keys.upstream("deepseek").seal(envelope)) == envelope
+
+
+TWO_PIPELINES = """
+upstreams:
+  sim:
+    type: simulator
+pipelines:
+  a:
+    client: anthropic
+    upstream: sim
+    stages: [{thinking_filter: {cache_entries: 1}}]
+  b:
+    client: chat
+    upstream: sim
+    stages: [{thinking_filter: {cache_entries: 50}}]
+"""
+
+
+class TestSharedState:
+    """What the stages of one process share (the reasoning stores, the random secret of an unset
+    secret_env) follows each stage's own config, and a test can forget it."""
+
+    async def test_each_pipeline_gets_the_cache_it_configured(self) -> None:
+        """Pipeline a's cache_entries: 1 does not bound pipeline b's 50: b's cache still serves its
+        first tool turn after a second one (the first pipeline's options won silently)."""
+        reset_shared_state()
+        pipelines, _ = build_pipelines(parse_config(TWO_PIPELINES, env={}), env={})
+        a, b = pipelines["a"].stages[0], pipelines["b"].stages[0]
+        for st in (a, b):
+            await signed(st, call_id="call_cfg_1", text="first turn")
+            await signed(st, call_id="call_cfg_2", text="second turn")
+        for st, rung in ((b, "cache"), (a, "empty")):
+            ctx = ctx_for()
+            request = await st.on_request(history(None, call_id="call_cfg_1"), ctx)
+            assert ctx.fields["replay_rung"] == rung, st.id
+            assert request.messages[1].reasoning == ("first turn" if rung == "cache" else None)
+
+    async def test_alike_stages_share_the_cache_and_the_process_secret(self, monkeypatch) -> None:
+        """Two stages configured alike (two pipelines of one gateway) open each other's envelopes
+        and see each other's cache entries, the secret variable unset."""
+        monkeypatch.delenv("GW_TEST_UNSET_SECRET", raising=False)
+        reset_shared_state()
+        a, b = stage(secret_env="GW_TEST_UNSET_SECRET"), stage(secret_env="GW_TEST_UNSET_SECRET")
+        _, sig = await signed(a, call_id="call_alike_1", text="a's reasoning")
+        assert opened(b, sig) is not None
+        ctx = ctx_for()
+        assert (await b.on_request(history(None, call_id="call_alike_1"), ctx)).messages[1].reasoning == "a's reasoning"
+
+    async def test_reset_forgets_the_cache_and_the_process_secret(self, monkeypatch) -> None:
+        """A stage built after reset_shared_state neither opens an earlier stage's envelope (a new
+        random secret) nor finds its cache entries; the earlier stage keeps both."""
+        monkeypatch.delenv("GW_TEST_UNSET_SECRET", raising=False)
+        before = stage(secret_env="GW_TEST_UNSET_SECRET")
+        _, sig = await signed(before, call_id="call_reset_1", text="before the reset")
+        reset_shared_state()
+        after = stage(secret_env="GW_TEST_UNSET_SECRET")
+        assert opened(after, sig) is None and opened(before, sig) is not None
+        ctx = ctx_for()
+        request = await after.on_request(history(sig, call_id="call_reset_1"), ctx)
+        assert request.messages[1].reasoning is None and ctx.fields["replay_rung"] == "empty"
+        ctx = ctx_for()
+        request = await before.on_request(history(None, call_id="call_reset_1"), ctx)
+        assert request.messages[1].reasoning == "before the reset" and ctx.fields["replay_rung"] == "cache"
 
 
 async def test_conformance() -> None:
