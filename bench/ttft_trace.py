@@ -69,7 +69,7 @@ def _patch(gateway_port: int, fine: bool) -> None:
 
     from pipeline import log as log_mod
     from pipeline import retry, runner
-    from pipeline.protocols.chat.decode import ChatStreamDecoder
+    from pipeline.protocols.chat.upstream_decode import ChatStreamDecoder
     from upstreams.transport import StreamTransport
 
     app_mod = importlib.import_module("pipeline.app")

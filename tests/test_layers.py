@@ -63,3 +63,23 @@ def test_no_codec_imports_another_dialect() -> None:
                         and parts[2] != dialect:
                     sideways.append(f"{path.relative_to(ROOT)} -> {module}")
     assert sideways == []
+
+
+# One shape for every dialect package: each module is named by the side it serves.
+SHAPE = ("codec", "models", "output_models", "errors", "helpers")
+SIDES = ("client_decode", "client_encode", "upstream_encode", "upstream_decode")
+
+
+def test_dialect_modules_are_named_by_the_side_they_serve() -> None:
+    """In ``pipeline/protocols/<dialect>/`` a module is the codec, wire models, errors, helpers,
+    or starts with the side it serves (``client_decode``: the client's request → neutral;
+    ``client_encode``: neutral events → the client; ``upstream_encode``: neutral → an upstream's
+    request; ``upstream_decode``: an upstream's answer → neutral events). Each has a codec."""
+    strays = []
+    for dialect in DIALECTS:
+        package = ROOT / "pipeline" / "protocols" / dialect
+        names = {path.stem for path in package.glob("*.py")} - {"__init__"}
+        assert "codec" in names and "models" in names, dialect
+        strays += [f"{dialect}/{name}.py" for name in sorted(names)
+                   if name not in SHAPE and not name.startswith(SIDES)]
+    assert strays == []

@@ -31,7 +31,7 @@ from pipeline.events import (
 )
 from pipeline.model import ChatRequest
 from pipeline.protocols.anthropic import AnthropicCodec, AnthropicCollector, AnthropicStreamEncoder
-from pipeline.protocols.anthropic.encode import render_count, render_error, render_models
+from pipeline.protocols.anthropic.client_encode import render_count, render_error, render_models
 from pipeline.protocols.base import ModelInfo
 from pipeline.sse import SseDecoder
 

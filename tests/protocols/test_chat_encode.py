@@ -25,7 +25,7 @@ from pipeline.model import (
 )
 from pipeline.protocols.anthropic import AnthropicCodec
 from pipeline.protocols.chat import encode_request
-from pipeline.protocols.chat.encode import IMAGE_PLACEHOLDER, TOOL_IMAGE_PLACEHOLDER
+from pipeline.protocols.chat.upstream_encode import IMAGE_PLACEHOLDER, TOOL_IMAGE_PLACEHOLDER
 from pipeline.protocols.responses import ResponsesCodec
 from tests.captures import capture_paths
 from pipeline.profiles import PROFILES, Profile

@@ -1,4 +1,4 @@
-"""The custom tool input streamer (responses/argstream.py): ``InputStreamer`` fed whole, byte by
+"""The custom tool input streamer (responses/client_encode_args.py): ``InputStreamer`` fed whole, byte by
 byte, in seeded random splits and hypothesis-generated splits, and ``decode_input`` fallbacks."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import hypothesis
 import hypothesis.strategies as st
 import pytest
 
-from pipeline.protocols.responses.argstream import InputStreamer, decode_input
+from pipeline.protocols.responses.client_encode_args import InputStreamer, decode_input
 from tests.protocols.responses_encode_helpers import PATCH
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from pipeline.errors import RequestError
 from pipeline.model import ResponseFormat, ThinkingConfig, ToolChoice
-from pipeline.protocols.responses.decode import STATELESS
+from pipeline.protocols.responses.client_decode import STATELESS
 from tests.protocols.responses_decode_helpers import decode, error_of, loss_keys, req
 
 

@@ -12,7 +12,7 @@ from openai.types.responses import Response
 from pipeline.events import ErrorInfo, Event, StreamError, Usage
 from pipeline.protocols.base import ModelInfo
 from pipeline.protocols.responses import ResponsesCodec, ResponsesCollector, ResponsesStreamEncoder
-from pipeline.protocols.responses.core import END_OF_STREAM
+from pipeline.protocols.responses.client_encode_core import END_OF_STREAM
 from tests.protocols.responses_encode_helpers import (
     REQUEST, sdk_checkable, start, stop, text_block, thinking_block, tool_block,
 )

@@ -10,7 +10,7 @@ import pytest
 from pipeline.errors import GatewayError, RequestError, UpstreamError
 from pipeline.events import BlockStart, ErrorInfo, StreamError, TextDelta
 from pipeline.protocols.responses import ResponsesCodec, ResponsesStreamEncoder
-from pipeline.protocols.responses.core import END_OF_STREAM
+from pipeline.protocols.responses.client_encode_core import END_OF_STREAM
 from tests.protocols.responses_encode_helpers import (
     REQUEST, done_items, parse, run, start, terminal, text_block, tool_block, types,
 )

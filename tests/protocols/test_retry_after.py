@@ -8,7 +8,7 @@ import pytest
 from pipeline.errors import GatewayError
 from pipeline.protocols.anthropic import AnthropicCodec
 from pipeline.protocols.base import ClientCodec, retry_after_headers
-from pipeline.protocols.chat.client import ChatCodec
+from pipeline.protocols.chat.codec import ChatCodec
 from pipeline.protocols.responses import ResponsesCodec
 
 

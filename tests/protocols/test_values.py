@@ -10,7 +10,7 @@ import pytest
 from pipeline.errors import RequestError
 from pipeline.protocols import values
 from pipeline.protocols.anthropic import AnthropicCodec
-from pipeline.protocols.chat.client import ChatCodec
+from pipeline.protocols.chat.codec import ChatCodec
 from pipeline.protocols.responses import ResponsesCodec
 from pipeline.protocols.values import decode_value
 

@@ -3,7 +3,7 @@
 Decode side: "views" of the request that declare only the fields we read; unknown fields are
 ignored. Content blocks arrive as plain dicts and are converted per ``type`` (so an unknown
 block type is a loss, never a validation error). Encode side: response and stream-event
-Structs whose tag is the wire ``type``; the hot per-delta frames are byte templates in encode.py.
+Structs whose tag is the wire ``type``; the hot per-delta frames are byte templates in client_encode.py.
 """
 
 from __future__ import annotations

@@ -13,8 +13,8 @@ from pipeline.events import BlockStart, BlockStop, Event, MessageStart, MessageS
 from pipeline.model import ChatRequest, Message, TextPart, ToolCallPart, ToolChoice, ToolResultPart, ToolSpec
 from pipeline.protocols.anthropic import decode_request as decode_anthropic
 from pipeline.protocols.chat import ChatStreamDecoder
-from pipeline.protocols.chat.encode import encode_request
-from pipeline.protocols.responses.decode import decode_request as decode_responses
+from pipeline.protocols.chat.upstream_encode import encode_request
+from pipeline.protocols.responses.client_decode import decode_request as decode_responses
 from pipeline.sse import SseFrame
 from pipeline.stage import RequestContext
 from pipeline.testing import check_stage, make_attempt, make_context, run_stage

@@ -12,7 +12,7 @@ import msgspec
 
 from pipeline.events import ErrorInfo, Event, TextDelta
 from pipeline.model import ChatRequest
-from pipeline.protocols.responses.core import ResponseCore, delta_event
+from pipeline.protocols.responses.client_encode_core import ResponseCore, delta_event
 from pipeline.protocols.responses.output_models import ResponseTextDeltaEvent
 
 _ENCODER = msgspec.json.Encoder()

@@ -23,7 +23,7 @@ from pipeline.model import (
     ToolChoice,
     ToolSpec,
 )
-from pipeline.protocols.anthropic.content import BlockReader
+from pipeline.protocols.anthropic.client_decode_blocks import BlockReader
 from pipeline.protocols.anthropic.models import (
     ClientToolParam,
     MessageParam,

@@ -14,11 +14,11 @@ import msgspec
 from pipeline.errors import RequestError
 from pipeline.model import ChatRequest, Effort, ResponseFormat, ThinkingConfig
 from pipeline.protocols.request_body import decode_body
-from pipeline.protocols.responses.history import History
-from pipeline.protocols.responses.items import client_facts
+from pipeline.protocols.responses.client_decode_history import History
+from pipeline.protocols.responses.client_decode_reader import Reader
+from pipeline.protocols.responses.client_decode_tools import decode_tool_choice, decode_tools
+from pipeline.protocols.responses.client_encode_items import client_facts
 from pipeline.protocols.responses.models import ReasoningParam, ResponsesRequest, TextParam
-from pipeline.protocols.responses.reader import Reader
-from pipeline.protocols.responses.tools import decode_tool_choice, decode_tools
 
 _REQUEST_DECODER = msgspec.json.Decoder(ResponsesRequest)
 _EFFORTS: tuple[str, ...] = get_args(Effort)

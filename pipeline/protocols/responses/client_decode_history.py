@@ -19,6 +19,8 @@ from pipeline.model import (
     ToolCallPart,
     ToolResultPart,
 )
+from pipeline.protocols.responses.client_decode_reader import Reader
+from pipeline.protocols.responses.client_decode_tools import LOCAL_SHELL, flat_name
 from pipeline.protocols.responses.models import (
     ContentPartParam,
     CustomToolCallItem,
@@ -30,8 +32,6 @@ from pipeline.protocols.responses.models import (
     ReasoningItem,
     ToolOutputItem,
 )
-from pipeline.protocols.responses.reader import Reader
-from pipeline.protocols.responses.tools import LOCAL_SHELL, flat_name
 from pipeline.protocols.values import decode_value
 
 _ENCODER = msgspec.json.Encoder()

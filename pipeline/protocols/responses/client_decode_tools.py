@@ -12,6 +12,7 @@ import msgspec
 
 from pipeline.errors import RequestError
 from pipeline.model import ToolChoice, ToolSpec
+from pipeline.protocols.responses.client_decode_reader import Reader
 from pipeline.protocols.responses.models import (
     CustomToolParam,
     FunctionToolParam,
@@ -19,7 +20,6 @@ from pipeline.protocols.responses.models import (
     ToolChoiceParam,
     ToolHead,
 )
-from pipeline.protocols.responses.reader import Reader
 from pipeline.protocols.values import decode_value
 
 LOCAL_SHELL = "local_shell"

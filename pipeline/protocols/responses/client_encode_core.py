@@ -31,9 +31,9 @@ from pipeline.events import (
     Usage,
 )
 from pipeline.model import ChatRequest
-from pipeline.protocols.responses import items
+from pipeline.protocols.responses import client_encode_items as items
 from pipeline.protocols.responses import output_models as w
-from pipeline.protocols.responses.argstream import InputStreamer
+from pipeline.protocols.responses.client_encode_args import InputStreamer
 from pipeline.protocols.responses.errors import failure
 
 END_OF_STREAM = "the upstream stream ended before the response was complete"

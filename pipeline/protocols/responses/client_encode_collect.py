@@ -9,7 +9,7 @@ from __future__ import annotations
 import msgspec
 
 from pipeline.events import Event
-from pipeline.protocols.responses.core import ResponseCore
+from pipeline.protocols.responses.client_encode_core import ResponseCore
 
 _ENCODER = msgspec.json.Encoder()
 
