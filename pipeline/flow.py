@@ -12,13 +12,14 @@ leaves nothing behind.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import trio
 
 from pipeline.attempt import Outlet
 from pipeline.errors import GatewayError
-from pipeline.events import ErrorInfo, Event, Heartbeat, StreamError
+from pipeline.events import Event
+from pipeline.protocols.base import Collector
 from pipeline.respond import Hooks, Outcome, Sink
 from pipeline.stage import RequestContext, Stage
 
@@ -100,22 +101,6 @@ def build_response_chain(stages: Sequence[Stage], ctx: RequestContext, nursery: 
     return entry(target)
 
 
-class Collecting:
-    """The non-streaming sink's ``feed``: events into the codec's collector; the first error kept."""
-
-    __slots__ = ("collector", "error")
-
-    def __init__(self, collector: Any) -> None:
-        self.collector = collector
-        self.error: ErrorInfo | None = None
-
-    def feed(self, event: Event) -> None:
-        if isinstance(event, StreamError):
-            self.error = self.error or event.error
-        elif not isinstance(event, Heartbeat) and self.error is None:
-            self.collector.feed(event)
-
-
 class Collected:
     """A non-streaming answer: each try of the retry loop (``Plan.collect``) streams into a
     response chain, ``Sink`` and collector of its own, so a try given up on takes its partial
@@ -125,19 +110,19 @@ class Collected:
     __slots__ = ("_collector", "_ctx", "_outcome", "_stages", "_done")
 
     def __init__(self, stages: Sequence[Stage], ctx: RequestContext, outcome: Outcome,
-                 collector: Callable[[], Any]) -> None:
+                 collector: Callable[[], Collector]) -> None:
         self._stages = stages
         self._ctx = ctx
         self._outcome = outcome
-        self._collector = collector  # a fresh codec collector
-        self._done: Collecting | None = None
+        self._collector = collector  # a fresh codec collector (the fold of ``pipeline.assemble``)
+        self._done: Collector | None = None
 
     async def attempt(self, stream: Callable[[Outlet], Awaitable[None]]) -> None:
         """One try: ``stream(outbox)`` runs the upstream into a fresh chain; returns once that
         chain has ended. A ``GatewayError`` from ``stream`` is raised as it is, the try's
         task-form stages cancelled."""
-        collecting = Collecting(self._collector())
-        sink = Sink(self._ctx, self._outcome, collecting.feed)
+        collector = self._collector()
+        sink = Sink(self._ctx, self._outcome, collector.feed)
         failure: GatewayError | None = None
         async with trio.open_nursery() as nursery:
             outbox = build_response_chain(self._stages, self._ctx, nursery, sink)
@@ -152,15 +137,14 @@ class Collected:
                     sink.take()
         if failure is not None:
             raise failure
-        self._done = collecting
+        self._done = collector
 
     def body(self) -> bytes:
-        """The collected JSON body. Raises the ``GatewayError`` a stage's in-stream error makes."""
-        collecting = self._done
-        assert collecting is not None, "no try ended"
-        if collecting.error is not None:
-            raise GatewayError.from_info(collecting.error)
-        return collecting.collector.body()
+        """The collected JSON body. Raises the ``GatewayError`` of the answer's first in-stream
+        error (a stage's) or of its missing end (the collector's fold decides both)."""
+        collector = self._done
+        assert collector is not None, "no try ended"
+        return collector.body()
 
 
-__all__ = ["Collected", "Collecting", "build_response_chain"]
+__all__ = ["Collected", "build_response_chain"]

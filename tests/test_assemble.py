@@ -1,11 +1,14 @@
 """The neutral non-streaming fold (``pipeline/assemble.py``): one test per rule of its docstring,
-and the ``replay`` inverse."""
+the ``replay`` inverse, and the three codecs' collectors agreeing on the cases they once folded
+each their own way (text after its block closed, two errors, a missing end)."""
 
 from __future__ import annotations
 
+import msgspec
 import pytest
 
 from pipeline.assemble import INCOMPLETE, Assembler, Completion, Text, Thinking, ToolCall, fold, replay
+from pipeline.errors import GatewayError
 from pipeline.events import (
     BlockStart,
     BlockStop,
@@ -21,6 +24,10 @@ from pipeline.events import (
     ToolArgsDelta,
     Usage,
 )
+from pipeline.model import ChatRequest
+from pipeline.protocols.anthropic import AnthropicCodec
+from pipeline.protocols.chat import ChatCodec
+from pipeline.protocols.responses import ResponsesCodec
 
 START = MessageStart(message_id="m1", model="deepseek-v4-pro")
 END = MessageStop(stop_reason="end_turn")
@@ -200,3 +207,51 @@ def test_replay_of_a_drifted_stream_is_well_formed_and_keeps_everything() -> Non
     assert [type(e).__name__ for e in replay(drifted)] == [
         "MessageStart", "BlockStart", "TextDelta", "BlockStop", "MessageStop"]
     assert replay(drifted)[2] == TextDelta(index=0, text="ab")
+
+
+# ---------------------------------------------------------------- the codecs share it
+
+CODECS = {"anthropic": AnthropicCodec(), "responses": ResponsesCodec(), "chat": ChatCodec()}
+REQUEST = ChatRequest(model="client-model", stream=False)
+
+
+def collected(dialect: str, events: list[Event]) -> bytes:
+    collector = CODECS[dialect].collector(REQUEST)
+    for event in events:
+        collector.feed(event)
+    return collector.body()
+
+
+def text_of(dialect: str, body: bytes) -> str:
+    data = msgspec.json.decode(body)
+    if dialect == "anthropic":
+        return "".join(b["text"] for b in data["content"] if b["type"] == "text")
+    if dialect == "responses":
+        return "".join(p["text"] for item in data["output"] if item["type"] == "message" for p in item["content"])
+    return data["choices"][0]["message"]["content"] or ""
+
+
+@pytest.mark.parametrize("dialect", CODECS)
+def test_every_codec_keeps_text_that_came_after_its_block_closed(dialect: str) -> None:
+    """The Anthropic and Responses collectors used to drop it, Chat's kept it."""
+    events: list[Event] = [START, BlockStart(index=0, block="text"), TextDelta(index=0, text="first half, "),
+                           BlockStop(index=0), TextDelta(index=0, text="second half"), END]
+    assert text_of(dialect, collected(dialect, events)) == "first half, second half"
+
+
+@pytest.mark.parametrize("dialect", CODECS)
+def test_every_codec_raises_the_first_error(dialect: str) -> None:
+    """Chat's collector used to keep the last one; Responses' rendered a 200 ``failed`` body."""
+    events: list[Event] = [START, BlockStart(index=0, block="text"), TextDelta(index=0, text="partial"),
+                           StreamError(error=FIRST), StreamError(error=SECOND), END]
+    with pytest.raises(GatewayError) as caught:
+        collected(dialect, events)
+    assert (caught.value.code, caught.value.status, caught.value.message) == ("overloaded", 503, "the cause")
+
+
+@pytest.mark.parametrize("dialect", CODECS)
+def test_every_codec_raises_for_an_answer_without_its_end(dialect: str) -> None:
+    """Anthropic's collector used to call it ``end_turn``, Responses' a 200 ``failed`` body."""
+    with pytest.raises(GatewayError) as caught:
+        collected(dialect, [START, BlockStart(index=0, block="text"), TextDelta(index=0, text="cut")])
+    assert (caught.value.code, caught.value.message) == ("bad_gateway", INCOMPLETE.message)

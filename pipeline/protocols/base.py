@@ -13,7 +13,8 @@ from typing import ClassVar, Literal, Protocol
 
 import msgspec
 
-from pipeline.errors import GatewayError, RequestError
+from pipeline.assemble import Assembler, Completion
+from pipeline.errors import CODES, GatewayError, RequestError, UpstreamError
 from pipeline.events import ErrorInfo, Event
 from pipeline.model import ChatRequest
 
@@ -80,6 +81,43 @@ class Collector(Protocol):
     def body(self) -> bytes: ...
 
 
+class FoldCollector:
+    """Every codec's ``Collector``: the neutral fold (``pipeline.assemble``, whose docstring has
+    the rules), then the dialect's ``render`` of it for ``request``. A subclass only renders.
+
+    ``body()`` raises the completion's error (the first ``StreamError``, or the answer's missing
+    end) as an ``UpstreamError`` (a failure of the response way), so the caller renders it with
+    ``render_error``: a non-streaming client gets the error, never a partial body.
+    """
+
+    __slots__ = ("feed", "_assembler", "_request")
+
+    def __init__(self, request: ChatRequest) -> None:
+        self._request = request
+        self._assembler = Assembler()
+        self.feed = self._assembler.feed  # no extra call per event
+
+    def completion(self) -> Completion:
+        return self._assembler.completion()
+
+    def body(self) -> bytes:
+        """The JSON body.
+
+        Raises:
+            UpstreamError: the answer failed (its first error) or never ended.
+        """
+        completion = self._assembler.completion()
+        info = completion.error
+        if info is not None:
+            code = info.code if info.code in CODES else "api_error"
+            raise UpstreamError(info.message, code=code, status=info.status, retry_after_s=info.retry_after_s)
+        return self.render(completion)
+
+    def render(self, completion: Completion) -> bytes:
+        """The dialect's body for a completion without error."""
+        raise NotImplementedError
+
+
 class ClientCodec:
     """A client protocol, declared by naming its parts (each package's ``__init__``).
 
@@ -128,6 +166,7 @@ __all__ = [
     "Endpoint",
     "EndpointKind",
     "ErrorBody",
+    "FoldCollector",
     "ModelInfo",
     "StreamEncoder",
     "retry_after_headers",

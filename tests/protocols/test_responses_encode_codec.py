@@ -7,12 +7,14 @@ import json
 from typing import Any
 
 import openai
+import pytest
 from openai.types.responses import Response
 
+from pipeline.assemble import INCOMPLETE
+from pipeline.errors import UpstreamError
 from pipeline.events import ErrorInfo, Event, StreamError, Usage
 from pipeline.protocols.base import ModelInfo
 from pipeline.protocols.responses import ResponsesCodec, ResponsesCollector, ResponsesStreamEncoder
-from pipeline.protocols.responses.client_encode_core import END_OF_STREAM
 from tests.protocols.responses_encode_helpers import (
     REQUEST, sdk_checkable, start, stop, text_block, thinking_block, tool_block,
 )
@@ -42,12 +44,16 @@ def test_collector_full_response() -> None:
 
 
 def test_collector_incomplete_and_failed() -> None:
+    """A cut answer is an ``incomplete`` Response; a failed one (its first error, or no end at all)
+    is the error, raised for the caller's ``render_error``, never a 200 body (pipeline.assemble)."""
     assert collect(start() + thinking_block(0, "t") + stop("max_tokens"))["status"] == "incomplete"
-    failed = collect(start() + text_block(0, "x")
-                     + [StreamError(error=ErrorInfo(code="context_length_exceeded", message="too long"))])
-    assert failed["status"] == "failed" and failed["error"]["code"] == "context_length_exceeded"
-    ended = collect(start())
-    assert ended["status"] == "failed" and ended["error"]["message"] == END_OF_STREAM
+    with pytest.raises(UpstreamError) as failed:
+        collect(start() + text_block(0, "x")
+                + [StreamError(error=ErrorInfo(code="context_length_exceeded", message="too long"))])
+    assert (failed.value.code, failed.value.message) == ("context_length_exceeded", "too long")
+    with pytest.raises(UpstreamError) as ended:
+        collect(start())
+    assert (ended.value.code, ended.value.message) == ("bad_gateway", INCOMPLETE.message)
 
 
 def test_codec_wires_everything() -> None:

@@ -25,6 +25,14 @@ SHIPPED_STAGES = {
     "responses": "[thinking_filter, token_budget, tool_ids]",
     "chat": "[token_budget, tool_ids]",
 }
+# A shell tool as each client offers it (the simulator's ``SIM:shell``/``SIM:parallel`` call it).
+BASH = {"anthropic": {"name": "Bash", "description": "Run a shell command", "input_schema": {
+            "type": "object", "properties": {"command": {"type": "string"}}, "required": ["command"]}},
+        "responses": {"type": "function", "name": "Bash", "description": "Run a shell command", "strict": False,
+                      "parameters": {"type": "object", "properties": {"command": {"type": "string"}},
+                                     "required": ["command"]}},
+        "chat": {"type": "function", "function": {"name": "Bash", "parameters": {
+            "type": "object", "properties": {"command": {"type": "string"}}, "required": ["command"]}}}}
 
 
 def request_body(dialect: str, prompt: str, *, stream: bool = True) -> dict[str, Any]:

@@ -24,7 +24,7 @@ import structlog
 import trio
 
 from tests.e2e.serving import SIM, open_gateway
-from tests.resilience.dialects import DIALECTS, SHIPPED_STAGES, ScriptedServer, finished_lines, sse_answer
+from tests.resilience.dialects import BASH, DIALECTS, SHIPPED_STAGES, ScriptedServer, finished_lines, sse_answer
 from tests.resilience.dialects import wait_finished
 from upstreams.simulator.testing import SimulatorProcess
 
@@ -181,13 +181,6 @@ async def test_a_deterministic_in_stream_error_is_not_retried(dialect: str) -> N
     assert server.chat_requests == 1
 
 
-BASH = {"anthropic": {"name": "Bash", "description": "Run a shell command", "input_schema": {
-            "type": "object", "properties": {"command": {"type": "string"}}, "required": ["command"]}},
-        "responses": {"type": "function", "name": "Bash", "description": "Run a shell command", "strict": False,
-                      "parameters": {"type": "object", "properties": {"command": {"type": "string"}},
-                                     "required": ["command"]}},
-        "chat": {"type": "function", "function": {"name": "Bash", "parameters": {
-            "type": "object", "properties": {"command": {"type": "string"}}, "required": ["command"]}}}}
 COMMAND = "echo " + " ".join(f"w{i}" for i in range(60))
 
 

@@ -13,9 +13,9 @@ from collections.abc import Sequence
 
 import msgspec
 
+from pipeline.assemble import Completion, Thinking, ToolCall
 from pipeline.errors import GatewayError
 from pipeline.events import (
-    BlockKind,
     BlockStart,
     BlockStop,
     ErrorInfo,
@@ -50,7 +50,7 @@ from pipeline.protocols.anthropic.models import (
     TokenCount,
     ToolUseBlock,
 )
-from pipeline.protocols.base import ErrorBody, ModelInfo, retry_after_headers
+from pipeline.protocols.base import ErrorBody, FoldCollector, ModelInfo, retry_after_headers
 from pipeline.sse import encode_sse
 
 _ENC = msgspec.json.Encoder()
@@ -271,75 +271,39 @@ class AnthropicStreamEncoder:
         self._open = None
 
 
-class AnthropicCollector:
-    """Neutral events → one non-streaming ``Message`` body.
+class AnthropicCollector(FoldCollector):
+    """Neutral events → one non-streaming ``Message`` body: the shared fold, then ``render_message``."""
 
-    ``body()`` raises the ``GatewayError`` of a ``StreamError`` seen while collecting, so the
-    caller renders it with ``render_error`` instead of returning a partial message.
-    """
+    __slots__ = ()
 
-    def __init__(self, request: ChatRequest) -> None:
-        self._request = request
-        self._model = request.model
-        self._omit_thinking = request.client_extras.get("thinking_display") == "omitted"
-        self._id = ""
-        self._blocks: list[tuple[BlockKind, list[str], str, str]] = []  # kind, texts, id/sig, name
-        self._open: dict[int, int] = {}
-        self._usage: Usage | None = None
-        self._stop: MessageStop | None = None
-        self.error: ErrorInfo | None = None
+    def render(self, completion: Completion) -> bytes:
+        return render_message(completion, self._request)
 
-    def feed(self, event: Event) -> None:
-        match event:
-            case MessageStart(message_id=mid):
-                self._id = self._id or mid
-            case BlockStart(index=i, block=kind):
-                self._open[i] = len(self._blocks)
-                self._blocks.append((kind, [], event.call_id or "", event.name or ""))
-            case TextDelta(index=i, text=t) | ToolArgsDelta(index=i, fragment=t) | ThinkingDelta(index=i, text=t):
-                if i in self._open:
-                    self._blocks[self._open[i]][1].append(t)
-            case SignatureDelta(index=i, signature=sig):
-                if i in self._open:
-                    kind, texts, _, name = self._blocks[self._open[i]]
-                    self._blocks[self._open[i]] = (kind, texts, sig, name)
-            case BlockStop(index=i):
-                self._open.pop(i, None)
-            case Usage():
-                self._usage = event
-            case MessageStop():
-                self._stop = event
-            case StreamError(error=info):
-                self.error = self.error or info
 
-    def body(self) -> bytes:
-        """The JSON body.
-
-        Raises:
-            GatewayError: the stream ended with a ``StreamError``.
-        """
-        if self.error is not None:
-            raise GatewayError.from_info(self.error)
-        content: list[ContentBlock] = []
-        for kind, texts, ident, name in self._blocks:
-            if kind == "thinking":
-                content.append(ThinkingBlock(thinking="" if self._omit_thinking else "".join(texts), signature=ident))
-            elif kind == "tool_call":
-                content.append(ToolUseBlock(id=ident or "toolu_" + secrets.token_hex(12), name=name,
-                                            input=_tool_input("".join(texts))))
-            else:
-                content.append(TextBlock(text="".join(texts)))
-        stop = self._stop
-        message = MessageBody(
-            id=_message_id(self._id),
-            role="assistant",
-            model=self._model,
-            content=content,
-            stop_reason=stop.stop_reason if stop else "end_turn",
-            stop_sequence=stop.stop_sequence if stop else None,
-            usage=_usage(self._usage, _estimate(self._request)),
-        )
-        return _ENC.encode(message)
+def render_message(completion: Completion, request: ChatRequest) -> bytes:
+    """A completion as Anthropic's ``Message``: its blocks in order (thinking with its signature,
+    text with ``display: omitted`` emptied; a tool call's arguments parsed into ``input``), the
+    client's model name, usage with cache reads split out."""
+    omit_thinking = request.client_extras.get("thinking_display") == "omitted"
+    content: list[ContentBlock] = []
+    for block in completion.blocks:
+        if isinstance(block, Thinking):
+            content.append(ThinkingBlock(thinking="" if omit_thinking else block.text, signature=block.signature or ""))
+        elif isinstance(block, ToolCall):
+            content.append(ToolUseBlock(id=block.call_id or "toolu_" + secrets.token_hex(12), name=block.name or "",
+                                        input=_tool_input(block.arguments)))
+        else:
+            content.append(TextBlock(text=block.text))
+    message = MessageBody(
+        id=_message_id(completion.message_id),
+        role="assistant",
+        model=request.model,
+        content=content,
+        stop_reason=completion.stop_reason or "end_turn",
+        stop_sequence=completion.stop_sequence,
+        usage=_usage(completion.usage, _estimate(request)),
+    )
+    return _ENC.encode(message)
 
 
 def _tool_input(args: str) -> object:
@@ -405,5 +369,6 @@ __all__ = [
     "error_event",
     "render_count",
     "render_error",
+    "render_message",
     "render_models",
 ]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from pipeline.errors import GatewayError, UpstreamError
+from pipeline.assemble import Completion, Text, Thinking, ToolCall
 from pipeline.events import (
     BlockStart,
     ErrorInfo,
@@ -25,6 +25,7 @@ from pipeline.events import (
     Usage,
 )
 from pipeline.model import ChatRequest
+from pipeline.protocols.base import FoldCollector
 from pipeline.protocols.chat.errors import openai_error
 from pipeline.protocols.chat.helpers import new_completion_id
 from pipeline.protocols.chat.models import ENCODER
@@ -143,78 +144,54 @@ class ChatChunkEncoder:
         return [DONE_FRAME]
 
 
-class ChatCompletionCollector:
-    """Neutral events → one ``chat.completion`` body (``Collector``).
+class ChatCompletionCollector(FoldCollector):
+    """Neutral events → one ``chat.completion`` body (``Collector``): the shared fold, then
+    ``render_completion``."""
 
-    ``body()`` raises the ``GatewayError`` for a stream that ended in a ``StreamError`` (or never
-    reached ``MessageStop``) so the caller renders a proper HTTP error instead.
-    """
+    __slots__ = ("_created",)
 
     def __init__(self, request: ChatRequest) -> None:
-        self._model = request.model
+        super().__init__(request)
         self._created = int(time.time())
-        self._id: str | None = None
-        self._text: list[str] = []
-        self._reasoning: list[str] = []
-        self._calls: dict[int, tuple[str, str, list[str]]] = {}
-        self._usage: Usage | None = None
-        self._stop: MessageStop | None = None
-        self.error: ErrorInfo | None = None
 
-    def feed(self, event: Event) -> None:
-        if isinstance(event, TextDelta):
-            self._text.append(event.text)
-        elif isinstance(event, ThinkingDelta):
-            self._reasoning.append(event.text)
-        elif isinstance(event, ToolArgsDelta):
-            call = self._calls.get(event.index)
-            if call is not None:
-                call[2].append(event.fragment)
-        elif isinstance(event, BlockStart):
-            if event.block == "tool_call":
-                self._calls[event.index] = (event.call_id or "", event.name or "", [])
-        elif isinstance(event, MessageStart):
-            self._id = event.message_id
-        elif isinstance(event, Usage):
-            self._usage = event
-        elif isinstance(event, MessageStop):
-            self._stop = event
-        elif isinstance(event, StreamError):
-            self.error = event.error
+    def render(self, completion: Completion) -> bytes:
+        return render_completion(completion, model=self._request.model, created=self._created)
 
-    def body(self) -> bytes:
-        if self.error is not None:
-            raise GatewayError.from_info(self.error)
-        if self._stop is None:
-            raise UpstreamError("upstream ended without a complete response", code="bad_gateway")
-        message: dict[str, Any] = {"role": "assistant"}
-        text = "".join(self._text)
-        message["content"] = None if self._calls and not text else text
-        message["refusal"] = None
-        if self._reasoning:
-            message["reasoning_content"] = "".join(self._reasoning)
-        if self._calls:
-            message["tool_calls"] = [
-                {"id": cid, "type": "function", "function": {"name": name, "arguments": "".join(args)}}
-                for cid, name, args in self._calls.values()
-            ]
-        body: dict[str, Any] = {
-            "id": self._id or new_completion_id(),
-            "object": "chat.completion",
-            "created": self._created,
-            "model": self._model,
-            "choices": [
-                {
-                    "index": 0,
-                    "message": message,
-                    "logprobs": None,
-                    "finish_reason": FINISH_REASONS.get(self._stop.stop_reason, "stop"),
-                }
-            ],
-        }
-        if self._usage is not None:
-            body["usage"] = usage_object(self._usage)
-        return ENCODER.encode(body)
+
+def render_completion(completion: Completion, *, model: str, created: int) -> bytes:
+    """A completion as one ``chat.completion``: Chat has one content string and one reasoning
+    string, so the text blocks and the thinking blocks are each joined in order (``content`` is
+    null for a tool-only answer; ``reasoning_content`` is there when the answer had thinking);
+    tool calls in order with their arguments as written. A thinking signature has no place in
+    Chat (the Chat pipeline seals no envelope)."""
+    text = "".join(b.text for b in completion.blocks if isinstance(b, Text))
+    thinking = [b.text for b in completion.blocks if isinstance(b, Thinking)]
+    calls = [b for b in completion.blocks if isinstance(b, ToolCall)]
+    message: dict[str, Any] = {"role": "assistant", "content": None if calls and not text else text, "refusal": None}
+    if thinking:
+        message["reasoning_content"] = "".join(thinking)
+    if calls:
+        message["tool_calls"] = [
+            {"id": c.call_id or "", "type": "function", "function": {"name": c.name or "", "arguments": c.arguments}}
+            for c in calls
+        ]
+    body: dict[str, Any] = {
+        "id": completion.message_id or new_completion_id(),
+        "object": "chat.completion",
+        "created": created,
+        "model": model,
+        "choices": [
+            {
+                "index": 0,
+                "message": message,
+                "logprobs": None,
+                "finish_reason": FINISH_REASONS.get(completion.stop_reason or "end_turn", "stop"),
+            }
+        ],
+    }
+    if completion.usage is not None:
+        body["usage"] = usage_object(completion.usage)
+    return ENCODER.encode(body)
 
 
 __all__ = [
@@ -224,5 +201,6 @@ __all__ = [
     "ChatChunkEncoder",
     "ChatCompletionCollector",
     "error_frame",
+    "render_completion",
     "usage_object",
 ]

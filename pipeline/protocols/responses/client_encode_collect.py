@@ -1,28 +1,40 @@
 """``ResponsesCollector``: neutral events → one Response JSON body (non-streaming requests).
 
-Same state machine as the stream (core.py), without frames: the body is the Response the
-stream's terminal event would carry (status completed, incomplete or failed).
+The shared fold (``pipeline.assemble``) makes the completion; ``render_response`` replays it, as a
+well-formed stream, through the state machine the SSE encoder uses (``client_encode_core``), so
+the body is the Response the stream's terminal event would carry (status completed or
+incomplete, the output items of each tool's kind, a tool call cut by ``max_tokens`` left
+incomplete) and the two cannot drift apart.
 """
 
 from __future__ import annotations
 
 import msgspec
 
-from pipeline.events import Event
+from pipeline.assemble import Completion, replay
+from pipeline.model import ChatRequest
+from pipeline.protocols.base import FoldCollector
 from pipeline.protocols.responses.client_encode_core import ResponseCore
 
 _ENCODER = msgspec.json.Encoder()
 
 
-class ResponsesCollector(ResponseCore):
+class ResponsesCollector(FoldCollector):
     """``feed(event)`` for every event, then ``body()``."""
 
-    def feed(self, event: Event) -> None:
-        self.handle(event)
+    __slots__ = ()
 
-    def body(self) -> bytes:
-        self.end()
-        return _ENCODER.encode(self.final)
+    def render(self, completion: Completion) -> bytes:
+        return render_response(completion, self._request)
 
 
-__all__ = ["ResponsesCollector"]
+def render_response(completion: Completion, request: ChatRequest) -> bytes:
+    """A completion as one Response object (what ``response.completed`` or ``.incomplete`` carries)."""
+    core = ResponseCore(request)
+    for event in replay(completion):
+        core.handle(event)
+    core.end()
+    return _ENCODER.encode(core.final)
+
+
+__all__ = ["ResponsesCollector", "render_response"]
