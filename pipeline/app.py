@@ -27,8 +27,8 @@ from pipeline.config import GatewayConfig, ServerConfig, load_config
 from pipeline.errors import GatewayError, RequestError
 from pipeline.protocols.base import ModelInfo
 from pipeline.registry import Pipeline, build_pipelines, close_stages, open_stages, open_upstreams, routes
-from pipeline.respond import JSON_HEADERS
-from pipeline.runner import Outcome, Receive, Responder, Send, run_pipeline
+from pipeline.respond import JSON_HEADERS, Outcome, Responder, Send
+from pipeline.runner import Receive, run_pipeline
 from pipeline.stage import RequestContext
 from pipeline.tokens import estimate_request_tokens
 from pipeline.upstream import Upstream

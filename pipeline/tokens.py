@@ -76,7 +76,11 @@ def prompt_text(request: ChatRequest) -> str:
 
 
 class Calibrator:
-    """Per-model correction factor learned from (estimated, reported) prompt-token pairs."""
+    """Per-model correction factor learned from (estimated, reported) prompt-token pairs.
+
+    One per process (``CALIBRATOR``), keyed by upstream model: the factor is a fact about that
+    model's tokenizer, the same for every pipeline that sends to it. ``reset()`` forgets it (tests).
+    """
 
     def __init__(self, *, alpha: float = 0.3, lo: float = 0.4, hi: float = 2.5) -> None:
         self.alpha, self.lo, self.hi = alpha, lo, hi
@@ -91,6 +95,10 @@ class Calibrator:
         ratio = min(self.hi, max(self.lo, reported / estimated_raw))
         old = self.factors.get(model)
         self.factors[model] = ratio if old is None else old + self.alpha * (ratio - old)
+
+    def reset(self) -> None:
+        """Forget every learned factor."""
+        self.factors.clear()
 
 
 CALIBRATOR = Calibrator()

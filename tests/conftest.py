@@ -1,6 +1,6 @@
 """Shared test fixtures: the fixtures directory on sys.path; the simulator server process
 (started once per session, reset to a fresh simulator for each test that uses ``sim``); each test
-starts with what the process's thinking_filter stages share forgotten."""
+starts with what the process's thinking_filter stages share, and the token calibration, forgotten."""
 
 from __future__ import annotations
 
@@ -44,6 +44,8 @@ def sim(sim_process):
 def fresh_thinking_state() -> None:
     """Forget the reasoning stores and random secrets earlier tests' thinking_filter stages shared
     (a stage already built keeps its own)."""
+    from pipeline.tokens import CALIBRATOR
     from stages.thinking_filter import reset_shared_state
 
     reset_shared_state()
+    CALIBRATOR.reset()

@@ -213,11 +213,7 @@ def _body(resp: httpx.Response) -> AsyncIterator[bytes]:
     """The body's pieces. ``StreamTransport``'s body is read directly (one generator less per read)
     and without its own read timer: ``_IdleWatch`` covers body reads."""
     stream = resp.stream
-    if isinstance(stream, ResponseBody):
-        resp.is_stream_consumed = True
-        stream.read_s = None
-        return stream.__aiter__()
-    return resp.aiter_raw()
+    return stream.watched() if isinstance(stream, ResponseBody) else resp.aiter_raw()
 
 
 def _timeout_text(exc: httpx.TimeoutException, config: UpstreamConfig) -> str:

@@ -100,6 +100,8 @@ class TestCalibration:
         for _ in range(10):
             cal.observe("m", raw, int(raw * 1.3))
         assert abs(raw * cal.factor("m") / (raw * 1.3) - 1) < 0.02
+        cal.reset()
+        assert cal.factor("m") == 1.0 and cal.factors == {}
 
     async def test_usage_event_calibrates(self) -> None:
         """Usage.input_tokens from the upstream feeds the per-model calibrator."""
