@@ -30,7 +30,7 @@ def main() -> None:
     times = []
     for _ in range(200):
         t0 = time.perf_counter()
-        tokens = estimate_request_tokens(decode_request(raw), "deepseek-v4-pro")
+        tokens = estimate_request_tokens(decode_request(raw)[0], "deepseek-v4-pro")
         times.append(time.perf_counter() - t0)
     times.sort()
     print(f"request {len(raw):,} bytes -> {tokens:,} tokens; "

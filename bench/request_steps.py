@@ -60,7 +60,7 @@ def measure(path: str, target: int, reps: int) -> dict[str, Any]:
     out["msgspec_decode_ms"] = _median_ms(lambda: msgspec.json.decode(body), reps)
     out["depth_check_ms"] = _median_ms(lambda: json_depth_exceeds(body, config.server.max_json_depth), reps)
     out["decode_request_ms"] = _median_ms(lambda: pipe.codec.decode_request(body), reps)
-    request = pipe.codec.decode_request(body)
+    request, _ = pipe.codec.decode_request(body)
 
     def context() -> RequestContext:
         ctx = RequestContext(request_id="steps", pipeline_id=pipe.id, client=pipe.codec.name, headers={},

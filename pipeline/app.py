@@ -160,7 +160,7 @@ class Gateway:
                                     pipe.config.deadline_s, ctx.deadline)
             if self.server.max_json_depth and json_depth_exceeds(body, self.server.max_json_depth):
                 raise RequestError(f"request body nests JSON deeper than {self.server.max_json_depth} levels")
-            request = pipe.codec.decode_request(body)
+            request, reply = pipe.codec.decode_request(body)
             request_model = request.model
             ctx.losses.extend(request.losses)
             if kind == "count_tokens":  # counted for the first upstream, as the request would be sent
@@ -169,7 +169,7 @@ class Gateway:
                 n = estimate_request_tokens(request, attempt.model)
                 await responder.whole(200, JSON_HEADERS, pipe.codec.render_count(n))
                 return
-            await run_pipeline(pipe, request, ctx, responder, receive)
+            await run_pipeline(pipe, request, reply, ctx, responder, receive)
         except Exception as exc:  # a fault outside run_pipeline too: the dialect's error, never hypercorn's 500
             err = exc if isinstance(exc, GatewayError) else _internal(ctx, exc)
             outcome.error_code = err.code

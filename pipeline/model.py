@@ -9,6 +9,9 @@ Conventions:
 - ``Message.reasoning`` is the text to replay upstream as ``reasoning_content``; ``None`` means
   "not known". ``ThinkingPart`` is what the client echoed (text + signature) before the
   thinking filter resolves it.
+- What a client decoder tells its encoder (tool names as the client knows them, metadata to
+  echo) is not here: it is the codec's frozen echo (``pipeline.protocols.base.Reply``), which
+  request stages never see.
 """
 
 from __future__ import annotations
@@ -140,8 +143,6 @@ class ChatRequest(msgspec.Struct, frozen=True, kw_only=True):
     response_format: ResponseFormat | None = None
     stream: bool = False
     losses: tuple[Loss, ...] = ()
-    # Codec-private facts the encoder needs to echo back (e.g. Responses' reasoning.summary).
-    client_extras: dict[str, Any] = msgspec.field(default_factory=dict)
 
     def tool(self, name: str) -> ToolSpec | None:
         """The offered tool called ``name`` (upstream-facing name), or ``None``."""

@@ -20,7 +20,7 @@ import structlog
 
 from pipeline.config import GatewayConfig, PipelineConfig
 from pipeline.errors import ConfigError
-from pipeline.protocols.base import ClientCodec
+from pipeline.protocols.base import Codec
 from pipeline.stage import Stage
 from pipeline.upstream import Upstream, UpstreamConfig
 
@@ -63,7 +63,7 @@ class Pipeline:
 
     id: str
     config: PipelineConfig
-    codec: ClientCodec
+    codec: Codec
     stages: list[Stage]
     upstreams: list[Upstream]
     api_keys: tuple[bytes, ...] = ()
@@ -174,7 +174,7 @@ def _is_http_url(url: str) -> bool:
     return parts.scheme in ("http", "https") and bool(parts.hostname)
 
 
-def build_codec(name: str, pipeline_id: str) -> ClientCodec:
+def build_codec(name: str, pipeline_id: str) -> Codec:
     try:
         cls = _resolve(name, CLIENTS, "client")
     except ConfigError as exc:

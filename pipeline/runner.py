@@ -23,7 +23,7 @@ import trio
 from pipeline.errors import GatewayError
 from pipeline.flow import Collected, build_response_chain
 from pipeline.model import ChatRequest
-from pipeline.protocols.base import StreamEncoder
+from pipeline.protocols.base import Reply, StreamEncoder
 from pipeline.registry import Pipeline
 from pipeline.respond import JSON_HEADERS, Outcome, Responder, Send, Sink, stream_out
 from pipeline.retry import Plan
@@ -62,10 +62,15 @@ async def _drain(sink: Sink, encoder: StreamEncoder, responder: Responder, scope
     scope.cancel()
 
 
-async def run_pipeline(pipeline: Pipeline, request: ChatRequest, ctx: RequestContext, responder: Responder,
-                       receive: Receive) -> None:
-    """Everything after decoding: hooks, upstream, encoding, errors. Never raises GatewayError."""
-    codec, outcome = pipeline.codec, responder.outcome
+async def run_pipeline(pipeline: Pipeline, request: ChatRequest, reply: Reply, ctx: RequestContext,
+                       responder: Responder, receive: Receive) -> None:
+    """Everything after decoding: hooks, upstream, encoding, errors. Never raises GatewayError.
+
+    ``reply`` is the codec's answer to the decoded request (its echo, which the stages never
+    see); the encoder is built from it, the request as the stages shaped it for the first
+    upstream, and their prompt estimate (``ctx.prompt_estimate``).
+    """
+    outcome = responder.outcome
     encoder: StreamEncoder | None = None
     sink: Sink | None = None
     gone: list[bool] = []
@@ -76,14 +81,16 @@ async def run_pipeline(pipeline: Pipeline, request: ChatRequest, ctx: RequestCon
                 nursery.start_soon(_watch_disconnect, receive, nursery.cancel_scope, gone, responder)
                 plan = Plan(pipeline, request, ctx)
                 request = await plan.first(ctx)  # the request hooks, for the first upstream
-                if request.stream:  # built after the hooks: stages may enrich client_extras
-                    encoder = codec.stream_encoder(request)
+                estimate = ctx.prompt_estimate
+                if request.stream:  # built after the hooks: from the shaped request and its estimate
+                    encoder = reply.stream_encoder(request, prompt_estimate=estimate)
                     sink = Sink(ctx, outcome, encoder.feed, responder=responder)
                     outbox = build_response_chain(pipeline.stages, ctx, nursery, sink)
                     nursery.start_soon(_drain, sink, encoder, responder, nursery.cancel_scope)
                     await plan.run(outbox, ctx, outcome)  # a fallback upstream is shaped for anew
                 else:  # collected: a chain per try, so a try that fails mid-answer is retried
-                    answer = Collected(pipeline.stages, ctx, outcome, partial(codec.collector, request))
+                    answer = Collected(pipeline.stages, ctx, outcome,
+                                       partial(reply.collector, request, prompt_estimate=estimate))
                     await plan.collect(answer, ctx, outcome)
                     await responder.whole(200, JSON_HEADERS, answer.body())
                     nursery.cancel_scope.cancel()

@@ -119,7 +119,7 @@ async def run(pipe: Pipeline, request: ChatRequest, *, receive=never_disconnect,
     ctx = make_context(deadline=trio.current_time() + deadline)
     sink = Sink()
     outcome = Outcome()
-    await run_pipeline(pipe, request, ctx, Responder(sink.send, ctx, outcome), receive)
+    await run_pipeline(pipe, request, pipe.codec.reply(), ctx, Responder(sink.send, ctx, outcome), receive)
     return sink, outcome, ctx
 
 

@@ -216,7 +216,7 @@ REQUEST = ChatRequest(model="client-model", stream=False)
 
 
 def collected(dialect: str, events: list[Event]) -> bytes:
-    collector = CODECS[dialect].collector(REQUEST)
+    collector = CODECS[dialect].reply().collector(REQUEST)
     for event in events:
         collector.feed(event)
     return collector.body()

@@ -55,7 +55,7 @@ async def serve(upstreams: list[Flaky], stage: Recorder, **retry: object) -> tup
     ctx = make_context(deadline=trio.current_time() + 60, client="anthropic")
     ctx.lose("decoded", "a loss of the decoder's, which every attempt keeps")
     sink, outcome = Sink(), Outcome()
-    await run_pipeline(pipe, sample_request(stream=True), ctx, Responder(sink.send, ctx, outcome), never_disconnect)
+    await run_pipeline(pipe, sample_request(stream=True), pipe.codec.reply(), ctx, Responder(sink.send, ctx, outcome), never_disconnect)
     return ctx, outcome, sink
 
 

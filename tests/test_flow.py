@@ -66,7 +66,7 @@ async def run_timed(pipe, request):
         await trio.sleep_forever()
         raise AssertionError
 
-    await run_pipeline(pipe, request, ctx, Responder(sink.send, ctx, outcome), never)
+    await run_pipeline(pipe, request, pipe.codec.reply(), ctx, Responder(sink.send, ctx, outcome), never)
     return sink, outcome
 
 
@@ -119,7 +119,8 @@ class TestBatching:
         ctx = make_context(deadline=trio.current_time() + 30)
         outcome = Outcome()
         t0 = trio.current_time()
-        await run_pipeline(make_pipeline([Lingers()]), sample_request(stream=True), ctx,
+        pipe = make_pipeline([Lingers()])
+        await run_pipeline(pipe, sample_request(stream=True), pipe.codec.reply(), ctx,
                            Responder(sink.send, ctx, outcome), receive)
         assert hung_up.is_set() and trio.current_time() - t0 < TERMINAL_WAIT_S + 0.05
         assert outcome.status == 200 and outcome.error_code is None and outcome.stop_reason == "end_turn"

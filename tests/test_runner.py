@@ -47,7 +47,7 @@ class TestBackpressure:
             sink.block = trio.Event()
             ctx = make_context()
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(run_pipeline, pipe, sample_request(stream=True), ctx,
+                nursery.start_soon(run_pipeline, pipe, sample_request(stream=True), pipe.codec.reply(), ctx,
                                    Responder(sink.send, ctx, Outcome()), never_disconnect)
                 await trio.sleep(1)
                 frame = len(b'data: {"id":"chatcmpl-x","object":"chat.completion.chunk","created":1,"model":"test-model",'

@@ -1,15 +1,21 @@
 """The client-codec contract: what a client protocol (anthropic, responses, chat) provides.
 
 A codec is sans-IO. The app routes ``(method, path)`` to an endpoint kind, asks the codec to
-decode the body into a ``ChatRequest``, runs the pipeline, and feeds neutral events to the
-codec's stream encoder (SSE bytes) or collector (one JSON body). Errors are rendered only here.
+decode the body into a ``ChatRequest`` and a ``Reply``, runs the pipeline, and feeds neutral
+events to the reply's stream encoder (SSE bytes) or collector (one JSON body). Errors are
+rendered only here.
+
+What the client decoder must tell its encoder (Responses' tool names as the client knows them
+and its ``metadata``, Anthropic's ``thinking.display``, Chat's ``include_usage``) is the codec's
+echo: a frozen, typed struct per codec (``ClientCodec[E]``), held by the ``Reply`` and handed to
+the encoder when the runner builds it. The request stages never see it, so none can change it.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import ClassVar, Literal, Protocol
+from typing import ClassVar, Generic, Literal, Protocol, TypeVar
 
 import msgspec
 
@@ -81,19 +87,27 @@ class Collector(Protocol):
     def body(self) -> bytes: ...
 
 
-class FoldCollector:
+E = TypeVar("E")
+E_contra = TypeVar("E_contra", contravariant=True)
+T_co = TypeVar("T_co", covariant=True)
+
+
+class FoldCollector(Generic[E]):
     """Every codec's ``Collector``: the neutral fold (``pipeline.assemble``, whose docstring has
-    the rules), then the dialect's ``render`` of it for ``request``. A subclass only renders.
+    the rules), then the dialect's ``render`` of it for ``request``, the decoder's echo and the
+    prompt estimate (as ``Builds`` gives them). A subclass only renders.
 
     ``body()`` raises the completion's error (the first ``StreamError``, or the answer's missing
     end) as an ``UpstreamError`` (a failure of the response way), so the caller renders it with
     ``render_error``: a non-streaming client gets the error, never a partial body.
     """
 
-    __slots__ = ("feed", "_assembler", "_request")
+    __slots__ = ("feed", "_assembler", "_echo", "_estimate", "_request")
 
-    def __init__(self, request: ChatRequest) -> None:
+    def __init__(self, request: ChatRequest, echo: E, *, prompt_estimate: int | None = None) -> None:
         self._request = request
+        self._echo = echo
+        self._estimate = prompt_estimate
         self._assembler = Assembler()
         self.feed = self._assembler.feed  # no extra call per event
 
@@ -118,36 +132,51 @@ class FoldCollector:
         raise NotImplementedError
 
 
-class ClientCodec:
-    """A client protocol, declared by naming its parts (each package's ``__init__``).
+class Builds(Protocol[E_contra, T_co]):
+    """A codec's stream encoder or collector type: built from the request as the stages shaped
+    it, the decoder's echo, and the stages' estimate of the prompt tokens (``ctx.prompt_estimate``:
+    for a dialect that reports input tokens before the upstream's usage, Anthropic's
+    ``message_start``; ``None`` without one)."""
 
-    Subclasses set ``name``, ``endpoints`` and the six parts below (plain functions or classes,
-    wrapped in ``staticmethod``); the methods the app and runner call delegate to them.
+    def __call__(self, request: ChatRequest, echo: E_contra, /, *, prompt_estimate: int | None) -> T_co: ...
+
+
+class Reply(Protocol):
+    """The response side of one decoded request: the codec's encoders with the echo its decoder
+    made (the runner keeps it beside the request; no stage gets it)."""
+
+    @property
+    def echo(self) -> object:
+        """The codec's echo (its type is the codec's; for tests and debugging)."""
+        ...
+
+    def stream_encoder(self, request: ChatRequest, *, prompt_estimate: int | None = None) -> StreamEncoder: ...
+
+    def collector(self, request: ChatRequest, *, prompt_estimate: int | None = None) -> Collector: ...
+
+
+class Codec:
+    """What the app and the runner use of a client codec, whatever the type of its echo.
+
+    ``ClientCodec[E]`` is how a dialect declares one; the error, model-list and count renderers
+    do not depend on the echo and are declared here.
     """
 
     name: ClassVar[str]
     endpoints: ClassVar[Sequence[Endpoint]]
-    decoder: ClassVar[staticmethod[[bytes], ChatRequest]]
-    stream_encoder_type: ClassVar[staticmethod[[ChatRequest], StreamEncoder]]
-    collector_type: ClassVar[staticmethod[[ChatRequest], Collector]]
     error_renderer: ClassVar[staticmethod[[GatewayError], ErrorBody]]
     models_renderer: ClassVar[staticmethod[[Sequence[ModelInfo]], bytes]]
     count_renderer: ClassVar[staticmethod[[int], bytes]]
 
-    def decode_request(self, body: bytes) -> ChatRequest:
-        """Parse the client's JSON body. Raises ``RequestError`` with a dialect-neutral message."""
-        try:
-            return self.decoder(body)
-        except UnicodeDecodeError as exc:  # msgspec's error for invalid UTF-8 inside a JSON string
-            raise RequestError(f"request body is not valid JSON: invalid UTF-8 in a string ({exc.reason})") from None
-        except RecursionError:  # the app's nesting limit stops this first; direct callers get a 400 too
-            raise RequestError("request body is not valid JSON: nested too deeply") from None
+    def decode_request(self, body: bytes) -> tuple[ChatRequest, Reply]:
+        """Parse the client's JSON body into the neutral request and the reply that answers it.
+        Raises ``RequestError`` with a dialect-neutral message."""
+        raise NotImplementedError
 
-    def stream_encoder(self, request: ChatRequest) -> StreamEncoder:
-        return self.stream_encoder_type(request)
-
-    def collector(self, request: ChatRequest) -> Collector:
-        return self.collector_type(request)
+    def reply(self) -> Reply:
+        """A reply with an empty echo (the decoder saw nothing to tell): for a request made in
+        neutral form, as tests do."""
+        raise NotImplementedError
 
     def render_error(self, err: GatewayError) -> ErrorBody:
         """An HTTP error response in the client's dialect (before anything was sent)."""
@@ -160,14 +189,66 @@ class ClientCodec:
         return self.count_renderer(input_tokens)
 
 
+class ClientCodec(Codec, Generic[E]):
+    """A client protocol whose decoder tells its encoder an ``E`` (a frozen Struct with every
+    field defaulted), declared by naming its parts (each package's ``__init__``).
+
+    Subclasses set ``name``, ``endpoints``, ``echo_type`` and the parts below (plain functions or
+    classes, wrapped in ``staticmethod``): ``decoder`` returns ``(request, echo)``; the stream
+    encoder and collector types take ``(request, echo, *, prompt_estimate)`` (``Builds``).
+    """
+
+    echo_type: type[E]
+    decoder: staticmethod[[bytes], tuple[ChatRequest, E]]
+    stream_encoder_type: Builds[E, StreamEncoder]
+    collector_type: Builds[E, Collector]
+
+    def decode_request(self, body: bytes) -> tuple[ChatRequest, Reply]:
+        try:
+            request, echo = self.decoder(body)
+        except UnicodeDecodeError as exc:  # msgspec's error for invalid UTF-8 inside a JSON string
+            raise RequestError(f"request body is not valid JSON: invalid UTF-8 in a string ({exc.reason})") from None
+        except RecursionError:  # the app's nesting limit stops this first; direct callers get a 400 too
+            raise RequestError("request body is not valid JSON: nested too deeply") from None
+        return request, Echoed(self, echo)
+
+    def reply(self, echo: E | None = None) -> Reply:
+        """The reply with ``echo`` (default: the empty one)."""
+        return Echoed(self, self.echo_type() if echo is None else echo)
+
+
+class Echoed(Generic[E]):
+    """A ``Reply``: a codec's encoder types and one request's echo."""
+
+    __slots__ = ("_codec", "_echo")
+
+    def __init__(self, codec: ClientCodec[E], echo: E) -> None:
+        self._codec = codec
+        self._echo = echo
+
+    @property
+    def echo(self) -> E:
+        return self._echo
+
+    def stream_encoder(self, request: ChatRequest, *, prompt_estimate: int | None = None) -> StreamEncoder:
+        return self._codec.stream_encoder_type(request, self._echo, prompt_estimate=prompt_estimate)
+
+    def collector(self, request: ChatRequest, *, prompt_estimate: int | None = None) -> Collector:
+        return self._codec.collector_type(request, self._echo, prompt_estimate=prompt_estimate)
+
+
 __all__ = [
+    "Builds",
     "ClientCodec",
+    "Codec",
     "Collector",
+    "Echoed",
     "Endpoint",
     "EndpointKind",
     "ErrorBody",
     "FoldCollector",
     "ModelInfo",
+    "Reply",
     "StreamEncoder",
     "retry_after_headers",
 ]

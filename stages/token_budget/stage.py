@@ -5,7 +5,9 @@ window): estimate the prompt (``pipeline.tokens``, calibrated per upstream model
 output budget to the model's max output, keep it at or above a floor when thinking is on
 (reasoning shares the budget), send an explicit budget when the client gave none, and shrink it
 to what the window leaves. When even the minimum output does not fit, the upstream is not
-called: the client gets its own dialect's context-length error, so it compacts.
+called: the client gets its own dialect's context-length error, so it compacts. The estimate is
+``ctx.prompt_estimate`` (the client's encoder reports it before the upstream's usage) and the
+``prompt_estimate`` log field.
 Response way: upstream-reported prompt tokens calibrate the estimator.
 """
 
@@ -78,8 +80,8 @@ class TokenBudget(Stage):
             ctx.lose("max_tokens_window", f"{budget} reduced to {room} to fit the context window")
             budget = room
         ctx.fields["prompt_estimate"] = prompt
-        extras = {**request.client_extras, "input_tokens_estimate": prompt}
-        return msgspec.structs.replace(request, max_output_tokens=budget, client_extras=extras)
+        ctx.prompt_estimate = prompt
+        return msgspec.structs.replace(request, max_output_tokens=budget)
 
     def on_event(self, event: Event, ctx: RequestContext) -> Sequence[Event]:
         if isinstance(event, Usage) and event.input_tokens:

@@ -1,5 +1,6 @@
 """Shared helpers for the Responses request decoder tests: the Codex captures, wire item builders
-(``msg``, ``fc``, ``out``, ``reasoning``), ``decode`` and ``error_of`` for the expected 400s.
+(``msg``, ``fc``, ``out``, ``reasoning``), ``decode`` (the request), ``decode_echo`` (the echo for
+the encoder) and ``error_of`` for the expected 400s.
 """
 
 from __future__ import annotations
@@ -21,7 +22,12 @@ body_of = capture_body
 
 
 def decode(body: dict[str, Any]):
-    return decode_request(json.dumps(body).encode())
+    return decode_request(json.dumps(body).encode())[0]
+
+
+def decode_echo(body: dict[str, Any]):
+    """What the decoder tells the encoder about ``body`` (a ``ResponsesEcho``)."""
+    return decode_request(json.dumps(body).encode())[1]
 
 
 def req(items: Any, **extra: Any) -> dict[str, Any]:

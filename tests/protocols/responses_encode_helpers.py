@@ -23,7 +23,9 @@ from pipeline.events import (
     ToolArgsDelta,
     Usage,
 )
+from pipeline.model import ChatRequest
 from pipeline.protocols.responses import ResponsesStreamEncoder, decode_request
+from pipeline.protocols.responses.client_decode_echo import ResponsesEcho
 
 STREAM_EVENT = pydantic.TypeAdapter(ResponseStreamEvent)
 SDK_CODES = set(get_args(ResponseError.model_fields["code"].annotation))
@@ -36,12 +38,13 @@ TOOLS = [
 ]
 
 
-def make_request(**extra: Any):
+def make_request(**extra: Any) -> tuple[ChatRequest, ResponsesEcho]:
+    """A decoded request offering ``TOOLS``: the neutral request and the decoder's echo."""
     body = {"model": "deepseek-v4-pro", "input": "hi", "tools": TOOLS, **extra}
     return decode_request(json.dumps(body).encode())
 
 
-REQUEST = make_request()
+REQUEST = make_request()  # (request, echo), as the encoders take them: ResponsesStreamEncoder(*REQUEST)
 
 
 def sdk_checkable(response: dict[str, Any]) -> dict[str, Any]:
@@ -74,8 +77,9 @@ def parse(frames: list[bytes]) -> list[dict[str, Any]]:
     return events
 
 
-def run(events: list[Event], request=REQUEST, *, close: bool = True) -> list[dict[str, Any]]:
-    encoder = ResponsesStreamEncoder(request)
+def run(events: list[Event], decoded: tuple[ChatRequest, ResponsesEcho] = REQUEST, *,
+        close: bool = True) -> list[dict[str, Any]]:
+    encoder = ResponsesStreamEncoder(*decoded)
     frames = [f for event in events for f in encoder.feed(event)]
     if close:
         frames += encoder.close()

@@ -11,6 +11,7 @@ import pytest
 from pipeline.errors import RequestError
 from pipeline.model import ImagePart, TextPart, ThinkingPart, ToolCallPart, ToolResultPart
 from pipeline.protocols.anthropic import AnthropicCodec, decode_request
+from pipeline.protocols.anthropic.client_decode_echo import AnthropicEcho
 from tests.captures import capture_paths, load_capture
 
 
@@ -19,7 +20,7 @@ def claude_captures() -> list[str]:
 
 
 def decode(body: dict[str, Any]):
-    return decode_request(json.dumps(body).encode())
+    return decode_request(json.dumps(body).encode())[0]
 
 
 def req(messages: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
@@ -102,9 +103,10 @@ class TestCaptures:
         assert search is not None and "query" in search.parameters["properties"]
 
     def test_codec_delegates(self):
-        """The codec's decode_request is the module function."""
+        """The codec's decode_request is the module function: the request, and its echo in the reply."""
         raw = json.dumps(load_capture("claude-text-1.json")["body"]).encode()
-        assert AnthropicCodec().decode_request(raw) == decode_request(raw)
+        request, reply = AnthropicCodec().decode_request(raw)
+        assert (request, reply.echo) == decode_request(raw)
 
 
 class TestSystem:
@@ -381,11 +383,13 @@ class TestSettings:
         assert request.thinking.effort == effort
         assert request.thinking.budget_tokens == budget
 
-    def test_display_goes_to_extras(self):
-        """thinking.display is kept and copied to client_extras for the encoder."""
-        request = decode(req([user()], thinking={"type": "adaptive", "display": "omitted"}))
+    def test_display_goes_to_the_echo(self):
+        """thinking.display is kept and copied to the echo for the encoder."""
+        request, echo = decode_request(json.dumps(req([user()], thinking={"type": "adaptive",
+                                                                          "display": "omitted"})).encode())
         assert request.thinking.display == "omitted"
-        assert request.client_extras == {"thinking_display": "omitted"}
+        assert echo == AnthropicEcho(thinking_display="omitted")
+        assert decode_request(json.dumps(req([user()])).encode())[1] == AnthropicEcho()
 
     def test_unknown_thinking_and_effort_are_losses(self):
         """Unknown thinking types or effort words do not fail the request."""

@@ -31,6 +31,7 @@ from pipeline.events import (
 )
 from pipeline.model import ChatRequest
 from pipeline.protocols.anthropic import AnthropicCodec, AnthropicCollector, AnthropicStreamEncoder
+from pipeline.protocols.anthropic.client_decode_echo import NO_ECHO, AnthropicEcho
 from pipeline.protocols.anthropic.client_encode import render_count, render_error, render_models
 from pipeline.protocols.base import ModelInfo
 from pipeline.sse import SseDecoder
@@ -44,8 +45,9 @@ STREAM_EVENT = pydantic.TypeAdapter(RawMessageStreamEvent)
 REQUEST = ChatRequest(model="claude-opus-5-5", stream=True)
 
 
-def encode(events: list[Event], request: ChatRequest = REQUEST) -> bytes:
-    encoder = AnthropicStreamEncoder(request)
+def encode(events: list[Event], request: ChatRequest = REQUEST, echo: AnthropicEcho = NO_ECHO, *,
+           prompt_estimate: int | None = None) -> bytes:
+    encoder = AnthropicStreamEncoder(request, echo, prompt_estimate=prompt_estimate)
     frames: list[bytes] = []
     for event in events:
         frames.extend(encoder.feed(event))
@@ -54,8 +56,9 @@ def encode(events: list[Event], request: ChatRequest = REQUEST) -> bytes:
     return b"".join(frames)
 
 
-def collect(events: list[Event], request: ChatRequest = REQUEST) -> bytes:
-    collector = AnthropicCollector(request)
+def collect(events: list[Event], request: ChatRequest = REQUEST, echo: AnthropicEcho = NO_ECHO, *,
+            prompt_estimate: int | None = None) -> bytes:
+    collector = AnthropicCollector(request, echo, prompt_estimate=prompt_estimate)
     for event in events:
         collector.feed(event)
     return collector.body()
@@ -240,30 +243,30 @@ class TestStream:
 
     def test_display_omitted(self):
         """With thinking display "omitted", thinking text is withheld but the signature is sent."""
-        request = ChatRequest(model="c", client_extras={"thinking_display": "omitted"})
+        request, echo = ChatRequest(model="c"), AnthropicEcho(thinking_display="omitted")
         events = THINKING_TOOL
-        stream = encode(events, request)
+        stream = encode(events, request, echo)
         assert b"thinking_delta" not in stream
         snapshot = accumulate(stream)
         assert snapshot["content"][0] == {"type": "thinking", "thinking": "", "signature": "gw1.c2ln"}
-        body = Message.model_validate_json(collect(events, request)).model_dump(exclude_none=True)
+        body = Message.model_validate_json(collect(events, request, echo)).model_dump(exclude_none=True)
         assert body == snapshot
 
     def test_input_estimate_in_message_start(self):
-        """message_start carries client_extras' input estimate; message_delta the real counts."""
-        request = ChatRequest(model="c", client_extras={"input_tokens_estimate": 4321})
-        parsed = frames(encode(TEXT, request))
+        """message_start carries the stages' prompt estimate; message_delta the real counts."""
+        request = ChatRequest(model="c")
+        parsed = frames(encode(TEXT, request, prompt_estimate=4321))
         assert parsed[0][1]["message"]["usage"] == {
             "input_tokens": 4321, "output_tokens": 1, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}
         assert parsed[-2][1]["usage"]["input_tokens"] == 200
 
-    def test_estimate_read_late(self):
-        """An estimate added to client_extras after the encoder was built still reaches message_start."""
-        request = ChatRequest(model="c")
-        encoder = AnthropicStreamEncoder(request)
-        request.client_extras["input_tokens_estimate"] = 77
-        (frame,) = encoder.feed(TEXT[0])
-        assert b'"input_tokens":77' in frame
+    def test_estimate_stands_in_for_missing_usage(self):
+        """Without the upstream's usage, message_delta and the collected body report the estimate."""
+        no_usage = [e for e in TEXT if not isinstance(e, Usage)]
+        parsed = frames(encode(no_usage, REQUEST, prompt_estimate=77))
+        assert parsed[-2][1]["usage"]["input_tokens"] == 77
+        assert msgspec.json.decode(collect(no_usage, REQUEST, prompt_estimate=77))["usage"]["input_tokens"] == 77
+        assert msgspec.json.decode(collect(no_usage, REQUEST))["usage"]["input_tokens"] == 0
 
     def test_signature_only_on_thinking(self):
         """A stray SignatureDelta on a text block is not rendered."""
@@ -475,8 +478,8 @@ class TestCodec:
     def test_delegation(self):
         """Codec methods produce the module functions' output."""
         codec = AnthropicCodec()
-        assert isinstance(codec.stream_encoder(REQUEST), AnthropicStreamEncoder)
-        collector = codec.collector(REQUEST)
+        assert isinstance(codec.reply().stream_encoder(REQUEST), AnthropicStreamEncoder)
+        collector = codec.reply().collector(REQUEST)
         for event in TEXT:
             collector.feed(event)
         assert msgspec.json.decode(collector.body())["content"][0]["text"].startswith("Hello")

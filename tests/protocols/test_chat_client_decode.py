@@ -23,19 +23,26 @@ from pipeline.model import (
     ToolSpec,
 )
 from pipeline.protocols.chat import ChatCodec
+from pipeline.protocols.chat.client_decode_echo import ChatEcho
 
 CODEC = ChatCodec()
 
 
+def decode_both(body: dict[str, Any]) -> tuple[ChatRequest, object]:
+    """The request and the echo the codec's reply carries for the encoder."""
+    request, reply = CODEC.decode_request(json.dumps(body).encode())
+    return request, reply.echo
+
+
 def decode(body: dict[str, Any]) -> ChatRequest:
-    return CODEC.decode_request(json.dumps(body).encode())
+    return decode_both(body)[0]
 
 
 # ---------------------------------------------------------------- decode_request
 
 
 def test_decode_full_conversation() -> None:
-    request = decode({
+    request, echo = decode_both({
         "model": "gpt-4.1",
         "messages": [
             {"role": "system", "content": "Be brief."},
@@ -70,11 +77,12 @@ def test_decode_full_conversation() -> None:
         Message(role="assistant", reasoning="sure", parts=(TextPart("A cat."),)),
     )
     assert [loss.what for loss in request.losses] == ["content_part"]
-    assert request.stream is False and request.client_extras == {}
+    assert request.stream is False
+    assert echo == ChatEcho(include_usage=False)
 
 
 def test_decode_options() -> None:
-    request = decode({
+    request, echo = decode_both({
         "model": "m", "messages": [{"role": "user", "content": "hi"}],
         "stream": True, "stream_options": {"include_usage": True},
         "max_tokens": 100, "max_completion_tokens": 200, "temperature": 1, "top_p": 0.5, "seed": 3,
@@ -94,7 +102,7 @@ def test_decode_options() -> None:
         "reasoning_effort": "high",
         "n": 2, "logprobs": True, "presence_penalty": 0.5, "frequency_penalty": 0, "logit_bias": {"1": 2},
     })
-    assert request.stream is True and request.client_extras == {"include_usage": True}
+    assert request.stream is True and echo == ChatEcho(include_usage=True)
     assert request.max_output_tokens == 200
     assert (request.temperature, request.top_p, request.seed) == (1.0, 0.5, 3)
     assert request.stop == ("END",) and request.user == "u-1" and request.parallel_tool_calls is False

@@ -35,7 +35,9 @@ from pipeline.events import (
 )
 from pipeline.model import ChatRequest, Message, TextPart
 from pipeline.protocols.base import ModelInfo
+from pipeline.protocols.base import Reply
 from pipeline.protocols.chat import ChatCodec
+from pipeline.protocols.chat.client_decode_echo import ChatEcho
 
 CODEC = ChatCodec()
 
@@ -65,8 +67,8 @@ TOOL_EVENTS: list[Event] = [
 ]
 
 
-def encode_stream(events: list[Event], request: ChatRequest) -> list[bytes]:
-    encoder = CODEC.stream_encoder(request)
+def encode_stream(events: list[Event], request: ChatRequest, reply: Reply | None = None) -> list[bytes]:
+    encoder = (reply or CODEC.reply()).stream_encoder(request)
     frames: list[bytes] = []
     for event in events:
         frames += encoder.feed(event)
@@ -94,8 +96,7 @@ def chat_request(**kw: Any) -> ChatRequest:
 
 @pytest.mark.parametrize("include_usage", [False, True])
 def test_stream_frames_validate_with_the_sdk_and_accumulate(include_usage: bool) -> None:
-    extras = {"include_usage": True} if include_usage else {}
-    frames = encode_stream(TOOL_EVENTS, chat_request(client_extras=extras))
+    frames = encode_stream(TOOL_EVENTS, chat_request(), CODEC.reply(ChatEcho(include_usage=include_usage)))
     assert frames[-1] == b"data: [DONE]\n\n" and frames.count(b"data: [DONE]\n\n") == 1
     assert b": keep-alive\n\n" in frames
     chunks = [ChatCompletionChunk.model_validate_json(p) for p in data_frames(frames)]
@@ -140,7 +141,7 @@ def test_finish_reason_mapping(stop: Any, finish: str) -> None:
 
 
 def test_stream_error_renders_an_error_chunk_then_done_once() -> None:
-    encoder = CODEC.stream_encoder(chat_request())
+    encoder = CODEC.reply().stream_encoder(chat_request())
     frames = encoder.feed(MessageStart(message_id="x", model="m"))
     frames += encoder.feed(StreamError(error=ErrorInfo(code="overloaded", message="busy", status=503)))
     assert encoder.feed(TextDelta(index=0, text="late")) == []
@@ -151,7 +152,7 @@ def test_stream_error_renders_an_error_chunk_then_done_once() -> None:
 
 
 def test_error_before_anything_else() -> None:
-    frames = CODEC.stream_encoder(chat_request()).error(ErrorInfo(code="rate_limit", message="slow down",
+    frames = CODEC.reply().stream_encoder(chat_request()).error(ErrorInfo(code="rate_limit", message="slow down",
                                                                   status=429))
     assert msgspec.json.decode(frames[0][6:])["error"]["code"] == "rate_limit_exceeded"
     assert frames[1] == b"data: [DONE]\n\n"
@@ -160,8 +161,8 @@ def test_error_before_anything_else() -> None:
 # ---------------------------------------------------------------- collector
 
 
-def collect(events: list[Event], request: ChatRequest) -> bytes:
-    collector = CODEC.collector(request)
+def collect(events: list[Event], request: ChatRequest, reply: Reply | None = None) -> bytes:
+    collector = (reply or CODEC.reply()).collector(request)
     for event in events:
         collector.feed(event)
     return collector.body()
@@ -253,7 +254,7 @@ def test_endpoints() -> None:
 
 
 def sdk_client(events: list[Event] | None = None, error: GatewayError | None = None,
-               seen: list[ChatRequest] | None = None) -> openai.OpenAI:
+               seen: list[tuple[ChatRequest, object]] | None = None) -> openai.OpenAI:
     """An OpenAI client whose transport runs our codec: decode the SDK's body, answer with events."""
 
     def handler(http_request: httpx.Request) -> httpx.Response:
@@ -264,14 +265,15 @@ def sdk_client(events: list[Event] | None = None, error: GatewayError | None = N
             rendered = CODEC.render_error(error)
             return httpx.Response(rendered.status, headers=[(k.decode(), v.decode()) for k, v in rendered.headers],
                                   content=rendered.body)
-        request = CODEC.decode_request(http_request.content)
+        request, reply = CODEC.decode_request(http_request.content)
         if seen is not None:
-            seen.append(request)
+            seen.append((request, reply.echo))
         assert events is not None
         if request.stream:
             return httpx.Response(200, headers={"content-type": "text/event-stream"},
-                                  content=b"".join(encode_stream(events, request)))
-        return httpx.Response(200, headers={"content-type": "application/json"}, content=collect(events, request))
+                                  content=b"".join(encode_stream(events, request, reply)))
+        return httpx.Response(200, headers={"content-type": "application/json"},
+                              content=collect(events, request, reply))
 
     transport = httpx.MockTransport(handler)
     return openai.OpenAI(api_key="sk-test", base_url="http://gateway.test/v1", max_retries=0,
@@ -283,14 +285,15 @@ SDK_TOOLS: list[Any] = [{"type": "function", "function": {"name": "weather", "pa
 
 
 def test_sdk_streaming_round_trip() -> None:
-    seen: list[ChatRequest] = []
+    seen: list[tuple[ChatRequest, object]] = []
     client = sdk_client(TOOL_EVENTS, seen=seen)
     stream = client.chat.completions.create(model="my-client-model", messages=SDK_MESSAGES, tools=SDK_TOOLS,
                                             stream=True, stream_options={"include_usage": True},
                                             reasoning_effort="high")
     chunks = list(stream)
-    assert seen[0].tools[0].name == "weather" and seen[0].thinking.effort == "high"
-    assert seen[0].client_extras == {"include_usage": True}
+    request, echo = seen[0]
+    assert request.tools[0].name == "weather" and request.thinking.effort == "high"
+    assert echo == ChatEcho(include_usage=True)
     calls: dict[int, list[str]] = {}
     for c in chunks:
         for choice in c.choices:

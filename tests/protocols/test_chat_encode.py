@@ -279,7 +279,7 @@ def _client_codec(path: str) -> Any:
 def test_captured_requests_encode_to_valid_chat_bodies(capture: Path, profile_name: str) -> None:
     """Claude Code / Codex requests (decoded by their codecs) become bodies each backend accepts."""
     record = json.loads(capture.read_text())
-    request = _client_codec(record["path"]).decode_request(json.dumps(record["body"]).encode())
+    request, _ = _client_codec(record["path"]).decode_request(json.dumps(record["body"]).encode())
     profile = PROFILES[profile_name]
     body, losses = encode(request, profile)
     messages = body["messages"]

@@ -9,7 +9,8 @@ import pytest
 
 from pipeline.model import TextPart, ThinkingConfig, ThinkingPart, ToolCallPart, ToolChoice, ToolResultPart
 from pipeline.protocols.responses import ResponsesCodec, decode_request
-from tests.protocols.responses_decode_helpers import CODEX, HOSTED, body_of, decode, loss_keys
+from pipeline.protocols.responses.client_decode_echo import ClientTool
+from tests.protocols.responses_decode_helpers import CODEX, HOSTED, body_of, decode, decode_echo, loss_keys
 
 
 # ---------------------------------------------------------------- real captures
@@ -44,9 +45,10 @@ def test_capture_key_facts(name: str) -> None:
         else:
             assert tool["type"] in HOSTED
             assert any(loss.what == "server_tool" and tool["type"] in loss.detail for loss in request.losses)
-    assert request.client_extras["store"] is False
-    assert request.client_extras["include"] == ["reasoning.encrypted_content"]
-    assert request.client_extras["prompt_cache_key"] == body["prompt_cache_key"]
+    echo = decode_echo(body)
+    assert echo.store is False
+    assert echo.include == ("reasoning.encrypted_content",)
+    assert echo.prompt_cache_key == body["prompt_cache_key"]
     assert request.user is None  # prompt_cache_key is a conversation id, not a user
 
 
@@ -83,24 +85,24 @@ def test_capture_custom_apply_patch_tool() -> None:
 
 def test_client_tool_facts_kept_for_the_encoder() -> None:
     """Stages may rename ToolSpecs for the upstream; the encoder still needs the client's view."""
-    extras = decode(body_of("codex-write-file-1.json")).client_extras
-    assert extras["tool_targets"] == {"apply_patch": {"kind": "custom", "name": "apply_patch", "namespace": None}}
-    extras = decode(body_of("codex-model-deepseek-chat-tool-1.json")).client_extras
-    assert extras["tool_targets"]["multi_agent_v1__wait_agent"] == {
-        "kind": "function", "name": "wait_agent", "namespace": "multi_agent_v1"}
-    assert "exec_command" not in extras["tool_targets"]  # plain functions need no facts
-    assert extras["tool_choice"] == "auto"
+    echo = decode_echo(body_of("codex-write-file-1.json"))
+    assert echo.tool_targets == {"apply_patch": ClientTool("custom", "apply_patch", None)}
+    echo = decode_echo(body_of("codex-model-deepseek-chat-tool-1.json"))
+    assert echo.tool_targets["multi_agent_v1__wait_agent"] == ClientTool("function", "wait_agent", "multi_agent_v1")
+    assert "exec_command" not in echo.tool_targets  # plain functions need no facts
+    assert echo.tool_choice == "auto"
 
 
 def test_capture_namespace_flattened() -> None:
-    request = decode(body_of("codex-model-deepseek-chat-tool-1.json"))
+    body = body_of("codex-model-deepseek-chat-tool-1.json")
+    request = decode(body)
     spec = request.tool("multi_agent_v1__spawn_agent")
     assert spec is not None
     assert (spec.namespace, spec.client_name, spec.kind) == ("multi_agent_v1", "spawn_agent", "function")
     assert spec.parameters["type"] == "object"
     assert "namespace_description" in loss_keys(request)
     assert request.thinking == ThinkingConfig()  # reasoning: {summary: auto} → upstream default
-    assert request.client_extras["reasoning_summary"] == "auto"
+    assert decode_echo(body).reasoning_summary == "auto"
 
 
 @pytest.mark.parametrize("name", ["codex-thinking-tool-2.json", "codex-model-deepseek-chat-thinking-tool-2.json"])
@@ -137,4 +139,5 @@ def test_capture_write_file_custom_call() -> None:
 def test_codec_decodes() -> None:
     codec = ResponsesCodec()
     raw = json.dumps(body_of("codex-text-1.json")).encode()
-    assert codec.decode_request(raw) == decode_request(raw)
+    request, reply = codec.decode_request(raw)
+    assert (request, reply.echo) == decode_request(raw)

@@ -10,7 +10,8 @@ import pytest
 from pipeline.errors import RequestError
 from pipeline.model import ResponseFormat, ThinkingConfig, ToolChoice
 from pipeline.protocols.responses.client_decode import STATELESS
-from tests.protocols.responses_decode_helpers import decode, error_of, loss_keys, req
+from pipeline.protocols.responses.client_decode_echo import ResponsesEcho
+from tests.protocols.responses_decode_helpers import decode, decode_echo, error_of, loss_keys, req
 
 
 # ---------------------------------------------------------------- tools and tool_choice
@@ -82,8 +83,7 @@ def test_reasoning_effort(reasoning_param: Any, expected: ThinkingConfig) -> Non
 
 
 def test_reasoning_summary_kept() -> None:
-    assert decode(req("q", reasoning={"effort": "low", "summary": "concise"})).client_extras[
-        "reasoning_summary"] == "concise"
+    assert decode_echo(req("q", reasoning={"effort": "low", "summary": "concise"})).reasoning_summary == "concise"
 
 
 def test_text_format() -> None:
@@ -98,13 +98,14 @@ def test_text_format() -> None:
 
 
 def test_scalar_parameters_and_extras() -> None:
-    request = decode(req("q", max_output_tokens=500, temperature=0.2, top_p=0.9, parallel_tool_calls=False,
-                         stream=False, safety_identifier="sid", metadata={"k": "v"}, store=True,
-                         service_tier="auto", unknown_field={"x": 1}))
+    body = req("q", max_output_tokens=500, temperature=0.2, top_p=0.9, parallel_tool_calls=False,
+               stream=False, safety_identifier="sid", metadata={"k": "v"}, store=True,
+               service_tier="auto", unknown_field={"x": 1})
+    request = decode(body)
     assert (request.max_output_tokens, request.temperature, request.top_p) == (500, 0.2, 0.9)
     assert request.parallel_tool_calls is False and request.stream is False
     assert request.user == "sid"
-    assert request.client_extras == {"store": True, "metadata": {"k": "v"}}
+    assert decode_echo(body) == ResponsesEcho(store=True, metadata={"k": "v"})
     assert request.losses == ()
     assert decode(req("q", user="u1", safety_identifier="sid")).user == "u1"
 

@@ -23,8 +23,8 @@ from tests.protocols.responses_encode_helpers import (
 # ---------------------------------------------------------------- collector
 
 
-def collect(events: list[Event], request=REQUEST) -> dict[str, Any]:
-    collector = ResponsesCollector(request)
+def collect(events: list[Event], decoded=REQUEST) -> dict[str, Any]:
+    collector = ResponsesCollector(*decoded)
     for event in events:
         collector.feed(event)
     body = collector.body()
@@ -61,8 +61,9 @@ def test_codec_wires_everything() -> None:
     assert codec.name == "responses"
     assert [(e.method, e.path, e.kind) for e in codec.endpoints] == [
         ("POST", "/v1/responses", "generate"), ("GET", "/v1/models", "models")]
-    assert isinstance(codec.stream_encoder(REQUEST), ResponsesStreamEncoder)
-    assert isinstance(codec.collector(REQUEST), ResponsesCollector)
+    request, echo = REQUEST
+    assert isinstance(codec.reply(echo).stream_encoder(request), ResponsesStreamEncoder)
+    assert isinstance(codec.reply(echo).collector(request), ResponsesCollector)
     assert json.loads(codec.render_count(42)) == {"input_tokens": 42, "object": "response.input_tokens"}
 
 

@@ -76,7 +76,7 @@ def test_error_mid_text_leaves_items_incomplete() -> None:
 
 
 def test_error_after_a_held_call_does_not_announce_it() -> None:
-    encoder = ResponsesStreamEncoder(REQUEST)
+    encoder = ResponsesStreamEncoder(*REQUEST)
     frames = [f for e in start() + tool_block(0, "shell", "c1", "{}") for f in encoder.feed(e)]
     frames += encoder.error(ErrorInfo(code="api_error", message="boom"))
     events = parse(frames)
@@ -85,7 +85,7 @@ def test_error_after_a_held_call_does_not_announce_it() -> None:
 
 
 def test_error_before_any_event_still_opens_the_response() -> None:
-    encoder = ResponsesStreamEncoder(REQUEST)
+    encoder = ResponsesStreamEncoder(*REQUEST)
     events = parse(encoder.error(ErrorInfo(code="timeout", message="upstream timed out")))
     assert types(events) == ["response.created", "response.in_progress", "error", "response.failed"]
 

@@ -58,13 +58,13 @@ def test_namespaced_call_gets_client_name_and_namespace() -> None:
 def test_tools_renamed_by_a_stage_still_map_back() -> None:
     """tool_ids renames ToolSpecs for the upstream and maps BlockStart.name back to the original;
     the encoder is built from the renamed request, so it relies on the decoder's client facts."""
-    request = make_request(tool_choice={"type": "function", "name": "create_issue"})
+    request, echo = make_request(tool_choice={"type": "function", "name": "create_issue"})
     renamed = tuple(msgspec.structs.replace(t, name=f"tool_{i:08x}") for i, t in enumerate(request.tools))
     request = msgspec.structs.replace(request, tools=renamed,
                                       tool_choice=ToolChoice(mode="tool", name="tool_00000002"))
     events = run(start() + tool_block(0, "apply_patch", "c1", json.dumps({"input": "p"}))
                  + tool_block(1, "mcp__github__create_issue", "c2", "{}")
-                 + tool_block(2, "local_shell", "c3", '{"command":["ls"]}') + stop("tool_use"), request)
+                 + tool_block(2, "local_shell", "c3", '{"command":["ls"]}') + stop("tool_use"), (request, echo))
     patch, issue, shell = done_items(events)
     assert (patch["type"], patch["name"], patch["input"]) == ("custom_tool_call", "apply_patch", "p")
     assert (issue["name"], issue["namespace"]) == ("create_issue", "mcp__github")
@@ -125,7 +125,7 @@ def test_output_items_round_trip_through_the_decoder() -> None:
                {"type": "function_call_output", "call_id": "c3", "output": "ok"}]
     body = {"model": "deepseek-v4-pro", "input": [{"role": "user", "content": "go"}, *echoed, *outputs],
             "tools": TOOLS}
-    request = decode_request(json.dumps(body).encode())
+    request, _ = decode_request(json.dumps(body).encode())
     step = request.messages[1]
     assert step.parts[0] == ThinkingPart("plan", "gw1.ROUND")
     calls = [p for p in step.parts if isinstance(p, ToolCallPart)]

@@ -130,7 +130,7 @@ def test_heartbeats_are_in_progress_events() -> None:
 
 
 def test_events_after_terminal_are_ignored() -> None:
-    encoder = ResponsesStreamEncoder(REQUEST)
+    encoder = ResponsesStreamEncoder(*REQUEST)
     frames = [f for e in start() + text_block(0, "x") + stop() for f in encoder.feed(e)]
     assert encoder.feed(TextDelta(index=0, text="late")) == []
     assert encoder.error(ErrorInfo(code="api_error", message="late")) == []
@@ -162,7 +162,7 @@ def sdk_stream(body: bytes):
 
 
 def test_openai_sdk_stream_helper_accepts_the_stream() -> None:
-    encoder = ResponsesStreamEncoder(REQUEST)
+    encoder = ResponsesStreamEncoder(*REQUEST)
     script = (start() + thinking_block(0, "plan", signature="gw1.S") + text_block(1, "Doing it.")
               + tool_block(2, "apply_patch", "c1", json.dumps({"input": PATCH}))
               + tool_block(3, "mcp__github__create_issue", "c2", '{"t":1}')
@@ -180,7 +180,7 @@ def test_openai_sdk_stream_helper_accepts_the_stream() -> None:
 
 def test_openai_sdk_yields_failure_events_without_raising() -> None:
     """Why both `error` and `response.failed` are sent: the SDK raises on neither."""
-    encoder = ResponsesStreamEncoder(REQUEST)
+    encoder = ResponsesStreamEncoder(*REQUEST)
     script = start() + [StreamError(error=ErrorInfo(code="overloaded", message="busy"))]
     body = b"".join(f for e in script for f in encoder.feed(e))
     with sdk_stream(body) as stream:

@@ -32,7 +32,7 @@ def _chat_seeds(claude: list[bytes]) -> list[bytes]:
     """Chat Completions bodies: the Claude captures decoded and encoded as a Chat client would send."""
     out = []
     for body in claude:
-        request = CODECS["anthropic"].decode_request(body)
+        request, _ = CODECS["anthropic"].decode_request(body)
         out.append(encode_request(request, model="deepseek-v4-pro", profile=PROFILES["deepseek"]))
     return out
 
@@ -120,12 +120,14 @@ def bodies(seeds: list[bytes]) -> st.SearchStrategy[bytes]:
 def decode_or_refuse(dialect: str, body: bytes) -> None:
     """The decoder's contract: a request (which must encode for the upstream) or RequestError."""
     try:
-        request = CODECS[dialect].decode_request(body)
+        request, reply = CODECS[dialect].decode_request(body)
     except RequestError:
         return
     encode_request(request, model="deepseek-v4-pro", profile=PROFILES["deepseek"], lose=lambda *a: None)
     if request.stream:
-        CODECS[dialect].stream_encoder(request)
+        reply.stream_encoder(request)
+    else:
+        reply.collector(request)
 
 
 FUZZ = settings(max_examples=300, deadline=None, derandomize=True,

@@ -30,7 +30,7 @@ async def run(upstreams: list[Upstream], deadline_s: float = 60, **retry: object
     start = trio.current_time()
     ctx = make_context(deadline=start + deadline_s, client="anthropic")
     sink, outcome = Sink(), Outcome()
-    await run_pipeline(pipe, sample_request(stream=True), ctx, Responder(sink.send, ctx, outcome), never_disconnect)
+    await run_pipeline(pipe, sample_request(stream=True), pipe.codec.reply(), ctx, Responder(sink.send, ctx, outcome), never_disconnect)
     return sink, outcome, trio.current_time() - start
 
 

@@ -24,6 +24,7 @@ from pipeline.model import (
     ToolSpec,
 )
 from pipeline.protocols.anthropic.client_decode_blocks import BlockReader
+from pipeline.protocols.anthropic.client_decode_echo import AnthropicEcho
 from pipeline.protocols.anthropic.models import (
     ClientToolParam,
     MessageParam,
@@ -41,14 +42,15 @@ _EFFORTS = frozenset(get_args(Effort))
 _ROLES = ("user", "assistant", "system")
 
 
-def decode_request(body: bytes) -> ChatRequest:
+def decode_request(body: bytes) -> tuple[ChatRequest, AnthropicEcho]:
     """Parse a ``/v1/messages`` (or ``count_tokens``) body.
 
     Args:
         body: the raw request body.
 
     Returns:
-        The neutral request; what it cannot carry is listed in ``losses``.
+        The neutral request (what it cannot carry is listed in ``losses``) and the echo for the
+        response encoder (``thinking.display``).
 
     Raises:
         RequestError: the body is not a JSON object, or a field has the wrong type or is
@@ -64,10 +66,7 @@ def decode_request(body: bytes) -> ChatRequest:
     thinking = _thinking(wire.thinking, wire.output_config, reader)
     if wire.mcp_servers:
         reader.lose("mcp_servers", "MCP connector servers are not forwarded")
-    extras: dict[str, Any] = {}
-    if thinking.display is not None:
-        extras["thinking_display"] = thinking.display
-    return ChatRequest(
+    request = ChatRequest(
         model=wire.model,
         messages=messages,
         system=tuple(system),
@@ -84,8 +83,8 @@ def decode_request(body: bytes) -> ChatRequest:
         response_format=_response_format(wire.output_config, reader),
         stream=bool(wire.stream),
         losses=tuple(reader.losses),
-        client_extras=extras,
     )
+    return request, AnthropicEcho(thinking_display=thinking.display)
 
 
 def _top_system(system: str | list[RawBlock] | None, reader: BlockReader) -> list[str]:

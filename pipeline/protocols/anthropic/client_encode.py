@@ -31,6 +31,7 @@ from pipeline.events import (
     Usage,
 )
 from pipeline.model import ChatRequest
+from pipeline.protocols.anthropic.client_decode_echo import NO_ECHO, AnthropicEcho
 from pipeline.protocols.anthropic.models import (
     ContentBlock,
     ContentBlockStartEvent,
@@ -111,13 +112,6 @@ def _usage(usage: Usage | None, estimate: int) -> MessageUsage:
     )
 
 
-def _estimate(request: ChatRequest) -> int:
-    # Read when needed, not at construction: the runner builds the encoder before the request
-    # stages run, and a stage (token_budget) may add the estimate to client_extras in place.
-    value = request.client_extras.get("input_tokens_estimate")
-    return value if isinstance(value, int) and value >= 0 else 0
-
-
 # In-stream, Claude Code 2.1.330 retries ``overloaded_error`` the most readily (a mid-stream 529:
 # streaming again, up to 3 times, before any visible output) and ``api_error`` as a server error
 # (again after thinking only, else without streaming); once text was shown it keeps the partial
@@ -148,15 +142,18 @@ class AnthropicStreamEncoder:
     """Neutral events → Anthropic SSE frames for one response.
 
     Args:
-        request: the decoded request; its ``model`` (the client's name) is echoed, and
-            ``client_extras`` may hold ``thinking_display`` and ``input_tokens_estimate``.
+        request: the request as the stages shaped it; its ``model`` (the client's name) is echoed.
+        echo: what the decoder saw (``AnthropicEcho``: ``thinking.display``).
+        prompt_estimate: the request stages' estimate of the prompt tokens (token_budget's), sent
+            as ``message_start``'s input tokens and used when the upstream reports no usage.
     """
 
-    def __init__(self, request: ChatRequest) -> None:
-        self._request = request
+    def __init__(self, request: ChatRequest, echo: AnthropicEcho = NO_ECHO, *,
+                 prompt_estimate: int | None = None) -> None:
         self._model = request.model
+        self._estimate = max(prompt_estimate or 0, 0)
         # display "omitted": thinking blocks carry only the signature (PROTOCOLS §1.4).
-        self._omit_thinking = request.client_extras.get("thinking_display") == "omitted"
+        self._omit_thinking = echo.thinking_display == "omitted"
         self._started = False
         self._done = False
         self._next_index = 0
@@ -196,7 +193,7 @@ class AnthropicStreamEncoder:
             case MessageStop(stop_reason=reason, stop_sequence=seq):
                 self._start(out)
                 self._block_stop(out)
-                usage = _usage(self._usage, _estimate(self._request))
+                usage = _usage(self._usage, self._estimate)
                 delta = MessageDeltaEvent(MessageDelta(reason, seq), usage)
                 out.append(encode_sse(_ENC.encode(delta), "message_delta"))
                 out.append(_MESSAGE_STOP)
@@ -231,7 +228,7 @@ class AnthropicStreamEncoder:
             stop_reason=None,
             stop_sequence=None,
             usage=MessageUsage(
-                input_tokens=_estimate(self._request),
+                input_tokens=self._estimate,
                 output_tokens=1,
                 cache_creation_input_tokens=0,
                 cache_read_input_tokens=0,
@@ -271,20 +268,26 @@ class AnthropicStreamEncoder:
         self._open = None
 
 
-class AnthropicCollector(FoldCollector):
+class AnthropicCollector(FoldCollector[AnthropicEcho]):
     """Neutral events → one non-streaming ``Message`` body: the shared fold, then ``render_message``."""
 
     __slots__ = ()
 
+    def __init__(self, request: ChatRequest, echo: AnthropicEcho = NO_ECHO, *,
+                 prompt_estimate: int | None = None) -> None:
+        super().__init__(request, echo, prompt_estimate=prompt_estimate)
+
     def render(self, completion: Completion) -> bytes:
-        return render_message(completion, self._request)
+        return render_message(completion, self._request, self._echo, prompt_estimate=self._estimate)
 
 
-def render_message(completion: Completion, request: ChatRequest) -> bytes:
+def render_message(completion: Completion, request: ChatRequest, echo: AnthropicEcho = NO_ECHO, *,
+                   prompt_estimate: int | None = None) -> bytes:
     """A completion as Anthropic's ``Message``: its blocks in order (thinking with its signature,
     text with ``display: omitted`` emptied; a tool call's arguments parsed into ``input``), the
-    client's model name, usage with cache reads split out."""
-    omit_thinking = request.client_extras.get("thinking_display") == "omitted"
+    client's model name, usage with cache reads split out (the prompt estimate when the upstream
+    reported none)."""
+    omit_thinking = echo.thinking_display == "omitted"
     content: list[ContentBlock] = []
     for block in completion.blocks:
         if isinstance(block, Thinking):
@@ -301,7 +304,7 @@ def render_message(completion: Completion, request: ChatRequest) -> bytes:
         content=content,
         stop_reason=completion.stop_reason or "end_turn",
         stop_sequence=completion.stop_sequence,
-        usage=_usage(completion.usage, _estimate(request)),
+        usage=_usage(completion.usage, max(prompt_estimate or 0, 0)),
     )
     return _ENC.encode(message)
 

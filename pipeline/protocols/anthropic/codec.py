@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import ClassVar
 
 from pipeline.protocols.anthropic.client_decode import decode_request
+from pipeline.protocols.anthropic.client_decode_echo import AnthropicEcho
 from pipeline.protocols.anthropic.client_encode import (
     AnthropicCollector,
     AnthropicStreamEncoder,
@@ -16,7 +17,7 @@ from pipeline.protocols.anthropic.client_encode import (
 from pipeline.protocols.base import ClientCodec, Endpoint
 
 
-class AnthropicCodec(ClientCodec):
+class AnthropicCodec(ClientCodec[AnthropicEcho]):
     """Anthropic Messages: decode requests, encode SSE / bodies / errors / model lists."""
 
     name: ClassVar[str] = "anthropic"
@@ -28,6 +29,7 @@ class AnthropicCodec(ClientCodec):
         Endpoint("GET", "/api/hello", "hello"),
     )
 
+    echo_type = AnthropicEcho
     decoder = staticmethod(decode_request)
     stream_encoder_type = staticmethod(AnthropicStreamEncoder)
     collector_type = staticmethod(AnthropicCollector)

@@ -9,7 +9,7 @@ malformed input raises ``RequestError`` naming the field. Facts: ../shared/PROTO
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, get_args
+from typing import get_args
 
 from pipeline.errors import RequestError
 from pipeline.losses import record
@@ -28,6 +28,7 @@ from pipeline.model import (
     ToolResultPart,
     ToolSpec,
 )
+from pipeline.protocols.chat.client_decode_echo import ChatEcho
 from pipeline.protocols.chat.helpers import reasoning_text
 from pipeline.protocols.chat.models import (
     ENCODER,
@@ -44,8 +45,9 @@ _EFFORTS: tuple[str, ...] = get_args(Effort)
 _SYSTEM_ROLES = ("system", "developer")
 
 
-def decode_chat_request(body: bytes) -> ChatRequest:
-    """Parse a Chat Completions request. Raises ``RequestError`` on malformed input."""
+def decode_chat_request(body: bytes) -> tuple[ChatRequest, ChatEcho]:
+    """Parse a Chat Completions request into the neutral request and the echo for the chunk
+    encoder (``stream_options.include_usage``). Raises ``RequestError`` on malformed input."""
     raw = decode_body(REQUEST_DECODER, body)
     if not raw.messages:
         raise RequestError("`messages` must contain at least one message")
@@ -76,15 +78,12 @@ def decode_chat_request(body: bytes) -> ChatRequest:
                 "(expected system, developer, user, assistant or tool)"
             )
     _unsupported(raw, losses)
-    extras: dict[str, Any] = {}
-    if raw.stream_options is not None and raw.stream_options.include_usage:
-        extras["include_usage"] = True
     stop: tuple[str, ...] = ()
     if isinstance(raw.stop, str):
         stop = (raw.stop,) if raw.stop else ()
     elif raw.stop:
         stop = tuple(s for s in raw.stop if s)
-    return ChatRequest(
+    request = ChatRequest(
         model=raw.model,
         messages=tuple(messages),
         system=tuple(system),
@@ -102,8 +101,8 @@ def decode_chat_request(body: bytes) -> ChatRequest:
         response_format=_response_format(raw),
         stream=bool(raw.stream),
         losses=tuple(losses),
-        client_extras=extras,
     )
+    return request, ChatEcho(include_usage=raw.stream_options is not None and bool(raw.stream_options.include_usage))
 
 
 # ---------------------------------------------------------------- messages

@@ -26,6 +26,7 @@ from pipeline.events import (
 )
 from pipeline.model import ChatRequest
 from pipeline.protocols.base import FoldCollector
+from pipeline.protocols.chat.client_decode_echo import NO_ECHO, ChatEcho
 from pipeline.protocols.chat.errors import openai_error
 from pipeline.protocols.chat.helpers import new_completion_id
 from pipeline.protocols.chat.models import ENCODER
@@ -60,12 +61,16 @@ def error_frame(info: ErrorInfo) -> bytes:
 
 
 class ChatChunkEncoder:
-    """Neutral events → ``chat.completion.chunk`` frames for one response (``StreamEncoder``)."""
+    """Neutral events → ``chat.completion.chunk`` frames for one response (``StreamEncoder``).
 
-    def __init__(self, request: ChatRequest) -> None:
+    ``echo`` is what the decoder saw (``ChatEcho``: whether a usage chunk ends the stream);
+    ``prompt_estimate`` is not used (Chat reports input tokens with the upstream's usage only).
+    """
+
+    def __init__(self, request: ChatRequest, echo: ChatEcho = NO_ECHO, *, prompt_estimate: int | None = None) -> None:
         self._model = ENCODER.encode(request.model)
         self._created = str(int(time.time())).encode()
-        self._include_usage = bool(request.client_extras.get("include_usage"))
+        self._include_usage = echo.include_usage
         self._prefix = b""
         self._head = b""
         self._tools: dict[int, bytes] = {}  # neutral block index → chat tool index (as bytes)
@@ -144,14 +149,14 @@ class ChatChunkEncoder:
         return [DONE_FRAME]
 
 
-class ChatCompletionCollector(FoldCollector):
+class ChatCompletionCollector(FoldCollector[ChatEcho]):
     """Neutral events → one ``chat.completion`` body (``Collector``): the shared fold, then
     ``render_completion``."""
 
     __slots__ = ("_created",)
 
-    def __init__(self, request: ChatRequest) -> None:
-        super().__init__(request)
+    def __init__(self, request: ChatRequest, echo: ChatEcho = NO_ECHO, *, prompt_estimate: int | None = None) -> None:
+        super().__init__(request, echo, prompt_estimate=prompt_estimate)
         self._created = int(time.time())
 
     def render(self, completion: Completion) -> bytes:

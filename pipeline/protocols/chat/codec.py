@@ -12,6 +12,7 @@ from typing import ClassVar
 from pipeline.errors import GatewayError
 from pipeline.protocols.base import ClientCodec, Endpoint, ErrorBody, retry_after_headers
 from pipeline.protocols.chat.client_decode import decode_chat_request
+from pipeline.protocols.chat.client_decode_echo import ChatEcho
 from pipeline.protocols.chat.client_encode import ChatChunkEncoder, ChatCompletionCollector
 from pipeline.protocols.chat.errors import openai_error
 from pipeline.protocols.chat.models import ENCODER
@@ -38,12 +39,13 @@ def render_count(input_tokens: int) -> bytes:
     raise NotImplementedError("the Chat protocol has no token-count endpoint")
 
 
-class ChatCodec(ClientCodec):
+class ChatCodec(ClientCodec[ChatEcho]):
     name: ClassVar[str] = "chat"
     endpoints: ClassVar[Sequence[Endpoint]] = (
         Endpoint("POST", "/v1/chat/completions", "generate"),
         Endpoint("GET", "/v1/models", "models"),
     )
+    echo_type = ChatEcho
     decoder = staticmethod(decode_chat_request)
     stream_encoder_type = staticmethod(ChatChunkEncoder)
     collector_type = staticmethod(ChatCompletionCollector)

@@ -7,17 +7,17 @@ stateless: ``previous_response_id`` and ``conversation`` get a clear 400.
 
 from __future__ import annotations
 
-from typing import Any, get_args
+from typing import get_args
 
 import msgspec
 
 from pipeline.errors import RequestError
 from pipeline.model import ChatRequest, Effort, ResponseFormat, ThinkingConfig
 from pipeline.protocols.request_body import decode_body
+from pipeline.protocols.responses.client_decode_echo import ResponsesEcho, tool_choice_echo, tool_targets
 from pipeline.protocols.responses.client_decode_history import History
 from pipeline.protocols.responses.client_decode_reader import Reader
 from pipeline.protocols.responses.client_decode_tools import decode_tool_choice, decode_tools
-from pipeline.protocols.responses.client_encode_items import client_facts
 from pipeline.protocols.responses.models import ReasoningParam, ResponsesRequest, TextParam
 
 _REQUEST_DECODER = msgspec.json.Decoder(ResponsesRequest)
@@ -34,7 +34,7 @@ NO_CONVERSATION = (
 )
 
 
-def decode_request(body: bytes) -> ChatRequest:
+def decode_request(body: bytes) -> tuple[ChatRequest, ResponsesEcho]:
     """Parse a ``POST /v1/responses`` body.
 
     Args:
@@ -42,12 +42,12 @@ def decode_request(body: bytes) -> ChatRequest:
 
     ``user`` falls back to ``safety_identifier`` (its successor in the API), never to
     ``prompt_cache_key`` (a per-conversation id, not an end-user id). ``prompt_cache_key``,
-    ``store``, ``include``, ``metadata`` and ``reasoning.summary`` go to ``client_extras``, with
-    ``tool_targets`` / ``tool_choice``: the client-facing tool facts the encoder needs after
-    stages renamed tools for the upstream.
+    ``store``, ``include``, ``metadata`` and ``reasoning.summary`` go to the echo, with the
+    client-facing tool facts the encoder needs after stages renamed tools for the upstream.
 
     Returns:
-        The neutral request; what it cannot carry is listed in ``losses``.
+        The neutral request (what it cannot carry is listed in ``losses``) and the echo for the
+        response encoder.
 
     Raises:
         RequestError: invalid JSON, not an object, a missing or mistyped field (the message
@@ -76,10 +76,9 @@ def decode_request(body: bytes) -> ChatRequest:
         history.read(wire.input)
     tools = decode_tools(wire.tools or [], reader)
     tool_choice = decode_tool_choice(wire.tool_choice, tools, reader)
-    extras: dict[str, Any] = client_facts(tools, tool_choice)
-    thinking = _thinking(wire.reasoning, extras)
-    _extras(wire, extras, reader)
-    return ChatRequest(
+    thinking = _thinking(wire.reasoning)
+    _unsupported(wire, reader)
+    request = ChatRequest(
         model=wire.model,
         messages=tuple(history.messages),
         system=tuple(history.system),
@@ -94,17 +93,24 @@ def decode_request(body: bytes) -> ChatRequest:
         response_format=_response_format(wire.text),
         stream=bool(wire.stream),
         losses=tuple(reader.losses),
-        client_extras=extras,
     )
+    reasoning = wire.reasoning
+    echo = ResponsesEcho(
+        tool_targets=tool_targets(tools),
+        tool_choice=tool_choice_echo(tool_choice, tools) if tool_choice is not None else None,
+        metadata=dict(wire.metadata) if wire.metadata else None,
+        store=wire.store,
+        include=tuple(wire.include) if wire.include is not None else None,
+        prompt_cache_key=wire.prompt_cache_key,
+        reasoning_summary=(reasoning.summary or reasoning.generate_summary) if reasoning is not None else None,
+    )
+    return request, echo
 
 
-def _thinking(reasoning: ReasoningParam | None, extras: dict[str, Any]) -> ThinkingConfig:
+def _thinking(reasoning: ReasoningParam | None) -> ThinkingConfig:
     """``reasoning`` null/absent or without ``effort`` → upstream default (``enabled=None``)."""
     if reasoning is None:
         return ThinkingConfig()
-    summary = reasoning.summary or reasoning.generate_summary
-    if summary is not None:
-        extras["reasoning_summary"] = summary
     effort = reasoning.effort
     if effort is None:
         return ThinkingConfig()
@@ -128,15 +134,7 @@ def _response_format(text: TextParam | None) -> ResponseFormat | None:
     raise RequestError(f"text.format.type: expected text, json_object or json_schema, got {fmt.type!r}")
 
 
-def _extras(wire: ResponsesRequest, extras: dict[str, Any], reader: Reader) -> None:
-    if wire.store is not None:
-        extras["store"] = wire.store
-    if wire.include is not None:
-        extras["include"] = list(wire.include)
-    if wire.prompt_cache_key is not None:
-        extras["prompt_cache_key"] = wire.prompt_cache_key
-    if wire.metadata:
-        extras["metadata"] = dict(wire.metadata)
+def _unsupported(wire: ResponsesRequest, reader: Reader) -> None:
     if wire.service_tier not in (None, "auto", "default"):
         reader.lose("service_tier", f"service_tier {wire.service_tier!r} not available upstream")
     if wire.truncation == "auto":

@@ -12,6 +12,7 @@ import msgspec
 
 from pipeline.events import ErrorInfo, Event, TextDelta
 from pipeline.model import ChatRequest
+from pipeline.protocols.responses.client_decode_echo import NO_ECHO, ResponsesEcho
 from pipeline.protocols.responses.client_encode_core import ResponseCore, delta_event
 from pipeline.protocols.responses.output_models import ResponseTextDeltaEvent
 
@@ -50,9 +51,9 @@ class ResponsesStreamEncoder(ResponseCore):
     Codex ignores it (PROTOCOLS §2.6).
     """
 
-    def __init__(self, request: ChatRequest, *, response_id: str | None = None,
-                 created_at: int | None = None) -> None:
-        super().__init__(request, response_id=response_id, created_at=created_at)
+    def __init__(self, request: ChatRequest, echo: ResponsesEcho = NO_ECHO, *, prompt_estimate: int | None = None,
+                 response_id: str | None = None, created_at: int | None = None) -> None:
+        super().__init__(request, echo, response_id=response_id, created_at=created_at)
         self._seq = 0
         self._frames: list[bytes] = []
 

@@ -33,6 +33,7 @@ from pipeline.events import (
 from pipeline.model import ChatRequest
 from pipeline.protocols.responses import client_encode_items as items
 from pipeline.protocols.responses import output_models as w
+from pipeline.protocols.responses.client_decode_echo import NO_ECHO, ResponsesEcho
 from pipeline.protocols.responses.client_encode_args import InputStreamer
 from pipeline.protocols.responses.errors import failure
 
@@ -88,16 +89,24 @@ class ResponseCore:
     Namespaced tools get their client name back plus ``namespace``. A tool call's closing
     events are held until the next event shows ``max_tokens`` did not cut it: Codex runs every
     call whose ``output_item.done`` it sees (§2.6), so a truncated call never gets one.
+
+    Args:
+        request: the request as the stages shaped it (its model, the client's name, and limits
+            are echoed on the Response).
+        echo: what the decoder saw (``ResponsesEcho``: the tools as the client knows them, the
+            ``tool_choice`` and ``metadata`` to echo).
+        prompt_estimate: not used: a Response reports input tokens with the upstream's usage only.
     """
 
-    def __init__(self, request: ChatRequest, *, response_id: str | None = None,
-                 created_at: int | None = None) -> None:
+    def __init__(self, request: ChatRequest, echo: ResponsesEcho = NO_ECHO, *, prompt_estimate: int | None = None,
+                 response_id: str | None = None, created_at: int | None = None) -> None:
         self._request = request
+        self._echo = echo
         self.response_id = response_id or new_id("resp_")
         self._created_at = int(time.time()) if created_at is None else created_at
         self._parallel = True if request.parallel_tool_calls is None else request.parallel_tool_calls
-        self._tool_choice = items.tool_choice(request)
-        self._metadata = request.client_extras.get("metadata") or msgspec.UNSET
+        self._tool_choice = items.tool_choice(request, echo)
+        self._metadata: dict[str, Any] | msgspec.UnsetType = dict(echo.metadata) if echo.metadata else msgspec.UNSET
         self._output: dict[int, Any] = {}
         self._count = 0  # output_index of the next block
         self._block: _Block | None = None
@@ -239,7 +248,7 @@ class ResponseCore:
             block = _Block("text", index, w.ResponseOutputMessage(
                 id=new_id("msg_"), role="assistant", status="in_progress", content=[]))
         else:
-            tool = items.target(self._request, event.name, event.call_id or new_id("call_"))
+            tool = items.target(self._request, self._echo, event.name, event.call_id or new_id("call_"))
             if tool.kind == "local_shell":  # announced at BlockStop: the action needs all arguments
                 block = _Block("local_shell", index, None, tool)
             elif tool.kind == "custom":

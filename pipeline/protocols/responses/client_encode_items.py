@@ -12,8 +12,9 @@ from typing import Any
 import msgspec
 
 from pipeline.events import Usage
-from pipeline.model import ChatRequest, ToolChoice, ToolSpec
+from pipeline.model import ChatRequest
 from pipeline.protocols.responses import output_models as w
+from pipeline.protocols.responses.client_decode_echo import ResponsesEcho, tool_choice_echo
 
 _DECODER = msgspec.json.Decoder()
 
@@ -27,31 +28,13 @@ class ToolTarget(msgspec.Struct, frozen=True):
     namespace: str | msgspec.UnsetType = msgspec.UNSET
 
 
-TOOL_TARGETS = "tool_targets"  # client_extras key: flat name -> {kind, name, namespace}
-TOOL_CHOICE = "tool_choice"  # client_extras key: the tool_choice to echo
-
-
-def client_facts(tools: tuple[ToolSpec, ...], choice: ToolChoice | None) -> dict[str, Any]:
-    """What the encoder needs about the client's tools, as decoded, before any stage renames a
-    ``ToolSpec`` for the upstream (``tool_ids`` does, and maps ``BlockStart.name`` back)."""
-    targets = {
-        spec.name: {"kind": spec.kind, "name": spec.client_name or spec.name, "namespace": spec.namespace}
-        for spec in tools
-        if spec.kind != "function" or spec.namespace
-    }
-    facts: dict[str, Any] = {TOOL_TARGETS: targets} if targets else {}
-    if choice is not None:
-        facts[TOOL_CHOICE] = tool_choice_echo(choice, tools)
-    return facts
-
-
-def target(request: ChatRequest, name: str | None, call_id: str) -> ToolTarget:
+def target(request: ChatRequest, echo: ResponsesEcho, name: str | None, call_id: str) -> ToolTarget:
     """How to show a call to ``name`` (the original flat name): the decoder's facts first, then
     the offered tools; unknown names are plain functions."""
     name = name or ""
-    fact = request.client_extras.get(TOOL_TARGETS, {}).get(name)
+    fact = echo.tool_targets.get(name)
     if fact is not None:
-        return ToolTarget(fact["kind"], call_id, fact["name"], fact["namespace"] or msgspec.UNSET)
+        return ToolTarget(fact.kind, call_id, fact.name, fact.namespace or msgspec.UNSET)
     spec = request.tool(name)
     if spec is None:
         return ToolTarget("function", call_id, name)
@@ -116,24 +99,14 @@ def usage(u: Usage) -> w.ResponseUsage:
     )
 
 
-def tool_choice(request: ChatRequest) -> str | dict[str, str]:
+def tool_choice(request: ChatRequest, echo: ResponsesEcho) -> str | dict[str, str]:
     """The ``tool_choice`` to echo on the Response, named as the client knows the tool."""
-    echoed = request.client_extras.get(TOOL_CHOICE)
+    echoed = echo.tool_choice
     if echoed is not None:
-        return echoed
+        return echoed if isinstance(echoed, str) else dict(echoed)
     if request.tool_choice is None:
         return "auto"
     return tool_choice_echo(request.tool_choice, request.tools)
-
-
-def tool_choice_echo(choice: ToolChoice, tools: tuple[ToolSpec, ...]) -> str | dict[str, str]:
-    if choice.mode != "tool":
-        return choice.mode
-    spec = next((s for s in tools if s.name == choice.name), None)
-    if spec is None:
-        return {"type": "function", "name": choice.name or ""}
-    kind = "custom" if spec.kind == "custom" else "function"
-    return {"type": kind, "name": spec.client_name or spec.name}
 
 
 def opt(value: Any) -> Any:
@@ -141,10 +114,7 @@ def opt(value: Any) -> Any:
 
 
 __all__ = [
-    "TOOL_CHOICE",
-    "TOOL_TARGETS",
     "ToolTarget",
-    "client_facts",
     "custom_item",
     "function_item",
     "is_json",
@@ -152,6 +122,5 @@ __all__ = [
     "shell_action",
     "target",
     "tool_choice",
-    "tool_choice_echo",
     "usage",
 ]

@@ -8,18 +8,20 @@ from typing import ClassVar
 from pipeline.protocols.base import ClientCodec, Endpoint
 from pipeline.protocols.openai import render_models
 from pipeline.protocols.responses.client_decode import decode_request
+from pipeline.protocols.responses.client_decode_echo import ResponsesEcho
 from pipeline.protocols.responses.client_encode import ResponsesStreamEncoder
 from pipeline.protocols.responses.client_encode_collect import ResponsesCollector
 from pipeline.protocols.responses.errors import render_count, render_error
 
 
-class ResponsesCodec(ClientCodec):
+class ResponsesCodec(ClientCodec[ResponsesEcho]):
     name: ClassVar[str] = "responses"
     endpoints: ClassVar[Sequence[Endpoint]] = (
         Endpoint("POST", "/v1/responses", "generate"),
         Endpoint("GET", "/v1/models", "models"),
     )
 
+    echo_type = ResponsesEcho
     decoder = staticmethod(decode_request)
     stream_encoder_type = staticmethod(ResponsesStreamEncoder)
     collector_type = staticmethod(ResponsesCollector)

@@ -160,7 +160,7 @@ class TestNames:
 class TestSchemas:
     async def test_claude_code_tools_for_deepseek(self) -> None:
         """Real Claude Code tools: $schema gone everywhere, object tops; strict dropped with a loss."""
-        request = decode_anthropic(capture("claude-tool-1.json"))
+        request, _ = decode_anthropic(capture("claude-tool-1.json"))
         request = msgspec.structs.replace(request, tools=(*request.tools, ToolSpec(name="S", strict=True)))
         ctx = ctx_for("deepseek")
         sent, _ = await run_stage(stage(), [], request=request, ctx=ctx)
@@ -278,7 +278,7 @@ class TestApplyPatch:
     ])
     async def test_codex_wrappers_are_repaired(self, args: str) -> None:
         """Codex's real request (freeform apply_patch): each wrapper comes off; one clean delta."""
-        request = decode_responses(capture("codex-write-file-1.json"))
+        request, _ = decode_responses(capture("codex-write-file-1.json"))
         ctx = ctx_for("deepseek", client="responses")
         events = head() + tool_block(0, "call_p", "apply_patch", "") + tail()
         events[2:2] = [ToolArgsDelta(index=0, fragment=args[:9]), ToolArgsDelta(index=0, fragment=args[9:])]
@@ -289,7 +289,7 @@ class TestApplyPatch:
 
     async def test_invalid_patch_passes_through_with_a_loss(self) -> None:
         """Not a patch even after repair: sent as it came; Codex reports the error to the model."""
-        request = decode_responses(capture("codex-write-file-1.json"))
+        request, _ = decode_responses(capture("codex-write-file-1.json"))
         ctx = ctx_for("deepseek", client="responses")
         events = head() + tool_block(0, "call_p", "apply_patch", json.dumps({"input": "edit notes.txt please"})) + tail()
         _, out = await run_stage(stage(), events, request=request, ctx=ctx)
@@ -298,7 +298,7 @@ class TestApplyPatch:
 
     async def test_other_tools_are_not_patch_checked(self) -> None:
         """A JSON string input on an ordinary tool is not treated as a patch."""
-        request = decode_responses(capture("codex-write-file-1.json"))
+        request, _ = decode_responses(capture("codex-write-file-1.json"))
         ctx = ctx_for("deepseek", client="responses")
         args = json.dumps({"cmd": "echo hi"})
         events = head() + tool_block(0, "call_x", "exec_command", args) + tail()
