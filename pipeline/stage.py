@@ -89,9 +89,10 @@ class RequestContext:
             before the request stages run, a new one for each upstream of a fallback list.
         upstream_id: the upstream of the current attempt (or the pipeline's first upstream).
         upstream_model: the upstream model name of the current attempt.
-        prompt_estimate: the request stages' estimate of the prompt tokens for the current
-            attempt (``token_budget`` sets it; ``None`` until one does); the client's encoder
-            reports it before the upstream's usage (Anthropic's ``message_start``).
+        prompt_estimate: the request stages' estimate of the prompt tokens, as shaped for the
+            current upstream (``token_budget`` sets it each time it shapes; ``None`` without it);
+            the client's encoder reports it before the upstream's usage (Anthropic's
+            ``message_start``).
         deadline: ``trio.current_time()`` value after which the request is cancelled.
         log: structlog logger bound with the ids above.
         state: per-stage scratch space, keyed by stage id.
@@ -163,7 +164,6 @@ class RequestContext:
         self.attempt = attempt
         self.upstream_id = attempt.upstream_id
         self.upstream_model = attempt.model
-        self.prompt_estimate = None  # the request stages estimate it for this attempt
 
     @property
     def profile(self) -> Profile:

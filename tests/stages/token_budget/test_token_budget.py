@@ -79,16 +79,19 @@ class TestOutputBudget:
         assert out.max_output_tokens + prompt * 1.02 <= 8192 + 1
         assert "max_tokens_window" in {loss.what for loss in ctx.losses}
 
-    async def test_estimate_is_the_contexts_for_each_attempt(self) -> None:
+    async def test_estimate_is_the_contexts_for_each_shaping(self) -> None:
         """The prompt estimate is ctx.prompt_estimate (the client's encoder reports it), the log
-        field's number; the request carries nothing of it, and a new attempt starts without one."""
+        field's number; the request carries nothing of it; a shaping for another upstream sets its own."""
         ctx = ctx_for(upstream("llamacpp", LOCAL))
+        assert ctx.prompt_estimate is None
         req = request("abcd " * 500)
         out = await stage().on_request(req, ctx)
         assert ctx.prompt_estimate == ctx.fields["prompt_estimate"] > 0
         assert out == msgspec.structs.replace(req, max_output_tokens=out.max_output_tokens)
+        first = ctx.prompt_estimate
         ctx.aim(Attempt.aimed(upstream(), "local-model"))
-        assert ctx.prompt_estimate is None
+        await stage().on_request(request("abcd " * 900), ctx)
+        assert ctx.prompt_estimate == ctx.fields["prompt_estimate"] > first
 
 
 class TestWindow:
