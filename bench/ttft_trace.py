@@ -68,7 +68,7 @@ def _patch(gateway_port: int, fine: bool) -> None:
     import importlib
 
     from pipeline import log as log_mod
-    from pipeline import retry, runner
+    from pipeline import respond, retry
     from pipeline.protocols.chat.upstream_decode import ChatStreamDecoder
     from upstreams.transport import StreamTransport
 
@@ -102,8 +102,8 @@ def _patch(gateway_port: int, fine: bool) -> None:
     _wrap_async(app_mod, "run_pipeline", "run_pipeline", exit_mark=False)
     _wrap_async(retry.Plan, "run", "run_upstream", exit_mark=False)
     _wrap_async(StreamTransport, "handle_async_request", "upstream.request")
-    _wrap_async(runner.Responder, "start", "responder.start")
-    _wrap_async(runner.Responder, "body", "responder.body")
+    _wrap_async(respond.Responder, "start", "responder.start")
+    _wrap_async(respond.Responder, "body", "responder.body")
     _wrap_sync(ChatStreamDecoder, "feed_many", "decoder.feed_many")
     _wrap_sync(log_mod, "request_finished", "log.request_finished")
     if fine:
@@ -112,7 +112,8 @@ def _patch(gateway_port: int, fine: bool) -> None:
         from stages.thinking_filter import ThinkingFilter
         from stages.token_budget import TokenBudget
         from stages.tool_ids import ToolIdMap
-        from upstreams import openai_chat
+        from pipeline.attempt import Attempt
+        from upstreams import openai_chat, sse_upstream
         from upstreams.transport import LeanClient
 
         _wrap_async(app_mod, "_read_body", "read_body")
@@ -121,12 +122,12 @@ def _patch(gateway_port: int, fine: bool) -> None:
         _wrap_sync(RequestContext, "__init__", "RequestContext")
         for cls in (ThinkingFilter, TokenBudget, ToolIdMap):
             _wrap_async(cls, "on_request", f"{cls.__name__}.on_request")
-        _wrap_sync(openai_chat, "encode_request", "encode_request")
+        _wrap_sync(openai_chat.OpenAIChatUpstream, "encode", "encode_request")
         _wrap_sync(LeanClient, "_head", "LeanClient._head")
         _wrap_async(StreamTransport, "_acquire", "transport.acquire")
-        _wrap_async(openai_chat._Gate, "send", "gate.send")
-        _wrap_async(openai_chat.OpenAIChatUpstream, "_relay", "relay", exit_mark=False)
-        _wrap_async(openai_chat.OpenAIChatUpstream, "stream", "upstream.stream", exit_mark=False)
+        _wrap_async(Attempt, "emit", "attempt.emit")
+        _wrap_async(sse_upstream.SseUpstream, "_relay", "relay", exit_mark=False)
+        _wrap_async(sse_upstream.SseUpstream, "stream", "upstream.stream", exit_mark=False)
 
 
 def serve(port: int, out: Path, fine: bool) -> None:

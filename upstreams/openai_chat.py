@@ -1,229 +1,36 @@
 """The ``openai_chat`` upstream: DeepSeek, vLLM, llama.cpp, Ollama, OpenAI over Chat Completions.
 
-Encode the neutral request with the profile, POST it with ``stream: true`` (non-streaming
-clients are served from the same stream), then bytes → ``SseDecoder`` → ``ChatStreamDecoder`` →
-events, emitted into the attempt one socket read at a time. The attempt commits at the first event
-beyond ``MessageStart``: failures before it raise ``UpstreamError`` (``retryable`` for connect
-errors, timeouts, 429, 5xx and early stream errors); after it they end the stream with
-``StreamError``. Upstream timeouts are ``overloaded``.
+An ``SseUpstream`` (``upstreams/sse_upstream.py``: the HTTP client, the commit, retries, idle and
+queue limits) that speaks Chat: the profile-driven request body (``chat/upstream_encode.py``) and
+the chunk decoder (``chat/upstream_decode.py``), the only place block boundaries are inferred.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import AsyncIterator
 from typing import ClassVar
 
-import httpx
-import msgspec
-import trio
-
 from pipeline.attempt import Attempt
-from pipeline.errors import UpstreamError, redact
-from pipeline.events import ErrorInfo, Heartbeat, StreamError
+from pipeline.events import ErrorInfo
 from pipeline.model import ChatRequest
 from pipeline.protocols.chat import ChatStreamDecoder, encode_request, parse_error_body
-from pipeline.sse import SseDecoder
 from pipeline.stage import RequestContext
-from pipeline.tokens import prompt_text
-from pipeline.upstream import Upstream, UpstreamConfig
-from upstreams.response_body import ResponseBody
-from upstreams.transport import LeanClient, StreamTransport
-
-_TOKENIZE = msgspec.json.Encoder()
-RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
+from upstreams.sse_upstream import SseUpstream
 
 
-class OpenAIChatUpstream(Upstream):
+class OpenAIChatUpstream(SseUpstream):
     type_name: ClassVar[str] = "openai_chat"
 
-    def __init__(self, config: UpstreamConfig, *, upstream_id: str,
-                 transport: httpx.AsyncBaseTransport | None = None) -> None:
-        super().__init__(config, upstream_id=upstream_id)
-        self._transport = transport
-        self._client: httpx.AsyncClient | LeanClient | None = None
-        self.url = config.base_url.rstrip("/") + config.chat_path
+    def path(self) -> str:
+        return self.config.chat_path
 
-    def _timeout(self) -> httpx.Timeout:
-        c = self.config
-        return httpx.Timeout(connect=c.connect_timeout_s, read=c.idle_timeout_s, write=c.idle_timeout_s,
-                             pool=c.connect_timeout_s)
+    def encode(self, request: ChatRequest, attempt: Attempt, ctx: RequestContext) -> bytes:
+        return encode_request(request, model=attempt.model, profile=self.profile, stream=True, lose=ctx.lose)
 
-    async def open(self) -> None:
-        if self._client is None:
-            limits = httpx.Limits(max_connections=self.config.max_connections,
-                                  max_keepalive_connections=min(64, self.config.max_connections))
-            if self._transport is None and self.config.http_client == "fast":
-                self._client = LeanClient(StreamTransport(max_connections=self.config.max_connections),
-                                          timeout=self._timeout())
-            else:
-                self._client = httpx.AsyncClient(transport=self._transport, timeout=self._timeout(), limits=limits)
+    def decoder(self, request: ChatRequest) -> ChatStreamDecoder:
+        return ChatStreamDecoder(self.profile, stop=request.stop)
 
-    async def aclose(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
-
-    def _headers(self, key: str | None) -> dict[str, str]:
-        headers = {"content-type": "application/json", "accept": "text/event-stream", **self.config.headers}
-        if key:
-            headers["authorization"] = f"Bearer {key}"
-        return headers
-
-    async def count_tokens(self, request: ChatRequest, ctx: RequestContext) -> int | None:
-        """llama.cpp-style ``POST /tokenize {"content": text}`` → ``{"tokens": [...]}``; None on failure."""
-        if not self.config.tokenize_path or self._client is None:
-            return None
-        url = httpx.URL(self.config.base_url).join(self.config.tokenize_path)
-        body = _TOKENIZE.encode({"content": prompt_text(request)})
-        try:
-            with trio.fail_after(self.config.connect_timeout_s):
-                resp = await self._client.post(url, content=body, headers=self._headers(self.api_key(ctx)))
-            if resp.status_code != 200:
-                return None
-            tokens = msgspec.json.decode(resp.content).get("tokens")
-            return len(tokens) if isinstance(tokens, list) else None
-        except (httpx.HTTPError, trio.TooSlowError, msgspec.DecodeError, AttributeError):
-            return None
-
-    async def stream(self, request: ChatRequest, attempt: Attempt, ctx: RequestContext) -> None:
-        if self._client is None:
-            await self.open()
-        assert self._client is not None
-        body = encode_request(request, model=attempt.model, profile=self.profile, stream=True, lose=ctx.lose)
-        key = self.api_key(ctx)
-        attempt.hide(key)
-        secrets = (key,) if key else ()
-        try:
-            async with self._client.stream("POST", self.url, content=body, headers=self._headers(key)) as resp:
-                if resp.status_code >= 400:
-                    raw = await resp.aread()
-                    info = parse_error_body(resp.status_code, raw, retry_after=resp.headers.get("retry-after"))
-                    raise UpstreamError(
-                        redact(f"{self.id}: {info.message}", secrets),
-                        code=info.code,
-                        status=info.status,
-                        retry_after_s=info.retry_after_s,
-                        retryable=resp.status_code in RETRYABLE_STATUS,
-                    )
-                await self._relay(resp, request, attempt)
-        except httpx.TimeoutException as exc:  # before the relay (which reports its own): retry
-            raise UpstreamError(f"{self.id}: {_timeout_text(exc, self.config)}", code="overloaded", status=503,
-                                retryable=True) from None
-        except httpx.TransportError as exc:
-            message = redact(f"{self.id}: connection failed: {exc}", secrets) or f"{self.id}: connection failed"
-            raise UpstreamError(message, code="overloaded", status=503, retryable=True) from None
-
-    async def _relay(self, resp: httpx.Response, request: ChatRequest, attempt: Attempt) -> None:
-        """Relay the body as events; every failure ends in ``StreamError`` (or, before the commit,
-        ``UpstreamError``). The idle watch runs beside it."""
-        watch = _IdleWatch(self.config.idle_timeout_s)
-        early: UpstreamError | None = None
-        failure: ErrorInfo | None = None
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(watch.run)
-            try:
-                with watch.scope:
-                    failure = await self._pump(_body(resp), request, attempt, watch)
-            except UpstreamError as exc:  # raised again outside the nursery, so not in a group
-                early = exc
-            finally:
-                nursery.cancel_scope.cancel()
-        if early is not None:
-            raise early
-        if watch.scope.cancelled_caught:
-            failure = ErrorInfo(code="overloaded", status=503,
-                                message=f"{self.id}: no data for {watch.limit:g}s (idle timeout)")
-        if failure is not None:
-            await attempt.emit([StreamError(error=failure)])
-
-    async def _pump(self, chunks: AsyncIterator[bytes], request: ChatRequest, attempt: Attempt,
-                    watch: _IdleWatch) -> ErrorInfo | None:
-        """Bytes → frames → events. Phase 1 runs until data arrived and the client's status is
-        decided; ``queue_timeout_s`` bounds a stream of nothing but keep-alive comments."""
-        sse = SseDecoder()
-        decoder = ChatStreamDecoder(self.profile, stop=request.stop)
-        comments = 0
-        now = trio.current_time
-        with trio.move_on_after(self.config.queue_timeout_s) as queue:
-            try:
-                while True:  # phase 1: queued, or deciding whether to commit
-                    watch.since = now()
-                    chunk = await anext(chunks, None)
-                    watch.since = None
-                    if chunk is None:
-                        break
-                    frames = sse.feed(chunk)
-                    events = decoder.feed_many(frames)
-                    if sse.comments != comments:
-                        comments = sse.comments
-                        events.append(Heartbeat())
-                    await attempt.emit(events)
-                    if frames:  # data: no longer queued
-                        queue.deadline = math.inf
-                        if attempt.committed:
-                            break
-                while chunk is not None:  # phase 2: the hot path
-                    watch.since = now()
-                    chunk = await anext(chunks, None)
-                    watch.since = None
-                    if chunk is None:
-                        break
-                    events = decoder.feed_many(sse.feed(chunk))
-                    if sse.comments != comments:
-                        comments = sse.comments
-                        events.append(Heartbeat())
-                    if events:
-                        await attempt.emit(events)
-                await attempt.emit(decoder.feed_many(sse.close()) + decoder.finish())
-                return None
-            except httpx.TimeoutException:
-                return ErrorInfo(code="overloaded", status=503,
-                                 message=f"{self.id}: no data for {watch.limit:g}s (idle timeout)")
-            except httpx.TransportError as exc:
-                return ErrorInfo(code="overloaded", status=503,
-                                 message=f"{self.id}: connection lost mid-stream: {type(exc).__name__}")
-        return ErrorInfo(code="overloaded", status=503, message=(
-            f"{self.id}: still queued after {self.config.queue_timeout_s:g}s (keep-alive comments only; queue limit)"))
-
-
-class _IdleWatch:
-    """Cancels ``scope`` once one read has waited ``limit`` seconds; time spent blocked on a slow
-    client does not count. httpx enforces its read timeout on sockets only; this holds for every
-    transport (the in-process simulator too), for ~0.5 µs a chunk instead of a trio deadline reset
-    per chunk (6-12 µs)."""
-
-    __slots__ = ("limit", "scope", "since")
-
-    def __init__(self, limit: float) -> None:
-        self.limit = limit
-        self.scope = trio.CancelScope()
-        self.since: float | None = None  # when the pending read began; None while not reading
-
-    async def run(self) -> None:
-        while True:
-            since, now = self.since, trio.current_time()
-            if since is not None and now - since >= self.limit:
-                self.scope.cancel()
-                return
-            await trio.sleep_until((now if since is None else since) + self.limit)
-
-
-def _body(resp: httpx.Response) -> AsyncIterator[bytes]:
-    """The body's pieces. ``StreamTransport``'s body is read directly (one generator less per read)
-    and without its own read timer: ``_IdleWatch`` covers body reads."""
-    stream = resp.stream
-    return stream.watched() if isinstance(stream, ResponseBody) else resp.aiter_raw()
-
-
-def _timeout_text(exc: httpx.TimeoutException, config: UpstreamConfig) -> str:
-    if isinstance(exc, httpx.ConnectTimeout):
-        return f"could not connect within {config.connect_timeout_s:g}s (connect timeout)"
-    if isinstance(exc, httpx.PoolTimeout):
-        return f"no free connection within {config.connect_timeout_s:g}s (pool timeout)"
-    if isinstance(exc, httpx.WriteTimeout):
-        return f"took none of the request for {config.idle_timeout_s:g}s (write timeout)"
-    return f"no answer within {config.idle_timeout_s:g}s ({type(exc).__name__})"
+    def error_info(self, status: int, body: bytes, retry_after: str | None) -> ErrorInfo:
+        return parse_error_body(status, body, retry_after=retry_after)
 
 
 __all__ = ["OpenAIChatUpstream"]
