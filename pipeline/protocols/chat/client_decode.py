@@ -105,7 +105,6 @@ def decode_chat_request(body: bytes) -> tuple[ChatRequest, ChatEcho]:
     return request, ChatEcho(include_usage=raw.stream_options is not None and bool(raw.stream_options.include_usage))
 
 
-# ---------------------------------------------------------------- messages
 
 
 def _parts(
@@ -165,7 +164,6 @@ def _tool_message(m: MessageIn, i: int, losses: list[Loss]) -> Message:
     return Message(role="tool", parts=(ToolResultPart(call_id=m.tool_call_id, content=content),), name=m.name)
 
 
-# ---------------------------------------------------------------- tools and options
 
 
 def _tools(tools: Sequence[ToolIn], losses: list[Loss]) -> tuple[ToolSpec, ...]:

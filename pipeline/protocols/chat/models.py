@@ -12,7 +12,7 @@ from typing import Any
 import msgspec
 from msgspec import UNSET, UnsetType
 
-# ---------------------------------------------------------------- upstream request (encode side)
+# Upstream request (encode side).
 
 
 class FunctionCall(msgspec.Struct):
@@ -103,7 +103,7 @@ class ChatCompletionRequest(msgspec.Struct):
     chat_template_kwargs: dict[str, Any] | UnsetType = UNSET
 
 
-# ---------------------------------------------------------------- upstream stream (decode side)
+# Upstream stream (decode side).
 
 
 class FunctionDeltaView(msgspec.Struct):
@@ -196,7 +196,7 @@ class ResponseView(msgspec.Struct):
     error: Any = None
 
 
-# ---------------------------------------------------------------- client request (decode side)
+# Client request (decode side).
 
 
 class ImageUrlIn(msgspec.Struct):
@@ -333,7 +333,7 @@ class ChatRequestIn(msgspec.Struct):
     logit_bias: dict[str, Any] | None = None
 
 
-# ---------------------------------------------------------------- shared codecs
+# Shared codecs.
 
 ENCODER = msgspec.json.Encoder()
 CHUNK_DECODER = msgspec.json.Decoder(ChunkView)

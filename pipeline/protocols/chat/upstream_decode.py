@@ -101,8 +101,6 @@ class ChatStreamDecoder:
         self._finish: str | None = None
         self._usage: Usage | None = None
 
-    # ------------------------------------------------------------ public
-
     def feed(self, frame: SseFrame) -> list[Event]:
         if self._done:
             return []
@@ -203,8 +201,6 @@ class ChatStreamDecoder:
         if resp.usage is not None:
             self._usage = convert_usage(resp.usage)
         return self._end(out)
-
-    # ------------------------------------------------------------ deltas
 
     def _start(self, message_id: str | None, model: str | None, out: list[Event]) -> None:
         self._started = True
@@ -329,8 +325,6 @@ class ChatStreamDecoder:
         if upstream_id or self._last_call is None:
             return max(self._calls) + 1 if self._calls else pos
         return self._last_call
-
-    # ------------------------------------------------------------ blocks and the end
 
     def _open_block(
         self, kind: BlockKind, out: list[Event], call_id: str | None = None, name: str | None = None

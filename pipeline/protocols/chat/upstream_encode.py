@@ -121,7 +121,6 @@ def encode_request(
     return ENCODER.encode(body)
 
 
-# ---------------------------------------------------------------- thinking and tools
 
 
 def _thinking(body: ChatCompletionRequest, request: ChatRequest, profile: Profile, on: bool) -> None:
@@ -188,7 +187,6 @@ def _tool_choice(request: ChatRequest, profile: Profile, on: bool, lose: Lose) -
     return mode
 
 
-# ---------------------------------------------------------------- messages
 
 
 def _messages(request: ChatRequest, profile: Profile, on: bool, lose: Lose) -> list[ChatMessage]:

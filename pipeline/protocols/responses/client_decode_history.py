@@ -80,8 +80,6 @@ class History:
         """``input`` given as a plain string: one user message."""
         self.messages.append(Message(role="user", parts=(TextPart(text),) if text else ()))
 
-    # ------------------------------------------------------------ dispatch
-
     def _item(self, raw: msgspec.Raw, path: str) -> None:
         head = decode_value(raw, ItemHead, path)
         kind = head.type if head.type is not None else ("message" if head.role is not None else None)
@@ -119,8 +117,6 @@ class History:
         if self._step is not None:
             self.messages.append(self._step.message())
             self._step = None
-
-    # ------------------------------------------------------------ messages
 
     def _message(self, item: MessageItem, path: str) -> None:
         role = item.role
@@ -174,8 +170,6 @@ class History:
             self.reader.lose("image", f"{path}: image by file_id {part.file_id!r} dropped (no file store)")
             return None
         raise RequestError(f"{path}.image_url: field required")
-
-    # ------------------------------------------------------------ calls and results
 
     def _call(self, raw: msgspec.Raw, kind: str, path: str) -> ToolCallPart:
         if kind == "function_call":

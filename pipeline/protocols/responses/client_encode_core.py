@@ -121,8 +121,6 @@ class ResponseCore:
     def _emit(self, event: Any) -> None:
         """Receives each wire event Struct in order (``sequence_number`` still 0)."""
 
-    # ------------------------------------------------------------ input
-
     def handle(self, event: Event) -> None:
         if self.finished:
             return
@@ -169,8 +167,6 @@ class ResponseCore:
         """The event stream is over; without a terminal event that is a failure."""
         if not self.finished:
             self.fail(ErrorInfo(code="api_error", message=END_OF_STREAM))
-
-    # ------------------------------------------------------------ lifecycle
 
     def _start(self) -> None:
         if not self.started:
@@ -235,8 +231,6 @@ class ResponseCore:
             self._emit(w.ResponseIncompleteEvent(sequence_number=0, response=response))
         else:
             self._emit(w.ResponseFailedEvent(sequence_number=0, response=response))
-
-    # ------------------------------------------------------------ blocks
 
     def _open(self, event: BlockStart) -> None:
         index = self._count

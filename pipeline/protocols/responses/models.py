@@ -59,7 +59,7 @@ class ResponsesRequest(msgspec.Struct):
     prompt: msgspec.Raw = msgspec.Raw()  # empty when absent; Raw cannot be in a union
 
 
-# ---------------------------------------------------------------- input items
+# Input items.
 
 
 class ItemHead(msgspec.Struct):
@@ -140,7 +140,7 @@ class LocalShellOutputItem(msgspec.Struct):
     id: str | None = None
 
 
-# ---------------------------------------------------------------- tools
+# Tools.
 
 
 class ToolHead(msgspec.Struct):

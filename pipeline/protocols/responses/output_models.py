@@ -12,7 +12,7 @@ from typing import Any
 import msgspec
 from msgspec import UNSET, UnsetType
 
-# ---------------------------------------------------------------- output items
+# Output items.
 
 
 class SummaryText(msgspec.Struct, tag="summary_text", tag_field="type"):
@@ -79,7 +79,7 @@ OutputItem = (
     | ResponseLocalShellCall
 )
 
-# ---------------------------------------------------------------- the Response object
+# The Response object.
 
 
 class InputTokensDetails(msgspec.Struct):
@@ -128,7 +128,7 @@ class ResponseObject(msgspec.Struct, kw_only=True):
     metadata: dict[str, Any] | UnsetType = UNSET
 
 
-# ---------------------------------------------------------------- stream events
+# Stream events.
 
 
 class _Event(msgspec.Struct, tag_field="type"):
@@ -254,7 +254,7 @@ class ResponseErrorEvent(_Event, tag="error"):
     param: str | None = None
 
 
-# ---------------------------------------------------------------- non-stream bodies
+# Non-stream bodies.
 
 
 class ErrorDetail(msgspec.Struct):
