@@ -168,10 +168,11 @@ class Sink(trio.abc.SendChannel[Event]):
         self._first_taken = False  # and was handed to a writer at once
         self._data = trio.lowlevel.ParkingLot()  # the drainer waits here
         self._room = trio.lowlevel.ParkingLot()  # the sender waits here when the buffer is full
-        self._drainer_waits = False
-        self._sender_waits = False
+        # Independent facts, not one state:
+        self._drainer_waits = False  # the draining task is parked in ``_data``
+        self._sender_waits = False  # a sender is parked in ``_room`` until the buffer is taken
         self._writing = False  # a task is in ``flush``
-        self.closed = False
+        self.closed = False  # the input ended (``close``)
         self.terminal = False  # MessageStop or StreamError went through
 
     async def send(self, value: Event) -> None:
