@@ -3,17 +3,24 @@
 ``Gateway`` runs ``hypercorn -k trio -w 1 pipeline:app`` (the serving process is hypercorn's one
 worker, a child of the supervisor); ``LiteLLM`` runs the LiteLLM proxy from its own venv;
 ``FakeUpstream`` runs ``python -m bench.upstream``. Nothing here binds anything but 127.0.0.1.
+``--gateway-src`` / ``--gateway-venv`` run the gateway from another tree and venv; with
+``--check-src`` the gateway's imports are traced and every module of its own it loaded must come
+from that tree (``Gateway.provenance``: the tree, its commit, the module count).
 """
 
 from __future__ import annotations
 
+import argparse
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
+from typing import Any
 
 from bench.history import THINKING_SECRET
 from bench.scenarios import CLIENT_KEY
@@ -95,6 +102,18 @@ def core_times(core: int) -> tuple[int, int]:
     return 0, 1
 
 
+def set_fifo(pid: int, priority: int | None) -> str:
+    """Every thread of ``pid`` at SCHED_FIFO ``priority``, or back to normal (None), if allowed
+    (root). Returns the policy now in force, or why not."""
+    policy, param = (os.SCHED_FIFO, priority) if priority else (os.SCHED_OTHER, 0)
+    try:
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            os.sched_setscheduler(int(tid), policy, os.sched_param(param))
+    except OSError as exc:
+        return f"normal ({exc.strerror})"
+    return "fifo" if priority else "normal"
+
+
 def wait_port(port: int, proc: subprocess.Popen[bytes], timeout_s: float, what: str, log: Path | None) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -170,12 +189,24 @@ class FakeUpstream(Proc):
 class Gateway(Proc):
     name = "gateway (hypercorn -k trio -w 1)"
 
-    def __init__(self, *, core: int, port: int, log: Path, config: Path, upstream_port: int, src: Path = REPO) -> None:
-        hypercorn = str(Path(sys.executable).with_name("hypercorn"))
+    def __init__(self, *, core: int, port: int, log: Path, config: Path, upstream_port: int, src: Path = REPO,
+                 venv: Path | None = None, check_src: bool = False) -> None:
+        hypercorn = str(venv / "bin" / "hypercorn") if venv else str(Path(sys.executable).with_name("hypercorn"))
+        env = {"PIPELINES_CONFIG": str(config), "BENCH_UPSTREAM_PORT": str(upstream_port),
+               "GATEWAY_THINKING_SECRET": THINKING_SECRET, "BENCH_UPSTREAM_KEY": "bench-key"}
+        if check_src:
+            env["PYTHONVERBOSE"] = "1"  # every module load, with its file, to the log (import time only)
         super().__init__([hypercorn, "-k", "trio", "-w", "1", "--backlog", "4096", "--keep-alive", "75",
                           "-b", f"127.0.0.1:{port}", "pipeline:app"], core=core, log=log, port=port, cwd=src,
-                         env={"PIPELINES_CONFIG": str(config), "BENCH_UPSTREAM_PORT": str(upstream_port),
-                              "GATEWAY_THINKING_SECRET": THINKING_SECRET, "BENCH_UPSTREAM_KEY": "bench-key"})
+                         env=env)
+        self.src, self.venv, self.check_src = src, venv, check_src
+        self.provenance: dict[str, Any] = {}
+
+    def start(self, timeout_s: float = 30) -> None:
+        offset = self.log.stat().st_size if self.log.exists() else 0
+        super().start(timeout_s)
+        if self.check_src:
+            self.provenance = self.traced_provenance(offset)
 
     def serving_pid(self) -> int:
         assert self.proc is not None
@@ -187,6 +218,77 @@ class Gateway(Proc):
                     return pid
             time.sleep(0.05)
         return self.proc.pid  # -w 0 style: serving in-process
+
+    def traced_provenance(self, offset: int) -> dict[str, Any]:
+        """Once the worker answers ``/healthz`` (it has imported the app), the source files the
+        gateway's processes loaded (``PYTHONVERBOSE`` lines in the log after ``offset``): all that is
+        not an installed package must lie in ``src``, or this raises. The worker is the only
+        process that imports the app (hypercorn's supervisor only spawns it)."""
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=2) as reply:
+                    if reply.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{self.name} on {self.port}: /healthz did not answer 200 within 30s")
+            time.sleep(0.05)
+        with open(self.log, "rb") as f:
+            f.seek(offset)
+            text = f.read().decode(errors="replace")
+        loaded = {m.group(1) for m in _LOADED.finditer(text)}
+        own = sorted(f for f in loaded if "/site-packages/" not in f and not f.startswith(sys.base_prefix))
+        src = str(self.src.resolve())
+        foreign = [f for f in own if not f.startswith(src + "/")]
+        if foreign or not own:
+            raise RuntimeError(f"{self.name}: expected its code from {src}, loaded {len(foreign)} other files "
+                               f"(first: {foreign[:3]}) and {len(own) - len(foreign)} from there")
+        packages = sorted({f[len(src) + 1:].split("/")[0] for f in own})
+        return {"src": src, "venv": str(self.venv or Path(sys.executable).parent.parent),
+                "commit": commit(self.src), "modules": len(own), "packages": packages, "worker_pid": self.pid}
+
+
+# "# code object from /x/y.py", "# code object from '/x/__pycache__/y.cpython-311.pyc'",
+# "# /x/__pycache__/y.cpython-311.pyc matches /x/y.py": the .py file a module was loaded from.
+_LOADED = re.compile(r"^# (?:code object from '?|\S+\.pyc matches )(/\S+?\.py)'?$", re.M)
+
+
+def commit(src: Path) -> str:
+    """``src``'s HEAD, short, with ``+dirty`` when its tree differs from it ("" outside git)."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=src, capture_output=True,
+                              text=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=src, capture_output=True, text=True).stdout.strip()
+    except OSError:
+        return ""
+    return head + ("+dirty" if dirty else "")
+
+
+def add_gateway_args(p: argparse.ArgumentParser) -> None:
+    """The options that say which gateway runs (``python -m bench`` and ``bench.sized``)."""
+    p.add_argument("--config", default=str(REPO / "bench" / "pipelines.yaml"))
+    p.add_argument("--gateway-src", default=str(REPO), metavar="DIR",
+                   help="run the gateway from this source tree (e.g. an older commit, `git archive`d or a worktree)")
+    p.add_argument("--gateway-venv", metavar="DIR",
+                   help="run the gateway with this venv's hypercorn (default: the one running the bench)")
+    p.add_argument("--check-src", action="store_true",
+                   help="trace the gateway's imports: fail unless its code came from --gateway-src; "
+                        "emit a `gateway` record with the commit it serves")
+
+
+def gateway(args: argparse.Namespace, *, core: int, log: Path, upstream_port: int) -> Gateway:
+    """A gateway as the options say, on a free port."""
+    return Gateway(core=core, port=free_port(), log=log, config=Path(args.config), upstream_port=upstream_port,
+                   src=Path(args.gateway_src).resolve(),
+                   venv=Path(args.gateway_venv).resolve() if args.gateway_venv else None,
+                   check_src=args.check_src)
+
+
+def provenance_record(gw: Gateway, **where: Any) -> dict[str, Any] | None:
+    """The ``gateway`` record of a ``--check-src`` gateway (None without it)."""
+    return {"scenario": "gateway", **where, **gw.provenance} if gw.provenance else None
 
 
 class LiteLLM(Proc):
@@ -211,4 +313,5 @@ class LiteLLM(Proc):
         return self.tree_rss_kb()
 
 
-__all__ = ["FakeUpstream", "Gateway", "LiteLLM", "Proc", "core_times", "free_port", "steal_ms"]
+__all__ = ["FakeUpstream", "Gateway", "LiteLLM", "Proc", "add_gateway_args", "commit", "core_times", "free_port",
+           "gateway", "provenance_record", "set_fifo", "steal_ms"]

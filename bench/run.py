@@ -14,7 +14,6 @@ import json
 import os
 import platform
 import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -23,7 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from bench import loadgen
-from bench.procs import REPO, FakeUpstream, Gateway, Proc, core_times, free_port, steal_ms
+from bench.procs import (REPO, FakeUpstream, Gateway, Proc, add_gateway_args, commit, core_times, free_port,
+                         gateway, provenance_record, set_fifo, steal_ms)
 from bench.scenarios import FIRST, LITELLM_PATHS, PATHS, body
 
 GATEWAY_CORE, LOAD_CORE = 0, 1
@@ -51,21 +51,29 @@ class Bench:
 
     # ------------------------------------------------------------------ scenarios
 
-    async def ttft(self, target: str, port: int, path: str) -> None:
+    async def ttft(self, target: str, port: int, path: str, server: Proc | None = None) -> None:
         spec = PATHS[path]
         data = loadgen.http_request(HOST, port, spec.url, body(path, "fake-chunk"), spec.headers)
         gap_s = self.args.ttft_gap_ms / 1e3
         steal0 = steal_ms(GATEWAY_CORE), steal_ms(LOAD_CORE)
+        # --rt: the measured processes at SCHED_FIFO 1 and the load generator above them (as bench.sized).
+        measured = [p for p in (server, self.upstream) if p is not None] if self.args.rt else []
         t0 = time.perf_counter()
-        with loadgen.realtime() as sched:
-            samples = await loadgen.ttft(HOST, port, data, FIRST, n=self.args.ttft_n, warmup=self.args.ttft_warmup,
-                                         gap_s=gap_s)
+        try:
+            servers = [set_fifo(p.pid, 1) for p in measured]
+            with loadgen.realtime(2 if measured else 1) as sched:
+                samples = await loadgen.ttft(HOST, port, data, FIRST, n=self.args.ttft_n,
+                                             warmup=self.args.ttft_warmup, gap_s=gap_s)
+        finally:
+            for p in measured:
+                set_fifo(p.pid, None)
         wall_ms = (time.perf_counter() - t0) * 1e3
         steal = [round((steal_ms(c) - s0) / wall_ms, 3) for c, s0 in zip((GATEWAY_CORE, LOAD_CORE), steal0)]
         p50, p99 = pct(samples, 0.5) * 1e3, pct(samples, 0.99) * 1e3
         record: dict[str, Any] = {"target": target, "path": path, "scenario": "ttft", "c": 1, "mode": "chunk",
                                   "n": len(samples), "p50_ms": round(p50, 3), "p99_ms": round(p99, 3),
                                   "gap_ms": self.args.ttft_gap_ms, "loadgen_sched": sched,
+                                  **({"servers_sched": servers} if measured else {}),
                                   "steal_share": steal}
         if target == "direct":
             self.direct_ttft = {"p50": p50, "p99": p99}
@@ -142,7 +150,7 @@ class Bench:
     async def run_target(self, target: str, port: int, paths: list[str], server: Proc | None) -> None:
         args = self.args
         for path in paths:
-            await self.ttft(target, port, path)
+            await self.ttft(target, port, path, server)
         if server is not None and "hold" in args.scenarios:
             idle = server.rss_kb()
             for path in paths:
@@ -160,9 +168,7 @@ class Bench:
     # ------------------------------------------------------------------ targets
 
     def gateway(self) -> Gateway:
-        return Gateway(core=GATEWAY_CORE, port=free_port(), log=self.workdir / "gateway.log",
-                       config=Path(self.args.config), upstream_port=self.upstream_port,
-                       src=Path(self.args.gateway_src).resolve())
+        return gateway(self.args, core=GATEWAY_CORE, log=self.workdir / "gateway.log", upstream_port=self.upstream_port)
 
     async def main(self) -> None:
         self.upstream.start()
@@ -172,6 +178,8 @@ class Bench:
                 gw = self.gateway()
                 gw.start()
                 try:
+                    if (served := provenance_record(gw, path=path)) is not None:
+                        self.emit(served)
                     await self.run_target("gateway", gw.port, [path], gw)
                 finally:
                     gw.stop()
@@ -200,17 +208,12 @@ def machine(src: Path = REPO) -> dict[str, Any]:
                 break
     except OSError:
         pass
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=src, capture_output=True, text=True).stdout.strip()
-        dirty = bool(subprocess.run(["git", "status", "--porcelain"], cwd=src, capture_output=True, text=True).stdout.strip())
-    except OSError:
-        commit, dirty = "", False
     import hypercorn  # noqa: F401  (version below)
     from importlib.metadata import version
 
     return {"scenario": "machine", "gateway_src": str(src), "cpu": model, "cores": os.cpu_count(), "python": platform.python_version(),
             "kernel": platform.release(), "hypercorn": version("hypercorn"), "trio": version("trio"),
-            "httpx": version("httpx"), "msgspec": version("msgspec"), "commit": commit + ("+dirty" if dirty else "")}
+            "httpx": version("httpx"), "msgspec": version("msgspec"), "commit": commit(src)}
 
 
 def table(records: list[dict[str, Any]], deltas: int, *, markdown: bool = False) -> str:
@@ -272,11 +275,11 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--ttft-warmup", type=int, default=30)
     p.add_argument("--ttft-gap-ms", type=float, default=2.0,
                    help="pause between TTFT requests (an agent's turns are apart; 0: back to back)")
+    p.add_argument("--rt", action="store_true", help="TTFT with the gateway and the fake upstream at SCHED_FIFO 1 "
+                   "and the load generator at 2 (as bench.sized; root only): other work on the machine waits")
     p.add_argument("--deltas", type=int, default=200, help="content deltas per response")
     p.add_argument("--hold-s", type=float, default=120.0)
-    p.add_argument("--config", default=str(REPO / "bench" / "pipelines.yaml"))
-    p.add_argument("--gateway-src", default=str(REPO), metavar="DIR",
-                   help="run the gateway from this source tree (e.g. an older commit, `git archive`d)")
+    add_gateway_args(p)
     p.add_argument("--litellm", action="store_true", help="also run LiteLLM's proxy (installs it into bench/.venv-litellm)")
     p.add_argument("--quick", action="store_true", help="short windows, fewer samples (a smoke run)")
     p.add_argument("--json", metavar="FILE", help="also write the JSON lines to FILE")

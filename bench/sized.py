@@ -37,7 +37,7 @@ import msgspec
 
 from bench import loadgen
 from bench.history import Body, grow
-from bench.procs import REPO, FakeUpstream, Gateway, free_port
+from bench.procs import FakeUpstream, Gateway, add_gateway_args, free_port, gateway, provenance_record, set_fifo
 from bench.run import drive, pct
 from bench.scenarios import FIRST, PATHS, body as small_body
 
@@ -75,12 +75,7 @@ def realtime(pid: int) -> str:
     then wait for the measured ones instead of stretching their wall times (the kernel's RT
     throttle still leaves them 5 % of each core). The load generator times at FIFO 2, above the
     fake upstream it shares core 1 with."""
-    try:
-        for tid in os.listdir(f"/proc/{pid}/task"):
-            os.sched_setscheduler(int(tid), os.SCHED_FIFO, os.sched_param(1))
-    except OSError as exc:
-        return f"normal ({exc.strerror})"
-    return "fifo"
+    return set_fifo(pid, 1)
 
 
 class SizedBench:
@@ -249,10 +244,11 @@ class SizedBench:
     # ------------------------------------------------------------------ a path
 
     async def path(self, path: str) -> None:
-        gw = Gateway(core=GATEWAY_CORE, port=free_port(), log=self.workdir / f"gateway-{path}.log",
-                     config=Path(self.args.config), upstream_port=self.upstream_port,
-                     src=Path(self.args.gateway_src).resolve())
+        gw = gateway(self.args, core=GATEWAY_CORE, log=self.workdir / f"gateway-{path}.log",
+                     upstream_port=self.upstream_port)
         gw.start()
+        if (served := provenance_record(gw, path=path)) is not None:
+            self.emit(served)
         if self.args.rt:
             self.emit({"scenario": "sized_sched", "path": path, "gateway": realtime(gw.pid)})
         try:
@@ -326,8 +322,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--gap-ms", type=float, default=2.0)
     p.add_argument("--deltas", type=int, default=200)
-    p.add_argument("--config", default=str(REPO / "bench" / "pipelines.yaml"))
-    p.add_argument("--gateway-src", default=str(REPO), metavar="DIR")
+    add_gateway_args(p)
     p.add_argument("--no-rt", dest="rt", action="store_false",
                    help="leave the gateway and the fake upstream at normal priority (by default SCHED_FIFO 1, "
                         "so that other work on the machine does not stretch their wall times)")
