@@ -227,10 +227,10 @@ def table(records: list[dict[str, Any]], noise: dict[Metric, float] | None = Non
         lines.append("| " + " | ".join([*cells, verdict]) + " |")
     rule = f"at least {min_effect:.0%}" + (" and beyond the A/A noise" if noise is not None else "")
     lines.append("")
+    note = ("; A/A noise: the larger of |B vs A| and half the larger spread in an A/A sitting (the largest over "
+            "the sittings given)") if noise is not None else ""
     lines.append(f"(B vs A: difference of the medians; spread: (max - min) / median over the rounds; **worse** / "
-                 f"better: every B round beyond every A round and the difference {rule}"
-                 + ("; A/A noise: an A/A sitting's larger of |B vs A| and half its larger spread" if noise is not None
-                    else "") + ")")
+                 f"better: every B round beyond every A round and the difference {rule}{note})")
     return "\n".join(lines)
 
 
@@ -303,8 +303,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true", help="a smoke run: 1 round, short windows, 1 MB only")
     p.add_argument("--json", metavar="FILE", help="also write every record (tagged side, round, phase) to FILE")
     p.add_argument("--from", dest="from_", metavar="FILE", help="no runs: the table of an earlier sitting's --json")
-    p.add_argument("--noise", metavar="FILE", help="an A/A sitting's --json: its noise per metric as a column, "
-                   "and a difference is marked only beyond it")
+    p.add_argument("--noise", nargs="+", metavar="FILE", help="A/A sittings' --json: their noise per metric (the "
+                   "largest) as a column, and a difference is marked only beyond it")
     p.add_argument("--min-effect", type=float, default=0.05, help="smallest difference marked (default 0.05)")
     p.add_argument("--markdown", metavar="FILE", help="also write the table and conditions to FILE")
     args = p.parse_args(argv)
@@ -323,7 +323,11 @@ def read(path: str) -> list[dict[str, Any]]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
-    noise = noise_floor(read(args.noise)) if args.noise else None
+    noise: dict[Metric, float] | None = None
+    for path in args.noise or []:
+        noise = noise or {}
+        for metric, floor in noise_floor(read(path)).items():
+            noise[metric] = max(floor, noise.get(metric, 0.0))
     t0 = time.monotonic()
     if args.from_:
         records = read(args.from_)
