@@ -152,7 +152,8 @@ def metrics(record: dict[str, Any]) -> list[tuple[Metric, float]]:
     elif s == "hold" and "rss_mb" in record and "error" not in record:
         out.append(((f"{path} RSS MB @{record['streams']} streams", "low"), record["rss_mb"]))
     elif s == "sized":
-        size = "one-line" if record["target_bytes"] < 0 else f"{record['body_bytes'] / 1e6:.2f} MB"
+        target = record["target_bytes"]  # by the target, not the body's bytes: those vary with the checkout's source
+        size = "one-line" if target < 0 else f"{target / 1e6:g} MB" if target >= 1e6 else f"{target / 1e3:g} KB"
         cell = f"sized {path} {size}"
         out += [((f"{cell} added TTFT p50 ms", "low"), record["added_p50_ms"]),
                 ((f"{cell} added TTFT p99 ms", "low"), record["added_p99_ms"]),
