@@ -52,6 +52,16 @@ class SignatureDelta(Event, frozen=True, tag="signature_delta"):
     signature: str
 
 
+class UpstreamSeal(Event, frozen=True, tag="upstream_seal"):
+    """An upstream's opaque token for the thinking block at ``index`` (a DeepSeek or Anthropic
+    thinking signature; a Responses reasoning item's id and encrypted_content as JSON): what that
+    upstream needs back with the block's reasoning on a later turn. ``thinking_filter`` keeps it
+    in the envelope, keyed by the upstream's id; client encoders and the fold ignore it."""
+
+    index: int
+    data: str
+
+
 class ToolArgsDelta(Event, frozen=True, tag="tool_args_delta"):
     index: int
     fragment: str
@@ -99,6 +109,7 @@ AnyEvent = (
     | TextDelta
     | ThinkingDelta
     | SignatureDelta
+    | UpstreamSeal
     | ToolArgsDelta
     | BlockStop
     | Usage
@@ -128,5 +139,6 @@ __all__ = [
     "TextDelta",
     "ThinkingDelta",
     "ToolArgsDelta",
+    "UpstreamSeal",
     "Usage",
 ]

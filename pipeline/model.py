@@ -74,6 +74,9 @@ class Message(msgspec.Struct, frozen=True, kw_only=True):
     parts: tuple[Part, ...] = ()
     reasoning: str | None = None
     name: str | None = None
+    # What the upstream that produced ``reasoning`` needs back with it: (upstream id, opaque data)
+    # from its UpstreamSeal. An upstream encoder sends the data only to that same upstream.
+    upstream_seal: tuple[str, str] | None = None
 
 
 class ToolSpec(msgspec.Struct, frozen=True, kw_only=True):

@@ -7,7 +7,8 @@ shows nothing of the reasoning, the upstream or the model. It carries what the n
 to replay DeepSeek's reasoning exactly: ``u`` upstream id, ``m`` upstream model, ``r`` the
 reasoning text (or ``d``, its SHA-256, when it was too large to carry and lives in the reasoning
 cache), ``t`` the tool call ids it precedes (checked by ``thinking_filter`` against the turn it is
-replayed on).
+replayed on), ``s`` the upstream's own opaque token for the block (its ``UpstreamSeal``: a DeepSeek
+or Anthropic thinking signature), sent back only to upstream ``u``; absent in older envelopes.
 
 **Key separation:** ``key_u`` is HKDF-SHA256 of the configured secret with the upstream id as
 ``info``, so an envelope sealed for one upstream (the ``/demo`` simulator, which thinks whatever
@@ -48,6 +49,7 @@ class Envelope(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     r: str | None = None
     d: str | None = None
     t: tuple[str, ...] = ()
+    s: str | None = None
 
 
 _ENC = msgspec.json.Encoder()

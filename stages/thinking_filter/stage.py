@@ -2,13 +2,16 @@
 
 Response way: every thinking block gets one ``SignatureDelta`` carrying an envelope (``envelope``:
 encrypted with the serving upstream's own key; the reasoning text, upstream id and model, and the
-tool call ids it precedes). To learn the first tool call id, the block's
+tool call ids it precedes, and the upstream's own token for the block, its ``UpstreamSeal``, which
+no client sees). To learn the first tool call id, the block's
 end is held back until the next tool call starts, the message ends, or ``holdback_chars`` of text
 have been held. At ``MessageStop`` the reasoning is also put in the reasoning cache under the
 upstream and each tool call id (rung 2 of the ladder).
 
 Request way: every ``ThinkingPart`` is removed (foreign signatures and ``redacted_thinking`` never
-reach the upstream). An envelope restores ``Message.reasoning`` only if it opens with the key of
+reach the upstream), except, for a profile with ``keep_client_thinking`` (the real Anthropic API),
+those that are not ours: the upstream's own, which it checks itself. An envelope restores
+``Message.reasoning`` (and ``Message.upstream_seal``, when it carries one) only if it opens with the key of
 the upstream this request is aimed at (``ctx.attempt``), and only on the assistant turn it is
 bound to: the turn whose tool calls begin with the ids sealed in it (an envelope sealed before any
 tool call, ``t == ()``, only on a turn without tool calls), once per request (a copy of an
@@ -39,11 +42,12 @@ from pipeline.events import (
     TextDelta,
     ThinkingDelta,
     ToolArgsDelta,
+    UpstreamSeal,
 )
 from pipeline.model import ChatRequest, Message, ThinkingPart, ToolCallPart
 from pipeline.profiles import thinking_on
 from pipeline.stage import RequestContext, Stage, StageConfig
-from stages.thinking_filter.envelope import Envelope, Keyring, UpstreamKey, digest
+from stages.thinking_filter.envelope import PREFIX, Envelope, Keyring, UpstreamKey, digest
 from stages.thinking_filter.reasoning_cache import reset_stores, shared_store
 
 _PASS = frozenset({TextDelta, ToolArgsDelta})  # never looked at unless a thinking block's end is held
@@ -56,12 +60,14 @@ _PROCESS_SECRETS: dict[str, bytes] = {}
 class _Resp:
     """Per-response state of the response hook."""
 
-    __slots__ = ("call_ids", "held", "held_chars", "model", "open_index", "pending_stop", "texts", "block_text")
+    __slots__ = ("block_text", "call_ids", "held", "held_chars", "model", "open_index", "pending_stop", "seal",
+                 "texts")
 
     def __init__(self) -> None:
         self.model = ""
         self.open_index: int | None = None
         self.block_text: list[str] = []
+        self.seal: str | None = None  # the open (or held) thinking block's UpstreamSeal data
         self.texts: list[str] = []  # reasoning of every thinking block of this message
         self.pending_stop: BlockStop | None = None
         self.held: list[Event] = []
@@ -112,25 +118,32 @@ class ThinkingFilter(Stage):
         thinking = thinking_on(request, ctx.profile)
         key = self._keys.upstream(ctx.upstream_id)
         messages = list(request.messages)
-        restored: dict[int, list[str]] = {}
+        restored: dict[int, list[tuple[str, str | None]]] = {}  # turn → (reasoning, seal data) per envelope
         used: set[str] = set()  # the envelopes restored so far: a copy of one is refused
+        keep = ctx.profile.keep_client_thinking
         for i, message in enumerate(messages):
             if message.role != "assistant":
                 continue
             for part in message.parts:
-                if isinstance(part, ThinkingPart):
+                if isinstance(part, ThinkingPart) and not (keep and _kept(part)):
                     self._open(part, i, messages, restored, used, key, ctx)
         worst = 0
         for i, message in enumerate(messages):
             if message.role != "assistant":
                 continue
             calls = [p.id for p in message.parts if isinstance(p, ToolCallPart)]
-            parts = tuple(p for p in message.parts if not isinstance(p, ThinkingPart))
-            reasoning, rung = self._resolve(message, restored.get(i), calls, ctx.upstream_id)
+            parts = tuple(p for p in message.parts if not isinstance(p, ThinkingPart) or (keep and _kept(p)))
+            found = restored.get(i)
+            reasoning, rung = self._resolve(message, found, calls, ctx.upstream_id)
+            if found is None and len(parts) != len([p for p in parts if not isinstance(p, ThinkingPart)]):
+                rung = "client"  # the upstream's own thinking blocks, kept as they came
+            seal = message.upstream_seal
+            if found is not None:  # one envelope with the upstream's token: it goes back with the text
+                seal = (ctx.upstream_id, found[0][1]) if len(found) == 1 and found[0][1] is not None else None
             if thinking and calls:
                 worst = max(worst, RUNGS.index(rung))
-            if parts != message.parts or reasoning != message.reasoning:
-                messages[i] = msgspec.structs.replace(message, parts=parts, reasoning=reasoning)
+            if parts != message.parts or reasoning != message.reasoning or seal != message.upstream_seal:
+                messages[i] = msgspec.structs.replace(message, parts=parts, reasoning=reasoning, upstream_seal=seal)
         if worst == RUNGS.index("empty") and not self.config.allow_empty_reasoning:
             worst = RUNGS.index("thinking_off")
         rung = RUNGS[worst]
@@ -142,7 +155,8 @@ class ThinkingFilter(Stage):
             changes["thinking"] = msgspec.structs.replace(request.thinking, enabled=False, effort=None)
         return msgspec.structs.replace(request, **changes)
 
-    def _open(self, part: ThinkingPart, index: int, messages: list[Message], restored: dict[int, list[str]],
+    def _open(self, part: ThinkingPart, index: int, messages: list[Message],
+              restored: dict[int, list[tuple[str, str | None]]],
               used: set[str], key: UpstreamKey, ctx: RequestContext) -> None:
         if part.redacted:
             ctx.lose("redacted_thinking", "redacted thinking is not forwarded")
@@ -161,12 +175,12 @@ class ThinkingFilter(Stage):
         text = envelope.r if envelope.r is not None else (
             self._store.get(_cache_key(key.upstream_id, "d:" + envelope.d)) if envelope.d else None)
         if text is not None:
-            restored.setdefault(target, []).append(text)
+            restored.setdefault(target, []).append((text, envelope.s))
 
-    def _resolve(self, message: Message, texts: list[str] | None, calls: list[str],
+    def _resolve(self, message: Message, found: list[tuple[str, str | None]] | None, calls: list[str],
                  upstream_id: str) -> tuple[str | None, str]:
-        if texts is not None:
-            return "".join(texts), "envelope"
+        if found is not None:
+            return "".join(text for text, _ in found), "envelope"
         if message.reasoning is not None:  # a Chat client sent reasoning_content itself
             return message.reasoning, "client"
         if not calls:
@@ -198,11 +212,15 @@ class ThinkingFilter(Stage):
             st.block_text.append(event.text)
         elif isinstance(event, BlockStart):
             if event.block == "thinking":
-                st.open_index, st.block_text = event.index, []
+                st.open_index, st.block_text, st.seal = event.index, [], None
             elif event.block == "tool_call" and event.call_id:
                 st.call_ids.append(event.call_id)
         elif isinstance(event, SignatureDelta) and event.index == st.open_index:
             return []  # an upstream's own signature is replaced by our envelope
+        elif isinstance(event, UpstreamSeal):
+            if event.index == st.open_index:
+                st.seal = event.data  # sealed into the envelope; no client sees it
+            return []
         elif isinstance(event, BlockStop) and event.index == st.open_index:
             st.texts.append("".join(st.block_text))
             st.pending_stop, st.open_index, st.held, st.held_chars = event, None, [], 0
@@ -214,6 +232,10 @@ class ThinkingFilter(Stage):
         return [event]
 
     def _while_holding(self, st: _Resp, event: Event, ctx: RequestContext) -> list[Event]:
+        if isinstance(event, UpstreamSeal | SignatureDelta):  # late, after its block's stop
+            if isinstance(event, UpstreamSeal) and event.index == st.pending_stop.index:  # type: ignore[union-attr]  # holding: set
+                st.seal = event.data
+            return []
         if isinstance(event, BlockStart) and event.block == "tool_call" and event.call_id:
             st.call_ids.append(event.call_id)
             return [*self._release(st, ctx), event]
@@ -238,9 +260,10 @@ class ThinkingFilter(Stage):
         if len(text) > self.config.inline_max_chars:
             key = digest(text)
             self._store.put(_cache_key(ctx.upstream_id, "d:" + key), text)
-            envelope = Envelope(u=ctx.upstream_id, m=st.model, d=key, t=tuple(st.call_ids))
+            envelope = Envelope(u=ctx.upstream_id, m=st.model, d=key, t=tuple(st.call_ids), s=st.seal)
         else:
-            envelope = Envelope(u=ctx.upstream_id, m=st.model, r=text, t=tuple(st.call_ids))
+            envelope = Envelope(u=ctx.upstream_id, m=st.model, r=text, t=tuple(st.call_ids), s=st.seal)
+        st.seal = None
         held, st.held, st.pending_stop = st.held, [], None
         signature = self._keys.upstream(ctx.upstream_id).seal(envelope)
         return [SignatureDelta(index=stop.index, signature=signature), stop, *held]
@@ -263,6 +286,11 @@ def _cache_key(upstream_id: str, key: str) -> str:
     """The cache is shared by every pipeline of the process: its entries are the upstream's own,
     so one upstream's reasoning (the simulator's) is never another's (DeepSeek's) cache hit."""
     return upstream_id + "\x00" + key
+
+
+def _kept(part: ThinkingPart) -> bool:
+    """A thinking part a ``keep_client_thinking`` upstream gets as it came: not one of our envelopes."""
+    return not (part.signature or "").startswith(PREFIX)
 
 
 def _call_ids(message: Message) -> tuple[str, ...]:

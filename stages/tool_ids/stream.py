@@ -21,6 +21,7 @@ from pipeline.events import (
     TextDelta,
     ThinkingDelta,
     ToolArgsDelta,
+    UpstreamSeal,
 )
 from stages.tool_ids.apply_patch import fix_arguments
 from stages.tool_ids.ids import fresh_id, valid_for_client
@@ -28,7 +29,7 @@ from stages.tool_ids.names import NameMap
 
 Lose = Callable[[str, str], None]
 _TEXT = frozenset({TextDelta, ThinkingDelta})
-_INDEXED = (BlockStart, BlockStop, TextDelta, ThinkingDelta, SignatureDelta, ToolArgsDelta)
+_INDEXED = (BlockStart, BlockStop, TextDelta, ThinkingDelta, SignatureDelta, UpstreamSeal, ToolArgsDelta)
 _DECODER = msgspec.json.Decoder()
 
 

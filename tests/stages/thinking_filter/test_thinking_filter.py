@@ -7,7 +7,7 @@ import msgspec
 import pytest
 
 from pipeline.events import BlockStart, BlockStop, MessageStart, MessageStop, SignatureDelta, TextDelta, ThinkingDelta
-from pipeline.events import ToolArgsDelta, Usage
+from pipeline.events import ToolArgsDelta, UpstreamSeal, Usage
 from pipeline.model import ChatRequest, Message, TextPart, ThinkingConfig, ThinkingPart, ToolCallPart, ToolResultPart
 from pipeline.testing import check_stage, make_attempt, make_context, run_stage
 from stages.thinking_filter.envelope import Envelope, Keyring
@@ -379,3 +379,66 @@ async def test_conformance() -> None:
     """thinking_filter follows the stage contract."""
     st = stage()
     await check_stage(st)
+
+
+def sealed_turn(call_id: str, seal: str | None, text: str = REASONING) -> list:
+    """``tool_turn`` as a Messages upstream streams it: the block's own token (UpstreamSeal, and
+    the raw signature) just before the thinking block's stop."""
+    events = tool_turn(call_id, text)
+    extra = [SignatureDelta(index=0, signature=seal or "")]
+    if seal is not None:
+        extra.append(UpstreamSeal(index=0, data=seal))
+    return events[:4] + extra + events[4:]
+
+
+class TestUpstreamSeal:
+    """The upstream's own token for a thinking block travels in the envelope, keyed by the upstream
+    that produced it, and comes back as Message.upstream_seal only to that upstream."""
+
+    async def test_seal_goes_into_the_envelope_and_no_client_sees_it(self) -> None:
+        st = stage()
+        _, out = await run_stage(st, sealed_turn("call_s1", "ds-signature-1"),
+                                 ctx=ctx_for("deepseek_anthropic", "dsa"))
+        assert not any(isinstance(e, UpstreamSeal) for e in out)
+        sigs = [e.signature for e in out if isinstance(e, SignatureDelta)]
+        assert len(sigs) == 1 and "ds-signature-1" not in sigs[0]  # the raw token is replaced
+        assert opened(st, sigs[0], "dsa") == Envelope(u="dsa", m="deepseek-v4-pro", r=REASONING, t=("call_s1",),
+                                                      s="ds-signature-1")
+
+    async def test_replay_restores_text_and_seal_for_the_same_upstream_only(self) -> None:
+        st = stage()
+        _, out = await run_stage(st, sealed_turn("call_s2", "ds-signature-2"), ctx=ctx_for("deepseek_anthropic", "dsa"))
+        sig = next(e.signature for e in out if isinstance(e, SignatureDelta))
+        ctx = ctx_for("deepseek_anthropic", "dsa")
+        assistant = (await st.on_request(history(sig, call_id="call_s2"), ctx)).messages[1]
+        assert assistant.reasoning == REASONING and assistant.upstream_seal == ("dsa", "ds-signature-2")
+        assert not any(isinstance(p, ThinkingPart) for p in assistant.parts)
+        other = ctx_for("deepseek_anthropic", "dsb")  # another upstream: neither text nor token
+        assistant = (await st.on_request(history(sig, call_id="call_s2"), other)).messages[1]
+        assert assistant.upstream_seal is None and "foreign_thinking" in what_lost(other)
+
+    async def test_an_envelope_without_a_seal_still_opens(self) -> None:
+        """Envelopes sealed before seals existed (and Chat upstreams' ones) restore the text, no token."""
+        st = stage()
+        old = st._keys.upstream("dsa").seal(Envelope(u="dsa", m="deepseek-v4-pro", r="old reasoning", t=("call_o",)))
+        ctx = ctx_for("deepseek_anthropic", "dsa")
+        assistant = (await st.on_request(history(old, call_id="call_o"), ctx)).messages[1]
+        assert assistant.reasoning == "old reasoning" and assistant.upstream_seal is None
+        assert ctx.fields["replay_rung"] == "envelope"
+
+    async def test_anthropic_keeps_its_own_thinking_blocks_as_they_came(self) -> None:
+        """keep_client_thinking (the real Anthropic API): a thinking block the client got from
+        Anthropic itself goes back untouched; our envelopes are still opened and removed."""
+        ctx = ctx_for("anthropic", "claude")
+        asked = msgspec.structs.replace(history("EqQBCkgIARAB-real-anthropic-signature", call_id="toolu_1"),
+                                        thinking=ThinkingConfig(enabled=True))
+        request = await stage().on_request(asked, ctx)
+        assert request.messages[1].parts[0] == ThinkingPart(text="shown text",
+                                                            signature="EqQBCkgIARAB-real-anthropic-signature")
+        assert ctx.fields["replay_rung"] == "client" and not what_lost(ctx)
+        st = stage()
+        _, out = await run_stage(st, sealed_turn("toolu_2", "anthropic-sig"), ctx=ctx_for("anthropic", "claude"))
+        sig = next(e.signature for e in out if isinstance(e, SignatureDelta))
+        assistant = (await st.on_request(history(sig, call_id="toolu_2"), ctx_for("anthropic", "claude"))).messages[1]
+        assert not any(isinstance(p, ThinkingPart) for p in assistant.parts)
+        assert assistant.upstream_seal == ("claude", "anthropic-sig")
