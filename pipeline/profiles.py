@@ -15,7 +15,7 @@ import msgspec
 
 from pipeline.model import ChatRequest
 
-ThinkingSwitch = Literal["deepseek", "chat_template_kwargs", "none"]
+ThinkingSwitch = Literal["deepseek", "chat_template_kwargs", "anthropic", "none"]
 
 
 class ModelLimits(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -29,8 +29,8 @@ class Profile(msgspec.Struct, frozen=True, kw_only=True):
     name: str
     # Which delta/message field carries reasoning, out and in (§3.3).
     reasoning_field: Literal["reasoning_content", "reasoning"] = "reasoning_content"
-    # How thinking is switched: DeepSeek's `thinking` object, llama.cpp/vLLM template kwargs, or
-    # not at all.
+    # How thinking is switched: DeepSeek's `thinking` object, llama.cpp/vLLM template kwargs, the
+    # Messages API's `thinking` object (with `output_config.effort`), or not at all.
     thinking_switch: ThinkingSwitch = "none"
     # Thinking on when the client does not say (DeepSeek V4: on).
     thinking_default: bool = False
@@ -66,6 +66,15 @@ class Profile(msgspec.Struct, frozen=True, kw_only=True):
     content_as_string: bool = True
     # Mid-conversation system messages are rejected: fold them into the first one.
     fold_system: bool = True
+    # The client's own thinking blocks (signed by this upstream, e.g. Anthropic's) go back as they
+    # came; thinking_filter removes only its envelopes (and what they restore, it restores).
+    keep_client_thinking: bool = False
+    # Messages upstreams: with thinking on, every assistant turn with tool calls carries its
+    # thinking block (an empty one when the reasoning is unknown), else a 400 (DeepSeek's
+    # "The `content[].thinking` in the thinking mode must be passed back to the API").
+    thinking_on_tool_turns: bool = False
+    # Messages upstreams: `output_config.format` (a JSON schema answer) is accepted.
+    output_format: bool = True
 
 
 PROFILES: dict[str, Profile] = {
@@ -127,6 +136,36 @@ PROFILES: dict[str, Profile] = {
         context_window=128_000,
         max_output_tokens=16_384,
         supports_strict=True,
+    ),
+    # The real Anthropic Messages API (type anthropic_messages).
+    "anthropic": Profile(
+        name="anthropic",
+        thinking_switch="anthropic",
+        effort_words={"minimal": "low", "low": "low", "medium": "medium", "high": "high", "xhigh": "max",
+                      "max": "max"},
+        forced_tool_choice_with_thinking=False,
+        context_window=200_000,
+        max_output_tokens=64_000,
+        supports_strict=True,
+        send_top_k=True,
+        keep_client_thinking=True,
+        thinking_on_tool_turns=True,
+    ),
+    # DeepSeek's Anthropic endpoint (https://api.deepseek.com/anthropic, type anthropic_messages).
+    "deepseek_anthropic": Profile(
+        name="deepseek_anthropic",
+        thinking_switch="anthropic",
+        thinking_default=True,
+        effort_words={"minimal": "low", "low": "low", "medium": "medium", "high": "high", "xhigh": "max",
+                      "max": "max"},
+        forced_tool_choice_with_thinking=False,
+        context_window=1_048_576,
+        max_output_tokens=393_216,
+        schema_drop_keywords=("$schema",),
+        send_user=False,
+        images=False,
+        thinking_on_tool_turns=True,
+        output_format=False,
     ),
 }
 
