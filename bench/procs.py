@@ -206,7 +206,11 @@ class Gateway(Proc):
         offset = self.log.stat().st_size if self.log.exists() else 0
         super().start(timeout_s)
         if self.check_src:
-            self.provenance = self.traced_provenance(offset)
+            try:
+                self.provenance = self.traced_provenance(offset)
+            except BaseException:
+                self.stop()  # the callers' try/finally starts after start()
+                raise
 
     def serving_pid(self) -> int:
         assert self.proc is not None
