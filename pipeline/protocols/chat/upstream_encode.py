@@ -37,6 +37,7 @@ from pipeline.protocols.chat.models import (
     Tool,
     ToolCall,
 )
+from pipeline.protocols.openai import LOCAL_SHELL_DESCRIPTION, LOCAL_SHELL_SCHEMA, freeform_parameters
 
 Lose = Callable[[str, str], None]
 
@@ -45,20 +46,6 @@ TOOL_IMAGE_PLACEHOLDER = "[image omitted: tool results cannot carry images]"
 TOOL_ERROR_PREFIX = "[tool error] "
 _USER_BAD_CHARS = re.compile(r"[^A-Za-z0-9_-]")
 _EMPTY_SCHEMA: dict[str, Any] = {"type": "object", "properties": {}}
-_LOCAL_SHELL_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "command": {
-            "type": "array",
-            "items": {"type": "string"},
-            "description": "The command and its arguments, e.g. [\"bash\", \"-lc\", \"ls\"].",
-        },
-        "workdir": {"type": "string", "description": "Working directory for the command."},
-        "timeout_ms": {"type": "integer", "description": "Timeout in milliseconds."},
-    },
-    "required": ["command"],
-}
-_LOCAL_SHELL_DESCRIPTION = "Run a command on the user's machine and return its output."
 
 
 def _no_loss(what: str, detail: str) -> None:
@@ -143,16 +130,7 @@ def _thinking(body: ChatCompletionRequest, request: ChatRequest, profile: Profil
 
 def _tool(spec: ToolSpec, profile: Profile) -> Tool:
     if spec.kind == "custom":
-        grammar_note = "The raw tool input."
-        if spec.grammar:
-            flavour = f" ({spec.syntax})" if spec.syntax else ""
-            grammar_note = f"The raw tool input. It must match this grammar{flavour}:\n{spec.grammar}"
-        params: dict[str, Any] = {
-            "type": "object",
-            "properties": {"input": {"type": "string", "description": grammar_note}},
-            "required": ["input"],
-        }
-        fn = FunctionDef(name=spec.name, parameters=params)
+        fn = FunctionDef(name=spec.name, parameters=freeform_parameters(spec))
         if spec.description:
             fn.description = spec.description
         return Tool(function=fn)
@@ -160,8 +138,8 @@ def _tool(spec: ToolSpec, profile: Profile) -> Tool:
         return Tool(
             function=FunctionDef(
                 name=spec.name or "local_shell",
-                parameters=_LOCAL_SHELL_SCHEMA,
-                description=spec.description or _LOCAL_SHELL_DESCRIPTION,
+                parameters=LOCAL_SHELL_SCHEMA,
+                description=spec.description or LOCAL_SHELL_DESCRIPTION,
             )
         )
     fn = FunctionDef(name=spec.name, parameters=spec.parameters or _EMPTY_SCHEMA)
