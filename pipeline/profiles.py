@@ -75,6 +75,16 @@ class Profile(msgspec.Struct, frozen=True, kw_only=True):
     thinking_on_tool_turns: bool = False
     # Messages upstreams: `output_config.format` (a JSON schema answer) is accepted.
     output_format: bool = True
+    # Responses upstreams (type openai_responses) only, below.
+    # Ask for each reasoning item's encrypted_content (include); it goes back, with the item's id,
+    # to this same upstream on later turns (never to another).
+    encrypted_reasoning: bool = False
+    # `custom` (freeform) tools and custom_tool_call items are accepted; else a custom tool is sent
+    # as a function with one string parameter `input` (its calls come back as that function).
+    custom_tools: bool = True
+    # An assistant turn's reasoning may go back as `reasoning_text` content without the upstream's
+    # own encrypted_content (open servers, DeepSeek); OpenAI takes back only its own items.
+    reasoning_text_replay: bool = True
 
 
 PROFILES: dict[str, Profile] = {
@@ -95,6 +105,22 @@ PROFILES: dict[str, Profile] = {
         schema_drop_keywords=("$schema",),
         send_user=True,
     ),
+    # DeepSeek's Responses API (https://api.deepseek.com/responses, deepseek-v4-flash first): the
+    # Chat profile's limits and rules, plus its own encrypted_content, which other providers reject.
+    "deepseek_responses": Profile(
+        name="deepseek_responses",
+        thinking_default=True,
+        effort_words={
+            "minimal": "low", "low": "low", "medium": "high", "high": "high",
+            "xhigh": "max", "max": "max",
+        },
+        reasoning_on_every_assistant=True,
+        forced_tool_choice_with_thinking=False,
+        context_window=1_048_576,
+        max_output_tokens=393_216,
+        schema_drop_keywords=("$schema",),
+        encrypted_reasoning=True,
+    ),
     "vllm": Profile(
         name="vllm",
         reasoning_field="reasoning",
@@ -105,6 +131,7 @@ PROFILES: dict[str, Profile] = {
         supports_strict=True,
         send_top_k=True,
         send_user=False,
+        custom_tools=False,  # its /v1/responses converts function tools only (not verified: mapping is safe)
     ),
     "ollama": Profile(
         name="ollama",
@@ -130,12 +157,15 @@ PROFILES: dict[str, Profile] = {
         send_top_k=True,
         send_user=False,
         images=False,
+        custom_tools=False,  # llama-server's /v1/responses accepts only function tools
     ),
     "openai": Profile(
         name="openai",
         context_window=128_000,
         max_output_tokens=16_384,
         supports_strict=True,
+        encrypted_reasoning=True,
+        reasoning_text_replay=False,
     ),
     # The real Anthropic Messages API (type anthropic_messages).
     "anthropic": Profile(

@@ -31,6 +31,7 @@ STAGES: dict[str, str] = {
 }
 UPSTREAMS: dict[str, str] = {
     "openai_chat": "upstreams.openai_chat:OpenAIChatUpstream",
+    "openai_responses": "upstreams.openai_responses:OpenAIResponsesUpstream",
     "simulator": "upstreams.simulator.upstream:SimulatorUpstream",
 }
 CLIENTS: dict[str, str] = {
@@ -153,8 +154,8 @@ def build_upstream(upstream_id: str, raw: dict[str, Any]) -> Upstream:
             raise ConfigError(f"{where}: type {config.type!r} implements the old stream(request, out, ctx, *, "
                               "task_status); write stream(request, attempt, ctx) and hand events over with "
                               "`await attempt.emit([...])` (README: custom upstreams)")
-    if not config.base_url and config.type == "openai_chat":
-        raise ConfigError(f"{where}: `base_url` is required for type openai_chat")
+    if not config.base_url and config.type in ("openai_chat", "openai_responses"):
+        raise ConfigError(f"{where}: `base_url` is required for type {config.type}")
     if config.base_url and not _is_http_url(config.base_url):
         raise ConfigError(f"{where}: base_url {config.base_url!r} is not an http:// or https:// URL with a host")
     try:

@@ -12,7 +12,8 @@ from upstreams.simulator import SimConfig, Simulator
 
 class TestRouting:
     def test_paths(self):
-        """Both chat paths answer; /models lists DeepSeek models; others are 404 JSON."""
+        """Both chat paths answer; /models lists DeepSeek models; a Chat body at /v1/responses (the
+        Responses mode) is a 400 naming the Chat field; others are 404 JSON."""
         sim = Simulator(SimConfig(models=("extra",)))
         body = json.dumps(request([user("hi")])).encode()
         assert sim.respond("POST", "/chat/completions", {}, body).status == 200
@@ -22,7 +23,10 @@ class TestRouting:
         ids = [m["id"] for m in models["data"]]
         assert "deepseek-v4-pro" in ids and "extra" in ids
         assert all(m["object"] == "model" and m["owned_by"] == "deepseek" for m in models["data"])
-        missing = sim.respond("POST", "/v1/responses", {}, body)
+        wrong = sim.respond("POST", "/v1/responses", {}, body)
+        assert wrong.status == 400
+        assert "Unrecognized request argument supplied: messages" in wrong.chunks[0][1].decode()
+        missing = sim.respond("POST", "/v1/completions", {}, body)
         assert missing.status == 404
         assert json.loads(missing.chunks[0][1])["error"]["message"]
 

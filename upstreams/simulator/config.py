@@ -59,6 +59,10 @@ class SimConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
         interleave_parallel: parallel tool calls interleave their fragments by index.
         usage_on_finish_chunk: put ``usage`` on the finish chunk (some servers) instead of a
             separate ``choices: []`` chunk.
+        responses_flavour: how ``POST /responses`` behaves (``upstreams/simulator/responses.py``):
+            ``deepseek`` (DeepSeek's Responses API: reasoning_text deltas, its own verified
+            encrypted_content, custom tools), ``openai`` (summaries, encrypted_content only when
+            included and the only way reasoning comes back) or ``llamacpp`` (function tools only).
         history: how many request bodies / connection records are kept.
         seed: seeds ids and random parts, so runs are reproducible.
     """
@@ -80,6 +84,7 @@ class SimConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     slow_chunk_s: float = 0.25
     interleave_parallel: bool = True
     usage_on_finish_chunk: bool = False
+    responses_flavour: Literal["deepseek", "openai", "llamacpp"] = "deepseek"
     history: int = 64
     seed: int = 0
 

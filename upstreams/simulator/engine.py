@@ -9,6 +9,7 @@ bodies) behind a lock; the I/O adapters are ``transport`` (httpx) and ``server``
 from __future__ import annotations
 
 import random
+import secrets
 import string
 import threading
 import time
@@ -26,11 +27,14 @@ from upstreams.simulator.config import (
 from upstreams.simulator.directives import Plan, plan_answer
 from upstreams.simulator.faults import http_fault, json_fault, stream_fault
 from upstreams.simulator.render import Answer, Renderer, apply_budget, usage
+from upstreams.simulator.responses import ResponsesCall, Sealer, convert
+from upstreams.simulator.responses_render import BAD_EVENT, ERROR_EVENT, ResponsesRenderer
 from upstreams.simulator.validate import ChatCall, SimError, bad, validate
 
 _DECODE = msgspec.json.Decoder()
 _ENCODE = msgspec.json.Encoder()
 _CHAT_PATHS = ("/chat/completions", "/v1/chat/completions")
+_RESPONSES_PATHS = ("/responses", "/v1/responses")
 _MODEL_PATHS = ("/models", "/v1/models")
 _STATS_PATH = "/_sim/stats"
 _ALNUM = string.ascii_letters + string.digits
@@ -77,6 +81,8 @@ class SimStats(msgspec.Struct, kw_only=True):
     verified_calls: int = 0  # distinct emitted calls echoed back and compared at least once
     max_request_bytes: int = 0
     last_request_bytes: int = 0
+    reasoning_items: int = 0  # Responses mode: reasoning items received back
+    sealed_items: int = 0  # of those, carrying this simulator's verified encrypted_content
     replay: list[ReplayCheck] = msgspec.field(default_factory=list)
 
 
@@ -118,6 +124,7 @@ class Simulator:
         self._faulted_once: set[str] = set()
         self.stats = SimStats()
         self._verified: set[str] = set()
+        self._sealer = Sealer(self.config.responses_flavour, secrets.token_bytes(32))  # the rng's ids stay as seeded
 
     def respond(self, method: str, path: str, headers: dict[str, str], body: bytes) -> SimResponse:
         """Answer one HTTP request; never raises for bad input (that is a 4xx response)."""
@@ -128,6 +135,9 @@ class Simulator:
                 if path in _CHAT_PATHS and method.upper() == "POST":
                     self._check_auth(lowered)
                     return self._chat(body)
+                if path in _RESPONSES_PATHS and method.upper() == "POST":
+                    self._check_auth(lowered)
+                    return self._responses(body)
                 if path in _MODEL_PATHS and method.upper() == "GET":
                     self._check_auth(lowered)
                     return self._models_list()
@@ -155,19 +165,39 @@ class Simulator:
             {"id": m, "object": "model", "owned_by": "deepseek"} for m in self._models]}))
 
     def _chat(self, raw: bytes) -> SimResponse:
+        scheduled, answer_or_body = self._intake(raw)
+        if isinstance(answer_or_body, SimResponse):
+            return answer_or_body
+        call = validate(answer_or_body, self.config)
+        return self._answer(call, scheduled, None)
+
+    def _responses(self, raw: bytes) -> SimResponse:
+        """``POST /responses``: the Responses mode (``responses``), the same plans as Chat."""
+        scheduled, answer_or_body = self._intake(raw)
+        if isinstance(answer_or_body, SimResponse):
+            return answer_or_body
+        wire = convert(answer_or_body, self.config, self._sealer)
+        self.stats.reasoning_items += wire.reasoning_items
+        self.stats.sealed_items += wire.sealed_items
+        return self._answer(validate(wire.chat, self.config), scheduled, wire)
+
+    def _intake(self, raw: bytes) -> tuple[str | None, Any]:
+        """Count the request; its scheduled fault and decoded body (or an HTTP fault's answer)."""
         self.chat_requests += 1
         self.stats.chat_requests = self.chat_requests
         self.stats.max_request_bytes = max(self.stats.max_request_bytes, len(raw))
         self.stats.last_request_bytes = len(raw)
         scheduled = self._schedule.get(self.chat_requests)
         if scheduled in HTTP_FAULTS:
-            return error_response(http_fault(scheduled))
+            return scheduled, error_response(http_fault(scheduled))
         try:
             body = _DECODE.decode(raw)
         except msgspec.DecodeError as exc:
             raise bad(f"Failed to parse the request body as JSON: {exc}") from None
         self.requests.append(body)
-        call = validate(body, self.config)
+        return scheduled, body
+
+    def _answer(self, call: ChatCall, scheduled: str | None, wire: ResponsesCall | None) -> SimResponse:
         if self.config.verify_replay and call.thinking:
             self.stats.replay.append(self._verify_replay(call.messages))
             del self.stats.replay[:-_REMEMBERED]
@@ -180,15 +210,35 @@ class Simulator:
         call_ids = [f"call_{i:02d}_{self._random(24)}" for i in range(len(answer.calls))]
         self._remember(answer, call_ids)
         self.stats.emitted_calls += len(call_ids)
+        use = usage(call.prompt_tokens, self._cached(call), answer)
+        if wire is not None:
+            return self._responses_answer(call, wire, answer, call_ids, use, fault)
         renderer = Renderer(
             completion_id=self._uuid(), created=int(time.time()), model=call.model,
             fingerprint="fp_sim_prod0425", reasoning_field=self.config.reasoning_field,
             thinking=call.thinking, include_usage=call.include_usage,
             usage_on_finish=self.config.usage_on_finish_chunk)
-        use = usage(call.prompt_tokens, self._cached(call), answer)
         if call.stream:
             return self._stream(renderer, answer, call_ids, use, fault)
         return self._json(renderer, answer, call_ids, use, fault)
+
+    def _responses_answer(self, call: ChatCall, wire: ResponsesCall, answer: Answer, call_ids: list[str],
+                          use: dict[str, Any], fault: str | None) -> SimResponse:
+        renderer = ResponsesRenderer(
+            response_id=f"resp_{self._random(24)}", created=int(time.time()), model=call.model,
+            flavour=self.config.responses_flavour, custom=wire.custom,
+            seal=self._sealer.seal if wire.encrypted else None,
+            item_ids=[f"{p}_{self._random(20)}" for p in ("rs", "msg", *["fc"] * len(call_ids))])
+        if not call.stream:
+            return self._json(renderer, answer, call_ids, use, fault)
+        frames, finish_at = renderer.stream(answer, call_ids, use)
+        cfg = self.config
+        chunks = [(cfg.keepalive_interval_s, b": keep-alive\n\n")] * cfg.keepalive_comments
+        chunks += [(cfg.chunk_delay_s, f) for f in frames]
+        chunks, drop_after = stream_fault(fault, chunks, len(chunks) - len(frames) + finish_at, cfg,
+                                          bad_chunk=BAD_EVENT, error_chunk=ERROR_EVENT)
+        headers = [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache")]
+        return SimResponse(status=200, headers=headers, chunks=chunks, drop_after=drop_after)
 
     def _stream(self, renderer: Renderer, answer: Answer, call_ids: list[str],
                 use: dict[str, Any], fault: str | None) -> SimResponse:
@@ -203,7 +253,7 @@ class Simulator:
                    (b"cache-control", b"no-cache"), (b"x-ds-trace-id", self._random(32).encode())]
         return SimResponse(status=200, headers=headers, chunks=chunks, drop_after=drop_after)
 
-    def _json(self, renderer: Renderer, answer: Answer, call_ids: list[str],
+    def _json(self, renderer: Renderer | ResponsesRenderer, answer: Answer, call_ids: list[str],
               use: dict[str, Any], fault: str | None) -> SimResponse:
         cfg = self.config
         body = renderer.body(answer, call_ids, use)

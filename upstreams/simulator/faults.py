@@ -34,9 +34,10 @@ def http_fault(kind: str) -> SimError:
     return SimError(500, "Internal Server Error", type="api_error", code="internal_error")
 
 
-def stream_fault(kind: str | None, pieces: Pieces, finish_at: int,
-                 config: SimConfig) -> tuple[Pieces, int | None]:
-    """Apply a fault to SSE pieces; ``finish_at`` indexes the finish chunk.
+def stream_fault(kind: str | None, pieces: Pieces, finish_at: int, config: SimConfig, *,
+                 bad_chunk: bytes = _BAD_CHUNK, error_chunk: bytes = _ERROR_CHUNK) -> tuple[Pieces, int | None]:
+    """Apply a fault to SSE pieces; ``finish_at`` indexes the finish chunk. ``bad_chunk`` and
+    ``error_chunk`` are the protocol's malformed frame and error frame (Chat's by default).
 
     Returns:
         The new pieces and ``drop_after`` (close abruptly after that many pieces, or None).
@@ -53,18 +54,18 @@ def stream_fault(kind: str | None, pieces: Pieces, finish_at: int,
         comment = (config.keepalive_interval_s, b": keep-alive\n\n")
         return [comment] * _KEEPALIVES + pieces, None
     if kind == "badchunk":
-        return pieces[:middle] + [(pieces[middle][0], _BAD_CHUNK)] + pieces[middle:], None
+        return pieces[:middle] + [(pieces[middle][0], bad_chunk)] + pieces[middle:], None
     if kind == "truncate":
         return pieces[:finish_at], None
     if kind == "error_chunk":
-        return pieces[:middle] + [(pieces[middle][0], _ERROR_CHUNK)], None
+        return pieces[:middle] + [(pieces[middle][0], error_chunk)], None
     return pieces, None
 
 
 def _middle(pieces: Pieces, finish_at: int) -> int:
     """Where a stream fault acts: halfway to the finish chunk, but after the role chunk and at
     least one content chunk (keep-alive comments before the answer do not count)."""
-    role = next((i for i, (_, d) in enumerate(pieces) if d.startswith(b"data:")), 0)
+    role = next((i for i, (_, d) in enumerate(pieces) if d.startswith((b"data:", b"event:"))), 0)
     return min(finish_at, max(role + 2, finish_at // 2))
 
 
