@@ -55,7 +55,8 @@ class TestCli:
                  "context_window": ["--context-window", "1000"], "max_output_tokens": ["--max-output-tokens", "999"],
                  "chunk_delay_s": ["--chunk-delay", "0.5"], "keepalive_comments": ["--keepalive", "4"],
                  "keepalive_interval_s": ["--keepalive-interval", "0.5"], "stall_s": ["--stall", "0.5"],
-                 "slow_chunk_s": ["--slow-chunk", "0.5"], "history": ["--history", "5"], "seed": ["--seed", "5"]}
+                 "slow_chunk_s": ["--slow-chunk", "0.5"], "history": ["--history", "5"], "seed": ["--seed", "5"],
+                 "responses_flavour": ["--responses-flavour", "llamacpp"]}
         assert set(flags) == {f.name for f in msgspec.structs.fields(SimConfig)}
         for field, argv in flags.items():
             _, config = parse_args(argv)
