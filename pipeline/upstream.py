@@ -28,7 +28,7 @@ from pipeline.stage import RequestContext
 
 
 class UpstreamConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    # Upstream type: openai_chat | simulator | module:attr.
+    # Upstream type: openai_chat | openai_responses | simulator | module:attr.
     type: str
     # Base URL; the chat path is appended (DeepSeek: https://api.deepseek.com).
     base_url: str = ""
@@ -36,7 +36,7 @@ class UpstreamConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     api_key_env: str | None = None
     # Forward the client's own key (x-api-key or Bearer) instead of api_key_env.
     key_passthrough: bool = False
-    # Backend quirks profile: deepseek | vllm | ollama | llamacpp | openai.
+    # Backend quirks profile: deepseek | deepseek_responses | vllm | ollama | llamacpp | openai.
     profile: str = "openai"
     # Client model name (glob) → upstream model; "default" catches the rest.
     models: dict[str, str] = {}

@@ -196,3 +196,39 @@ class TestResponsesUpstream:
         back = next(i for i in sent[-1]["input"] if i.get("type") == "function_call")
         assert back["name"] == "apply_patch" and "*** Add File: b.txt" in back["arguments"]
         assert "include" not in sent[0]
+
+
+class TestRealSize:
+    async def test_a_one_megabyte_codex_session(self, sim) -> None:
+        """Ten tool turns whose outputs grow the history past 1 MB: every turn's reasoning item goes
+        back (the simulator verifies each against what it generated) and the last request is whole."""
+        sim.reset(verify_replay=True)
+        steps = " ;; ".join(f"shell cat part{n}.txt" for n in range(10))
+        output = "x" * 100_000
+
+        def run(base_url: str) -> list:
+            client = openai.OpenAI(base_url=base_url, api_key="x", max_retries=0)
+            items: list = [{"type": "message", "role": "user", "content": f"SIM:script {steps} ;; text read all"}]
+            responses = []
+            for _ in range(12):
+                with client.responses.stream(model="deepseek-v4-pro", input=items, tools=CODEX_TOOLS, store=False,
+                                             include=["reasoning.encrypted_content"],
+                                             reasoning={"effort": "high", "summary": "auto"}) as stream:
+                    response = stream.get_final_response()
+                responses.append(response)
+                calls = [o for o in response.output if o.type == "function_call"]
+                if not calls:
+                    return responses
+                items += [o.model_dump(exclude_none=True, exclude={"id", "status"}) for o in response.output]
+                items += [{"type": "function_call_output", "call_id": c.call_id, "output": output} for c in calls]
+            return responses
+
+        async with open_gateway(config("responses"), sim=sim) as (url, _):
+            responses = await trio.to_thread.run_sync(run, f"{url}/v1")
+        assert [r.status for r in responses] == ["completed"] * 11 and responses[-1].output_text == "read all"
+        stats = sim.stats()
+        assert stats["last_request_bytes"] > 1_000_000
+        assert stats["verified_calls"] == 10 and stats["replay"][-1]["verified_turns"] == 10
+        last = sim.requests(last=1)[0]
+        assert len(reasoning_items(last)) == 10
+        assert sum(len(i["output"]) for i in last["input"] if i.get("type") == "function_call_output") == 1_000_000
