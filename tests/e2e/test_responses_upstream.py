@@ -11,6 +11,7 @@ a tool-call turn whose reasoning item is missing or differs from what it generat
 from __future__ import annotations
 
 import anthropic
+import msgspec
 import openai
 import trio
 
@@ -118,9 +119,10 @@ def reasoning_items(body: dict) -> list[dict]:
     return [i for i in body["input"] if i.get("type") == "reasoning"]
 
 
-def assert_upstream_shape(sent: list[dict], turns: int) -> None:
+def assert_upstream_shape(sent: list[dict], turns: int, *, sealed: bool = True) -> None:
     """What went upstream: Responses bodies, streamed, stateless, every earlier tool turn's reasoning
-    item back (the simulator verified each against what it generated)."""
+    item back with its text and (``sealed``) the simulator's own id and encrypted_content, which the
+    envelope carried through the client (the simulator verified each against what it generated)."""
     assert len(sent) == turns
     for n, body in enumerate(sent):
         assert body["stream"] is True and body["store"] is False
@@ -129,6 +131,9 @@ def assert_upstream_shape(sent: list[dict], turns: int) -> None:
         assert len(reasoning_items(body)) == n
         assert all(i["content"][0]["type"] == "reasoning_text" and i["content"][0]["text"]
                    for i in reasoning_items(body))
+        if sealed:
+            assert all(i["id"].startswith("rs_") and i["encrypted_content"].startswith("dsenc1.")
+                       for i in reasoning_items(body))
 
 
 class TestResponsesUpstream:
@@ -147,7 +152,7 @@ class TestResponsesUpstream:
         shown = [next(b.thinking for b in r.content if b.type == "thinking") for r in replies[:2]]
         assert [i["content"][0]["text"] for i in reasoning_items(sent[-1])] == shown
         stats = sim.stats()
-        assert stats["reasoning_items"] == 3 and stats["verified_calls"] == 2
+        assert stats["reasoning_items"] == stats["sealed_items"] == 3 and stats["verified_calls"] == 2
 
     async def test_responses_client_with_apply_patch(self, sim) -> None:
         """Codex's shell → freeform apply_patch → text: the custom tool goes upstream as a custom
@@ -179,7 +184,8 @@ class TestResponsesUpstream:
         assert [c.choices[0].finish_reason for c in done] == ["tool_calls", "tool_calls", "stop"]
         assert done[-1].choices[0].message.content == "finished"
         assert done[0].choices[0].message.model_extra.get("reasoning_content")
-        assert_upstream_shape(sim.requests(), 3)
+        # A Chat client echoes reasoning_content, no envelope: the text goes back, no encrypted_content.
+        assert_upstream_shape(sim.requests(), 3, sealed=False)
 
     async def test_llamacpp_profile_maps_custom_tools(self, sim) -> None:
         """llama.cpp's /v1/responses takes function tools only: apply_patch goes as a function with
@@ -232,3 +238,42 @@ class TestRealSize:
         last = sim.requests(last=1)[0]
         assert len(reasoning_items(last)) == 10
         assert sum(len(i["output"]) for i in last["input"] if i.get("type") == "function_call_output") == 1_000_000
+
+
+class TestSealsStayWithTheirUpstream:
+    async def test_a_conversation_moved_to_another_upstream_sends_no_encrypted_content(self, sim) -> None:
+        """A tool turn made on ``dsr`` continues on ``other`` (another upstream id, the same server):
+        the envelope does not open there, so none of dsr's encrypted_content goes out (the server
+        being the same one, it would have accepted it: the body is what is checked)."""
+        sim.reset()
+        yaml = config("responses").replace("upstreams:\n", (
+            "upstreams:\n  other: {type: openai_responses, base_url: '${SIM_URL}', profile: deepseek_responses, "
+            f"api_key_env: {SIM_KEY_ENV}, {MODELS}}}\n")) + """
+  q:
+    mount: /other
+    client: responses
+    stages: [thinking_filter, token_budget, tool_ids]
+    upstream: other
+"""
+
+        def run(base: str) -> tuple[list, object]:
+            items: list = [{"type": "message", "role": "user", "content": "SIM:script shell echo hi ;; text finished"}]
+            kwargs = dict(model="deepseek-v4-pro", tools=CODEX_TOOLS, store=False,
+                          include=["reasoning.encrypted_content"], reasoning={"effort": "high", "summary": "auto"})
+            first = openai.OpenAI(base_url=f"{base}/v1", api_key="x", max_retries=0).responses.create(
+                input=items, **kwargs)
+            items += [o.model_dump(exclude_none=True, exclude={"id", "status"}) for o in first.output]
+            call = next(o for o in first.output if o.type == "function_call")
+            items.append({"type": "function_call_output", "call_id": call.call_id, "output": "hi"})
+            moved = openai.OpenAI(base_url=f"{base}/other/v1", api_key="x", max_retries=0).responses.create(
+                input=items, **kwargs)
+            return items, moved
+
+        async with open_gateway(yaml, sim=sim) as (url, _):
+            items, moved = await trio.to_thread.run_sync(run, url)
+        assert any(i.get("encrypted_content", "").startswith("gw2.") for i in items)  # the client held an envelope
+        assert moved.output_text == "finished"
+        body = sim.requests(last=1)[0]
+        assert "dsenc1." not in msgspec.json.encode(body).decode() and "gw2." not in msgspec.json.encode(body).decode()
+        assert reasoning_items(body) == [{"type": "reasoning", "summary": [],
+                                          "content": [{"type": "reasoning_text", "text": ""}]}]
