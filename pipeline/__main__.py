@@ -45,7 +45,7 @@ def check(path: str) -> int:
         return 1
     print(f"{path}: ok ({len(pipelines)} pipelines, {len(upstreams)} upstreams)")
     for pid, pipe in pipelines.items():
-        ups = " -> ".join(f"{u.id} ({u.type_name}, profile {u.profile.name})" for u in pipe.upstreams)
+        ups = " -> ".join(f"{u.id} ({u.config.type}, profile {u.profile.name})" for u in pipe.upstreams)
         mount = pipe.config.mount or "/"
         print(f"\npipeline {pid}: client {pipe.codec.name} at {mount}, upstream {ups}")
         print("  endpoints:  " + ", ".join(f"{e.method} {pipe.config.mount}{e.path}" for e in pipe.codec.endpoints))

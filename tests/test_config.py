@@ -34,6 +34,17 @@ class TestShippedConfig:
         assert proc.returncode == 0, proc.stderr
         assert "request:" in proc.stdout and "response:" in proc.stdout
 
+    def test_check_command_names_each_upstream_by_its_configured_type(self, tmp_path) -> None:
+        """A custom upstream (the README's ``custom_upstream.echo:Echo``) is shown as configured."""
+        conf = tmp_path / "echo.yaml"
+        conf.write_text("upstreams:\n  echo: {type: 'custom_upstream.echo:Echo'}\n"
+                        "pipelines:\n  p: {client: anthropic, upstream: echo}\n")
+        proc = subprocess.run([sys.executable, "-m", "pipeline", "check", str(conf)], capture_output=True,
+                              text=True, cwd=ROOT, timeout=60,
+                              env={"PYTHONPATH": str(ROOT / "tests" / "fixtures"), "PATH": ""})
+        assert proc.returncode == 0, proc.stderr
+        assert "upstream echo (custom_upstream.echo:Echo, profile openai)" in proc.stdout
+
     def test_check_command_names_the_fault(self, tmp_path) -> None:
         """A broken file exits 1 and the message names pipeline, stage index and field."""
         bad = tmp_path / "bad.yaml"
