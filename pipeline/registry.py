@@ -32,6 +32,7 @@ STAGES: dict[str, str] = {
 UPSTREAMS: dict[str, str] = {
     "openai_chat": "upstreams.openai_chat:OpenAIChatUpstream",
     "openai_responses": "upstreams.openai_responses:OpenAIResponsesUpstream",
+    "anthropic_messages": "upstreams.anthropic_messages:AnthropicMessagesUpstream",
     "simulator": "upstreams.simulator.upstream:SimulatorUpstream",
 }
 CLIENTS: dict[str, str] = {
@@ -154,7 +155,7 @@ def build_upstream(upstream_id: str, raw: dict[str, Any]) -> Upstream:
             raise ConfigError(f"{where}: type {config.type!r} implements the old stream(request, out, ctx, *, "
                               "task_status); write stream(request, attempt, ctx) and hand events over with "
                               "`await attempt.emit([...])` (README: custom upstreams)")
-    if not config.base_url and config.type in ("openai_chat", "openai_responses"):
+    if not config.base_url and config.type in ("openai_chat", "openai_responses", "anthropic_messages"):
         raise ConfigError(f"{where}: `base_url` is required for type {config.type}")
     if config.base_url and not _is_http_url(config.base_url):
         raise ConfigError(f"{where}: base_url {config.base_url!r} is not an http:// or https:// URL with a host")

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import re
 from typing import Annotated, Any, ClassVar, Literal
 
 import msgspec
@@ -26,9 +27,11 @@ from pipeline.model import ChatRequest
 from pipeline.profiles import PROFILES, ModelLimits, Profile
 from pipeline.stage import RequestContext
 
+_MARKER = re.compile(r"\[[^\[\]]*\]$")  # a trailing [...]: Claude Code's [1m]
+
 
 class UpstreamConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    # Upstream type: openai_chat | openai_responses | simulator | module:attr.
+    # Upstream type: openai_chat | openai_responses | anthropic_messages | simulator | module:attr.
     type: str
     # Base URL; the chat path is appended (DeepSeek: https://api.deepseek.com).
     base_url: str = ""
@@ -36,7 +39,8 @@ class UpstreamConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     api_key_env: str | None = None
     # Forward the client's own key (x-api-key or Bearer) instead of api_key_env.
     key_passthrough: bool = False
-    # Backend quirks profile: deepseek | deepseek_responses | vllm | ollama | llamacpp | openai.
+    # Backend quirks profile: deepseek | vllm | ollama | llamacpp | openai (openai_chat);
+    # deepseek_responses (openai_responses); anthropic | deepseek_anthropic (anthropic_messages).
     profile: str = "openai"
     # Client model name (glob) → upstream model; "default" catches the rest.
     models: dict[str, str] = {}
@@ -106,8 +110,13 @@ class Upstream:
                 f"{self.config.api_key_env} is not set")
 
     def map_model(self, client_model: str) -> str:
-        """Upstream model for a client model name: exact key, then globs in order, then default."""
+        """Upstream model for a client model name: exact key, then globs in order, then default.
+        A client-side marker at the end of the name (Claude Code's ``[1m]``: "use the 1M window")
+        never reaches the upstream: without an exact key for it, the name is looked up without it."""
         table = self.config.models
+        if client_model in table:
+            return table[client_model]
+        client_model = _MARKER.sub("", client_model)
         if client_model in table:
             return table[client_model]
         for pattern, target in table.items():

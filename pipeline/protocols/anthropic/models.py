@@ -1,8 +1,10 @@
 """Anthropic Messages API wire Structs (API version 2023-06-01, ../shared/PROTOCOLS.md §1).
 
 Decode side: "views" of the request that declare only the fields we read; unknown fields are
-ignored. Content blocks arrive as plain dicts and are converted per ``type`` (so an unknown
-block type is a loss, never a validation error). Encode side: response and stream-event
+ignored. The same views (``omit_defaults``: unset fields are not written) are the request body
+the ``anthropic_messages`` upstream sends (``upstream_encode.py``). Content blocks arrive as
+plain dicts and are converted per ``type`` (so an unknown block type is a loss, never a
+validation error). Encode side: response and stream-event
 Structs whose tag is the wire ``type``; the hot per-delta frames are byte templates in client_encode.py.
 """
 
@@ -18,38 +20,38 @@ RawBlock = dict[str, Any]
 # Request views.
 
 
-class MessageParam(msgspec.Struct):
+class MessageParam(msgspec.Struct, omit_defaults=True):
     role: str
     content: str | list[RawBlock]
 
 
-class MetadataParam(msgspec.Struct):
+class MetadataParam(msgspec.Struct, omit_defaults=True):
     user_id: str | None = None
 
 
-class ThinkingParam(msgspec.Struct):
+class ThinkingParam(msgspec.Struct, omit_defaults=True):
     type: str
     budget_tokens: int | None = None
     display: str | None = None
 
 
-class OutputFormatParam(msgspec.Struct):
+class OutputFormatParam(msgspec.Struct, omit_defaults=True):
     type: str
     schema: dict[str, Any] | None = None
 
 
-class OutputConfigParam(msgspec.Struct):
+class OutputConfigParam(msgspec.Struct, omit_defaults=True):
     effort: str | None = None
     format: OutputFormatParam | None = None
 
 
-class ToolChoiceParam(msgspec.Struct):
+class ToolChoiceParam(msgspec.Struct, omit_defaults=True):
     type: str
     name: str | None = None
     disable_parallel_tool_use: bool | None = None
 
 
-class MessagesRequest(msgspec.Struct):
+class MessagesRequest(msgspec.Struct, omit_defaults=True):
     """``POST /v1/messages`` and ``/v1/messages/count_tokens`` bodies.
 
     ``context_management``, ``cache_control``, ``container``, ``service_tier`` and

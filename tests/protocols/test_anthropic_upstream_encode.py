@@ -1,0 +1,142 @@
+"""Neutral ChatRequest → Messages request body (``anthropic/upstream_encode.py``) per profile."""
+
+from __future__ import annotations
+
+import json
+
+from pipeline.model import (
+    ChatRequest,
+    ImagePart,
+    Message,
+    ResponseFormat,
+    TextPart,
+    ThinkingConfig,
+    ThinkingPart,
+    ToolCallPart,
+    ToolChoice,
+    ToolResultPart,
+    ToolSpec,
+)
+from pipeline.profiles import PROFILES
+from pipeline.protocols.anthropic.upstream_encode import IMAGE_PLACEHOLDER, encode_request
+
+DSA = PROFILES["deepseek_anthropic"]
+ANTHROPIC = PROFILES["anthropic"]
+BASH = ToolSpec(name="Bash", parameters={"type": "object", "properties": {"command": {"type": "string"}}})
+
+
+def encode(request: ChatRequest, profile=DSA, upstream_id: str = "dsa") -> tuple[dict, list[tuple[str, str]]]:
+    losses: list[tuple[str, str]] = []
+    body = encode_request(request, model="deepseek-v4-pro", profile=profile, upstream_id=upstream_id,
+                          lose=lambda what, detail: losses.append((what, detail)))
+    return json.loads(body), losses
+
+
+def tool_history(*, reasoning: str | None = "I will run ls.", seal: tuple[str, str] | None = ("dsa", "sig-1"),
+                 parts: tuple = ()) -> ChatRequest:
+    return ChatRequest(model="claude-opus-4-7", tools=(BASH,), thinking=ThinkingConfig(enabled=True), messages=(
+        Message(role="user", parts=(TextPart("go"),)),
+        Message(role="assistant", reasoning=reasoning, upstream_seal=seal,
+                parts=(*parts, TextPart("Listing."), ToolCallPart(id="toolu_1", name="Bash", arguments='{"command":"ls"}'),
+                       ToolCallPart(id="toolu_2", name="Bash", arguments='{"command":"pwd"}'))),
+        Message(role="tool", parts=(ToolResultPart(call_id="toolu_1", content=(TextPart("a.txt"),)),)),
+        Message(role="tool", parts=(ToolResultPart(call_id="toolu_2", content=(TextPart("/w"),), is_error=True),)),
+        Message(role="user", parts=(TextPart("and now?"),)),
+    ))
+
+
+class TestMessages:
+    def test_system_messages_fold_into_system_and_turns_alternate(self) -> None:
+        request = ChatRequest(model="m", system=("You are terse.",), messages=(
+            Message(role="user", parts=(TextPart("a"),)),
+            Message(role="system", parts=(TextPart("Reminder."),)),
+            Message(role="user", parts=(TextPart("b"),)),
+        ))
+        body, losses = encode(request)
+        assert body["system"] == "You are terse.\n\nReminder."
+        assert body["messages"] == [{"role": "user", "content": [{"type": "text", "text": "a"},
+                                                                  {"type": "text", "text": "b"}]}]
+        assert not losses and body["max_tokens"] == DSA.max_output_tokens and body["stream"] is True
+
+    def test_tool_turn_carries_exact_thinking_with_this_upstreams_signature_first(self) -> None:
+        body, losses = encode(tool_history())
+        assistant = body["messages"][1]["content"]
+        assert assistant[0] == {"type": "thinking", "thinking": "I will run ls.", "signature": "sig-1"}
+        assert [b["type"] for b in assistant] == ["thinking", "text", "tool_use", "tool_use"]
+        assert assistant[2] == {"type": "tool_use", "id": "toolu_1", "name": "Bash", "input": {"command": "ls"}}
+        results = body["messages"][2]["content"]  # both results, in order, lead one user turn
+        assert results == [{"type": "tool_result", "tool_use_id": "toolu_1", "content": "a.txt"},
+                           {"type": "tool_result", "tool_use_id": "toolu_2", "content": "/w", "is_error": True},
+                           {"type": "text", "text": "and now?"}]
+        assert len(body["messages"]) == 3 and not losses
+
+    def test_another_upstreams_seal_is_never_sent(self) -> None:
+        body, _ = encode(tool_history(seal=("claude", "anthropic-sig")))
+        assert body["messages"][1]["content"][0] == {"type": "thinking", "thinking": "I will run ls.", "signature": ""}
+
+    def test_unknown_reasoning_on_a_tool_turn_is_an_empty_thinking_block(self) -> None:
+        body, _ = encode(tool_history(reasoning=None, seal=None))
+        assert body["messages"][1]["content"][0] == {"type": "thinking", "thinking": "", "signature": ""}
+        off, _ = encode(ChatRequest(model="m", thinking=ThinkingConfig(enabled=False),
+                                    messages=tool_history().messages))
+        assert off["thinking"] == {"type": "disabled"}
+        assert [b["type"] for b in off["messages"][1]["content"]] == ["text", "tool_use", "tool_use"]
+
+    def test_anthropic_takes_only_what_it_signed(self) -> None:
+        body, losses = encode(tool_history(seal=None), ANTHROPIC, "claude")
+        assert body["messages"][1]["content"][0]["type"] == "text"
+        assert ("unsigned_thinking" in {w for w, _ in losses})
+        body, _ = encode(tool_history(seal=("claude", "anthropic-sig")), ANTHROPIC, "claude")
+        assert body["messages"][1]["content"][0]["signature"] == "anthropic-sig"
+
+    def test_client_thinking_blocks(self) -> None:
+        """Blocks that reached the encoder as the client sent them: an Anthropic upstream gets its
+        own back (redacted too); DeepSeek never gets redacted_thinking nor a gateway envelope."""
+        parts = (ThinkingPart(text="", signature="opaque", redacted=True), ThinkingPart(text="t", signature="gw2.abc"),
+                 ThinkingPart(text="mine", signature="own-sig"))
+        body, losses = encode(tool_history(reasoning=None, seal=None, parts=parts))
+        assert body["messages"][1]["content"][0] == {"type": "thinking", "thinking": "mine", "signature": "own-sig"}
+        assert {w for w, _ in losses} == {"redacted_thinking", "foreign_thinking"}
+        body, _ = encode(tool_history(reasoning=None, seal=None, parts=parts[:1] + parts[2:]), ANTHROPIC, "claude")
+        assert body["messages"][1]["content"][:2] == [{"type": "redacted_thinking", "data": "opaque"},
+                                                      {"type": "thinking", "thinking": "mine", "signature": "own-sig"}]
+
+    def test_images(self) -> None:
+        request = ChatRequest(model="m", messages=(Message(role="user", parts=(
+            TextPart("see"), ImagePart("data:image/png;base64,AAAA"))),))
+        body, losses = encode(request)
+        assert body["messages"][0]["content"][1] == {"type": "text", "text": IMAGE_PLACEHOLDER}
+        assert [w for w, _ in losses] == ["image"]
+        body, _ = encode(request, ANTHROPIC)
+        assert body["messages"][0]["content"][1] == {
+            "type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "AAAA"}}
+
+
+class TestParameters:
+    def test_thinking_and_effort(self) -> None:
+        on, _ = encode(ChatRequest(model="m", thinking=ThinkingConfig(enabled=True, effort="xhigh", budget_tokens=4000),
+                                   messages=(Message(role="user", parts=(TextPart("x"),)),)))
+        assert on["thinking"] == {"type": "enabled", "budget_tokens": 4000} and on["output_config"] == {"effort": "max"}
+        off, losses = encode(ChatRequest(model="m", thinking=ThinkingConfig(enabled=False, effort="low"),
+                                         messages=(Message(role="user", parts=(TextPart("x"),)),)))
+        assert off["thinking"] == {"type": "disabled"} and "output_config" not in off
+        assert [w for w, _ in losses] == ["effort"]
+        real, _ = encode(ChatRequest(model="m", max_output_tokens=8000, thinking=ThinkingConfig(enabled=True),
+                                     messages=(Message(role="user", parts=(TextPart("x"),)),)), ANTHROPIC)
+        assert real["thinking"] == {"type": "enabled", "budget_tokens": 4000}  # the real API needs one
+
+    def test_ignored_and_unsupported_parameters(self) -> None:
+        request = ChatRequest(model="m", top_k=5, user="u1", stop=("END",), temperature=0.5, parallel_tool_calls=False,
+                              tools=(BASH, ToolSpec(name="apply_patch", kind="custom", grammar="start: x")),
+                              tool_choice=ToolChoice(mode="tool", name="Bash"),
+                              response_format=ResponseFormat(type="json_schema", schema={"type": "object"}),
+                              messages=(Message(role="user", parts=(TextPart("x"),)),))
+        body, losses = encode(request)
+        assert "top_k" not in body and "metadata" not in body and body["stop_sequences"] == ["END"]
+        assert body["tool_choice"] == {"type": "auto", "disable_parallel_tool_use": True}  # forced + thinking: auto
+        assert body["tools"][1]["input_schema"]["properties"]["input"]["type"] == "string"
+        assert "output_config" not in body
+        assert {w for w, _ in losses} == {"top_k", "tool_choice", "response_format"}
+        real, _ = encode(request, ANTHROPIC)
+        assert real["top_k"] == 5 and real["metadata"] == {"user_id": "u1"}
+        assert real["output_config"] == {"format": {"type": "json_schema", "schema": {"type": "object"}}}
