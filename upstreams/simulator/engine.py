@@ -2,6 +2,9 @@
 
 Routes DeepSeek's endpoints, checks auth, validates (``validate``), plans the answer
 (``directives``), spends the budget and encodes (``render``), then applies faults (``faults``).
+DeepSeek's Anthropic endpoint, ``POST /anthropic/v1/messages``, goes the same way with its own
+validation (``anthropic_validate``: the rules and 400s of that endpoint, its own signatures) and
+encoding (``anthropic_render``), so the same directives script the same tool loops.
 It keeps small state (request counter, prompt-cache prefixes, emitted tool calls, recent request
 bodies) behind a lock; the I/O adapters are ``transport`` (httpx) and ``server`` (ASGI).
 """
@@ -18,6 +21,10 @@ from typing import Any
 
 import msgspec
 
+from upstreams.simulator.anthropic_render import BAD_EVENT as MESSAGES_BAD_EVENT
+from upstreams.simulator.anthropic_render import ERROR_EVENT as MESSAGES_ERROR_EVENT
+from upstreams.simulator.anthropic_render import MessagesRenderer
+from upstreams.simulator.anthropic_validate import MessagesCall, sign, validate_messages
 from upstreams.simulator.config import (
     DEEPSEEK_MODELS,
     HTTP_FAULTS,
@@ -36,6 +43,7 @@ _ENCODE = msgspec.json.Encoder()
 _CHAT_PATHS = ("/chat/completions", "/v1/chat/completions")
 _RESPONSES_PATHS = ("/responses", "/v1/responses")
 _MODEL_PATHS = ("/models", "/v1/models")
+_MESSAGES_PATHS = ("/anthropic/v1/messages",)
 _STATS_PATH = "/_sim/stats"
 _ALNUM = string.ascii_letters + string.digits
 _CACHE_UNIT = 64
@@ -124,6 +132,8 @@ class Simulator:
         self._faulted_once: set[str] = set()
         self.stats = SimStats()
         self._verified: set[str] = set()
+        # What the Anthropic endpoint signs its thinking with: one per seed, so a reset keeps it.
+        self._secret = f"deepseek-sim-anthropic:{self.config.seed}".encode()
         self._sealer = Sealer(self.config.responses_flavour, secrets.token_bytes(32))  # the rng's ids stay as seeded
 
     def respond(self, method: str, path: str, headers: dict[str, str], body: bytes) -> SimResponse:
@@ -138,6 +148,9 @@ class Simulator:
                 if path in _RESPONSES_PATHS and method.upper() == "POST":
                     self._check_auth(lowered)
                     return self._responses(body)
+                if path in _MESSAGES_PATHS and method.upper() == "POST":
+                    self._check_auth(lowered)
+                    return self._messages(body)
                 if path in _MODEL_PATHS and method.upper() == "GET":
                     self._check_auth(lowered)
                     return self._models_list()
@@ -154,7 +167,7 @@ class Simulator:
         if key is None:
             return
         auth = headers.get("authorization", "")
-        given = auth[7:].strip() if auth.lower().startswith("bearer ") else ""
+        given = auth[7:].strip() if auth.lower().startswith("bearer ") else headers.get("x-api-key", "")
         if given != key:
             shown = f"****{given[-4:]}" if given else "(none)"
             raise SimError(401, f"Authentication Fails, Your api key: {shown} is invalid",
@@ -180,6 +193,77 @@ class Simulator:
         self.stats.reasoning_items += wire.reasoning_items
         self.stats.sealed_items += wire.sealed_items
         return self._answer(validate(wire.chat, self.config), scheduled, wire)
+
+    def _messages(self, raw: bytes) -> SimResponse:
+        """``POST /anthropic/v1/messages``: DeepSeek's Anthropic endpoint."""
+        scheduled, answer_or_body = self._intake(raw)
+        if isinstance(answer_or_body, SimResponse):
+            return answer_or_body
+        call = validate_messages(answer_or_body, self.config, self._secret)
+        if self.config.verify_replay and call.thinking:
+            self.stats.replay.append(self._verify_messages(call))
+            del self.stats.replay[:-_REMEMBERED]
+        plan = plan_answer(call.messages, call.tools, call.tool_choice, False)
+        fault = scheduled or self._directive_fault(plan)
+        if fault in HTTP_FAULTS:
+            return error_response(http_fault(fault))
+        answer = apply_budget(plan, call.budget, thinking=call.thinking, overload=fault == "overload")
+        call_ids = [f"toolu_{i:02d}_{self._random(22)}" for i in range(len(answer.calls))]
+        self._remember(answer, call_ids)
+        self.stats.emitted_calls += len(call_ids)
+        renderer = MessagesRenderer(
+            message_id=f"msg_{self._random(24)}", model=call.model, thinking=call.thinking,
+            signature=sign(self._secret, answer.reasoning), prompt_tokens=call.prompt_tokens,
+            cached=self._cached_prefix(call.tools, call.wire[:1], call.prompt_bytes, call.prompt_tokens))
+        cfg = self.config
+        if not call.stream:
+            chunks, drop_after, length = json_fault(fault, [(cfg.chunk_delay_s, renderer.body(answer, call_ids))], cfg)
+            headers = [(b"content-type", b"application/json")]
+            if length is not None:
+                headers.append((b"content-length", str(length).encode()))
+            return SimResponse(status=200, headers=headers, chunks=chunks, drop_after=drop_after)
+        frames, finish_at = renderer.stream(answer, call_ids)
+        chunks = [(cfg.keepalive_interval_s, b": keep-alive\n\n")] * cfg.keepalive_comments
+        chunks += [(cfg.chunk_delay_s, f) for f in frames]
+        chunks, drop_after = stream_fault(fault, chunks, len(chunks) - len(frames) + finish_at, cfg,
+                                          bad_chunk=MESSAGES_BAD_EVENT, error_chunk=MESSAGES_ERROR_EVENT)
+        headers = [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache")]
+        return SimResponse(status=200, headers=headers, chunks=chunks, drop_after=drop_after)
+
+    def _verify_messages(self, call: MessagesCall) -> ReplayCheck:
+        """``verify_replay`` for the Anthropic endpoint: every echoed tool_use this simulator
+        emitted comes back with its turn's thinking block, the exact text and this endpoint's own
+        signature for it, and the same call."""
+        check = ReplayCheck(request=self.chat_requests)
+        for i, msg in enumerate(call.wire):
+            blocks = msg["content"] if msg["role"] == "assistant" else []
+            uses = [b for b in blocks if b["type"] == "tool_use"]
+            if not uses:
+                continue
+            check.tool_turns += 1
+            known = [(b, self._emitted[b["id"]]) for b in uses if b["id"] in self._emitted]
+            if len(known) < len(uses):
+                check.unknown_turns += 1
+                continue
+            thoughts = [b for b in blocks if b["type"] == "thinking"]
+            text = "".join(b["thinking"] for b in thoughts)
+            for block, (reasoning, name, args) in known:
+                if text.encode() != reasoning.encode():
+                    raise bad(f"messages[{i}]: the thinking differs from what was generated with tool call "
+                              f"{block['id']}: expected {reasoning!r}, got {text!r}")
+                if len(thoughts) != 1 or not thoughts[0].get("signature"):
+                    raise bad(f"messages[{i}]: the thinking block of tool call {block['id']} came back without "
+                              "its signature")
+                if block["name"] != name or block["input"] != args:
+                    raise bad(f"messages[{i}]: tool call {block['id']} differs from what was generated: expected "
+                              f"{name} {args!r}, got {block['name']} {block['input']!r}")
+            check.verified_turns += 1
+            check.verified_bytes += len(text.encode())
+            for block in uses:
+                if block["id"] not in self._verified:
+                    self._verified.add(block["id"])
+                    self.stats.verified_calls += 1
+        return check
 
     def _intake(self, raw: bytes) -> tuple[str | None, Any]:
         """Count the request; its scheduled fault and decoded body (or an HTTP fault's answer)."""
@@ -277,19 +361,21 @@ class Simulator:
         return plan.fault
 
     def _cached(self, call: ChatCall) -> int:
+        return self._cached_prefix(call.tools, call.messages[:1], call.prompt_bytes, call.prompt_tokens)
+
+    def _cached_prefix(self, tools: dict[str, Any], first: list[Any], prompt_bytes: bytes, prompt_tokens: int) -> int:
         """Prompt-cache hits: the byte prefix shared with the last request that began the same
         way, in whole 64-token units, always below ``prompt_tokens``."""
-        first = call.messages[0] if call.messages else None
-        key = _ENCODE.encode([sorted(call.tools), first])
+        key = _ENCODE.encode([sorted(tools), first[0] if first else None])
         previous = self._prefixes.pop(key, None)
-        self._prefixes[key] = call.prompt_bytes
+        self._prefixes[key] = prompt_bytes
         if len(self._prefixes) > self.config.history:
             self._prefixes.popitem(last=False)
         if previous is None:
             return 0
-        shared = _common_prefix(previous, call.prompt_bytes) // 4
+        shared = _common_prefix(previous, prompt_bytes) // 4
         hit = (shared // _CACHE_UNIT) * _CACHE_UNIT
-        return min(hit, ((call.prompt_tokens - 1) // _CACHE_UNIT) * _CACHE_UNIT)
+        return min(hit, ((prompt_tokens - 1) // _CACHE_UNIT) * _CACHE_UNIT)
 
     def _remember(self, answer: Answer, call_ids: list[str]) -> None:
         for call, call_id in zip(answer.calls, call_ids, strict=True):

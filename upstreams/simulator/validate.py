@@ -367,4 +367,9 @@ def validate(body: Any, config: SimConfig) -> ChatCall:
     )
 
 
-__all__ = ["ChatCall", "SimError", "bad", "validate"]
+# The serde-style shape checks, for the other endpoints' validators (anthropic_validate).
+expect = _expect
+variant = _variant
+required = _required
+
+__all__ = ["ChatCall", "SimError", "bad", "expect", "required", "validate", "variant"]
