@@ -61,7 +61,7 @@ class _Resp:
     """Per-response state of the response hook."""
 
     __slots__ = ("block_text", "call_ids", "held", "held_chars", "model", "open_index", "pending_stop", "seal",
-                 "texts")
+                 "seals", "texts")
 
     def __init__(self) -> None:
         self.model = ""
@@ -69,6 +69,7 @@ class _Resp:
         self.block_text: list[str] = []
         self.seal: str | None = None  # the open (or held) thinking block's UpstreamSeal data
         self.texts: list[str] = []  # reasoning of every thinking block of this message
+        self.seals: list[str | None] = []  # and each one's UpstreamSeal data
         self.pending_stop: BlockStop | None = None
         self.held: list[Event] = []
         self.held_chars = 0
@@ -140,6 +141,8 @@ class ThinkingFilter(Stage):
             seal = message.upstream_seal
             if found is not None:  # one envelope with the upstream's token: it goes back with the text
                 seal = (ctx.upstream_id, found[0][1]) if len(found) == 1 and found[0][1] is not None else None
+            elif seal is None and calls and reasoning is not None and rung in ("client", "cache"):
+                seal = self._cached_seal(ctx.upstream_id, calls, reasoning)
             if thinking and calls:
                 worst = max(worst, RUNGS.index(rung))
             if parts != message.parts or reasoning != message.reasoning or seal != message.upstream_seal:
@@ -263,6 +266,7 @@ class ThinkingFilter(Stage):
             envelope = Envelope(u=ctx.upstream_id, m=st.model, d=key, t=tuple(st.call_ids), s=st.seal)
         else:
             envelope = Envelope(u=ctx.upstream_id, m=st.model, r=text, t=tuple(st.call_ids), s=st.seal)
+        st.seals.append(st.seal)
         st.seal = None
         held, st.held, st.pending_stop = st.held, [], None
         signature = self._keys.upstream(ctx.upstream_id).seal(envelope)
@@ -271,8 +275,20 @@ class ThinkingFilter(Stage):
     def _remember(self, st: _Resp, upstream_id: str) -> None:
         if st.call_ids and st.texts:
             text = "".join(st.texts)
+            seal = st.seals[0] if len(st.seals) == 1 else None
             for call_id in st.call_ids:
                 self._store.put(_cache_key(upstream_id, call_id), text)
+                if seal is not None:  # for a client that echoes the text but has nowhere to keep the token
+                    self._store.put(_cache_key(upstream_id, "s:" + call_id), digest(text) + ":" + seal)
+
+    def _cached_seal(self, upstream_id: str, calls: list[str], reasoning: str) -> tuple[str, str] | None:
+        """The upstream's token for ``reasoning`` on the turn of ``calls``, if that upstream
+        produced exactly this text there (a Chat client echoes ``reasoning_content`` only)."""
+        found = self._store.get(_cache_key(upstream_id, "s:" + calls[0]))
+        if found is None:
+            return None
+        sealed_digest, _, data = found.partition(":")
+        return (upstream_id, data) if sealed_digest == digest(reasoning) else None
 
 
 def reset_shared_state() -> None:
