@@ -219,3 +219,23 @@ class TestChatClient:
         assert [text for text, _ in replayed] == shown and all(signature for _, signature in replayed)
         assert last["system"] == "Be terse." and completions[0].usage.completion_tokens > 0
         assert verified(sim) == [0, 1, 2]
+
+
+class TestFaults:
+    async def test_429_before_content_is_retried_and_error_event_reaches_the_client(self, sim) -> None:
+        """A 429 (OpenAI-shaped body, Retry-After) is retried transparently; an in-stream Messages
+        ``error`` event after content ends the client's stream with Anthropic's error event."""
+        def ask(base_url: str, prompt: str) -> tuple[int, str]:
+            client = anthropic.Anthropic(base_url=base_url, api_key="dummy", max_retries=0)
+            try:
+                with client.messages.stream(model="claude-opus-4-7", max_tokens=1024,
+                                            messages=[{"role": "user", "content": prompt}]) as stream:
+                    return 0, stream.get_final_message().content[-1].text
+            except anthropic.APIStatusError as exc:  # the SDK raises an in-stream error event as this too
+                return exc.status_code, str(exc)
+        sim.reset(chunk_delay_s=0.005)  # the error comes in a later read than the first content
+        async with open_gateway(CONFIG, sim=sim) as (url, _):
+            retried = await trio.to_thread.run_sync(ask, url, "SIM:fault 429 once\nSIM:text after the retry")
+            failed = await trio.to_thread.run_sync(ask, url, "SIM:fault error_chunk\nSIM:text " + "word " * 40)
+        assert retried == (0, "after the retry")
+        assert failed[0] == 200 and "Simulated mid-stream failure" in failed[1]  # after the 200: in the stream
