@@ -13,9 +13,11 @@ from __future__ import annotations
 import anthropic
 import msgspec
 import openai
+import structlog
 import trio
 
 from tests.e2e.serving import SIM_KEY_ENV, open_gateway
+from tests.resilience.dialects import finished_lines, wait_finished
 
 MODELS = "models: {default: deepseek-v4-pro, '*haiku*': deepseek-v4-flash, '*flash*': deepseek-v4-flash}"
 
@@ -277,3 +279,63 @@ class TestSealsStayWithTheirUpstream:
         assert "dsenc1." not in msgspec.json.encode(body).decode() and "gw2." not in msgspec.json.encode(body).decode()
         assert reasoning_items(body) == [{"type": "reasoning", "summary": [],
                                           "content": [{"type": "reasoning_text", "text": ""}]}]
+
+
+class TestOpenAIPassThrough:
+    async def test_codex_on_an_openai_responses_upstream(self, sim) -> None:
+        """Profile ``openai`` on the simulator's OpenAI flavour, which takes reasoning back only as
+        its own encrypted_content: each turn's reasoning item returns with its id and token, the
+        freeform tool stays a custom tool, and nothing is lost."""
+        sim.reset(verify_replay=True, responses_flavour="openai")
+        prompt = "SIM:script shell echo hi > a.txt ;; write b.txt from patch ;; text finished"
+        async with open_gateway(config("responses", "openai"), sim=sim) as (url, _):
+            with structlog.testing.capture_logs() as logs:
+                responses = await trio.to_thread.run_sync(responses_loop, f"{url}/v1", prompt)
+                await wait_finished(logs, 3)
+        assert [r.status for r in responses] == ["completed"] * 3 and responses[-1].output_text == "finished"
+        assert [line["losses"] for line in finished_lines(logs)] == [[]] * 3
+        assert [line["replay_rung"] for line in finished_lines(logs)] == ["not_needed", "envelope", "envelope"]
+        summary = next(o for o in responses[0].output if o.type == "reasoning").summary[0].text
+        assert summary  # OpenAI's summary deltas reach Codex as its reasoning summary
+        sent = sim.requests()
+        items = reasoning_items(sent[-1])
+        assert len(items) == 2 and all(set(i) == {"type", "summary", "id", "encrypted_content"} for i in items)
+        assert all(i["encrypted_content"].startswith("oaienc1.") for i in items)
+        assert {t["type"] for t in sent[-1]["tools"]} == {"function", "custom"}
+        assert sim.stats()["sealed_items"] == 3
+
+
+class TestErrors:
+    async def test_retry_on_429_and_an_upstream_400_in_the_clients_dialect(self, sim) -> None:
+        """A 429 (Retry-After 1 s) before the first content is retried; an upstream 400 reaches an
+        Anthropic client as its invalid_request_error with the upstream's message."""
+        sim.reset(faults=[{"on_request": 1, "kind": "429"}])
+        yaml = config("anthropic").replace("default: deepseek-v4-pro", "default: deepseek-v4-pro, '*nope*': nope")
+
+        def run(base: str) -> tuple[object, Exception]:
+            client = anthropic.Anthropic(base_url=base, api_key="dummy", max_retries=0)
+            ok = client.messages.create(model="claude-opus-5-5", max_tokens=1000,
+                                        messages=[{"role": "user", "content": "SIM:text retried"}])
+            try:
+                client.messages.create(model="claude-nope", max_tokens=1000, messages=[{"role": "user", "content": "x"}])
+            except anthropic.BadRequestError as exc:
+                return ok, exc
+            raise AssertionError("the upstream 400 must reach the client")
+
+        async with open_gateway(yaml, sim=sim) as (url, _):
+            ok, exc = await trio.to_thread.run_sync(run, url)
+        assert ok.content[-1].text == "retried" and sim.chat_requests == 3
+        assert exc.body["error"]["type"] == "invalid_request_error" and "Model Not Exist" in exc.body["error"]["message"]
+
+    async def test_mid_stream_error_event_ends_codexs_stream(self, sim) -> None:
+        """An ``error`` event after the first content: Codex gets response.failed (it retries itself)."""
+        sim.reset(faults=[{"on_request": 1, "kind": "error_chunk"}])
+
+        def run(base: str) -> list:
+            client = openai.OpenAI(base_url=base, api_key="x", max_retries=0)
+            with client.responses.stream(model="deepseek-v4-pro", input="SIM:text " + "word " * 60) as stream:
+                return [event.type for event in stream]
+
+        async with open_gateway(config("responses"), sim=sim) as (url, _):
+            kinds = await trio.to_thread.run_sync(run, f"{url}/v1")
+        assert kinds[-1] == "response.failed" and "response.output_text.delta" in kinds
