@@ -186,8 +186,9 @@ class TestResponsesUpstream:
         assert [c.choices[0].finish_reason for c in done] == ["tool_calls", "tool_calls", "stop"]
         assert done[-1].choices[0].message.content == "finished"
         assert done[0].choices[0].message.model_extra.get("reasoning_content")
-        # A Chat client echoes reasoning_content, no envelope: the text goes back, no encrypted_content.
-        assert_upstream_shape(sim.requests(), 3, sealed=False)
+        # A Chat client echoes reasoning_content, no envelope: the reasoning cache, which keeps the
+        # upstream's token with the exact text, gives its reasoning items their encrypted_content back.
+        assert_upstream_shape(sim.requests(), 3)
 
     async def test_llamacpp_profile_maps_custom_tools(self, sim) -> None:
         """llama.cpp's /v1/responses takes function tools only: apply_patch goes as a function with
@@ -328,8 +329,10 @@ class TestErrors:
         assert exc.body["error"]["type"] == "invalid_request_error" and "Model Not Exist" in exc.body["error"]["message"]
 
     async def test_mid_stream_error_event_ends_codexs_stream(self, sim) -> None:
-        """An ``error`` event after the first content: Codex gets response.failed (it retries itself)."""
-        sim.reset(faults=[{"on_request": 1, "kind": "error_chunk"}])
+        """An ``error`` event after the first content: Codex gets response.failed (it retries itself).
+        A delay per piece keeps the content and the error in separate reads (in one read, the error
+        comes before the commit and the gateway retries instead)."""
+        sim.reset(faults=[{"on_request": 1, "kind": "error_chunk"}], chunk_delay_s=0.02)
 
         def run(base: str) -> list:
             client = openai.OpenAI(base_url=base, api_key="x", max_retries=0)
