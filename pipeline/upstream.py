@@ -24,6 +24,7 @@ import msgspec
 
 from pipeline.attempt import Attempt
 from pipeline.model import ChatRequest
+from pipeline.model_limits import ModelCard, model_card
 from pipeline.profiles import PROFILES, ModelLimits, Profile
 from pipeline.stage import RequestContext
 
@@ -44,7 +45,7 @@ class UpstreamConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     profile: str = "openai"
     # Client model name (glob) → upstream model; "default" catches the rest.
     models: dict[str, str] = {}
-    # Per upstream model limit overrides (else the profile's).
+    # Per upstream model limit overrides (else the model table's, pipeline/model_limits.py, else the profile's).
     limits: dict[str, ModelLimits] = {}
     # Path appended to base_url for chat completions.
     chat_path: str = "/chat/completions"
@@ -125,12 +126,34 @@ class Upstream:
         return table.get("default", client_model)
 
     def limits(self, upstream_model: str) -> ModelLimits:
+        """The model's limits: this upstream's ``limits:`` override, else the model table
+        (``pipeline.model_limits``), else the profile's."""
         found = self.config.limits.get(upstream_model)
         if found is not None:
             return found
+        card = model_card(upstream_model, self.profile.name)
+        if card is not None:
+            return card.limits()
         return ModelLimits(
             context_window=self.profile.context_window, max_output_tokens=self.profile.max_output_tokens
         )
+
+    def card(self, upstream_model: str) -> ModelCard:
+        """Everything clients are told about ``upstream_model``: the model table's entry (with
+        this upstream's ``limits:`` applied), or one made from the profile for a model the table
+        does not know."""
+        limits = self.limits(upstream_model)
+        found = model_card(upstream_model, self.profile.name)
+        if found is not None:
+            return msgspec.structs.replace(found, context_window=limits.context_window,
+                                           max_output_tokens=limits.max_output_tokens)
+        p = self.profile
+        return ModelCard(
+            model=upstream_model, display_name=upstream_model, context_window=limits.context_window,
+            max_output_tokens=limits.max_output_tokens, vision=p.images, reasoning=p.thinking_switch != "none",
+            reasoning_field=p.reasoning_field, reasoning_levels=tuple(dict.fromkeys(p.effort_words.values())),
+            forced_tool_choice_with_thinking=p.forced_tool_choice_with_thinking, profiles=(p.name,),
+            source=f"profile {p.name!r} (the model table does not know this model)")
 
     def advertised_models(self) -> list[tuple[str, str]]:
         """(client-facing id, upstream model) pairs for ``/v1/models``."""

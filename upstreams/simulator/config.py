@@ -11,6 +11,8 @@ from typing import Literal, get_args
 
 import msgspec
 
+from pipeline.model_limits import MODELS
+
 FaultKind = Literal[
     "429", "500", "503", "drop", "stall", "slow", "keepalive", "badchunk", "truncate",
     "overload", "error_chunk",
@@ -69,8 +71,9 @@ class SimConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
 
     api_key: str | None = None
     models: tuple[str, ...] = ()
-    context_window: int = 1_048_576
-    max_output_tokens: int = 393_216
+    # DeepSeek V4's figures, from the gateway's one table of model limits.
+    context_window: int = MODELS["deepseek-v4-pro"].context_window
+    max_output_tokens: int = MODELS["deepseek-v4-pro"].max_output_tokens
     reasoning_field: Literal["reasoning_content", "reasoning"] = "reasoning_content"
     thinking_default: bool = True
     replay_check: Literal["tool_calls", "all_assistant", "off"] = "tool_calls"
