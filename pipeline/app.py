@@ -166,7 +166,10 @@ class Gateway:
             if kind == "count_tokens":  # counted for the first upstream, as the request would be sent
                 attempt = Attempt.aimed(pipe.upstreams[0], request.model)
                 ctx.aim(attempt)
-                n = estimate_request_tokens(request, attempt.model)
+                # The token budget's own count: the upstream's tokenizer when it has one, else the
+                # calibrated estimate, so what the client is told is what the window is guarded with.
+                exact = await attempt.count_tokens(request, ctx)
+                n = exact if exact is not None else estimate_request_tokens(request, attempt.model)
                 await responder.whole(200, JSON_HEADERS, pipe.codec.render_count(n))
                 return
             await run_pipeline(pipe, request, reply, ctx, responder, receive)

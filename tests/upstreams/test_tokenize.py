@@ -6,6 +6,7 @@ is checkable); the upstream's real HTTP client talks to it, and token_budget use
 
 from __future__ import annotations
 
+import anthropic
 import msgspec
 import pytest
 import trio
@@ -18,6 +19,7 @@ from pipeline.attempt import Attempt
 from pipeline.testing import make_context
 from pipeline.upstream import ModelLimits, UpstreamConfig
 from stages.token_budget import TokenBudget
+from tests.e2e.serving import open_gateway
 from upstreams.openai_chat import OpenAIChatUpstream
 
 
@@ -87,3 +89,23 @@ async def test_unreachable_tokenizer_falls_back_to_the_estimate() -> None:
         assert await up.count_tokens(request(10), make_context()) is None
     finally:
         await up.aclose()
+
+
+async def test_count_tokens_endpoint_uses_the_exact_count(nursery) -> None:
+    """``/v1/messages/count_tokens`` answers the count token_budget guards the window with: the
+    tokenizer's, not the estimate (which would say ~650 for these 1,234 words)."""
+    config = HyperConfig()
+    config.bind = ["127.0.0.1:0"]
+    config.accesslog = config.errorlog = None
+    binds = await nursery.start(serve, tokenizer, config)
+    yaml_text = f"""
+upstreams:
+  llama: {{type: openai_chat, base_url: '{binds[0]}/v1', profile: llamacpp, tokenize_path: /tokenize}}
+pipelines:
+  claude: {{client: anthropic, upstream: llama}}
+"""
+    async with open_gateway(yaml_text) as (url, _):
+        client = anthropic.Anthropic(base_url=url, api_key="k", max_retries=0)
+        count = await trio.to_thread.run_sync(lambda: client.messages.count_tokens(
+            model="local", messages=[{"role": "user", "content": "w " * 1234}]))
+    assert count.input_tokens == 1234
