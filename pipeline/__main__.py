@@ -1,5 +1,6 @@
 """Command line: ``python -m pipeline check [FILE]`` validates a pipelines file;
-``python -m pipeline stages [NAME ...]`` lists stages with their options.
+``python -m pipeline stages [NAME ...]`` lists stages with their options;
+``python -m pipeline setup claude|codex [--write PATH]`` sets a client up for this gateway.
 
 ``check`` resolves every stage, upstream and client name, validates every option, opens each
 upstream's client and each stage (no request is sent; both are closed again), and prints each
@@ -9,6 +10,10 @@ the same one ``error:`` line a start of the gateway with that file prints.
 ``stages`` prints one block per built-in stage (or per NAME: a built-in name or ``module:attr``):
 its YAML name and class, its hooks, and each option of its ``Config`` with type, default and the
 comment above the field.
+
+``setup`` (``pipeline.setup``) derives a client's settings from the pipelines file: ``claude``
+prints Claude Code's environment (``--write FILE`` merges it into a settings.json), ``codex``
+prints a config.toml (``--write DIR`` writes it and the model catalog into a Codex home).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import sys
 import msgspec
 import trio
 
+from pipeline import setup
 from pipeline.config import load_config
 from pipeline.fatal import one_line
 from pipeline.registry import (
@@ -127,7 +133,25 @@ def main(argv: list[str] | None = None) -> int:
     p_stages = sub.add_parser("stages",
                               help="list stages (built-in, or the names given) with their options and defaults")
     p_stages.add_argument("names", nargs="*", help="built-in names or module:attr (default: every built-in stage)")
+    p_setup = sub.add_parser("setup", help="print or write Claude Code's or Codex's settings for this gateway")
+    p_setup.add_argument("client", choices=["claude", "codex"])
+    p_setup.add_argument("--config", default=os.environ.get("PIPELINES_CONFIG", "pipelines.yaml"),
+                         help="the pipelines file the gateway runs with (default: $PIPELINES_CONFIG or pipelines.yaml)")
+    p_setup.add_argument("--host", default="127.0.0.1", help="where the gateway listens (default 127.0.0.1)")
+    p_setup.add_argument("--port", type=int, default=8000, help="its port (default 8000)")
+    p_setup.add_argument("--pipeline", help="the pipeline to use (default: the first serving the client)")
+    p_setup.add_argument("--write", metavar="PATH",
+                         help="claude: a settings.json to merge the env into; codex: a CODEX_HOME directory")
+    p_setup.add_argument("--force", action="store_true", help="codex --write: overwrite an existing config.toml")
     args = parser.parse_args(argv)
+    if args.command == "setup":
+        try:
+            sys.stdout.write(setup.run(args.client, config_path=args.config, host=args.host, port=args.port,
+                                       pipeline_id=args.pipeline, write=args.write, force=args.force))
+        except Exception as exc:  # noqa: BLE001 -- a broken config or an unwritable path: one line
+            print(f"error: {one_line(exc)}", file=sys.stderr)
+            return 1
+        return 0
     if args.command == "check":
         return check(args.file)
     if args.command == "stages":
