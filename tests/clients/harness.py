@@ -55,11 +55,13 @@ def run_client(
     tmp_path: Path, which: str, prompt: str, faults: Sequence[Mapping[str, Any]] | str = (), *,
     sim_options: Mapping[str, Any] | None = None, upstream: Mapping[str, Any] | None = None,
     env: Mapping[str, str] | None = None, codex_config: str = "", timeout: float = 240,
-    prepare: Callable[[Path], None] | None = None,
+    prepare: Callable[[Path], None] | None = None, setup: bool = False,
 ) -> tuple[int, Path, list[dict[str, Any]]]:
     """Run ``claude -p`` or ``codex exec`` with ``prompt``; returns (exit code, out dir, the
     gateway's ``request_finished`` lines). The simulator verifies reasoning replay unless
-    ``sim_options`` says otherwise; ``prepare(workdir)`` fills the work dir first."""
+    ``sim_options`` says otherwise; ``prepare(workdir)`` fills the work dir first. ``setup``: the
+    client is configured only by what ``python -m pipeline setup`` writes into its home (and its
+    environment holds nothing of the client's own)."""
     reason = skip_reason()
     if reason:
         pytest.skip(reason)
@@ -69,11 +71,16 @@ def run_client(
     (out / "workdir").mkdir(parents=True, exist_ok=True)
     if prepare is not None:
         prepare(out / "workdir")
+    if setup:
+        write_setup(config, out / "home", which)
     args = [f"--fault-on={f['on_request']}:{f['kind']}" for f in _faults(faults)]
     args.append("--options=" + json.dumps({"verify_replay": True, **(sim_options or {})}))
     full_env = {**os.environ, "GW_PYTHON": sys.executable, "GW_SIM_ARGS": shlex.join(args),
                 "GW_CODEX_CONFIG": codex_config, "GW_CLIENT_TIMEOUT": str(int(timeout)),
                 **(env or {})}
+    if setup:
+        full_env = {k: v for k, v in full_env.items() if not k.startswith(CLIENT_ENV_PREFIXES)}
+        full_env["GW_SETUP"] = "1"
     proc = subprocess.run(
         ["unshare", "--net", "--", "bash", "-c", 'ip link set lo up && exec "$@"', "isolate",
          str(HERE / "run_client.sh"), CLIENTS, str(config), str(out), which, "/sim", prompt],
@@ -81,6 +88,21 @@ def run_client(
     if proc.returncode in (97, 98):
         pytest.fail(proc.stderr[-3000:])
     return proc.returncode, out, finished_lines(out)
+
+
+# The variables through which a client could be configured besides its settings files.
+CLIENT_ENV_PREFIXES = ("ANTHROPIC_", "CLAUDE_", "DISABLE_", "CODEX_", "OPENAI_")
+SIM_URL = "http://127.0.0.1:9100"  # where run_client.sh starts the simulator
+
+
+def write_setup(config: Path, home: Path, which: str) -> None:
+    """What a new user runs: ``python -m pipeline setup claude|codex --write`` into the client's home."""
+    target = home / ".claude" / "settings.json" if which == "claude" else home
+    proc = subprocess.run(
+        [sys.executable, "-m", "pipeline", "setup", which, "--config", str(config), "--port", "8000",
+         "--write", str(target)],
+        env={**os.environ, "GW_SIM_URL": SIM_URL}, cwd=HERE.parent.parent, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
 
 
 def finished_lines(out: Path) -> list[dict[str, Any]]:
@@ -91,6 +113,11 @@ def finished_lines(out: Path) -> list[dict[str, Any]]:
 def sim_stats(out: Path) -> dict[str, Any]:
     """The simulator's ``GET /_sim/stats`` taken when the client had exited."""
     return json.loads((out / "simulator_stats.json").read_text())
+
+
+def sim_requests(out: Path) -> list[dict[str, Any]]:
+    """The chat request bodies the simulator received (the upstream's view of the run), oldest first."""
+    return list(json.loads((out / "simulator_requests.json").read_text()))
 
 
 def client_events(out: Path) -> list[dict[str, Any]]:
@@ -117,5 +144,5 @@ def assert_replay_verified(out: Path) -> dict[str, Any]:
     return stats
 
 
-__all__ = ["CLIENTS", "assert_loop", "assert_replay_verified", "client_events",
-           "finished_lines", "gateway_config", "run_client", "sim_stats", "skip_reason"]
+__all__ = ["CLIENTS", "write_setup", "assert_loop", "assert_replay_verified", "client_events",
+           "finished_lines", "gateway_config", "run_client", "sim_requests", "sim_stats", "skip_reason"]

@@ -12,7 +12,11 @@
 #   GW_CODEX_REQUEST_RETRIES, GW_CODEX_STREAM_RETRIES  the provider's retry counts (0)
 #   GW_CLIENT_TIMEOUT  seconds the client may run (240)
 #   GW_PYTHON          the Python with the gateway installed (python3)
-# Writes OUT_DIR/{gateway.log,simulator.log,simulator_stats.json,client.jsonl,client.err,workdir/}
+#   GW_SETUP=1         the client's settings are the ones `python -m pipeline setup` wrote into
+#                      OUT_DIR/home (Claude: .claude/settings.json; Codex: config.toml + catalog):
+#                      nothing of the client's configuration is set here
+# Writes OUT_DIR/{gateway.log,simulator.log,simulator_stats.json,simulator_requests.json,client.jsonl,
+#   client.err,workdir/}
 # (a prepared OUT_DIR/workdir is kept); exit status = the client's.
 set -u
 clients=$1 config=$2 out=$3 which=$4 base=$5 prompt=$6
@@ -24,7 +28,7 @@ mkdir -p "$out/workdir" "$out/home"
 cd "$repo"
 
 wait_port() { for _ in $(seq 150); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done; return 1; }
-"$python" -m upstreams.simulator --port 9100 --api-key "$SIM_API_KEY" "${sim_args[@]}" \
+"$python" -m upstreams.simulator --port 9100 --api-key "$SIM_API_KEY" --control "${sim_args[@]}" \
   > "$out/simulator.log" 2>&1 &
 sim=$!
 wait_port 9100 || { echo "simulator did not start" >&2; cat "$out/simulator.log" >&2; exit 97; }
@@ -35,14 +39,18 @@ wait_port 8000 || { echo "gateway did not start" >&2; cat "$out/gateway.log" >&2
 cd "$out/workdir" && { [ -d .git ] || git init -q .; }
 export HOME=$out/home
 limit=${GW_CLIENT_TIMEOUT:-240}
-if [ "$which" = claude ]; then
+if [ "$which" = claude ] && [ "${GW_SETUP:-}" = 1 ]; then
+  export IS_SANDBOX=1  # root may skip permissions only in a sandbox; the rest is settings.json's
+  timeout "$limit" "$clients/node_modules/.bin/claude" -p --output-format stream-json --verbose \
+    --dangerously-skip-permissions -- "$prompt" > "$out/client.jsonl" 2> "$out/client.err"
+elif [ "$which" = claude ]; then
   export ANTHROPIC_BASE_URL=http://127.0.0.1:8000$base ANTHROPIC_API_KEY=dummy IS_SANDBOX=1
   export DISABLE_TELEMETRY=1 DISABLE_ERROR_REPORTING=1 DISABLE_AUTOUPDATER=1 CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1
   timeout "$limit" "$clients/node_modules/.bin/claude" -p --output-format stream-json --verbose \
     --dangerously-skip-permissions -- "$prompt" > "$out/client.jsonl" 2> "$out/client.err"
 else
   export CODEX_HOME=$out/home GW_API_KEY=dummy
-  cat > "$CODEX_HOME/config.toml" <<TOML
+  [ "${GW_SETUP:-}" = 1 ] || cat > "$CODEX_HOME/config.toml" <<TOML
 model = "deepseek-v4-pro"
 model_provider = "gw"
 approval_policy = "never"
@@ -73,10 +81,13 @@ TOML
     --color never --json -C "$out/workdir" -o "$out/last_message.txt" "$prompt" < /dev/null > "$out/client.jsonl" 2> "$out/client.err"
 fi
 status=$?
-"$python" - "$GW_SIM_URL/_sim/stats" "$SIM_API_KEY" > "$out/simulator_stats.json" <<'PY' || true
+"$python" - "$GW_SIM_URL" "$SIM_API_KEY" "$out" <<'PY' || true
 import sys, urllib.request
-req = urllib.request.Request(sys.argv[1], headers={"authorization": f"Bearer {sys.argv[2]}"})
-sys.stdout.write(urllib.request.urlopen(req, timeout=10).read().decode())
+def get(path):
+    req = urllib.request.Request(sys.argv[1] + path, headers={"authorization": f"Bearer {sys.argv[2]}"})
+    return urllib.request.urlopen(req, timeout=10).read().decode()
+open(sys.argv[3] + "/simulator_stats.json", "w").write(get("/_sim/stats"))
+open(sys.argv[3] + "/simulator_requests.json", "w").write(get("/_sim/requests?last=0"))
 PY
 kill "$gw" "$sim" 2>/dev/null; wait "$gw" "$sim" 2>/dev/null
 exit $status
