@@ -38,7 +38,9 @@ def test_codex_with_the_written_home(tmp_path: Path) -> None:
         setup=True)
     err = (out / "client.err").read_text()
     assert code == 0, err[-2000:]
-    assert "fallback metadata" not in err and "not found" not in err, err[-2000:]
+    events = (out / "client.jsonl").read_text()
+    # Without the catalog Codex warns here (an `error` event in the --json stream) and offers no apply_patch.
+    assert "fallback metadata" not in events + err and "Model metadata" not in events + err, events[-2000:]
     config = (out / "home" / "config.toml").read_text()
     assert 'model = "deepseek-v4-pro"' in config and 'wire_api = "responses"' in config
     work = out / "workdir"
