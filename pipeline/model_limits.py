@@ -54,12 +54,17 @@ class ModelCard(msgspec.Struct, frozen=True, kw_only=True):
         return ModelLimits(context_window=self.context_window, max_output_tokens=self.max_output_tokens)
 
 
+# DeepSeek's own API in each of its formats (Chat, Responses, Anthropic): the same models, the same limits.
+DEEPSEEK_PROFILES = ("deepseek", "deepseek_responses", "deepseek_anthropic")
+
+
 def _deepseek_v4(model: str, display_name: str, description: str, *, vision: bool) -> ModelCard:
     return ModelCard(
         model=model, display_name=display_name, description=description,
         context_window=1_048_576, max_output_tokens=393_216, vision=vision,
         reasoning_field="reasoning_content", reasoning_levels=("low", "high", "max"),
         default_reasoning_level="high", forced_tool_choice_with_thinking=False, parallel_tool_calls=True,
+        profiles=DEEPSEEK_PROFILES,
         source="DeepSeek API docs, ../shared/PROTOCOLS.md §4.1-§4.3 (1M = 2^20 context, 384K output)")
 
 
@@ -80,4 +85,4 @@ def model_card(upstream_model: str, profile: str = "deepseek") -> ModelCard | No
     return card if card is not None and profile in card.profiles else None
 
 
-__all__ = ["MODELS", "ModelCard", "model_card"]
+__all__ = ["DEEPSEEK_PROFILES", "MODELS", "ModelCard", "model_card"]

@@ -18,7 +18,7 @@ import structlog
 import trio
 
 from pipeline import setup
-from pipeline.model_limits import MODELS
+from pipeline.model_limits import DEEPSEEK_PROFILES, MODELS, model_card
 from pipeline.profiles import PROFILES
 from tests.e2e.serving import SIM, open_gateway
 from tests.resilience.dialects import finished_lines, wait_finished
@@ -106,3 +106,12 @@ def test_the_table_agrees_with_the_deepseek_profile() -> None:
         assert card.forced_tool_choice_with_thinking == deepseek.forced_tool_choice_with_thinking
         assert set(deepseek.effort_words.values()) == set(card.reasoning_levels)
         assert card.default_reasoning_level in card.reasoning_levels
+
+
+@pytest.mark.parametrize("profile", DEEPSEEK_PROFILES)
+def test_each_deepseek_format_reads_the_table(profile: str) -> None:
+    """DeepSeek's Chat, Responses and Anthropic endpoints serve the same models: one entry each;
+    a local server's weights of the same name are not DeepSeek's API and keep their profile's."""
+    assert model_card("deepseek-v4-pro", profile) is PRO
+    assert PROFILES[profile].name == profile
+    assert model_card("deepseek-v4-pro", "llamacpp") is None
