@@ -60,7 +60,10 @@ class TestClaudeCode:
 
 class TestCodex:
     def test_tool_loop_with_apply_patch(self, tmp_path: Path) -> None:
-        """exec_command, then a freeform apply_patch write, then the final message."""
+        """exec_command, then a file write, then the final message. This hand-written config has no
+        model catalog, so Codex gives deepseek-v4-pro fallback metadata and offers no apply_patch: the
+        simulator writes the file with exec_command. The apply_patch path, with the config `setup
+        codex` writes, is tests/clients/test_setup_clients.py."""
         code, out, lines = run_client(
             tmp_path, "codex", "SIM:script shell echo hello > out.txt ;; write notes.txt patched by codex ;; text All done.")
         assert code == 0, (out / "client.err").read_text()[-2000:]
