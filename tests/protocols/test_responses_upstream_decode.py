@@ -143,6 +143,20 @@ class TestDecode:
         assert [type(e) for e in events] == [MessageStart, BlockStart, TextDelta, BlockStop, MessageStop]
 
 
+class TestHostedItems:
+    def test_an_item_without_a_neutral_block_leaves_the_open_one_alone(self) -> None:
+        events = response_events(numbered([
+            {"type": "response.created", "response": RESP},
+            {"type": "response.output_item.added", "output_index": 0, "item": {"id": "m", "type": "message"}},
+            {"type": "response.output_text.delta", "item_id": "m", "output_index": 0, "delta": "a"},
+            {"type": "response.output_item.done", "output_index": 1, "item": {"id": "ws", "type": "web_search_call"}},
+            {"type": "response.output_text.delta", "item_id": "m", "output_index": 0, "delta": "b"},
+            {"type": "response.output_item.done", "output_index": 0, "item": {"id": "m", "type": "message"}},
+            {"type": "response.completed", "response": RESP},
+        ]))
+        assert [type(e) for e in events] == [MessageStart, BlockStart, TextDelta, TextDelta, BlockStop, MessageStop]
+
+
 class TestStrictness:
     def test_sequence_numbers_must_increase(self) -> None:
         events = stream_with_everything()

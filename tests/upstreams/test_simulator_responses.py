@@ -147,3 +147,14 @@ class TestRequestShape:
     def test_llamacpp_takes_function_tools_only(self) -> None:
         sim = Simulator(SimConfig(responses_flavour="llamacpp"))
         assert "only function tools" in error(post(sim, request([{"type": "message", "role": "user", "content": "x"}])))
+
+
+class TestNonStreaming:
+    def test_a_response_object(self) -> None:
+        answer = post(Simulator(), {**request([{"type": "message", "role": "user", "content": "SIM:shell ls"}]),
+                                    "stream": False})
+        assert answer.status == 200 and (b"content-type", b"application/json") in answer.headers
+        body = json.loads(b"".join(piece for _, piece in answer.chunks))
+        assert body["object"] == "response" and body["status"] == "completed"
+        assert [o["type"] for o in body["output"]] == ["reasoning", "message", "function_call"]
+        assert body["usage"]["output_tokens_details"]["reasoning_tokens"] > 0

@@ -297,7 +297,7 @@ class ResponsesStreamDecoder:
                 return
             self._start(item, event, out)  # a server that sends only the finished item
             block = self._open
-            if block is None:
+            if block is None or self._open_key != key:
                 return  # an item type without a neutral block (hosted tools)
         if not block.streamed:
             text = _item_text(item, block)
