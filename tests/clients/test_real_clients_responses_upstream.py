@@ -15,7 +15,7 @@ import json
 
 import pytest
 
-from tests.clients.harness import assert_loop, assert_replay_verified, run_client, sim_stats
+from tests.clients.harness import assert_loop, assert_replay_verified, run_client, sim_requests, sim_stats
 
 pytestmark = pytest.mark.clients
 
@@ -24,10 +24,12 @@ DEEPSEEK_RESPONSES = {"type": "openai_responses", "profile": "deepseek_responses
 
 class TestCodexOnDeepSeekResponses:
     def test_tool_loop_with_apply_patch(self, tmp_path: Path) -> None:
-        """exec_command, then a freeform apply_patch write, then the final message."""
+        """exec_command, then a freeform apply_patch write, then the final message. The home
+        ``setup codex`` writes (its model catalog) makes Codex offer apply_patch; it goes upstream as
+        a ``custom`` tool and comes back as a ``custom_tool_call`` item."""
         code, out, lines = run_client(
             tmp_path, "codex", "SIM:script shell echo hello > out.txt ;; write notes.txt patched by codex ;; text All done.",
-            upstream=DEEPSEEK_RESPONSES)
+            upstream=DEEPSEEK_RESPONSES, setup=True)
         assert code == 0, (out / "client.err").read_text()[-2000:]
         work = out / "workdir"
         assert (work / "out.txt").read_text() == "hello\n"
@@ -38,6 +40,10 @@ class TestCodexOnDeepSeekResponses:
         stats = sim_stats(out)
         # Turns 2 and 3 sent back 1 and 2 reasoning items, each with the simulator's own encrypted_content.
         assert stats["reasoning_items"] == stats["sealed_items"] == 3
+        bodies = sim_requests(out)
+        assert {t["name"]: t["type"] for t in bodies[0]["tools"]}.get("apply_patch") == "custom"
+        calls = [i["type"] + ":" + i["name"] for i in bodies[2]["input"] if i.get("type", "").endswith("call")]
+        assert calls == ["function_call:exec_command", "custom_tool_call:apply_patch"]  # the file came from apply_patch
 
 
 class TestClaudeCodeOnDeepSeekResponses:
