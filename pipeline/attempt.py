@@ -140,6 +140,10 @@ class Attempt:
                 raise
             await out.send_many([StreamError(error=err.info())])
         finally:
+            # The outlet (the Sink) holds the context, which holds this attempt: let go of it, so
+            # a finished request is freed by reference counting, not left to the cyclic collector
+            # (with a megabyte history that is megabytes of objects per request waiting for it).
+            self._out = None
             if self.committed and (ended or not collected):
                 out.close()
 

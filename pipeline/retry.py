@@ -184,7 +184,8 @@ class Plan:
                 except UpstreamError as exc:
                     if not exc.retryable:
                         raise
-                    err = last = exc
+                    # Kept without its traceback: its frames hold this one, a cycle per retried request.
+                    err = last = exc.with_traceback(None)
                 delay = retry_delay(policy, attempt.tries - 1, err)
                 again = (delay is not None and attempt.tries < policy.attempts_per_upstream
                          and outcome.attempts < policy.budget)
