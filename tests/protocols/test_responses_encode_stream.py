@@ -86,9 +86,12 @@ def test_no_usage_is_null() -> None:
     assert terminal(run(start() + text_block(0, "x") + stop()))["usage"] is None
 
 
-def test_max_tokens_after_text_is_completed() -> None:
-    final = terminal(run(start() + text_block(0, "partial answ") + stop("max_tokens")))
-    assert final["status"] == "completed" and final["incomplete_details"] is None
+def test_max_tokens_after_text_is_incomplete() -> None:
+    events = run(start() + text_block(0, "partial answ") + stop("max_tokens"))
+    final = terminal(events)
+    assert events[-1]["type"] == "response.incomplete"
+    assert final["status"] == "incomplete" and final["incomplete_details"] == {"reason": "max_output_tokens"}
+    assert final["output"][0]["content"][0]["text"] == "partial answ"
 
 
 def test_max_tokens_cutting_a_call_never_announces_it() -> None:

@@ -203,14 +203,15 @@ class ResponseCore:
             self._close()
         reason = event.stop_reason
         if reason == "max_tokens":
-            # §5.4 step 6: a finished text answer counts as completed (Codex retries an
-            # incomplete response as a stream error); a cut tool call or reasoning does not.
+            # A cut answer is ``incomplete`` / ``max_output_tokens``, as the SDK models it (issue
+            # 17); its text stays in the output. A tool call whose arguments were whole when the
+            # budget ran out was not cut: it is released and the Response is completed.
             held = self._held
             if held is not None and held.whole:
                 self._release()
                 self._finish("completed")
             elif held is None and self._last_kind == "text":
-                self._finish("completed")
+                self._finish("incomplete", incomplete="max_output_tokens")
             else:
                 self._abandon()
                 self._finish("incomplete", incomplete="max_output_tokens")

@@ -1,0 +1,71 @@
+"""What the clients send, honoured (issue 17), end to end: the official SDKs → hypercorn →
+gateway → the production transport → the simulator server (its own process).
+
+Each dialect's client gets the stop the upstream reported in its own terms: a budget cut is
+Anthropic ``max_tokens``, Chat ``length``, a Responses ``incomplete`` / ``max_output_tokens``.
+``token_budget`` is left out so the client's small budget reaches the simulator as sent.
+"""
+
+from __future__ import annotations
+
+import anthropic
+import openai
+import trio
+
+from tests.e2e.serving import SIM, open_gateway
+
+CONFIG = """
+upstreams:
+  sim: {%s}
+pipelines:
+  claude_code:
+    client: anthropic
+    stages: [thinking_filter, tool_ids]
+    upstream: sim
+  codex:
+    client: responses
+    stages: [thinking_filter, tool_ids]
+    upstream: sim
+  chat:
+    client: chat
+    stages: [tool_ids]
+    upstream: sim
+""" % SIM
+
+LONG = "SIM:think ok\nSIM:text " + "word " * 100  # ~125 answer tokens
+
+
+def openai_client(url: str) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{url}/v1", api_key="x", max_retries=0)
+
+
+def anthropic_client(url: str) -> anthropic.Anthropic:
+    return anthropic.Anthropic(base_url=url, api_key="x", max_retries=0)
+
+
+class TestBudgetCut:
+    async def test_each_dialect_reports_the_cut(self, sim) -> None:
+        def calls(url: str) -> dict:
+            client = openai_client(url)
+            # The SDK's stream helper wants response.completed, so read the raw event stream.
+            events = list(client.responses.create(model="deepseek-v4-pro", input=LONG, max_output_tokens=20,
+                                                  stream=True))
+            kinds, streamed = [event.type for event in events], events[-1].response
+            plain = client.responses.create(model="deepseek-v4-pro", input=LONG, max_output_tokens=20)
+            chat = client.chat.completions.create(model="deepseek-v4-pro", max_tokens=20,
+                                                  messages=[{"role": "user", "content": LONG}])
+            message = anthropic_client(url).messages.create(
+                model="claude-opus-4-5", max_tokens=20, messages=[{"role": "user", "content": LONG}])
+            return {"kinds": kinds, "streamed": streamed, "plain": plain, "chat": chat, "message": message}
+
+        sim.reset()
+        async with open_gateway(CONFIG, sim=sim) as (url, _):
+            got = await trio.to_thread.run_sync(calls, url)
+        assert got["kinds"][-1] == "response.incomplete"
+        for response in (got["streamed"], got["plain"]):
+            assert response.status == "incomplete"
+            assert response.incomplete_details is not None and response.incomplete_details.reason == "max_output_tokens"
+            assert response.output_text.startswith("word word")
+        assert got["chat"].choices[0].finish_reason == "length"
+        assert got["message"].stop_reason == "max_tokens"
+        assert [r["max_tokens"] for r in sim.requests()] == [20, 20, 20, 20]
