@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+import msgspec
+
 from pipeline.attempt import Attempt
 from pipeline.events import ErrorInfo
 from pipeline.model import ChatRequest
@@ -24,6 +26,8 @@ class OpenAIChatUpstream(SseUpstream):
         return self.config.chat_path
 
     def encode(self, request: ChatRequest, attempt: Attempt, ctx: RequestContext) -> bytes:
+        # Chat servers strip a matched stop string, so the decoder matches the client's itself.
+        request = msgspec.structs.replace(request, stop=()) if request.stop else request
         return encode_request(request, model=attempt.model, profile=self.profile, stream=True, lose=ctx.lose)
 
     def decoder(self, request: ChatRequest) -> ChatStreamDecoder:

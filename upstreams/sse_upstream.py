@@ -45,6 +45,11 @@ class StreamDecoder(Protocol):
         """Events at the end of the bytes (a ``StreamError`` if the answer was cut short)."""
         ...
 
+    @property
+    def done(self) -> bool:
+        """The answer ended before the bytes did (a matched stop string): stop reading."""
+        ...
+
 
 class SseUpstream(Upstream):
     """An upstream reached by one HTTP POST whose answer is an SSE stream."""
@@ -192,6 +197,8 @@ class SseUpstream(Upstream):
                         comments = sse.comments
                         events.append(Heartbeat())
                     await attempt.emit(events)
+                    if decoder.done:
+                        return None
                     if frames:  # data: no longer queued
                         queue.deadline = math.inf
                         if attempt.committed:
@@ -208,6 +215,8 @@ class SseUpstream(Upstream):
                         events.append(Heartbeat())
                     if events:
                         await attempt.emit(events)
+                    if decoder.done:
+                        return None
                 await attempt.emit(decoder.feed_many(sse.close()) + decoder.finish())
                 return None
             except httpx.TimeoutException:

@@ -69,3 +69,33 @@ class TestBudgetCut:
         assert got["chat"].choices[0].finish_reason == "length"
         assert got["message"].stop_reason == "max_tokens"
         assert [r["max_tokens"] for r in sim.requests()] == [20, 20, 20, 20]
+
+
+STOPPED = "SIM:text alpha STOP beta gamma"
+
+
+class TestStopSequences:
+    async def test_the_matched_stop_is_reported_and_the_text_ends_before_it(self, sim) -> None:
+        """Chat servers strip a matched stop and say only ``stop``; the gateway matches the client's
+        stop strings itself, so each dialect can name the one that matched."""
+
+        def calls(url: str) -> dict:
+            claude = anthropic_client(url)
+            message = claude.messages.create(model="claude-opus-4-5", max_tokens=200, stop_sequences=["zzz", "STOP"],
+                                             messages=[{"role": "user", "content": STOPPED}])
+            with claude.messages.stream(model="claude-opus-4-5", max_tokens=200, stop_sequences=["STOP"],
+                                        messages=[{"role": "user", "content": STOPPED}]) as stream:
+                streamed = stream.get_final_message()
+            chat = openai_client(url).chat.completions.create(
+                model="deepseek-v4-pro", stop=["STOP"], messages=[{"role": "user", "content": STOPPED}])
+            return {"message": message, "streamed": streamed, "chat": chat}
+
+        sim.reset()
+        async with open_gateway(CONFIG, sim=sim) as (url, _):
+            got = await trio.to_thread.run_sync(calls, url)
+        for message in (got["message"], got["streamed"]):
+            assert message.stop_reason == "stop_sequence" and message.stop_sequence == "STOP"
+            assert [b.text for b in message.content if b.type == "text"] == ["alpha "]
+        choice = got["chat"].choices[0]
+        assert choice.finish_reason == "stop" and choice.message.content == "alpha "
+        assert all("stop" not in body for body in sim.requests())  # matched here, not stripped there

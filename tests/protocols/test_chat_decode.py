@@ -186,6 +186,7 @@ def test_finish_reason_with_tool_calls_is_tool_use(finish: str) -> None:
 def test_stop_sequence_detected_at_end_of_text() -> None:
     raw = [chunk({"content": "answer END"}), chunk({"content": "OF"}, "stop"), DONE]
     assert run(raw, stop=("ENDOF", "zzz"))[-1] == MessageStop(stop_reason="stop_sequence", stop_sequence="ENDOF")
+    assert [e.text for e in run(raw, stop=("ENDOF",)) if isinstance(e, TextDelta)] == ["answer "]
     assert run(raw, stop=("zzz",))[-1] == MessageStop(stop_reason="end_turn")
 
 
@@ -331,10 +332,29 @@ def test_decode_response_matches_the_equivalent_stream() -> None:
 
 
 def test_decode_response_text_and_stop_sequence() -> None:
-    events = decode_response(completion_body({"role": "assistant", "content": "a STOP"}, "stop"), DEEPSEEK,
+    events = decode_response(completion_body({"role": "assistant", "content": "a STOP b"}, "stop"), DEEPSEEK,
                              stop=("STOP",))
     assert events[-1] == MessageStop(stop_reason="stop_sequence", stop_sequence="STOP")
-    assert [e.text for e in events if isinstance(e, TextDelta)] == ["a STOP"]
+    assert [e.text for e in events if isinstance(e, TextDelta)] == ["a "]
+
+
+def test_stop_string_split_across_deltas_ends_the_answer_there() -> None:
+    """The gateway matches stop strings itself (servers strip them): the text before the first
+    match is emitted, a possible prefix is held back, and the decoder is done at the match."""
+    decoder, frames = ChatStreamDecoder(DEEPSEEK, stop=("</answer>", "zzz")), SseDecoder()
+    first = decoder.feed_many(frames.feed(chunk({"content": "yes </ans"})))
+    assert [e.text for e in first if isinstance(e, TextDelta)] == ["yes "] and not decoder.done
+    rest = decoder.feed_many(frames.feed(chunk({"content": "wer> more"}) + chunk({}, "stop") + DONE))
+    assert decoder.done and not [e for e in rest if isinstance(e, TextDelta)]
+    assert rest[-1] == MessageStop(stop_reason="stop_sequence", stop_sequence="</answer>")
+    assert decoder.finish() == []
+
+
+def test_held_stop_prefix_that_is_no_match_is_flushed() -> None:
+    raw = [chunk({"content": "a </"}), chunk({"content": "b> c </"}), chunk({}, "stop"), DONE]
+    events = run(raw, stop=("</answer>",))
+    assert "".join(e.text for e in events if isinstance(e, TextDelta)) == "a </b> c </"
+    assert events[-1] == MessageStop(stop_reason="end_turn")
 
 
 def test_decode_response_failures() -> None:

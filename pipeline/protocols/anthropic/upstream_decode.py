@@ -96,6 +96,11 @@ class MessagesStreamDecoder:
         self._stop: StopReason = "end_turn"
         self._sequence: str | None = None
 
+    @property
+    def done(self) -> bool:
+        """No more events will come."""
+        return self._done
+
     def feed_many(self, frames: list[SseFrame]) -> list[Event]:
         out: list[Event] = []
         for frame in frames:

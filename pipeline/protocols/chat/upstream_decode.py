@@ -4,6 +4,7 @@
 text and tool-call deltas open sequential blocks; parallel tool calls that interleave by ``index``
 are kept whole: the first call streams live, the others are buffered and emitted as whole blocks
 when the finish_reason arrives. Usage + MessageStop follow at ``[DONE]`` or end of bytes.
+The client's stop strings are matched here (servers strip them): the answer ends at the first.
 Facts: ../shared/PROTOCOLS.md §3.2-3.4, §4.6-4.7, §5.5-5.7.
 """
 
@@ -78,14 +79,19 @@ class ChatStreamDecoder:
 
     Args:
         profile: the upstream's quirks (which reasoning field comes first).
-        stop: the request's stop strings, to report ``stop_sequence`` when the text ends with one.
+        stop: the request's stop strings. Chat servers strip a matched stop and say only
+            ``stop``, so the gateway matches them itself (the upstream is not sent them): the
+            text is cut before the first match, ``MessageStop`` names it, and the decoder is
+            ``done`` at once (the upstream is closed, its usage never arrives). Text that could
+            begin a stop string is held back until the next delta settles it.
     """
 
     def __init__(self, profile: Profile, *, stop: tuple[str, ...] = ()) -> None:
         self._reasoning_first = profile.reasoning_field == "reasoning"
         self._stop = tuple(s for s in stop if s)
         self._tail_len = max((len(s) for s in self._stop), default=0)
-        self._tail = ""
+        self._held = ""  # text that may begin a stop string
+        self._matched: str | None = None
         self._started = False
         self._done = False
         self._next = 0
@@ -100,6 +106,11 @@ class ChatStreamDecoder:
         self._late_text: list[str] = []
         self._finish: str | None = None
         self._usage: Usage | None = None
+
+    @property
+    def done(self) -> bool:
+        """No more events will come: the rest of the upstream's bytes need not be read."""
+        return self._done
 
     def feed(self, frame: SseFrame) -> list[Event]:
         if self._done:
@@ -130,6 +141,8 @@ class ChatStreamDecoder:
                     continue  # n > 1 is never requested; nothing counts after finish_reason
                 if choice.delta is not None:
                     self._delta(choice.delta, out)
+                    if self._done:
+                        return out
                 if choice.finish_reason:
                     self._on_finish(choice.finish_reason, out)
                     if self._done:
@@ -195,6 +208,8 @@ class ChatStreamDecoder:
         choice = choices[0]
         if choice.message is not None:
             self._message(choice.message, out)
+        if self._done:
+            return out
         self._on_finish(choice.finish_reason or "stop", out)
         if self._done:
             return out
@@ -220,6 +235,8 @@ class ChatStreamDecoder:
             self._thinking(reasoning, out)
         if delta.content:
             self._text(delta.content, out)
+            if self._done:
+                return
         if delta.refusal:
             self._text(delta.refusal, out)
         if delta.tool_calls:
@@ -248,6 +265,8 @@ class ChatStreamDecoder:
             )
         if isinstance(content, str) and content:
             self._text(content, out)
+            if self._done:
+                return
         if message.refusal:
             self._text(message.refusal, out)
         for pos, call in enumerate(message.tool_calls or ()):
@@ -260,6 +279,7 @@ class ChatStreamDecoder:
             self._tool(0, 0, None, fc.name, arguments_text(fc.arguments), out)
 
     def _thinking(self, text: str, out: list[Event]) -> None:
+        self._flush(out)
         if self._calls:  # after a tool call started: keep tool blocks whole, emit at the end
             self._late_reasoning.append(text)
             return
@@ -268,14 +288,45 @@ class ChatStreamDecoder:
         out.append(ThinkingDelta(index=self._open_index, text=text))
 
     def _text(self, text: str, out: list[Event]) -> None:
-        if self._tail_len:
-            self._tail = (self._tail + text)[-self._tail_len :]
+        if self._tail_len and not self._calls:
+            text = self._match(self._held + text, out)
+            if not text:
+                return
         if self._calls:
             self._late_text.append(text)
             return
         if self._open != "text":
             self._open_block("text", out)
         out.append(TextDelta(index=self._open_index, text=text))
+
+    def _match(self, text: str, out: list[Event]) -> str:
+        """The part of ``text`` to emit now; at a stop string's match the answer ends here."""
+        found = [(text.find(stop), stop) for stop in self._stop if stop in text]
+        if found:
+            at, stop = min(found)
+            self._held = ""
+            if at:
+                self._text_out(text[:at], out)
+            self._matched = stop
+            self._finish = "stop"
+            self._close_block(out)
+            self._end(out)
+            return ""
+        keep = max((n for stop in self._stop for n in range(1, min(len(stop), len(text) + 1))
+                    if text.endswith(stop[:n])), default=0)
+        self._held = text[len(text) - keep:] if keep else ""
+        return text[: len(text) - keep]
+
+    def _text_out(self, text: str, out: list[Event]) -> None:
+        if self._open != "text":
+            self._open_block("text", out)
+        out.append(TextDelta(index=self._open_index, text=text))
+
+    def _flush(self, out: list[Event]) -> None:
+        """Text held back as a possible stop prefix was not one."""
+        if self._held:
+            held, self._held = self._held, ""
+            self._text_out(held, out)
 
     def _tool(
         self,
@@ -286,6 +337,7 @@ class ChatStreamDecoder:
         args: str,
         out: list[Event],
     ) -> None:
+        self._flush(out)
         if index is None:
             index = self._guess_index(pos, upstream_id)
         self._last_call = index
@@ -346,6 +398,7 @@ class ChatStreamDecoder:
             self._fail(failure, out)
             return
         self._finish = reason
+        self._flush(out)
         live = self._live
         if live is not None and live.block is None:
             self._open_block("tool_call", out, live.id, live.name)
@@ -376,9 +429,8 @@ class ChatStreamDecoder:
             return "refusal", None
         if self._calls:  # tool_calls, function_call, or stop with calls present (some servers)
             return "tool_use", None
-        for stop in self._stop:
-            if self._tail.endswith(stop):
-                return "stop_sequence", stop
+        if self._matched is not None:
+            return "stop_sequence", self._matched
         return "end_turn", None
 
     def _end(self, out: list[Event]) -> list[Event]:

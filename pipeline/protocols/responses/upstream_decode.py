@@ -134,6 +134,11 @@ class ResponsesStreamDecoder:
         self._closed: set[str] = set()
         self._calls = 0
 
+    @property
+    def done(self) -> bool:
+        """No more events will come."""
+        return self._done
+
     def feed_many(self, frames: list[SseFrame]) -> list[Event]:
         out: list[Event] = []
         for frame in frames:
