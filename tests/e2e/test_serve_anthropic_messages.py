@@ -55,9 +55,10 @@ def thinking_of(body: dict) -> list[tuple[str, str]]:
 
 
 def claude_loop(base_url: str, model: str = "claude-opus-4-7[1m]", script: str = SCRIPT, steps: int = 4,
-                output: str = "") -> list[anthropic.types.Message]:
+                output: str = "", start: list[dict] | None = None) -> list[anthropic.types.Message]:
+    """Claude Code's tool loop from ``script`` (or the history ``start``, its last turn the user's)."""
     client = anthropic.Anthropic(base_url=base_url, api_key="dummy", max_retries=0)
-    messages: list[dict] = [{"role": "user", "content": script}]
+    messages: list[dict] = list(start or [{"role": "user", "content": script}])
     replies = []
     for _ in range(steps):
         # Claude Code 2.1.154+ sends a system message inside messages[]; DeepSeek rejects it there.

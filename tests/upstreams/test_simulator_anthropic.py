@@ -31,9 +31,10 @@ def body(messages: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
             "thinking": {"type": "enabled"}, **extra}
 
 
-def first_turn(sim: Simulator) -> list[dict[str, Any]]:
-    """The assistant content blocks of the answer to a one-call script, as a client keeps them."""
-    status, events = post(sim, body([{"role": "user", "content": "SIM:script shell ls ;; text done"}]))
+def first_turn(sim: Simulator, make: Any = body) -> list[dict[str, Any]]:
+    """The assistant content blocks of the answer to a one-call script (a request body from
+    ``make``), as a client keeps them."""
+    status, events = post(sim, make([{"role": "user", "content": "SIM:script shell ls ;; text done"}]))
     assert status == 200
     blocks: dict[int, dict[str, Any]] = {}
     for event in events:

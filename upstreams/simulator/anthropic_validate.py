@@ -23,6 +23,16 @@ what DeepSeek documents for its Anthropic API and what users reported (issue 16)
 
 Errors are OpenAI-shaped, as DeepSeek's Anthropic endpoint answers them. Texts marked "sim" are
 this simulator's own where DeepSeek's exact wording is not known.
+
+``SimConfig.messages_flavour = "anthropic"`` is the real Anthropic API instead, accepting what it
+accepts where DeepSeek refuses and refusing what it refuses: ``redacted_thinking`` (only data this
+simulator minted, ``redact``), ``image``, ``document`` and ``search_result`` blocks,
+``output_config.format``, ``thinking: disabled`` with an effort; every thinking block needs this
+simulator's own signature for its exact text (its own key, so DeepSeek-mode signatures are foreign;
+an empty one is a 400 too); ``thinking: enabled`` needs ``budget_tokens`` of at least 1024 and
+below ``max_tokens``; only the last assistant turn with ``tool_use`` must start with its thinking
+(Anthropic's rule); the model is a ``claude-*`` name (a ``[1m]`` marker is a 404). Its errors are
+Anthropic-shaped (``{"type": "error", "error": {...}}``, engine).
 """
 
 from __future__ import annotations
@@ -36,15 +46,21 @@ from typing import Any
 import msgspec
 
 from upstreams.simulator.config import DEEPSEEK_MODELS, SimConfig
-from upstreams.simulator.validate import bad, expect, required, variant
+from upstreams.simulator.validate import SimError, bad, expect, required, variant
 
 _ENCODE = msgspec.json.Encoder()
 _BLOCKS = ("text", "thinking", "tool_use", "tool_result")
 _RESULT_BLOCKS = ("text",)
+_ANTHROPIC_BLOCKS = (*_BLOCKS, "redacted_thinking", "image", "document", "search_result")
+_ANTHROPIC_RESULT_BLOCKS = ("text", "image", "document", "search_result")
 _EFFORTS = ("low", "medium", "high", "max")
 _TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 MUST_PASS_BACK = "The `content[].thinking` in the thinking mode must be passed back to the API."
-BAD_SIGNATURE = "Invalid `signature` in `thinking` block"  # sim
+BAD_SIGNATURE = "Invalid `signature` in `thinking` block"  # sim; Anthropic's own wording
+BAD_REDACTED = "Invalid `data` in `redacted_thinking` block"  # sim
+FINAL_THINKING = ("When `thinking` is enabled, a final `assistant` message must start with a thinking block "
+                  "(preceeding the lastmost set of `tool_use` and `tool_result` blocks). We recommend you include "
+                  "thinking blocks from previous turns. To avoid this requirement, disable `thinking`.")
 
 
 class MessagesCall(msgspec.Struct, kw_only=True):
@@ -67,6 +83,23 @@ def sign(secret: bytes, text: str) -> str:
     return base64.b64encode(hmac.new(secret, text.encode(), hashlib.sha256).digest()).decode()
 
 
+def endpoint_secret(config: SimConfig) -> bytes:
+    """What the endpoint signs with: one per flavour and seed (a reset keeps it, the flavours'
+    signatures are foreign to each other)."""
+    return f"{config.messages_flavour}-sim-anthropic:{config.seed}".encode()
+
+
+def redact(secret: bytes, text: str) -> str:
+    """The ``data`` of a ``redacted_thinking`` block this endpoint mints for ``text`` (anthropic)."""
+    payload = base64.b64encode(text.encode()).decode()
+    return f"{payload}.{sign(secret, 'redacted:' + payload)}"
+
+
+def _redacted_ok(secret: bytes, data: str) -> bool:
+    payload, _, mac = data.rpartition(".")
+    return bool(payload) and hmac.compare_digest(mac, sign(secret, "redacted:" + payload))
+
+
 def _blocks(content: Any, path: str, allowed: tuple[str, ...]) -> list[dict[str, Any]]:
     if isinstance(content, str):
         return [{"type": "text", "text": content}]
@@ -85,10 +118,15 @@ def _blocks(content: Any, path: str, allowed: tuple[str, ...]) -> list[dict[str,
             expect(required(block, "id", bpath), str, f"{bpath}.id", "a string")
             expect(required(block, "name", bpath), str, f"{bpath}.name", "a string")
             expect(required(block, "input", bpath), dict, f"{bpath}.input", "a map")
+        elif kind == "redacted_thinking":
+            expect(required(block, "data", bpath), str, f"{bpath}.data", "a string")
+        elif kind in ("image", "document"):
+            expect(required(block, "source", bpath), dict, f"{bpath}.source", "a map")
         elif kind == "tool_result":
             expect(required(block, "tool_use_id", bpath), str, f"{bpath}.tool_use_id", "a string")
             if block.get("content") is not None:
-                _blocks(block["content"], f"{bpath}.content", _RESULT_BLOCKS)
+                inner = _ANTHROPIC_RESULT_BLOCKS if "image" in allowed else _RESULT_BLOCKS
+                _blocks(block["content"], f"{bpath}.content", inner)
     return content
 
 
@@ -118,12 +156,13 @@ def _tools(value: Any) -> dict[str, dict[str, Any]]:
 
 def _thinking(body: dict[str, Any], config: SimConfig) -> bool:
     thinking = body.get("thinking")
+    real = config.messages_flavour == "anthropic"
     effort = None
     output = body.get("output_config")
     if output is not None:
         expect(output, dict, "output_config", "a map")
         for key in output:
-            if key != "effort":
+            if key not in ("effort", "format") or (key == "format" and not real):
                 raise bad(f"output_config.{key}: only output_config.effort is supported")  # sim
         if output.get("effort") is not None:
             effort = variant(output["effort"], _EFFORTS, "output_config.effort")
@@ -131,8 +170,15 @@ def _thinking(body: dict[str, Any], config: SimConfig) -> bool:
         return config.thinking_default
     expect(thinking, dict, "thinking", "a map")
     kind = variant(required(thinking, "type", "thinking"), ("enabled", "disabled", "adaptive"), "thinking.type")
-    if kind == "disabled" and effort is not None:
+    if kind == "disabled" and effort is not None and not real:
         raise bad("thinking.type `disabled` cannot be used together with output_config.effort")  # sim
+    if kind == "enabled" and real:
+        budget = required(thinking, "budget_tokens", "thinking.enabled")
+        expect(budget, int, "thinking.enabled.budget_tokens", "an integer")
+        if budget < 1024:
+            raise bad("thinking.enabled.budget_tokens: Input should be greater than or equal to 1024")
+        if budget >= body["max_tokens"]:
+            raise bad("`max_tokens` must be greater than `thinking.budget_tokens`.")
     return kind != "disabled"
 
 
@@ -152,9 +198,14 @@ def _tool_choice(body: dict[str, Any], tools: dict[str, Any], thinking: bool) ->
     return {"any": "required"}.get(kind, kind)
 
 
-def _check_turns(messages: list[dict[str, Any]], thinking: bool, secret: bytes) -> None:
-    """Tool pairing, the thinking pass-back rule and signatures, in message order."""
+def _check_turns(messages: list[dict[str, Any]], thinking: bool, secret: bytes, real: bool) -> None:
+    """Tool pairing, the thinking pass-back rule and signatures, in message order (``real``: the
+    Anthropic API's rules)."""
     pending: list[str] = []
+    last = max((i for i, m in enumerate(messages) if m["role"] == "assistant"), default=-1)
+    # Anthropic: the final assistant message, when it has tool_use, must start with its thinking.
+    last_tool_turn = last if last >= 0 and isinstance(messages[last]["content"], list) and any(
+        b["type"] == "tool_use" for b in messages[last]["content"]) else -1
     for i, msg in enumerate(messages):
         blocks = msg["content"] if isinstance(msg["content"], list) else []
         if msg["role"] == "user":
@@ -177,6 +228,17 @@ def _check_turns(messages: list[dict[str, Any]], thinking: bool, secret: bytes) 
                       "in the next message.")
         pending = [b["id"] for b in blocks if b["type"] == "tool_use"]
         thoughts = [b for b in blocks if b["type"] == "thinking"]
+        if real:
+            if thinking and i == last_tool_turn and blocks[0]["type"] not in ("thinking", "redacted_thinking"):
+                raise bad(f"messages.{i}.content.0.type: Expected `thinking` or `redacted_thinking`, but found "
+                          f"`{blocks[0]['type']}`. {FINAL_THINKING}")
+            for j, block in enumerate(blocks):
+                if block["type"] == "redacted_thinking" and not _redacted_ok(secret, block["data"]):
+                    raise bad(f"messages.{i}.content.{j}: {BAD_REDACTED}")
+                if block["type"] == "thinking" and not hmac.compare_digest(
+                        block.get("signature") or "", sign(secret, block["thinking"])):
+                    raise bad(f"messages.{i}.content.{j}: {BAD_SIGNATURE}")
+            continue
         if thinking and pending and not thoughts:
             raise bad(MUST_PASS_BACK)
         for block in thoughts:
@@ -230,6 +292,7 @@ def validate_messages(body: Any, config: SimConfig, secret: bytes) -> MessagesCa
     expect(messages, list, "messages", "a sequence")
     max_tokens = required(body, "max_tokens", "")
     expect(max_tokens, int, "max_tokens", "an integer")
+    real = config.messages_flavour == "anthropic"
     system = body.get("system")
     if system is not None:
         _blocks(system, "system", ("text",))
@@ -237,7 +300,8 @@ def validate_messages(body: Any, config: SimConfig, secret: bytes) -> MessagesCa
         path = f"messages[{i}]"
         expect(msg, dict, path, "a message")
         variant(required(msg, "role", path), ("user", "assistant"), f"{path}.role")
-        msg["content"] = _blocks(required(msg, "content", path), f"{path}.content", _BLOCKS)
+        msg["content"] = _blocks(required(msg, "content", path), f"{path}.content",
+                                 _ANTHROPIC_BLOCKS if real else _BLOCKS)
     tools = _tools(body["tools"]) if body.get("tools") is not None else {}
     thinking = _thinking(body, config)
     stream = body.get("stream", False) or False
@@ -251,14 +315,17 @@ def validate_messages(body: Any, config: SimConfig, secret: bytes) -> MessagesCa
     stop = body.get("stop_sequences")
     if stop is not None:
         expect(stop, list, "stop_sequences", "a sequence")
-    if model not in DEEPSEEK_MODELS and model not in config.models:
+    if real:
+        if not (model.startswith("claude-") and "[" not in model) and model not in config.models:
+            raise SimError(404, f"model: {model}", type="not_found_error")
+    elif model not in DEEPSEEK_MODELS and model not in config.models:
         raise bad("Model Not Exist")
     if not messages:
         raise bad("Empty input messages")
     if not 1 <= max_tokens <= config.max_output_tokens:
         raise bad(f"Invalid max_tokens value, the valid range of max_tokens is [1, {config.max_output_tokens}]")
     tool_choice = _tool_choice(body, tools, thinking)
-    _check_turns(messages, thinking, secret)
+    _check_turns(messages, thinking, secret, real)
     prompt_bytes = _ENCODE.encode([body.get("tools") or [], system or "", messages])
     prompt_tokens = max(1, len(prompt_bytes) // 4)
     if prompt_tokens + max_tokens > config.context_window:
@@ -270,4 +337,5 @@ def validate_messages(body: Any, config: SimConfig, secret: bytes) -> MessagesCa
                         prompt_tokens=prompt_tokens)
 
 
-__all__ = ["BAD_SIGNATURE", "MUST_PASS_BACK", "MessagesCall", "chat_shape", "sign", "validate_messages"]
+__all__ = ["BAD_REDACTED", "BAD_SIGNATURE", "MUST_PASS_BACK", "MessagesCall", "chat_shape", "endpoint_secret", "redact",
+           "sign", "validate_messages"]

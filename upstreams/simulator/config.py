@@ -65,6 +65,12 @@ class SimConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
             ``deepseek`` (DeepSeek's Responses API: reasoning_text deltas, its own verified
             encrypted_content, custom tools), ``openai`` (summaries, encrypted_content only when
             included and the only way reasoning comes back) or ``llamacpp`` (function tools only).
+        messages_flavour: how ``POST /anthropic/v1/messages`` behaves
+            (``upstreams/simulator/anthropic_validate.py``): ``deepseek`` (DeepSeek's Anthropic
+            endpoint, its refusals) or ``anthropic`` (the real API: ``claude-*`` models, every
+            thinking block signed by this simulator and verified, ``redacted_thinking`` it minted,
+            images and documents, ``output_config.format``, a thinking budget below ``max_tokens``,
+            Anthropic-shaped errors).
         history: how many request bodies / connection records are kept.
         seed: seeds ids and random parts, so runs are reproducible.
     """
@@ -88,6 +94,7 @@ class SimConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     interleave_parallel: bool = True
     usage_on_finish_chunk: bool = False
     responses_flavour: Literal["deepseek", "openai", "llamacpp"] = "deepseek"
+    messages_flavour: Literal["deepseek", "anthropic"] = "deepseek"
     history: int = 64
     seed: int = 0
 

@@ -24,7 +24,7 @@ import msgspec
 from upstreams.simulator.anthropic_render import BAD_EVENT as MESSAGES_BAD_EVENT
 from upstreams.simulator.anthropic_render import ERROR_EVENT as MESSAGES_ERROR_EVENT
 from upstreams.simulator.anthropic_render import MessagesRenderer
-from upstreams.simulator.anthropic_validate import MessagesCall, sign, validate_messages
+from upstreams.simulator.anthropic_validate import MessagesCall, endpoint_secret, sign, validate_messages
 from upstreams.simulator.config import (
     DEEPSEEK_MODELS,
     HTTP_FAULTS,
@@ -107,6 +107,15 @@ def error_response(error: SimError) -> SimResponse:
     return SimResponse(status=error.status, headers=headers, chunks=[(0.0, body)])
 
 
+def anthropic_error_response(error: SimError) -> SimResponse:
+    """The error as the real Anthropic API shapes it (``messages_flavour = "anthropic"``)."""
+    kind = {401: "authentication_error", 404: "not_found_error", 429: "rate_limit_error",
+            529: "overloaded_error"}.get(error.status, "invalid_request_error" if error.status < 500 else "api_error")
+    body = _ENCODE.encode({"type": "error", "error": {"type": kind, "message": error.message}})
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *error.headers]
+    return SimResponse(status=error.status, headers=headers, chunks=[(0.0, body)])
+
+
 class Simulator:
     """An in-process DeepSeek. Use sequentially (a lock makes concurrent calls wait in turn).
 
@@ -132,8 +141,8 @@ class Simulator:
         self._faulted_once: set[str] = set()
         self.stats = SimStats()
         self._verified: set[str] = set()
-        # What the Anthropic endpoint signs its thinking with: one per seed, so a reset keeps it.
-        self._secret = f"deepseek-sim-anthropic:{self.config.seed}".encode()
+        # What the Anthropic endpoint signs its thinking with: one per flavour and seed, so a reset keeps it.
+        self._secret = endpoint_secret(self.config)
         self._sealer = Sealer(self.config.responses_flavour, secrets.token_bytes(32))  # the rng's ids stay as seeded
 
     def respond(self, method: str, path: str, headers: dict[str, str], body: bytes) -> SimResponse:
@@ -149,8 +158,13 @@ class Simulator:
                     self._check_auth(lowered)
                     return self._responses(body)
                 if path in _MESSAGES_PATHS and method.upper() == "POST":
-                    self._check_auth(lowered)
-                    return self._messages(body)
+                    try:
+                        self._check_auth(lowered)
+                        return self._messages(body)
+                    except SimError as error:
+                        if self.config.messages_flavour != "anthropic":
+                            raise
+                        return anthropic_error_response(error)
                 if path in _MODEL_PATHS and method.upper() == "GET":
                     self._check_auth(lowered)
                     return self._models_list()
