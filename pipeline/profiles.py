@@ -197,6 +197,27 @@ PROFILES: dict[str, Profile] = {
         thinking_on_tool_turns=True,
         output_format=False,
     ),
+    # vLLM, llama.cpp (llama-server) and Ollama on their own /v1/messages (type anthropic_messages):
+    # each converts the Messages body to its Chat pipeline, so, unlike DeepSeek's endpoint and the
+    # real API, no signature is checked (the exact reasoning goes back with an empty one) and no
+    # empty thinking block is needed. Differences from deepseek_anthropic, sourced:
+    # - thinking only when the client asks: Ollama answers thinking for a model without it with a
+    #   400 '"llama3.1:8b" does not support thinking' (Gitlawb/openclaude#1371);
+    # - images: Ollama's docs (api/anthropic-compatibility: "Vision (images)", base64 image content),
+    #   llama.cpp PR #17425 ("Vision support with image content blocks");
+    # - top_k: among Ollama's supported request fields; llama.cpp and vLLM sample with it;
+    # - no output_config (not among Ollama's supported fields): effort and format are not sent;
+    # - a local window (set `limits:` to what the server was started with).
+    "local_anthropic": Profile(
+        name="local_anthropic",
+        thinking_switch="anthropic",
+        context_window=32_768,
+        max_output_tokens=8_192,
+        schema_drop_keywords=("$schema",),
+        send_top_k=True,
+        send_user=False,
+        output_format=False,
+    ),
 }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -44,6 +45,40 @@ class TestShippedConfig:
                               env={"PYTHONPATH": str(ROOT / "tests" / "fixtures"), "PATH": ""})
         assert proc.returncode == 0, proc.stderr
         assert "upstream echo (custom_upstream.echo:Echo, profile openai)" in proc.stdout
+
+    def test_every_commented_upstream_example_passes_check(self, tmp_path) -> None:
+        """Each commented upstream example of the shipped file, uncommented as a user would (with a
+        pipeline pointed at it), passes `python -m pipeline check` as the type and profile it says."""
+        lines = (ROOT / "pipelines.yaml").read_text().splitlines()
+        examples: dict[str, dict[str, str]] = {}
+        out, current = [], None
+        for line in lines:
+            start = re.fullmatch(r"  # ([a-z_]+):", line)
+            if start:
+                current = start.group(1)
+                examples[current] = {}
+                out.append(f"  {current}:")
+                continue
+            if current and line.startswith("  #   "):  # a field of the example, or a line nested in one
+                field = re.fullmatch(r"  #   ([a-z_]+): ?(.*)", line)
+                if field:
+                    examples[current][field.group(1)] = field.group(2).split(" #")[0].strip()
+                out.append("    " + line[6:])
+                continue
+            current = None
+            out.append(line)
+        assert out[-1].startswith("    ") and not any(line.startswith(("upstreams:", "pipelines:"))
+                                                        for line in out[out.index("pipelines:") + 1:])
+        out += [f"  try_{name}: {{client: anthropic, upstream: {name}, mount: /{name}}}" for name in examples]
+        conf = tmp_path / "uncommented.yaml"
+        conf.write_text("\n".join(out) + "\n")
+        proc = subprocess.run([sys.executable, "-m", "pipeline", "check", str(conf)], capture_output=True,
+                              text=True, cwd=ROOT, timeout=60)
+        assert proc.returncode == 0, proc.stderr
+        assert {"deepseek_responses", "deepseek_anthropic", "anthropic", "vllm", "llamacpp", "ollama",
+                "vllm_messages", "llamacpp_messages", "ollama_messages"} <= set(examples)
+        for name, fields in examples.items():
+            assert f"upstream {name} ({fields['type']}, profile {fields['profile']})" in proc.stdout, name
 
     def test_check_command_names_the_fault(self, tmp_path) -> None:
         """A broken file exits 1 and the message names pipeline, stage index and field."""
