@@ -56,7 +56,8 @@ class TestCli:
                  "chunk_delay_s": ["--chunk-delay", "0.5"], "keepalive_comments": ["--keepalive", "4"],
                  "keepalive_interval_s": ["--keepalive-interval", "0.5"], "stall_s": ["--stall", "0.5"],
                  "slow_chunk_s": ["--slow-chunk", "0.5"], "history": ["--history", "5"], "seed": ["--seed", "5"],
-                 "responses_flavour": ["--responses-flavour", "llamacpp"]}
+                 "responses_flavour": ["--responses-flavour", "llamacpp"],
+                 "messages_flavour": ["--messages-flavour", "anthropic"]}
         assert set(flags) == {f.name for f in msgspec.structs.fields(SimConfig)}
         for field, argv in flags.items():
             _, config = parse_args(argv)

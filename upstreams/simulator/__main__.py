@@ -59,6 +59,7 @@ _FIELDS: dict[str, tuple[str, dict[str, Any]]] = {
     "--slow-chunk": ("slow_chunk_s", {"type": float, "help": "per-piece delay of the slow fault"}),
     "--usage-on-finish-chunk": ("usage_on_finish_chunk", {"action": "store_true"}),
     "--responses-flavour": ("responses_flavour", {"choices": ("deepseek", "openai", "llamacpp")}),
+    "--messages-flavour": ("messages_flavour", {"choices": ("deepseek", "anthropic")}),
     "--no-interleave": ("interleave_parallel", {"action": "store_false",
                                                "help": "parallel tool calls one after another"}),
     "--history": ("history", {"type": int, "help": "request bodies / records kept"}),
