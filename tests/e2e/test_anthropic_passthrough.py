@@ -21,7 +21,7 @@ import structlog
 import trio
 
 from tests.e2e.serving import SIM_KEY_ENV, open_gateway
-from tests.e2e.test_serve_anthropic_messages import BASH, SCRIPT, claude_loop
+from tests.e2e.messages_loop import SCRIPT, claude_loop
 from tests.resilience.dialects import finished_lines, wait_finished
 from upstreams.simulator.anthropic_validate import endpoint_secret, redact, sign
 

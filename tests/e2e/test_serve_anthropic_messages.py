@@ -14,6 +14,7 @@ import anthropic
 import openai
 import trio
 
+from tests.e2e.messages_loop import BASH, SCRIPT, claude_loop
 from tests.e2e.serving import SIM_KEY_ENV, open_gateway
 
 UPSTREAM = ("type: anthropic_messages, base_url: '${SIM_URL}/anthropic', profile: deepseek_anthropic, api_key_env: "
@@ -37,11 +38,6 @@ pipelines:
     upstream: dsa
 """ % UPSTREAM
 
-BASH = {"name": "Bash", "description": "Run a shell command",
-        "input_schema": {"type": "object", "properties": {"command": {"type": "string"}}, "required": ["command"]}}
-SCRIPT = "SIM:script shell echo hello > out.txt ;; shell cat out.txt ;; text finished"
-
-
 def thinking_of(body: dict) -> list[tuple[str, str]]:
     """(thinking text, signature) of every assistant tool turn of an upstream request body."""
     out = []
@@ -52,29 +48,6 @@ def thinking_of(body: dict) -> list[tuple[str, str]]:
             assert len(thought) == 1 and blocks[0] is thought[0], blocks  # one thinking block, first
             out.append((thought[0]["thinking"], thought[0]["signature"]))
     return out
-
-
-def claude_loop(base_url: str, model: str = "claude-opus-4-7[1m]", script: str = SCRIPT, steps: int = 4,
-                output: str = "", start: list[dict] | None = None) -> list[anthropic.types.Message]:
-    """Claude Code's tool loop from ``script`` (or the history ``start``, its last turn the user's)."""
-    client = anthropic.Anthropic(base_url=base_url, api_key="dummy", max_retries=0)
-    messages: list[dict] = list(start or [{"role": "user", "content": script}])
-    replies = []
-    for _ in range(steps):
-        # Claude Code 2.1.154+ sends a system message inside messages[]; DeepSeek rejects it there.
-        sent = [messages[0], {"role": "system", "content": "Reminder: be brief."}, *messages[1:]]
-        with client.messages.stream(model=model, max_tokens=32000, messages=sent, tools=[BASH],
-                                    thinking={"type": "enabled", "budget_tokens": 8000},
-                                    system=[{"type": "text", "text": "You are a coding agent."}]) as stream:
-            reply = stream.get_final_message()
-        replies.append(reply)
-        if reply.stop_reason != "tool_use":
-            break
-        messages.append({"role": "assistant", "content": [b.model_dump(exclude_none=True) for b in reply.content]})
-        messages.append({"role": "user", "content": [
-            {"type": "tool_result", "tool_use_id": b.id, "content": f"ran {b.input['command']}\n{output}"}
-            for b in reply.content if b.type == "tool_use"]})
-    return replies
 
 
 def verified(sim) -> list[int]:

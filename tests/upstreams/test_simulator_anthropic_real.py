@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.upstreams.test_simulator_anthropic import BASH, first_turn, history, post
+from tests.upstreams.anthropic_helpers import BASH, first_turn, history, post
 from upstreams.simulator import Simulator
 from upstreams.simulator.anthropic_validate import BAD_REDACTED, BAD_SIGNATURE, endpoint_secret, redact, sign
 from upstreams.simulator.config import SimConfig
