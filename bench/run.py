@@ -263,7 +263,8 @@ def table(records: list[dict[str, Any]], deltas: int, *, markdown: bool = False)
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
-    p.add_argument("--paths", nargs="+", default=["chat", "messages", "responses"], choices=["chat", "messages", "responses"])
+    p.add_argument("--paths", nargs="+", default=["chat", "messages", "responses", "passthrough"],
+                   choices=["chat", "messages", "responses", "passthrough"])
     p.add_argument("--modes", nargs="+", default=["whole", "chunk"], choices=["whole", "chunk"])
     p.add_argument("--concurrency", nargs="+", type=int, default=[32, 256])
     p.add_argument("--scenarios", nargs="*", default=["load", "hold", "real"], choices=["load", "hold", "real"],

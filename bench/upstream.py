@@ -5,7 +5,9 @@ entire response in one write, ``chunk`` writes one SSE frame per write (TCP_NODE
 turns, one frame each per round, as token streams do), ``hold`` writes the first delta and then
 holds the stream open for ``--hold-s`` seconds before finishing it. ``-think`` puts 50
 reasoning deltas before the content. Every answer has ``--deltas`` content deltas ``t000 `` …
-``GET /last-body`` answers with the last request body received, as received.
+``GET /last-body`` answers with the last request body received, as received. ``POST /v1/messages``
+gets the same answer as an Anthropic Messages stream (thinking block with a signature, text
+block), for the pass-through pipeline (``type: anthropic_messages``).
 Run: ``python -m bench.upstream --port 9100``.
 """
 
@@ -56,6 +58,40 @@ def sse_frames(deltas: int, *, think: bool) -> list[bytes]:
     return frames
 
 
+def _event(kind: str, payload: dict[str, object]) -> bytes:
+    data = json.dumps({"type": kind, **payload}, separators=(",", ":"), ensure_ascii=False).encode()
+    return b"event: " + kind.encode() + b"\ndata: " + data + b"\n\n"
+
+
+def messages_frames(deltas: int, *, think: bool) -> tuple[list[bytes], int]:
+    """The same answer as Anthropic Messages SSE events, and the index of its first text delta."""
+    usage = {"input_tokens": 176, "cache_read_input_tokens": 1024, "cache_creation_input_tokens": 0}
+    frames = [_event("message_start", {"message": {
+        "id": "msg_bench0001", "type": "message", "role": "assistant", "model": "claude-bench", "content": [],
+        "stop_reason": None, "stop_sequence": None, "usage": {**usage, "output_tokens": 1}}})]
+    index = 0
+    if think:
+        frames.append(_event("content_block_start", {"index": 0, "content_block": {
+            "type": "thinking", "thinking": "", "signature": ""}}))
+        frames += [_event("content_block_delta", {"index": 0, "delta": {"type": "thinking_delta",
+                                                                       "thinking": f"r{i:02d} "}})
+                   for i in range(REASONING_DELTAS)]
+        frames.append(_event("content_block_delta", {"index": 0, "delta": {
+            "type": "signature_delta", "signature": "EqQBCkYIBRgCKkBbenchsignature0001"}}))
+        frames.append(_event("content_block_stop", {"index": 0}))
+        index = 1
+    frames.append(_event("content_block_start", {"index": index, "content_block": {"type": "text", "text": ""}}))
+    first = len(frames)
+    frames += [_event("content_block_delta", {"index": index, "delta": {"type": "text_delta", "text": delta_text(i)}})
+               for i in range(deltas)]
+    frames.append(_event("content_block_stop", {"index": index}))
+    completion = deltas + (REASONING_DELTAS if think else 0)
+    frames.append(_event("message_delta", {"delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                                           "usage": {"output_tokens": completion}}))
+    frames.append(_event("message_stop", {}))
+    return frames, first
+
+
 HEAD = (b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream; charset=utf-8\r\ncache-control: no-cache\r\n"
         b"transfer-encoding: chunked\r\n\r\n")
 LAST = b"0\r\n\r\n"
@@ -66,15 +102,23 @@ def http_chunk(data: bytes) -> bytes:
 
 
 class Answers:
-    """Every variant pre-encoded once: (one whole write, per-frame writes)."""
+    """Every variant, keyed (messages, think), pre-encoded once: one whole write, per-frame writes,
+    and where a ``hold`` answer pauses (after its first content delta)."""
 
     def __init__(self, deltas: int) -> None:
-        self.whole: dict[bool, bytes] = {}
-        self.pieces: dict[bool, list[bytes]] = {}
+        self.whole: dict[tuple[bool, bool], bytes] = {}
+        self.pieces: dict[tuple[bool, bool], list[bytes]] = {}
+        self.hold_at: dict[tuple[bool, bool], int] = {}
         for think in (False, True):
-            pieces = [http_chunk(f) for f in sse_frames(deltas, think=think)] + [LAST]
-            self.pieces[think] = pieces
-            self.whole[think] = HEAD + b"".join(pieces)
+            for messages in (False, True):
+                if messages:
+                    frames, first = messages_frames(deltas, think=think)
+                else:
+                    frames, first = sse_frames(deltas, think=think), 1 + (REASONING_DELTAS if think else 0)
+                pieces = [http_chunk(f) for f in frames] + [LAST]
+                self.pieces[messages, think] = pieces
+                self.whole[messages, think] = HEAD + b"".join(pieces)
+                self.hold_at[messages, think] = first + 1
 
 
 def pick(body: bytes) -> tuple[str, bool]:
@@ -100,9 +144,9 @@ class Writer:
         self.active: list[list] = []  # [conn, pieces, position, hold_at]
         self.wake = asyncio.Event()
 
-    def add(self, conn: FakeUpstream, mode: str, think: bool) -> None:
-        pieces = self.answers.pieces[think]
-        hold_at = 2 + (REASONING_DELTAS if think else 0) if mode == "hold" else -1
+    def add(self, conn: FakeUpstream, mode: str, key: tuple[bool, bool]) -> None:
+        pieces = self.answers.pieces[key]
+        hold_at = self.answers.hold_at[key] if mode == "hold" else -1
         conn.transport.write(HEAD)  # type: ignore[union-attr]
         self.active.append([conn, pieces, 0, hold_at])
         self.wake.set()
@@ -154,6 +198,7 @@ class FakeUpstream(asyncio.Protocol):
         self.need = -1  # body bytes expected for the current request, -1 before its head
         self.head_end = 0
         self.get = False
+        self.messages = False  # the current request is POST /v1/messages
         self.transport: asyncio.Transport | None = None
         self.busy = False
         self.lost = False
@@ -188,6 +233,7 @@ class FakeUpstream(asyncio.Protocol):
                 eol = head.find(b"\r\n", at)
                 length = int(head[at + 15:eol if eol != -1 else None]) if at != -1 else 0
                 self.head_end, self.need, self.get = end + 4, length, head.startswith(b"get /last-body")
+                self.messages = head.startswith(b"post /v1/messages")
             if len(self.buf) - self.head_end < self.need:
                 return
             with memoryview(self.buf) as view:
@@ -203,10 +249,10 @@ class FakeUpstream(asyncio.Protocol):
             FakeUpstream.last_body = body
             mode, think = pick(body)
             if mode == "whole":
-                self.transport.write(self.answers.whole[think])
+                self.transport.write(self.answers.whole[self.messages, think])
             else:
                 self.busy = True
-                self.writer.add(self, mode, think)
+                self.writer.add(self, mode, (self.messages, think))
 
 
 async def serve(host: str, port: int, deltas: int, hold_s: float, ready: str | None = None) -> None:
