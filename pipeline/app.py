@@ -131,10 +131,14 @@ class Gateway:
             await self._metrics(headers, receive, send)
             return
         candidates = self.routes.get((method, path))
+        model_id = ""
+        if not candidates and method == "GET":  # GET /v1/models/{id}: the models route's pipelines
+            head, _, model_id = path.rpartition("/")
+            listing = self.routes.get(("GET", head)) if model_id else None
+            if listing and all(kind == "models" for _, kind in listing):
+                candidates = [(pipe, "model") for pipe, _ in listing]
         if not candidates:
-            allowed = [m for (m, p) in self.routes if p == path]
-            code, status = ("method_not_allowed", 405) if allowed else ("not_found", 404)
-            await _refused(receive, send, status, f"no route for {method} {path}", code)
+            await self._no_route(method, path, headers, receive, send)
             return
         pipe, kind = _choose(candidates, headers)
         if kind == "hello":
@@ -155,6 +159,12 @@ class Gateway:
                 raise GatewayError(KEY_REFUSED, code="authentication", blame="client")
             if kind == "models":
                 await responder.whole(200, JSON_HEADERS, pipe.codec.render_models(self._models(pipe)))
+                return
+            if kind == "model":
+                info = next((m for m in self._models(pipe) if m.id == model_id), None)
+                if info is None:
+                    raise GatewayError(f"model {model_id!r} not found", code="not_found", blame="client")
+                await responder.whole(200, JSON_HEADERS, pipe.codec.render_model(info))
                 return
             body = await _read_body(receive, headers, self.server.max_body_bytes, self.server.body_timeout_s,
                                     pipe.config.deadline_s, ctx.deadline)
@@ -187,6 +197,21 @@ class Gateway:
                 gwlog.request_finished(ctx, outcome, kind=kind, model=request_model)
                 metrics.observe(ctx, outcome)
 
+    async def _no_route(self, method: str, path: str, headers: dict[str, str], receive: Receive, send: Send) -> None:
+        """404 (405 with ``allow`` for a known path) in the dialect of the pipelines mounted there."""
+        allowed = sorted({m for (m, p) in self.routes if p == path})
+        code, status = ("method_not_allowed", 405) if allowed else ("not_found", 404)
+        message = f"no route for {method} {path}"
+        pipe = _dialect(self.pipelines.values(), path, headers)
+        if pipe is None:
+            await _refused(receive, send, status, message, code)
+            return
+        await _drain(receive, True)
+        rendered = pipe.codec.render_error(GatewayError(message, code=code, status=status, blame="client"))
+        extra = [(b"allow", ", ".join(allowed).encode())] if allowed else []
+        await _plain(send, status, rendered.body,
+                     [*rendered.headers, *extra, (b"content-length", str(len(rendered.body)).encode())])
+
     async def _metrics(self, headers: dict[str, str], receive: Receive, send: Send) -> None:
         if self.metrics_keys and not _key_matches(self.metrics_keys, headers):
             await _refused(receive, send, 401, KEY_REFUSED, "authentication_error")
@@ -211,6 +236,18 @@ def _choose(candidates: list[tuple[Pipeline, str]], headers: dict[str, str]) -> 
             if (pipe.codec.name == "anthropic") == want_anthropic:
                 return pipe, kind
     return candidates[0]
+
+
+def _dialect(pipelines: Iterable[Pipeline], path: str, headers: dict[str, str]) -> Pipeline | None:
+    """The pipeline whose dialect answers an unknown route: the longest mount the path is under;
+    among its pipelines the Anthropic one when the client sent ``anthropic-version``, else another."""
+    under = [p for p in pipelines if path == p.config.mount or path.startswith(p.config.mount + "/")]
+    if not under:
+        return None
+    longest = max(len(p.config.mount) for p in under)
+    under = [p for p in under if len(p.config.mount) == longest]
+    want_anthropic = "anthropic-version" in headers
+    return next((p for p in under if (p.codec.name == "anthropic") == want_anthropic), under[0])
 
 
 KEY_REFUSED = "invalid or missing API key for this gateway pipeline"

@@ -188,6 +188,10 @@ class Codec:
     def render_count(self, input_tokens: int) -> bytes:
         return self.count_renderer(input_tokens)
 
+    def render_model(self, model: ModelInfo) -> bytes:
+        """``GET /v1/models/{id}``: the list's one entry, as the dialect's list renders it."""
+        return msgspec.json.encode(msgspec.json.decode(self.models_renderer([model]))["data"][0])
+
 
 class ClientCodec(Codec, Generic[E]):
     """A client protocol whose decoder tells its encoder an ``E`` (a frozen Struct with every

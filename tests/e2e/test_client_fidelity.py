@@ -9,6 +9,7 @@ Anthropic ``max_tokens``, Chat ``length``, a Responses ``incomplete`` / ``max_ou
 from __future__ import annotations
 
 import anthropic
+import httpx
 import openai
 import trio
 
@@ -99,3 +100,52 @@ class TestStopSequences:
         choice = got["chat"].choices[0]
         assert choice.finish_reason == "stop" and choice.message.content == "alpha "
         assert all("stop" not in body for body in sim.requests())  # matched here, not stripped there
+
+
+class TestRoutes:
+    async def test_models_by_id_in_both_dialects(self, sim) -> None:
+        def calls(url: str) -> dict:
+            claude, oai = anthropic_client(url), openai_client(url)
+            got: dict = {"a_list": claude.models.list().data, "o_list": oai.models.list().data}
+            got["a_one"] = claude.models.retrieve(got["a_list"][0].id)
+            got["o_one"] = oai.models.retrieve(got["o_list"][0].id)
+            for name, call in (("a_missing", lambda: claude.models.retrieve("no-such-model")),
+                               ("o_missing", lambda: oai.models.retrieve("no-such-model"))):
+                try:
+                    call()
+                except (anthropic.NotFoundError, openai.NotFoundError) as exc:
+                    got[name] = exc
+            return got
+
+        async with open_gateway(CONFIG, sim=sim) as (url, _):
+            got = await trio.to_thread.run_sync(calls, url)
+        a_list, o_list = got["a_list"], got["o_list"]
+        assert got["a_one"].type == "model" and got["a_one"].id == a_list[0].id
+        assert got["a_one"].display_name == a_list[0].display_name
+        assert got["o_one"].object == "model" and got["o_one"].id == o_list[0].id
+        assert got["a_missing"].body["type"] == "error" and got["o_missing"].status_code == 404
+
+    async def test_responses_input_tokens_is_counted_locally(self, sim) -> None:
+        def count(url: str):
+            return openai_client(url).responses.input_tokens.count(model="deepseek-v4-pro", input="hello there")
+
+        sim.reset()
+        async with open_gateway(CONFIG, sim=sim) as (url, _):
+            counted = await trio.to_thread.run_sync(count, url)
+        assert counted.object == "response.input_tokens" and counted.input_tokens > 0
+        assert sim.requests() == []
+
+    async def test_unknown_routes_and_methods_in_the_clients_dialect(self, sim) -> None:
+        anthropic_version = {"anthropic-version": "2023-06-01"}
+        async with open_gateway(CONFIG, sim=sim) as (url, _), httpx.AsyncClient(base_url=url) as http:
+            a_404 = await http.post("/v1/messages/batches", json={}, headers=anthropic_version)
+            o_404 = await http.get("/v1/responses/resp_1")
+            a_405 = await http.get("/v1/messages", headers=anthropic_version)
+        assert a_404.status_code == 404
+        assert a_404.json() == {"type": "error", "error": {"type": "not_found_error",
+                                                           "message": "no route for POST /v1/messages/batches"}}
+        # Without anthropic-version: the first OpenAI-dialect pipeline's body (Responses, api.openai.com's).
+        assert o_404.status_code == 404 and o_404.json()["error"]["type"] == "invalid_request_error"
+        assert o_404.json()["error"]["code"] == "not_found"
+        assert a_405.status_code == 405 and a_405.headers["allow"] == "POST"
+        assert a_405.json()["error"]["type"] == "invalid_request_error"

@@ -18,6 +18,7 @@ class ResponsesCodec(ClientCodec[ResponsesEcho]):
     name: ClassVar[str] = "responses"
     endpoints: ClassVar[Sequence[Endpoint]] = (
         Endpoint("POST", "/v1/responses", "generate"),
+        Endpoint("POST", "/v1/responses/input_tokens", "count_tokens"),
         Endpoint("GET", "/v1/models", "models"),
     )
 
