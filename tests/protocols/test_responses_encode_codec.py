@@ -60,7 +60,8 @@ def test_codec_wires_everything() -> None:
     codec = ResponsesCodec()
     assert codec.name == "responses"
     assert [(e.method, e.path, e.kind) for e in codec.endpoints] == [
-        ("POST", "/v1/responses", "generate"), ("GET", "/v1/models", "models")]
+        ("POST", "/v1/responses", "generate"), ("POST", "/v1/responses/input_tokens", "count_tokens"),
+        ("GET", "/v1/models", "models")]
     request, echo = REQUEST
     assert isinstance(codec.reply(echo).stream_encoder(request), ResponsesStreamEncoder)
     assert isinstance(codec.reply(echo).collector(request), ResponsesCollector)
