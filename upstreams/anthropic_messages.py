@@ -65,8 +65,8 @@ class AnthropicMessagesUpstream(SseUpstream):
         return encode_request(request, model=attempt.model, profile=self.profile, upstream_id=self.id, stream=True,
                               lose=ctx.lose)
 
-    def decoder(self, request: ChatRequest) -> MessagesStreamDecoder:
-        return MessagesStreamDecoder()
+    def decoder(self, request: ChatRequest, ctx: RequestContext) -> MessagesStreamDecoder:
+        return MessagesStreamDecoder(lose=ctx.loss_recorder())
 
     def error_info(self, status: int, body: bytes, retry_after: str | None) -> ErrorInfo:
         return parse_error_body(status, body, retry_after=retry_after)

@@ -30,7 +30,7 @@ class OpenAIChatUpstream(SseUpstream):
         request = msgspec.structs.replace(request, stop=()) if request.stop else request
         return encode_request(request, model=attempt.model, profile=self.profile, stream=True, lose=ctx.lose)
 
-    def decoder(self, request: ChatRequest) -> ChatStreamDecoder:
+    def decoder(self, request: ChatRequest, ctx: RequestContext) -> ChatStreamDecoder:
         return ChatStreamDecoder(self.profile, stop=request.stop)
 
     def error_info(self, status: int, body: bytes, retry_after: str | None) -> ErrorInfo:

@@ -31,7 +31,7 @@ class OpenAIResponsesUpstream(SseUpstream):
         return encode_request(request, model=attempt.model, profile=self.profile, upstream_id=attempt.upstream_id,
                               lose=ctx.lose)
 
-    def decoder(self, request: ChatRequest) -> ResponsesStreamDecoder:
+    def decoder(self, request: ChatRequest, ctx: RequestContext) -> ResponsesStreamDecoder:
         return ResponsesStreamDecoder()
 
     def error_info(self, status: int, body: bytes, retry_after: str | None) -> ErrorInfo:

@@ -80,8 +80,8 @@ class SseUpstream(Upstream):
         """The request body for ``attempt.model``, streamed; what it cannot carry goes to ``ctx.lose``."""
         raise NotImplementedError
 
-    def decoder(self, request: ChatRequest) -> StreamDecoder:
-        """A fresh decoder for one answer."""
+    def decoder(self, request: ChatRequest, ctx: RequestContext) -> StreamDecoder:
+        """A fresh decoder for one answer (what it cannot carry to the client goes to ``ctx.lose``)."""
         raise NotImplementedError
 
     def error_info(self, status: int, body: bytes, retry_after: str | None) -> ErrorInfo:
@@ -144,7 +144,7 @@ class SseUpstream(Upstream):
                         retry_after_s=info.retry_after_s,
                         retryable=resp.status_code in RETRYABLE_STATUS,
                     )
-                await self._relay(resp, request, attempt)
+                await self._relay(resp, self.decoder(request, ctx), attempt)
         except httpx.TimeoutException as exc:  # before the relay (which reports its own): retry
             raise UpstreamError(f"{self.id}: {_timeout_text(exc, self.config)}", code="overloaded", status=503,
                                 retryable=True) from None
@@ -152,7 +152,7 @@ class SseUpstream(Upstream):
             message = redact(f"{self.id}: connection failed: {exc}", secrets) or f"{self.id}: connection failed"
             raise UpstreamError(message, code="overloaded", status=503, retryable=True) from None
 
-    async def _relay(self, resp: httpx.Response, request: ChatRequest, attempt: Attempt) -> None:
+    async def _relay(self, resp: httpx.Response, decoder: StreamDecoder, attempt: Attempt) -> None:
         """Relay the body as events; every failure ends in ``StreamError`` (or, before the commit,
         ``UpstreamError``). The idle watch runs beside it."""
         watch = _IdleWatch(self.config.idle_timeout_s)
@@ -162,7 +162,7 @@ class SseUpstream(Upstream):
             nursery.start_soon(watch.run)
             try:
                 with watch.scope:
-                    failure = await self._pump(_body(resp), request, attempt, watch)
+                    failure = await self._pump(_body(resp), decoder, attempt, watch)
             except UpstreamError as exc:  # raised again outside the nursery, so not in a group
                 early = exc
             finally:
@@ -175,12 +175,11 @@ class SseUpstream(Upstream):
         if failure is not None:
             await attempt.emit([StreamError(error=failure)])
 
-    async def _pump(self, chunks: AsyncIterator[bytes], request: ChatRequest, attempt: Attempt,
+    async def _pump(self, chunks: AsyncIterator[bytes], decoder: StreamDecoder, attempt: Attempt,
                     watch: _IdleWatch) -> ErrorInfo | None:
         """Bytes → frames → events. Phase 1 runs until data arrived and the client's status is
         decided; ``queue_timeout_s`` bounds a stream of nothing but keep-alive comments."""
         sse = SseDecoder()
-        decoder = self.decoder(request)
         comments = 0
         now = trio.current_time
         with trio.move_on_after(self.config.queue_timeout_s) as queue:

@@ -88,6 +88,14 @@ class TestStream:
     def test_whole(self) -> None:
         assert decode([STREAM]) == EXPECTED
 
+    def test_a_block_no_neutral_block_carries_is_recorded_as_a_loss(self) -> None:
+        """The upstream's redacted_thinking is skipped, never in silence (server tool blocks too)."""
+        losses: list[tuple[str, str]] = []
+        decoder = MessagesStreamDecoder(lose=lambda what, detail: losses.append((what, detail)))
+        assert decoder.feed_many(SseDecoder().feed(STREAM)) + decoder.finish() == EXPECTED
+        assert losses == [("upstream_block_dropped",
+                           "the upstream's redacted_thinking block (no neutral block carries it)")]
+
     @pytest.mark.parametrize("seed", range(5))
     def test_random_splits_and_byte_by_byte(self, seed: int) -> None:
         rng = random.Random(seed)

@@ -1,7 +1,8 @@
 """Upstream side: Anthropic Messages SSE events → neutral events, and its HTTP error bodies.
 
 ``MessagesStreamDecoder`` maps the upstream's blocks one to one (renumbered 0, 1, … in order;
-``redacted_thinking`` and server-side blocks, which no neutral block carries, are skipped):
+``redacted_thinking`` and server-side blocks, which no neutral block carries, are skipped and
+recorded as a loss):
 ``thinking_delta`` → ``ThinkingDelta``; the block's ``signature_delta``s, at its stop, → one
 ``SignatureDelta`` (what a client without thinking_filter echoes) and one ``UpstreamSeal`` (what
 thinking_filter keeps in its envelope for this upstream); ``input_json_delta`` → ``ToolArgsDelta``;
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import re
 import secrets
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -85,7 +87,8 @@ class _Block:
 class MessagesStreamDecoder:
     """Incremental: ``feed_many(frames) -> events``, ``finish() -> events`` at the end of bytes."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, lose: Callable[[str, str], None] | None = None) -> None:
+        self._lose = lose  # what no neutral block carries is recorded here, never dropped in silence
         self._started = False
         self._done = False
         self._next = 0
@@ -168,6 +171,9 @@ class MessagesStreamDecoder:
             return
         kind = _KINDS.get(str(block.get("type")))
         if kind is None:  # redacted_thinking, server tool blocks: no neutral block carries them
+            if self._lose is not None:
+                self._lose("upstream_block_dropped",
+                           f"the upstream's {block.get('type')} block (no neutral block carries it)")
             return
         self._ensure_started(out)
         neutral = _Block(self._next, kind)
