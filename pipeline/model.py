@@ -16,6 +16,7 @@ Conventions:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Literal
 
 import msgspec
@@ -155,6 +156,24 @@ class ChatRequest(msgspec.Struct, frozen=True, kw_only=True):
         return None
 
 
+def part_kind(part: Part) -> str:
+    """The neutral tag of a part (``text``, ``image`` ...), for loss keys."""
+    tag = type(part).__struct_config__.tag
+    return tag if isinstance(tag, str) else type(part).__name__
+
+
+def text_of(parts: tuple[Part, ...], where: str, lose: Callable[[str, str], None]) -> str:
+    """The text parts joined by newlines; every other part is recorded with ``lose`` as not
+    carried in ``where`` (an upstream encoder's system message, say)."""
+    texts: list[str] = []
+    for part in parts:
+        if isinstance(part, TextPart):
+            texts.append(part.text)
+        else:
+            lose(part_kind(part), f"only text is carried in a {where}")
+    return "\n".join(texts)
+
+
 __all__ = [
     "ChatRequest",
     "Effort",
@@ -171,4 +190,6 @@ __all__ = [
     "ToolChoice",
     "ToolResultPart",
     "ToolSpec",
+    "part_kind",
+    "text_of",
 ]

@@ -29,6 +29,8 @@ from pipeline.model import (
     ToolCallPart,
     ToolResultPart,
     ToolSpec,
+    part_kind,
+    text_of,
 )
 from pipeline.profiles import Profile, thinking_on
 from pipeline.protocols.anthropic.models import (
@@ -173,7 +175,7 @@ def _messages(request: ChatRequest, profile: Profile, upstream_id: str, on: bool
     for message in request.messages:
         role = message.role
         if role == "system":  # neither API takes a system message in messages[]: fold it
-            text = "\n".join(_texts(message.parts, "system message", lose))
+            text = text_of(message.parts, "system message", lose)
             if text:
                 system.append(text)
             continue
@@ -204,15 +206,6 @@ def _is_result(block: RawBlock) -> bool:
     return block.get("type") == "tool_result"
 
 
-def _texts(parts: tuple[Part, ...], where: str, lose: Lose) -> list[str]:
-    texts: list[str] = []
-    for part in parts:
-        if isinstance(part, TextPart):
-            texts.append(part.text)
-        else:
-            lose(_kind(part), f"only text is carried in a {where}")
-    return texts
-
 
 def _user(parts: tuple[Part, ...], profile: Profile, lose: Lose) -> list[RawBlock]:
     blocks: list[RawBlock] = []
@@ -225,7 +218,7 @@ def _user(parts: tuple[Part, ...], profile: Profile, lose: Lose) -> list[RawBloc
         elif isinstance(part, ToolResultPart):
             blocks.append(_result(part, profile, lose))
         else:
-            lose(_kind(part), f"a {_kind(part)} part cannot be sent in a user turn")
+            lose(part_kind(part), f"a {part_kind(part)} part cannot be sent in a user turn")
     return blocks
 
 
@@ -275,7 +268,7 @@ def _assistant(message: Message, profile: Profile, upstream_id: str, on: bool, l
             lose("image", "assistant turns cannot carry images; sent a placeholder")
             rest.append({"type": "text", "text": IMAGE_PLACEHOLDER})
         else:
-            lose(_kind(part), "a tool result cannot be part of an assistant turn")
+            lose(part_kind(part), "a tool result cannot be part of an assistant turn")
     if on and not thinking:
         block = _replayed(message, profile, upstream_id, calls, lose)
         if block is not None:
@@ -327,9 +320,6 @@ def _input(part: ToolCallPart, lose: Lose) -> Any:
     lose("tool_args", f"call {part.name} arguments are not a JSON object; sent as {{}}")
     return {}
 
-
-def _kind(part: Any) -> str:
-    return type(part).__struct_config__.tag or type(part).__name__
 
 
 __all__ = ["ENCODER", "IMAGE_PLACEHOLDER", "encode_request"]

@@ -20,6 +20,8 @@ from pipeline.model import (
     ToolCallPart,
     ToolResultPart,
     ToolSpec,
+    part_kind,
+    text_of,
 )
 from pipeline.profiles import Profile, thinking_on
 from pipeline.protocols.chat.models import (
@@ -174,7 +176,7 @@ def _messages(request: ChatRequest, profile: Profile, on: bool, lose: Lose) -> l
     if folded:
         for message in request.messages:
             if message.role == "system":
-                text = _system_text(message, lose)
+                text = text_of(message.parts, "system message", lose)
                 if text:
                     system.append(text)
     if system:
@@ -199,22 +201,13 @@ def _messages(request: ChatRequest, profile: Profile, on: bool, lose: Lose) -> l
             _tool_results(message.parts, out, lose)
         elif role == "system":
             if not folded:
-                text = _system_text(message, lose)
+                text = text_of(message.parts, "system message", lose)
                 if text:
                     out.append(ChatMessage(role="system", content=text))
         else:
             _user(message, profile, out, lose)
     return out
 
-
-def _system_text(message: Message, lose: Lose) -> str:
-    texts: list[str] = []
-    for part in message.parts:
-        if isinstance(part, TextPart):
-            texts.append(part.text)
-        else:
-            lose(part_kind(part), "only text is carried in a system message")
-    return "\n".join(texts)
 
 
 def _user(message: Message, profile: Profile, out: list[ChatMessage], lose: Lose) -> None:
@@ -299,10 +292,6 @@ def _tool_results(parts: tuple[Any, ...], out: list[ChatMessage], lose: Lose) ->
             content = TOOL_ERROR_PREFIX + content
         out.append(ChatMessage(role="tool", tool_call_id=part.call_id, content=content))
 
-
-def part_kind(part: Any) -> str:
-    """The neutral tag of a part (``text``, ``image`` ...), for loss keys."""
-    return type(part).__struct_config__.tag or type(part).__name__
 
 
 __all__ = ["IMAGE_PLACEHOLDER", "TOOL_ERROR_PREFIX", "TOOL_IMAGE_PLACEHOLDER", "encode_request"]

@@ -27,6 +27,8 @@ from pipeline.model import (
     ToolCallPart,
     ToolResultPart,
     ToolSpec,
+    part_kind,
+    text_of,
 )
 from pipeline.profiles import Profile, thinking_on
 from pipeline.protocols.openai import LOCAL_SHELL_DESCRIPTION, LOCAL_SHELL_SCHEMA, freeform_parameters
@@ -175,7 +177,7 @@ def _items(request: ChatRequest, profile: Profile, upstream_id: str, on: bool, c
         elif role == "tool":
             _results(message.parts, calls, items, lose)
         elif role == "system":
-            text = _texts(message, lose)
+            text = text_of(message.parts, "system message", lose)
             if not text:
                 continue
             if profile.fold_system:
@@ -187,15 +189,6 @@ def _items(request: ChatRequest, profile: Profile, upstream_id: str, on: bool, c
             _user(message, profile, calls, items, lose)
     return items
 
-
-def _texts(message: Message, lose: Lose) -> str:
-    texts: list[str] = []
-    for part in message.parts:
-        if isinstance(part, TextPart):
-            texts.append(part.text)
-        else:
-            lose(_kind(part), "only text is carried in a system message")
-    return "\n".join(texts)
 
 
 def _user(message: Message, profile: Profile, calls: dict[str, str], items: list[Item], lose: Lose) -> None:
@@ -212,7 +205,7 @@ def _user(message: Message, profile: Profile, calls: dict[str, str], items: list
         elif isinstance(part, ToolResultPart):
             _results((part,), calls, items, lose)
         else:
-            lose(_kind(part), f"a {_kind(part)} part cannot be sent in a user message")
+            lose(part_kind(part), f"a {part_kind(part)} part cannot be sent in a user message")
     if content:
         items.append({"type": "message", "role": "user", "content": content})
 
@@ -285,7 +278,7 @@ def _custom_input(arguments: str) -> str:
 def _results(parts: tuple[Any, ...], calls: dict[str, str], items: list[Item], lose: Lose) -> None:
     for part in parts:
         if not isinstance(part, ToolResultPart):
-            lose(_kind(part), "only a tool result can be sent in a tool message")
+            lose(part_kind(part), "only a tool result can be sent in a tool message")
             continue
         content: list[dict[str, Any]] = []
         texts: list[str] = []
@@ -305,9 +298,6 @@ def _results(parts: tuple[Any, ...], calls: dict[str, str], items: list[Item], l
         kind = calls.get(part.call_id, "function_call_output")
         items.append({"type": kind, "call_id": part.call_id, "output": output})
 
-
-def _kind(part: Any) -> str:
-    return type(part).__struct_config__.tag or type(part).__name__
 
 
 __all__ = ["IMAGE_PLACEHOLDER", "TOOL_ERROR_PREFIX", "encode_request", "request_body"]
