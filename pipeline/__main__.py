@@ -38,6 +38,7 @@ from pipeline.registry import (
     open_upstreams,
     resolve_stage,
 )
+from pipeline.routing import describe
 from pipeline.upstream import Upstream
 
 
@@ -57,6 +58,10 @@ def check(path: str) -> int:
         print("  endpoints:  " + ", ".join(f"{e.method} {pipe.config.mount}{e.path}" for e in pipe.codec.endpoints))
         print("  request:    decode -> " + " -> ".join([*pipe.request_order(), "upstream"]))
         print("  response:   upstream -> " + " -> ".join([*pipe.response_order(), "encode"]))
+        if len(pipe.routing) > 1:  # the rules in the order they are tried, first match wins
+            print("  routes:")
+            for i, route in enumerate(pipe.routing, 1):
+                print(f"    {i}. {describe(route)}")
     return 0
 
 

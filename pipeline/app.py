@@ -28,6 +28,7 @@ from pipeline.errors import GatewayError, RequestError
 from pipeline.protocols.base import ModelInfo
 from pipeline.registry import Pipeline, build_pipelines, close_stages, open_stages, open_upstreams, routes
 from pipeline.respond import JSON_HEADERS, Outcome, Responder, Send
+from pipeline.routing import choose
 from pipeline.runner import Receive, run_pipeline
 from pipeline.stage import RequestContext
 from pipeline.tokens import estimate_request_tokens
@@ -173,8 +174,9 @@ class Gateway:
             request, reply = pipe.codec.decode_request(body)
             request_model = request.model
             ctx.losses.extend(request.losses)
-            if kind == "count_tokens":  # counted for the first upstream, as the request would be sent
-                attempt = Attempt.aimed(pipe.upstreams[0], request.model)
+            if kind == "count_tokens":  # counted for the route's first upstream, as the request would be sent
+                route = choose(pipe.routing, request, headers)
+                attempt = Attempt.aimed(route.upstreams[0], request.model, model=route.model)
                 ctx.aim(attempt)
                 # The token budget's own count: the upstream's tokenizer when it has one, else the
                 # calibrated estimate, so what the client is told is what the window is guarded with.

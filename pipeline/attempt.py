@@ -93,9 +93,10 @@ class Attempt:
         self._secrets: tuple[str, ...] = ()
 
     @classmethod
-    def aimed(cls, target: Target, client_model: str) -> Attempt:
-        """The first attempt at ``target`` for a request naming ``client_model``."""
-        model = target.map_model(client_model)
+    def aimed(cls, target: Target, client_model: str, *, model: str | None = None) -> Attempt:
+        """The first attempt at ``target`` for a request naming ``client_model``: the upstream model
+        is ``model`` when a route names one, else the target's mapping of the client's name."""
+        model = model or target.map_model(client_model)
         return cls(upstream_id=target.id, profile=target.profile, model=model, limits=target.limits(model),
                    target=target)
 

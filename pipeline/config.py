@@ -35,11 +35,50 @@ class RetryConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     retry_after_cap_s: Annotated[float, msgspec.Meta(ge=0)] = 8.0
 
 
+Effort = Literal["none", "minimal", "low", "medium", "high", "xhigh", "max"]
+
+
+class RouteWhen(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The traits a route matches (all that are given must hold; none given: every request).
+    ``pipeline.routing`` says how each is read off a request."""
+
+    # The client's model name: a glob or a list of globs (any matches).
+    model: str | list[str] | None = None
+    # A small background call (titles, summaries): true | false.
+    small: bool | None = None
+    # The client asked for thinking (or an effort other than none): true | false.
+    thinking: bool | None = None
+    # The client's reasoning effort is one of these.
+    effort: list[Effort] | None = None
+    # The prompt is estimated at more than this many tokens (long context).
+    prompt_tokens_over: Annotated[int, msgspec.Meta(ge=0)] | None = None
+    # An image anywhere in the conversation (user turns, tool results): true | false.
+    images: bool | None = None
+    # The client offers its hosted web search tool: true | false.
+    web_search: bool | None = None
+    # A sub-agent's request (Claude Code marks them with x-claude-code-agent-id): true | false.
+    subagent: bool | None = None
+
+
+class RouteConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """One routing rule: requests with the traits of ``when`` go to ``upstream``."""
+
+    # Named in the request_finished log line and the metrics (route label).
+    name: str
+    when: RouteWhen = RouteWhen()
+    # Upstream id, or an ordered fallback list of ids.
+    upstream: str | list[str]
+    # Upstream model name for every request of this route (default: the upstream's models map).
+    model: str | None = None
+
+
 class PipelineConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     # Client protocol served: anthropic | responses | chat.
     client: str
-    # Upstream id, or an ordered fallback list of ids.
+    # Upstream id, or an ordered fallback list of ids: the default route, after every rule of routes.
     upstream: str | list[str]
+    # Routing rules, evaluated in order before the default (`upstream`); first match wins.
+    routes: list[RouteConfig] = []
     # Stage entries: a bare name, or a one-key mapping {name: {options}}.
     stages: list[str | dict[str, Any]] = []
     # URL prefix the client endpoints are served under ("" = root).
@@ -129,15 +168,14 @@ def parse_config(text: str | bytes, *, env: dict[str, str] | None = None,
     if isinstance(pipelines_raw, dict):
         config = msgspec.structs.replace(config, pipelines=checked)
     for pid, pipe in config.pipelines.items():
-        ups = [pipe.upstream] if isinstance(pipe.upstream, str) else pipe.upstream
-        if not ups:
-            raise ConfigError(f"{source}: pipeline {pid!r}: `upstream` is empty")
-        for up in ups:
-            if up not in config.upstreams:
-                raise ConfigError(
-                    f"{source}: pipeline {pid!r}: unknown upstream {up!r} "
-                    f"(defined: {', '.join(sorted(config.upstreams))})"
-                )
+        _check_upstreams(pipe.upstream, config, f"{source}: pipeline {pid!r}", "`upstream`")
+        names: set[str] = {"default"}
+        for i, route in enumerate(pipe.routes):
+            where = f"{source}: pipeline {pid!r}: routes[{i}] ({route.name!r})"
+            if route.name in names:
+                raise ConfigError(f"{where}: the name is already used (`default` is the last route's)")
+            names.add(route.name)
+            _check_upstreams(route.upstream, config, where, "`upstream`")
         if pipe.mount and (not pipe.mount.startswith("/") or pipe.mount.endswith("/")):
             raise ConfigError(f"{source}: pipeline {pid!r}: mount {pipe.mount!r} "
                               "must start with '/' and not end with '/'")
@@ -145,6 +183,15 @@ def parse_config(text: str | bytes, *, env: dict[str, str] | None = None,
         raise ConfigError(f"{source}: server.metrics_require_key is true but no pipeline sets api_keys_env, "
                           "so no key could open /metrics")
     return config
+
+
+def _check_upstreams(upstream: str | list[str], config: GatewayConfig, where: str, field: str) -> None:
+    ups = [upstream] if isinstance(upstream, str) else upstream
+    if not ups:
+        raise ConfigError(f"{where}: {field} is empty")
+    for up in ups:
+        if up not in config.upstreams:
+            raise ConfigError(f"{where}: unknown upstream {up!r} (defined: {', '.join(sorted(config.upstreams))})")
 
 
 def load_config(path: str | os.PathLike[str], *, env: dict[str, str] | None = None) -> GatewayConfig:
@@ -157,5 +204,6 @@ def load_config(path: str | os.PathLike[str], *, env: dict[str, str] | None = No
 
 
 __all__ = [
-    "GatewayConfig", "PipelineConfig", "RetryConfig", "ServerConfig", "interpolate", "load_config", "parse_config",
+    "GatewayConfig", "PipelineConfig", "RetryConfig", "RouteConfig", "RouteWhen", "ServerConfig", "interpolate",
+    "load_config", "parse_config",
 ]

@@ -14,6 +14,7 @@ _HELP = {
     "gateway_losses_total": "Translation losses recorded, by pipeline and loss key.",
     "gateway_tokens_total": "Tokens reported by upstreams, by pipeline and kind.",
     "gateway_reasoning_replay_total": "Which rung of the reasoning-replay ladder served each request.",
+    "gateway_routed_total": "Requests of pipelines with routes, by the routing rule that served them.",
 }
 
 
@@ -36,6 +37,9 @@ def observe(ctx: Any, outcome: Any) -> None:
                         ("cached", outcome.cached_tokens), ("reasoning", outcome.reasoning_tokens)):
         if value:
             _add("gateway_tokens_total", (("kind", kind), pipe), value)
+    route = ctx.fields.get("route")
+    if route:
+        _add("gateway_routed_total", (pipe, ("route", str(route))))
     rung = ctx.fields.get("replay_rung")
     if rung:
         _add("gateway_reasoning_replay_total", (pipe, ("rung", str(rung))))

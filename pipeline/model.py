@@ -101,6 +101,21 @@ class ToolSpec(msgspec.Struct, frozen=True, kw_only=True):
     client_name: str | None = None
 
 
+class ServerTool(msgspec.Struct, frozen=True, kw_only=True):
+    """A tool the client expects its provider to run (Anthropic ``web_search_20250305``, Responses
+    ``web_search``, ...): never offered upstream as it is (the decoder records the loss), kept so
+    routing rules and gateway-run tools can see what the client asked for. ``kind`` is the
+    client's type string, ``options`` the rest of the definition as sent."""
+
+    kind: str
+    name: str = ""
+    options: dict[str, Any] = msgspec.field(default_factory=dict)
+
+    @property
+    def is_web_search(self) -> bool:
+        return self.kind.startswith("web_search")
+
+
 class ToolChoice(msgspec.Struct, frozen=True, kw_only=True):
     mode: Literal["auto", "none", "required", "tool"] = "auto"
     name: str | None = None
@@ -134,6 +149,7 @@ class ChatRequest(msgspec.Struct, frozen=True, kw_only=True):
     messages: tuple[Message, ...] = ()
     system: tuple[str, ...] = ()
     tools: tuple[ToolSpec, ...] = ()
+    server_tools: tuple[ServerTool, ...] = ()
     tool_choice: ToolChoice | None = None
     parallel_tool_calls: bool | None = None
     max_output_tokens: int | None = None
@@ -183,6 +199,7 @@ __all__ = [
     "Part",
     "ResponseFormat",
     "Role",
+    "ServerTool",
     "TextPart",
     "ThinkingConfig",
     "ThinkingPart",

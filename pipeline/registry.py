@@ -18,9 +18,10 @@ from urllib.parse import urlsplit
 import msgspec
 import structlog
 
-from pipeline.config import GatewayConfig, PipelineConfig
+from pipeline.config import GatewayConfig, PipelineConfig, RouteWhen
 from pipeline.errors import ConfigError
 from pipeline.protocols.base import Codec
+from pipeline.routing import Route
 from pipeline.stage import Stage
 from pipeline.upstream import Upstream, UpstreamConfig
 
@@ -70,9 +71,13 @@ class Pipeline:
     upstreams: list[Upstream]
     api_keys: tuple[bytes, ...] = ()
     request_stages: list[Stage] = field(default_factory=list)
+    # The routing rules in order, the default (``upstream``) last; see ``pipeline.routing``.
+    routing: tuple[Route, ...] = ()
 
     def __post_init__(self) -> None:
         self.request_stages = [s for s in self.stages if type(s).has_request_hook()]
+        if not self.routing:
+            self.routing = (Route("default", RouteWhen(), tuple(self.upstreams)),)
 
     def request_order(self) -> list[str]:
         return [s.id for s in self.stages if type(s).has_request_hook()]
@@ -196,20 +201,27 @@ def build_pipelines(config: GatewayConfig, *,
     for pid, pconf in config.pipelines.items():
         codec = build_codec(pconf.client, pid)
         stages = [build_stage(entry, pipeline_id=pid, index=i) for i, entry in enumerate(pconf.stages)]
-        ids = [pconf.upstream] if isinstance(pconf.upstream, str) else list(pconf.upstream)
+        ids = _ids(pconf.upstream)
         keys: list[bytes] = []
         for var in pconf.api_keys_env:
             value = env.get(var)
             if not value:
                 raise ConfigError(f"pipeline {pid!r}: api_keys_env: environment variable {var} is not set")
             keys.append(value.encode("utf-8", "surrogateescape"))  # the variable's own bytes
-        for uid in ids:
+        rules = [Route(r.name, r.when, tuple(upstreams[u] for u in _ids(r.upstream)), r.model) for r in pconf.routes]
+        rules.append(Route("default", RouteWhen(), tuple(upstreams[u] for u in ids)))
+        for uid in {u.id for rule in rules for u in rule.upstreams}:
             if keys and upstreams[uid].config.key_passthrough:
                 raise ConfigError(f"pipeline {pid!r}: api_keys_env with upstream {uid!r}'s key_passthrough would "
                                   "forward the gateway's own key upstream; use one or the other")
-        pipelines[pid] = Pipeline(pid, pconf, codec, stages, [upstreams[u] for u in ids], tuple(keys))
+        pipelines[pid] = Pipeline(pid, pconf, codec, stages, [upstreams[u] for u in ids], tuple(keys),
+                                  routing=tuple(rules))
     routes(pipelines)
     return pipelines, upstreams
+
+
+def _ids(upstream: str | list[str]) -> list[str]:
+    return [upstream] if isinstance(upstream, str) else list(upstream)
 
 
 async def open_upstreams(upstreams: dict[str, Upstream]) -> None:

@@ -30,6 +30,7 @@ from pipeline.config import RetryConfig
 from pipeline.errors import GatewayError, UpstreamError
 from pipeline.model import ChatRequest
 from pipeline.registry import Pipeline
+from pipeline.routing import choose
 from pipeline.stage import RequestContext
 
 if TYPE_CHECKING:
@@ -64,11 +65,15 @@ class Plan:
     try's response way and upstream call added is dropped.
     """
 
-    __slots__ = ("_failure", "_kept", "_next", "_pipeline", "_request", "_shaped", "current")
+    __slots__ = ("_failure", "_kept", "_next", "_pipeline", "_request", "_route", "_shaped", "current")
 
     def __init__(self, pipeline: Pipeline, request: ChatRequest, ctx: RequestContext) -> None:
         self._pipeline = pipeline
         self._request = request  # as decoded: every shaping starts from it
+        # The routing rule that serves this request: its upstreams are the fallback list.
+        self._route = route = choose(pipeline.routing, request, ctx.headers)
+        if len(pipeline.routing) > 1:
+            ctx.fields["route"] = route.name
         self._kept = len(ctx.losses)  # the decoder's losses
         self._next = 0  # index of the next upstream to aim at
         self.current: tuple[Attempt, ChatRequest] | None = None
@@ -110,7 +115,7 @@ class Plan:
 
     async def _advance(self, ctx: RequestContext, *, first: bool = False) -> bool:
         """Aim at the next upstream that has a key and accepts the shaped request."""
-        upstreams = self._pipeline.upstreams
+        upstreams = self._route.upstreams
         while self._next < len(upstreams):
             upstream = upstreams[self._next]
             self._next += 1
@@ -120,7 +125,7 @@ class Plan:
                 self._failure = self._failure or UpstreamError(missing, code="authentication", status=401,
                                                                retryable=False)
                 continue
-            attempt = Attempt.aimed(upstream, self._request.model)
+            attempt = Attempt.aimed(upstream, self._request.model, model=self._route.model)
             try:
                 self.current = (attempt, await self._shape(attempt, ctx))
             except GatewayError as err:

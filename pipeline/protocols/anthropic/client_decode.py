@@ -18,6 +18,7 @@ from pipeline.model import (
     Effort,
     Message,
     ResponseFormat,
+    ServerTool,
     TextPart,
     ThinkingConfig,
     ToolChoice,
@@ -61,7 +62,7 @@ def decode_request(body: bytes) -> tuple[ChatRequest, AnthropicEcho]:
     reader = BlockReader()
     system = _top_system(wire.system, reader)
     messages = _messages(wire.messages, reader, system)
-    tools = _tools(wire.tools or (), reader)
+    tools, server_tools = _tools(wire.tools or (), reader)
     tool_choice, parallel = _tool_choice(wire.tool_choice)
     thinking = _thinking(wire.thinking, wire.output_config, reader)
     if wire.mcp_servers:
@@ -71,6 +72,7 @@ def decode_request(body: bytes) -> tuple[ChatRequest, AnthropicEcho]:
         messages=messages,
         system=tuple(system),
         tools=tools,
+        server_tools=server_tools,
         tool_choice=tool_choice,
         parallel_tool_calls=parallel,
         max_output_tokens=wire.max_tokens,
@@ -132,14 +134,21 @@ def _append(out: list[Message], msg: Message) -> None:
         out.append(msg)
 
 
-def _tools(wire: list[RawBlock] | tuple[()], reader: BlockReader) -> tuple[ToolSpec, ...]:
+def _tools(wire: list[RawBlock] | tuple[()],
+           reader: BlockReader) -> tuple[tuple[ToolSpec, ...], tuple[ServerTool, ...]]:
+    """The client tools, and the Anthropic-defined ones (web_search_20250305, bash_2025...,
+    text_editor_...), which are not offered upstream as they are (a loss) but kept as
+    ``ServerTool``s for routing and the tools the gateway runs itself."""
     specs: list[ToolSpec] = []
+    server: list[ServerTool] = []
     for i, raw in enumerate(wire):
         path = f"tools.{i}"
         kind = raw.get("type")
         if kind is not None and kind != "custom":
-            # Anthropic-defined tools (web_search_20250305, bash_2025..., text_editor_...).
-            reader.lose("server_tool", f"{path}: {kind} ({raw.get('name', '?')}) dropped")
+            name = raw.get("name")
+            reader.lose("server_tool", f"{path}: {kind} ({name or '?'}) dropped")
+            server.append(ServerTool(kind=str(kind), name=name if isinstance(name, str) else "",
+                                     options={k: v for k, v in raw.items() if k not in ("type", "name")}))
             continue
         tool = decode_value(raw, ClientToolParam, path)
         specs.append(
@@ -150,7 +159,7 @@ def _tools(wire: list[RawBlock] | tuple[()], reader: BlockReader) -> tuple[ToolS
                 strict=tool.strict,
             )
         )
-    return tuple(specs)
+    return tuple(specs), tuple(server)
 
 
 def _tool_choice(wire: ToolChoiceParam | None) -> tuple[ToolChoice | None, bool | None]:

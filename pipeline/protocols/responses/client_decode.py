@@ -83,6 +83,7 @@ def decode_request(body: bytes) -> tuple[ChatRequest, ResponsesEcho]:
         messages=tuple(history.messages),
         system=tuple(history.system),
         tools=tools,
+        server_tools=tuple(reader.server_tools),
         tool_choice=tool_choice,
         parallel_tool_calls=wire.parallel_tool_calls,
         max_output_tokens=wire.max_output_tokens,

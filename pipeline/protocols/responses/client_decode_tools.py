@@ -11,7 +11,7 @@ from typing import Any, Literal
 import msgspec
 
 from pipeline.errors import RequestError
-from pipeline.model import ToolChoice, ToolSpec
+from pipeline.model import ServerTool, ToolChoice, ToolSpec
 from pipeline.protocols.responses.client_decode_reader import Reader
 from pipeline.protocols.responses.models import (
     CustomToolParam,
@@ -100,6 +100,11 @@ def _tool(raw: msgspec.Raw, kind: str, path: str, namespace: str | None, reader:
             kind="local_shell",
         )
     reader.lose("server_tool", f"{path}: {kind} tool dropped (hosted tools cannot run on this upstream)")
+    options = msgspec.json.decode(raw)
+    if isinstance(options, dict):
+        options.pop("type", None)
+        name = options.pop("name", "")
+        reader.server_tools.append(ServerTool(kind=kind, name=name if isinstance(name, str) else "", options=options))
     return None
 
 
