@@ -9,6 +9,7 @@ import pytest
 
 from pipeline.model import TextPart, ThinkingConfig, ThinkingPart, ToolCallPart, ToolChoice, ToolResultPart
 from pipeline.protocols.responses import ResponsesCodec, decode_request
+from pipeline.protocols.responses.client_decode import VERBOSITY_LOW
 from pipeline.protocols.responses.client_decode_echo import ClientTool
 from tests.protocols.responses_decode_helpers import CODEX, HOSTED, body_of, decode, decode_echo, loss_keys
 
@@ -28,9 +29,11 @@ def test_capture_key_facts(name: str) -> None:
     assert request.stream is True
     assert request.tool_choice == ToolChoice(mode="auto")
     assert request.parallel_tool_calls is True
-    # The system prompt is the developer messages (Codex sends no `instructions`).
+    # The system prompt is the developer messages (Codex sends no `instructions`), then the line
+    # that carries Codex's text.verbosity "low".
     developer = [p["text"] for it in body["input"] if it.get("role") == "developer" for p in it["content"]]
-    assert list(request.system) == developer
+    low = [VERBOSITY_LOW] if (body.get("text") or {}).get("verbosity") == "low" else []
+    assert list(request.system) == developer + low
     assert request.system[0].startswith("You are")
     assert all(m.role != "system" for m in request.messages)
     users = [it for it in body["input"] if it.get("role") == "user"]
@@ -42,6 +45,8 @@ def test_capture_key_facts(name: str) -> None:
             assert tool["name"] in names
         elif tool["type"] == "namespace":
             assert {f"{tool['name']}__{inner['name']}" for inner in tool["tools"]} <= names
+        elif tool["type"] == "tool_search" and tool.get("execution") == "client":
+            assert "tool_search" in names and decode_echo(body).tool_targets["tool_search"].kind == "tool_search"
         else:
             assert tool["type"] in HOSTED
             assert any(loss.what == "server_tool" and tool["type"] in loss.detail for loss in request.losses)
@@ -86,7 +91,8 @@ def test_capture_custom_apply_patch_tool() -> None:
 def test_client_tool_facts_kept_for_the_encoder() -> None:
     """Stages may rename ToolSpecs for the upstream; the encoder still needs the client's view."""
     echo = decode_echo(body_of("codex-write-file-1.json"))
-    assert echo.tool_targets == {"apply_patch": ClientTool("custom", "apply_patch", None)}
+    assert echo.tool_targets == {"apply_patch": ClientTool("custom", "apply_patch", None),
+                                 "tool_search": ClientTool("tool_search", "tool_search", None)}
     echo = decode_echo(body_of("codex-model-deepseek-chat-tool-1.json"))
     assert echo.tool_targets["multi_agent_v1__wait_agent"] == ClientTool("function", "wait_agent", "multi_agent_v1")
     assert "exec_command" not in echo.tool_targets  # plain functions need no facts

@@ -9,7 +9,7 @@ import pytest
 
 from pipeline.errors import RequestError
 from pipeline.model import ResponseFormat, ThinkingConfig, ToolChoice
-from pipeline.protocols.responses.client_decode import STATELESS
+from pipeline.protocols.responses.client_decode import STATELESS, VERBOSITY_HIGH, VERBOSITY_LOW
 from pipeline.protocols.responses.client_decode_echo import ResponsesEcho
 from tests.protocols.responses_decode_helpers import decode, decode_echo, error_of, loss_keys, req
 
@@ -86,6 +86,29 @@ def test_reasoning_summary_kept() -> None:
     assert decode_echo(req("q", reasoning={"effort": "low", "summary": "concise"})).reasoning_summary == "concise"
 
 
+@pytest.mark.parametrize(("summary", "losses"), [
+    ("none", []), ("auto", []), ("concise", ["reasoning_summary"]), ("detailed", ["reasoning_summary"])])
+def test_reasoning_summary_values(summary: str, losses: list[str]) -> None:
+    """A summary the upstream cannot write (DeepSeek gives raw reasoning) is said in a loss."""
+    body = req("q", reasoning={"effort": "high", "summary": summary})
+    request = decode(body)
+    assert decode_echo(body).reasoning_summary == summary and loss_keys(request) == losses
+    assert all("raw reasoning, not a summary" in loss.detail for loss in request.losses)
+    assert "reasoning.summary: expected one of none, auto, concise, detailed" in error_of(
+        req("q", reasoning={"summary": "brief"}))
+
+
+def test_text_verbosity_is_a_system_line() -> None:
+    """Codex sends ``low`` on every request: it reaches the model as the system prompt's last line."""
+    low = decode(req([{"type": "message", "role": "developer", "content": "You are Codex."},
+                      {"type": "message", "role": "user", "content": "q"}], text={"verbosity": "low"}))
+    assert low.system == ("You are Codex.", VERBOSITY_LOW) and not low.losses
+    assert decode(req("q", text={"verbosity": "high"})).system == (VERBOSITY_HIGH,)
+    assert decode(req("q", text={"verbosity": "medium"})).system == ()  # the API's default: nothing to say
+    assert decode(req("q")).system == ()
+    assert "text.verbosity: expected one of low, medium, high" in error_of(req("q", text={"verbosity": "max"}))
+
+
 def test_text_format() -> None:
     schema = {"type": "object", "properties": {"a": {"type": "string"}}}
     fmt = {"type": "json_schema", "name": "out", "schema": schema, "strict": True}
@@ -105,7 +128,7 @@ def test_scalar_parameters_and_extras() -> None:
     assert (request.max_output_tokens, request.temperature, request.top_p) == (500, 0.2, 0.9)
     assert request.parallel_tool_calls is False and request.stream is False
     assert request.user == "sid"
-    assert decode_echo(body) == ResponsesEcho(store=True, metadata={"k": "v"})
+    assert decode_echo(body) == ResponsesEcho(store=True, metadata={"k": "v"}, max_output_tokens=500)
     assert request.losses == ()
     assert decode(req("q", user="u1", safety_identifier="sid")).user == "u1"
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import httpx
+import msgspec
 import openai
 import pytest
 
@@ -70,6 +71,32 @@ def test_reasoning_signature_and_function_call() -> None:
     assert final["usage"]["output_tokens_details"]["reasoning_tokens"] == 12
     assert final["usage"]["total_tokens"] == 70
     assert {e["output_index"] for e in events[2:9]} == {0} and events[9]["output_index"] == 1
+
+
+def test_summary_none_withholds_the_reasoning_text_but_keeps_its_envelope() -> None:
+    """``reasoning.summary: none``: no summary part or delta, the item's summary empty, its
+    ``encrypted_content`` the envelope all the same (the replay needs only that)."""
+    decoded = make_request(reasoning={"effort": "high", "summary": "none"})
+    script = start() + thinking_block(0, "secret ", "plan", signature="gw2.ENV") + text_block(1, "ok") + stop()
+    events = run(script, decoded)
+    assert not [t for t in types(events) if "reasoning" in t]
+    reasoning, message = done_items(events)
+    assert reasoning == {"type": "reasoning", "id": reasoning["id"], "summary": [], "encrypted_content": "gw2.ENV",
+                         "status": "completed"}
+    assert terminal(events)["output"] == [reasoning, message]
+    assert "secret" not in json.dumps(events)
+    shown = run(script, make_request(reasoning={"effort": "high", "summary": "auto"}))
+    assert done_items(shown)[0]["summary"] == [{"type": "summary_text", "text": "secret plan"}]
+
+
+def test_max_output_tokens_echoes_the_clients_value_not_the_budget() -> None:
+    """A stage's budget (``token_budget`` fills ``max_output_tokens`` in) is not the client's."""
+    request, echo = make_request()
+    budgeted = msgspec.structs.replace(request, max_output_tokens=393_216)
+    assert terminal(run(start() + stop(), (budgeted, echo)))["max_output_tokens"] is None
+    request, echo = make_request(max_output_tokens=300)
+    budgeted = msgspec.structs.replace(request, max_output_tokens=250)
+    assert terminal(run(start() + stop(), (budgeted, echo)))["max_output_tokens"] == 300
 
 
 def test_reasoning_without_signature_or_text() -> None:

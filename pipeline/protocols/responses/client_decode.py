@@ -12,7 +12,7 @@ from typing import get_args
 import msgspec
 
 from pipeline.errors import RequestError
-from pipeline.model import ChatRequest, Effort, ResponseFormat, ThinkingConfig
+from pipeline.model import ChatRequest, Effort, ResponseFormat, ThinkingConfig, ToolSpec
 from pipeline.protocols.request_body import decode_body
 from pipeline.protocols.responses.client_decode_echo import ResponsesEcho, tool_choice_echo, tool_targets
 from pipeline.protocols.responses.client_decode_history import History
@@ -23,6 +23,10 @@ from pipeline.protocols.responses.models import ReasoningParam, ResponsesRequest
 _REQUEST_DECODER = msgspec.json.Decoder(ResponsesRequest)
 _EFFORTS: tuple[str, ...] = get_args(Effort)
 _NULL = b"null"
+_SUMMARIES = ("none", "auto", "concise", "detailed")
+VERBOSITY_LOW = "Be concise: answer in as few words as the task allows (the client asked for low verbosity)."
+VERBOSITY_HIGH = "Be thorough: explain your answers in full detail (the client asked for high verbosity)."
+_VERBOSITY = {"low": VERBOSITY_LOW, "medium": None, "high": VERBOSITY_HIGH}
 
 STATELESS = (
     "previous_response_id is not supported: this gateway is stateless; resend the full "
@@ -42,8 +46,11 @@ def decode_request(body: bytes) -> tuple[ChatRequest, ResponsesEcho]:
 
     ``user`` falls back to ``safety_identifier`` (its successor in the API), never to
     ``prompt_cache_key`` (a per-conversation id, not an end-user id). ``prompt_cache_key``,
-    ``store``, ``include``, ``metadata`` and ``reasoning.summary`` go to the echo, with the
-    client-facing tool facts the encoder needs after stages renamed tools for the upstream.
+    ``store``, ``include``, ``metadata``, ``max_output_tokens`` and ``reasoning.summary`` go to
+    the echo, with the client-facing tool facts the encoder needs after stages renamed tools for
+    the upstream. ``text.verbosity`` ``low`` / ``high`` becomes the system prompt's last line.
+    The tools a client-run ``tool_search`` loaded (in its ``tool_search_output`` items) are
+    offered after the request's own.
 
     Returns:
         The neutral request (what it cannot carry is listed in ``losses``) and the echo for the
@@ -74,14 +81,17 @@ def decode_request(body: bytes) -> tuple[ChatRequest, ResponsesEcho]:
         history.read_text(wire.input)
     else:
         history.read(wire.input)
-    tools = decode_tools(wire.tools or [], reader)
+    offered, searches = decode_tools(wire.tools or [], reader)
+    tools = _with_loaded(offered, history.loaded)
     tool_choice = decode_tool_choice(wire.tool_choice, tools, reader)
     thinking = _thinking(wire.reasoning)
+    summary = _summary(wire.reasoning, reader)
+    verbosity = _verbosity(wire.text)
     _unsupported(wire, reader)
     request = ChatRequest(
         model=wire.model,
         messages=tuple(history.messages),
-        system=tuple(history.system),
+        system=(*history.system, verbosity) if verbosity else tuple(history.system),
         tools=tools,
         server_tools=tuple(reader.server_tools),
         tool_choice=tool_choice,
@@ -95,17 +105,60 @@ def decode_request(body: bytes) -> tuple[ChatRequest, ResponsesEcho]:
         stream=bool(wire.stream),
         losses=tuple(reader.losses),
     )
-    reasoning = wire.reasoning
     echo = ResponsesEcho(
-        tool_targets=tool_targets(tools),
+        tool_targets=tool_targets(tools, searches),
         tool_choice=tool_choice_echo(tool_choice, tools) if tool_choice is not None else None,
         metadata=dict(wire.metadata) if wire.metadata else None,
         store=wire.store,
         include=tuple(wire.include) if wire.include is not None else None,
         prompt_cache_key=wire.prompt_cache_key,
-        reasoning_summary=(reasoning.summary or reasoning.generate_summary) if reasoning is not None else None,
+        reasoning_summary=summary,
+        max_output_tokens=wire.max_output_tokens,
     )
     return request, echo
+
+
+def _with_loaded(offered: tuple[ToolSpec, ...], loaded: list[ToolSpec]) -> tuple[ToolSpec, ...]:
+    """The request's tools, then those the client's tool searches loaded (Codex sends them only
+    in the ``tool_search_output`` items: the Responses API offers them from there), once each."""
+    if not loaded:
+        return offered
+    names = {spec.name for spec in offered}
+    extra = []
+    for spec in loaded:
+        if spec.name not in names:
+            names.add(spec.name)
+            extra.append(spec)
+    return (*offered, *extra)
+
+
+def _summary(reasoning: ReasoningParam | None, reader: Reader) -> str | None:
+    """``reasoning.summary``: ``none`` withholds the reasoning text from the client, ``auto``
+    shows the upstream's reasoning as the summary; ``concise`` and ``detailed`` ask for a form of
+    summary no upstream of this gateway but OpenAI writes (DeepSeek and local servers return their
+    raw reasoning): it is shown whole, and the loss says so."""
+    if reasoning is None:
+        return None
+    summary = reasoning.summary or reasoning.generate_summary
+    if summary is None:
+        return None
+    if summary not in _SUMMARIES:
+        raise RequestError(f"reasoning.summary: expected one of {', '.join(_SUMMARIES)}, got {summary!r}")
+    if summary in ("concise", "detailed"):
+        reader.lose("reasoning_summary", f"reasoning.summary {summary!r}: the upstream's reasoning is shown as "
+                    "it came (DeepSeek's is its raw reasoning, not a summary)")
+    return summary
+
+
+def _verbosity(text: TextParam | None) -> str | None:
+    """``text.verbosity`` as an instruction line at the end of the system prompt (``medium``, the
+    API's default, and absent: none); no upstream of this gateway takes the setting itself."""
+    verbosity = text.verbosity if text is not None else None
+    if verbosity is None:
+        return None
+    if verbosity not in _VERBOSITY:
+        raise RequestError(f"text.verbosity: expected one of low, medium, high, got {verbosity!r}")
+    return _VERBOSITY[verbosity]
 
 
 def _thinking(reasoning: ReasoningParam | None) -> ThinkingConfig:

@@ -17,10 +17,11 @@ from pipeline.model import ToolChoice, ToolSpec
 
 
 class ClientTool(msgspec.Struct, frozen=True):
-    """How the client knows a tool that is not a plain function: its kind, its own (inner) name,
-    and the namespace it was flattened from."""
+    """How the client knows a tool that is not a plain function: its kind (``tool_search``: a
+    client-executed search, whose call is a ``tool_search_call`` item), its own (inner) name, and
+    the namespace it was flattened from."""
 
-    kind: Literal["function", "custom", "local_shell"]
+    kind: Literal["function", "custom", "local_shell", "tool_search"]
     name: str
     namespace: str | None = None
 
@@ -32,9 +33,14 @@ class ResponsesEcho(msgspec.Struct, frozen=True, kw_only=True):
     tool_choice: the ``tool_choice`` to echo on the Response, named as the client knows the tool
         (``None``: the client sent none).
     metadata: the client's ``metadata``, echoed on the Response.
-    store, include, prompt_cache_key, reasoning_summary: the client's ``store``, ``include``,
-        ``prompt_cache_key`` and ``reasoning.summary`` as sent (``None``: absent); kept with the
-        request's facts, not echoed on the Response (yet).
+    max_output_tokens: the client's ``max_output_tokens`` (``None``: absent), echoed on the
+        Response as sent, not the budget ``token_budget`` computed for the upstream.
+    reasoning_summary: the client's ``reasoning.summary``: ``"none"`` withholds the reasoning
+        text (the reasoning item still carries its ``encrypted_content``); any other value or
+        none shows it as the summary.
+    store, include, prompt_cache_key: the client's ``store``, ``include`` and
+        ``prompt_cache_key`` as sent (``None``: absent); kept with the request's facts, not echoed
+        on the Response (yet).
     """
 
     tool_targets: Mapping[str, ClientTool] = msgspec.field(default_factory=dict)
@@ -44,15 +50,18 @@ class ResponsesEcho(msgspec.Struct, frozen=True, kw_only=True):
     include: tuple[str, ...] | None = None
     prompt_cache_key: str | None = None
     reasoning_summary: str | None = None
+    max_output_tokens: int | None = None
 
 
 NO_ECHO = ResponsesEcho()  # a request whose decoder had nothing to tell
 
 
-def tool_targets(tools: tuple[ToolSpec, ...]) -> dict[str, ClientTool]:
-    """The ``tool_targets`` of the decoded tools."""
-    return {spec.name: ClientTool(spec.kind, spec.client_name or spec.name, spec.namespace)
-            for spec in tools if spec.kind != "function" or spec.namespace}
+def tool_targets(tools: tuple[ToolSpec, ...], searches: frozenset[str] = frozenset()) -> dict[str, ClientTool]:
+    """The ``tool_targets`` of the decoded tools (``searches``: the client-executed tool_search names)."""
+    targets = {spec.name: ClientTool(spec.kind, spec.client_name or spec.name, spec.namespace)
+               for spec in tools if spec.kind != "function" or spec.namespace}
+    targets.update((name, ClientTool("tool_search", name)) for name in searches)
+    return targets
 
 
 def tool_choice_echo(choice: ToolChoice, tools: tuple[ToolSpec, ...]) -> str | dict[str, str]:

@@ -1,8 +1,11 @@
 """Responses ``input`` items → neutral system texts and messages (PROTOCOLS §2.2, §5.3).
 
 A run of reasoning + assistant message + call items becomes ONE assistant message (DeepSeek
-wants one per step); tool outputs become ``tool`` messages keyed by ``call_id``. Hosted-tool
-items are dropped with a loss. Nothing else is dropped, nothing invented.
+wants one per step); tool outputs become ``tool`` messages keyed by ``call_id``. A client-run
+search (Codex's ``tool_search_call`` / ``tool_search_output``, ``execution: "client"``) is a call
+of the ``tool_search`` function and its result, which names the tools it loaded; those tools are
+kept in ``loaded`` and offered with the request's own. Hosted-tool items are dropped with a loss.
+Nothing else is dropped, nothing invented.
 """
 
 from __future__ import annotations
@@ -18,9 +21,10 @@ from pipeline.model import (
     ThinkingPart,
     ToolCallPart,
     ToolResultPart,
+    ToolSpec,
 )
 from pipeline.protocols.responses.client_decode_reader import Reader
-from pipeline.protocols.responses.client_decode_tools import LOCAL_SHELL, flat_name
+from pipeline.protocols.responses.client_decode_tools import LOCAL_SHELL, TOOL_SEARCH, decode_tools, flat_name
 from pipeline.protocols.responses.models import (
     ContentPartParam,
     CustomToolCallItem,
@@ -31,6 +35,8 @@ from pipeline.protocols.responses.models import (
     MessageItem,
     ReasoningItem,
     ToolOutputItem,
+    ToolSearchCallItem,
+    ToolSearchOutputItem,
 )
 from pipeline.protocols.values import decode_value
 
@@ -69,6 +75,7 @@ class History:
         self.reader = reader
         self.system: list[str] = []
         self.messages: list[Message] = []
+        self.loaded: list[ToolSpec] = []  # the tools the client's tool searches loaded, in order
         self._step: _Step | None = None
 
     def read(self, items: list[msgspec.Raw]) -> None:
@@ -97,6 +104,17 @@ class History:
         elif kind in _OUTPUT_TYPES:
             out = decode_value(raw, ToolOutputItem, path)
             self._result(out.call_id, self._parts(out.output, f"{path}.output", images=True, where=" of a tool output"))
+        elif kind == "tool_search_call":
+            call = decode_value(raw, ToolSearchCallItem, path)
+            if self._client_run(call.execution, kind, path):
+                self._open().calls.append(ToolCallPart(id=_call_id(call.call_id, path), name=TOOL_SEARCH,
+                                                       arguments=_search_arguments(call.arguments)))
+        elif kind == "tool_search_output":
+            search = decode_value(raw, ToolSearchOutputItem, path)
+            if self._client_run(search.execution, kind, path):
+                specs, _ = decode_tools(search.tools, self.reader, f"{path}.tools")
+                self.loaded.extend(specs)
+                self._result(_call_id(search.call_id, path), (TextPart(_loaded_text(specs, search.status)),))
         elif kind == "local_shell_call_output":
             shell = decode_value(raw, LocalShellOutputItem, path)
             call_id = shell.call_id or shell.id
@@ -104,9 +122,16 @@ class History:
                 raise RequestError(f"{path}.call_id: field required")
             self._result(call_id, (TextPart(shell.output),) if shell.output else ())
         else:
-            # web_search_call, image_generation_call, compaction, tool_search_*, item_reference,
+            # web_search_call, image_generation_call, compaction, item_reference,
             # mcp_*, computer_call*, ... : produced or resolved by OpenAI's servers only.
             self.reader.lose("input_item", f"{path}: {kind} item dropped")
+
+    def _client_run(self, execution: str | None, kind: str, path: str) -> bool:
+        """A tool search item the client ran (else the server did: a loss)."""
+        if execution == "client":
+            return True
+        self.reader.lose("input_item", f"{path}: {kind} item of a server-run search dropped")
+        return False
 
     def _open(self) -> _Step:
         if self._step is None:
@@ -197,6 +222,27 @@ class History:
         self._flush()
         part = ToolResultPart(call_id=call_id, content=content)
         self.messages.append(Message(role="tool", parts=(part,)))
+
+
+def _call_id(call_id: str | None, path: str) -> str:
+    if not call_id:
+        raise RequestError(f"{path}.call_id: field required")
+    return call_id
+
+
+def _search_arguments(arguments: object) -> str:
+    """A tool_search_call's arguments (a JSON value) as the JSON text of a function call."""
+    if isinstance(arguments, str):
+        return arguments
+    return _ENCODER.encode({} if arguments is None else arguments).decode()
+
+
+def _loaded_text(specs: list[ToolSpec] | tuple[ToolSpec, ...], status: str | None) -> str:
+    """What the model reads as the search's result: the tools it made callable, by the names
+    they are offered under (their definitions are in the request's tools)."""
+    if not specs:
+        return f"tool_search ({status or 'completed'}): no tools found"
+    return f"tool_search ({status or 'completed'}): these tools are now callable: " + ", ".join(s.name for s in specs)
 
 
 def _thinking(item: ReasoningItem) -> ThinkingPart:

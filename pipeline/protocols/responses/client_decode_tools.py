@@ -1,7 +1,10 @@
 """Responses ``tools`` and ``tool_choice`` → neutral ``ToolSpec`` / ``ToolChoice`` (§2.3, §5.3).
 
 function and custom map one to one, local_shell becomes a function-shaped spec, a namespace is
-flattened to ``<ns>__<name>``; hosted tools (web_search, tool_search, ...) are dropped with a loss.
+flattened to ``<ns>__<name>``. A client-executed ``tool_search`` (Codex's, ``execution: "client"``:
+Codex runs the search over its deferred tools) is offered as a function of that name; hosted tools
+(web_search, a server-run tool_search, ...) are dropped with a loss. The tools a
+``tool_search_output`` loaded are decoded here too (``decode_tools`` on its ``tools``).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from pipeline.protocols.responses.models import (
     NamespaceToolParam,
     ToolChoiceParam,
     ToolHead,
+    ToolSearchToolParam,
 )
 from pipeline.protocols.values import decode_value
 
@@ -38,6 +42,15 @@ LOCAL_SHELL_PARAMETERS: dict[str, Any] = {
     "additionalProperties": False,
 }
 
+TOOL_SEARCH = "tool_search"  # the tool's name: the type has none of its own, Codex calls it so
+TOOL_SEARCH_DESCRIPTION = "Search the deferred tools; the tools found become callable on the next turn."
+TOOL_SEARCH_PARAMETERS: dict[str, Any] = {
+    "type": "object",
+    "properties": {"query": {"type": "string"}, "limit": {"type": "number"}},
+    "required": ["query"],
+    "additionalProperties": False,
+}
+
 _STR_CHOICES = ("auto", "none", "required")
 _CHOICE: Any = str | ToolChoiceParam | None
 _CHOICE_EXPECTED = 'expected one of "auto", "none", "required" or an object'
@@ -48,18 +61,40 @@ def flat_name(namespace: str | None, name: str) -> str:
     return f"{namespace}__{name}" if namespace else name
 
 
-def decode_tools(raws: list[msgspec.Raw], reader: Reader) -> tuple[ToolSpec, ...]:
+def decode_tools(raws: list[msgspec.Raw], reader: Reader, where: str = "tools"
+                 ) -> tuple[tuple[ToolSpec, ...], frozenset[str]]:
+    """``tools`` (or the tools of a ``tool_search_output`` at ``where``) → the specs, and the
+    names among them of client-executed ``tool_search`` tools (the encoder answers their calls
+    with a ``tool_search_call`` item)."""
     specs: list[ToolSpec] = []
+    searches: set[str] = set()
     for i, raw in enumerate(raws):
-        path = f"tools.{i}"
+        path = f"{where}.{i}"
         kind = decode_value(raw, ToolHead, path).type
         if kind == "namespace":
             specs.extend(_namespace(raw, path, reader))
             continue
-        spec = _tool(raw, kind, path, None, reader)
+        if kind == TOOL_SEARCH:
+            spec = _search(raw, path, reader)
+            if spec is not None:
+                searches.add(spec.name)
+        else:
+            spec = _tool(raw, kind, path, None, reader)
         if spec is not None:
             specs.append(spec)
-    return tuple(specs)
+    return tuple(specs), frozenset(searches)
+
+
+def _search(raw: msgspec.Raw, path: str, reader: Reader) -> ToolSpec | None:
+    search = decode_value(raw, ToolSearchToolParam, path)
+    if search.execution != "client":
+        reader.lose("server_tool", f"{path}: tool_search tool dropped (a hosted search cannot run on this upstream)")
+        return None
+    return ToolSpec(
+        name=TOOL_SEARCH,
+        description=search.description or TOOL_SEARCH_DESCRIPTION,
+        parameters=search.parameters or TOOL_SEARCH_PARAMETERS,
+    )
 
 
 def _tool(raw: msgspec.Raw, kind: str, path: str, namespace: str | None, reader: Reader) -> ToolSpec | None:
@@ -156,6 +191,7 @@ def _resolve(name: str, tools: tuple[ToolSpec, ...]) -> str:
 __all__ = [
     "LOCAL_SHELL",
     "LOCAL_SHELL_PARAMETERS",
+    "TOOL_SEARCH",
     "decode_tool_choice",
     "decode_tools",
     "flat_name",

@@ -1,9 +1,11 @@
 """The Responses output state machine shared by the SSE encoder and the collector (§5.4).
 
 Blocks map to output items in order: thinking → reasoning (summary + ``encrypted_content``, the
-signature: ``thinking_filter``'s envelope, encrypted for the upstream that reasoned),
-text → message, tool_call → function_call / custom_tool_call / local_shell_call by the offered
-tool's kind. ``_emit`` is the only output: the encoder frames it, the collector ignores it.
+signature: ``thinking_filter``'s envelope, encrypted for the upstream that reasoned; with the
+client's ``reasoning.summary`` ``none`` the item has no summary and no summary events, its
+``encrypted_content`` all the same), text → message, tool_call → function_call /
+custom_tool_call / local_shell_call / tool_search_call by the offered tool's kind. ``_emit`` is
+the only output: the encoder frames it, the collector ignores it.
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ class _Block:
     __slots__ = ("index", "item", "kind", "parts", "signature", "streamer", "summary_open", "templates", "tool")
 
     def __init__(self, kind: str, index: int, item: Any, tool: items.ToolTarget | None = None) -> None:
-        self.kind = kind  # thinking | text | function | custom | local_shell
+        self.kind = kind  # thinking | text | function | custom | local_shell | tool_search
         self.index = index
         self.item = item
         self.tool = tool
@@ -105,6 +107,7 @@ class ResponseCore:
         self.response_id = response_id or new_id("resp_")
         self._created_at = int(time.time()) if created_at is None else created_at
         self._parallel = True if request.parallel_tool_calls is None else request.parallel_tool_calls
+        self._show_reasoning = echo.reasoning_summary != "none"
         self._tool_choice = items.tool_choice(request, echo)
         self._metadata: dict[str, Any] | msgspec.UnsetType = dict(echo.metadata) if echo.metadata else msgspec.UNSET
         self._output: dict[int, Any] = {}
@@ -191,7 +194,7 @@ class ResponseCore:
             incomplete_details=w.IncompleteDetails(reason=incomplete) if incomplete else None,
             usage=items.usage(self._usage) if done and self._usage is not None else None,
             completed_at=int(time.time()) if self.status == "completed" else msgspec.UNSET,
-            max_output_tokens=items.opt(request.max_output_tokens),
+            max_output_tokens=self._echo.max_output_tokens,  # the client's, not the budget sent upstream
             temperature=items.opt(request.temperature),
             top_p=items.opt(request.top_p),
             metadata=self._metadata,
@@ -244,8 +247,8 @@ class ResponseCore:
                 id=new_id("msg_"), role="assistant", status="in_progress", content=[]))
         else:
             tool = items.target(self._request, self._echo, event.name, event.call_id or new_id("call_"))
-            if tool.kind == "local_shell":  # announced at BlockStop: the action needs all arguments
-                block = _Block("local_shell", index, None, tool)
+            if tool.kind in ("local_shell", "tool_search"):  # announced at BlockStop: it needs all arguments
+                block = _Block(tool.kind, index, None, tool)
             elif tool.kind == "custom":
                 block = _Block("custom", index, items.custom_item(new_id("ctc_"), tool, "", "in_progress"), tool)
             else:
@@ -272,7 +275,7 @@ class ResponseCore:
                 block.parts.append(text)
                 self._emit_delta(w.ResponseTextDeltaEvent, block, text)
         elif isinstance(event, ThinkingDelta):
-            if kind == "thinking":
+            if kind == "thinking" and self._show_reasoning:
                 block.parts.append(text)
                 if not block.summary_open:
                     block.summary_open = True
@@ -340,6 +343,10 @@ class ResponseCore:
             args_done = w.ResponseFunctionCallArgumentsDoneEvent(
                 sequence_number=0, item_id=final.id, output_index=index, name=final.name, arguments=arguments)
             return _Held(index, final, [args_done, self._item_done(index, final)], items.is_json(arguments))
+        if block.kind == "tool_search":
+            found = items.search_item(new_id("tsc_"), tool, arguments, "completed")
+            return _Held(index, found, [self._item_added(index, replace(found, status="in_progress")),
+                                        self._item_done(index, found)], items.is_json(arguments))
         action = items.shell_action(arguments)
         if action is not None:
             shell = w.ResponseLocalShellCall(id=new_id("lsh_"), call_id=tool.call_id, status="completed",

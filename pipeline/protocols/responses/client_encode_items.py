@@ -22,7 +22,7 @@ _DECODER = msgspec.json.Decoder()
 class ToolTarget(msgspec.Struct, frozen=True):
     """How a neutral tool call is shown to the client."""
 
-    kind: str  # function | custom | local_shell
+    kind: str  # function | custom | local_shell | tool_search
     call_id: str
     name: str
     namespace: str | msgspec.UnsetType = msgspec.UNSET
@@ -83,6 +83,17 @@ def function_item(item_id: str, tool: ToolTarget, arguments: str, status: str) -
         namespace=tool.namespace)
 
 
+def search_item(item_id: str, tool: ToolTarget, arguments: str, status: str) -> w.ResponseToolSearchCall:
+    """A client-executed tool search's call: its arguments as the JSON value they hold (as sent
+    when they are not JSON: Codex then answers with a failed search the model can read)."""
+    try:
+        value: Any = _DECODER.decode(arguments.encode())
+    except msgspec.DecodeError:
+        value = arguments
+    return w.ResponseToolSearchCall(id=item_id, call_id=tool.call_id, execution="client", status=status,
+                                    arguments=value)
+
+
 def custom_item(item_id: str, tool: ToolTarget, text: str, status: str) -> w.ResponseCustomToolCall:
     return w.ResponseCustomToolCall(
         id=item_id, call_id=tool.call_id, name=tool.name, input=text, status=status, namespace=tool.namespace)
@@ -119,6 +130,7 @@ __all__ = [
     "function_item",
     "is_json",
     "opt",
+    "search_item",
     "shell_action",
     "target",
     "tool_choice",

@@ -125,6 +125,23 @@ class LocalShellCallItem(msgspec.Struct):
     action: LocalShellAction
 
 
+class ToolSearchCallItem(msgspec.Struct):
+    """tool_search_call: ``arguments`` is a JSON value (Codex: ``{query, limit?}``), not a string."""
+
+    call_id: str | None = None
+    execution: str | None = None
+    arguments: Any = None
+
+
+class ToolSearchOutputItem(msgspec.Struct):
+    """tool_search_output: the tools the search loaded (function / namespace definitions)."""
+
+    call_id: str | None = None
+    execution: str | None = None
+    status: str | None = None
+    tools: list[msgspec.Raw] = msgspec.field(default_factory=list)
+
+
 class ToolOutputItem(msgspec.Struct):
     """function_call_output / custom_tool_call_output."""
 
@@ -172,6 +189,14 @@ class NamespaceToolParam(msgspec.Struct):
     tools: list[msgspec.Raw] = msgspec.field(default_factory=list)
 
 
+class ToolSearchToolParam(msgspec.Struct):
+    """``tool_search``: ``execution`` "client" (Codex runs the search itself) or hosted."""
+
+    execution: str | None = None
+    description: str | None = None
+    parameters: dict[str, Any] | None = None
+
+
 class ToolChoiceParam(msgspec.Struct):
     """Object forms of ``tool_choice``: function, custom, allowed_tools, hosted tool types."""
 
@@ -202,4 +227,7 @@ __all__ = [
     "ToolChoiceParam",
     "ToolHead",
     "ToolOutputItem",
+    "ToolSearchCallItem",
+    "ToolSearchOutputItem",
+    "ToolSearchToolParam",
 ]

@@ -71,12 +71,23 @@ class ResponseLocalShellCall(msgspec.Struct, tag="local_shell_call", tag_field="
     action: LocalShellExec
 
 
+class ResponseToolSearchCall(msgspec.Struct, tag="tool_search_call", tag_field="type", kw_only=True):
+    """A call of a client-executed tool search: ``arguments`` is a JSON value, not a string."""
+
+    id: str
+    call_id: str
+    execution: str
+    status: str
+    arguments: Any
+
+
 OutputItem = (
     ResponseReasoningItem
     | ResponseOutputMessage
     | ResponseFunctionToolCall
     | ResponseCustomToolCall
     | ResponseLocalShellCall
+    | ResponseToolSearchCall
 )
 
 # The Response object.
@@ -122,7 +133,7 @@ class ResponseObject(msgspec.Struct, kw_only=True):
     incomplete_details: IncompleteDetails | None = None
     usage: ResponseUsage | None = None
     completed_at: int | UnsetType = UNSET
-    max_output_tokens: int | UnsetType = UNSET
+    max_output_tokens: int | None = None
     temperature: float | UnsetType = UNSET
     top_p: float | UnsetType = UNSET
     metadata: dict[str, Any] | UnsetType = UNSET
@@ -310,6 +321,7 @@ __all__ = [
     "ResponseReasoningSummaryTextDoneEvent",
     "ResponseTextDeltaEvent",
     "ResponseTextDoneEvent",
+    "ResponseToolSearchCall",
     "ResponseUsage",
     "SummaryText",
 ]

@@ -1,0 +1,117 @@
+"""Codex's client-executed ``tool_search`` end to end (issue 17): the official openai SDK →
+hypercorn → gateway (shipped stages) → ``openai_chat`` → the strict simulator (its own process,
+``verify_replay``).
+
+The search reaches DeepSeek as a function; the model's call of it comes back as a
+``tool_search_call`` item, which the client runs; its ``tool_search_output`` goes back in the
+history, and the tools it loaded (Codex sends them only there) are offered to the model on the
+next turn: the simulator can call a deferred, namespaced tool only because it was offered, and its
+call reaches the client by its namespace. The reasoning of the search turn is replayed exactly.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import openai
+import trio
+
+from tests.captures import capture_body
+from tests.e2e.serving import open_gateway
+from tests.e2e.test_serve_responses import CONFIG  # Codex's pipeline: the shipped stages
+
+CODEX_TOOLS = capture_body("codex-tool-1.json")["tools"]  # exec_command, ..., tool_search, web_search
+SEARCH = next(t for t in CODEX_TOOLS if t["type"] == "tool_search")
+EXEC = next(t for t in CODEX_TOOLS if t.get("name") == "exec_command")
+CLOSE = {"type": "function", "name": "close_agent", "description": "Close a sub-agent", "strict": False,
+         "defer_loading": True, "parameters": {"type": "object", "properties": {"target": {"type": "string"}},
+                                               "required": ["target"], "additionalProperties": False}}
+LOADED = {"type": "namespace", "name": "multi_agent_v1", "description": "Tools for sub-agents.",
+          "tools": [CLOSE, {**CLOSE, "name": "wait_agent", "description": "Wait for a sub-agent"}]}
+PROMPT = ('SIM:script call tool_search {"query": "close agent", "limit": 2} ;; '
+          'call multi_agent_v1__close_agent {"target": "agent-1"} ;; text closed it')
+
+
+def answer(client: openai.OpenAI, items: list[dict[str, Any]], stream: bool) -> Any:
+    kwargs: dict[str, Any] = dict(model="gpt-5.5", input=items, tools=[EXEC, SEARCH], store=False,
+                                  include=["reasoning.encrypted_content"], reasoning={"effort": "high", "summary": "auto"})
+    if not stream:
+        return client.responses.create(**kwargs)
+    with client.responses.stream(**kwargs) as events:
+        for _event in events:
+            pass
+        return events.get_final_response()
+
+
+def codex_loop(base_url: str, stream: bool) -> tuple[list[Any], list[dict[str, Any]]]:
+    """Codex's part: run the search over its deferred tools, echo every item back (without ids)."""
+    client = openai.OpenAI(base_url=base_url, api_key="x", max_retries=0)
+    items: list[dict[str, Any]] = [
+        {"type": "message", "role": "developer", "content": [{"type": "input_text", "text": "You are Codex."}]},
+        {"type": "message", "role": "user", "content": [{"type": "input_text", "text": PROMPT}]}]
+    responses = []
+    for _ in range(4):
+        response = answer(client, items, stream)
+        responses.append(response)
+        for out in response.output:
+            item = out.model_dump(exclude_none=True)
+            item.pop("id", None)
+            items.append(item)
+        calls = [o for o in response.output if o.type in ("function_call", "tool_search_call")]
+        for call in calls:
+            if call.type == "tool_search_call":
+                assert call.arguments == {"query": "close agent", "limit": 2}
+                items.append({"type": "tool_search_output", "call_id": call.call_id, "status": "completed",
+                              "execution": "client", "tools": [LOADED]})
+            else:
+                items.append({"type": "function_call_output", "call_id": call.call_id, "output": "closed"})
+        if not calls:
+            break
+    return responses, items
+
+
+async def run_loop(sim, stream: bool) -> tuple[list[Any], list[dict[str, Any]]]:
+    sim.reset(verify_replay=True)
+    async with open_gateway(CONFIG, sim=sim) as (url, _):
+        with trio.fail_after(120):
+            return await trio.to_thread.run_sync(codex_loop, f"{url}/v1", stream)
+
+
+def upstream_tools(body: dict[str, Any]) -> list[str]:
+    return [t["function"]["name"] for t in body.get("tools", [])]
+
+
+class TestToolSearch:
+    async def test_search_then_a_deferred_tool_streaming(self, sim) -> None:
+        responses, _ = await run_loop(sim, stream=True)
+        self.check(responses, sim)
+
+    async def test_search_then_a_deferred_tool_not_streaming(self, sim) -> None:
+        responses, _ = await run_loop(sim, stream=False)
+        self.check(responses, sim)
+
+    @staticmethod
+    def check(responses: list[Any], sim) -> None:
+        assert [r.status for r in responses] == ["completed"] * 3
+        search = next(o for o in responses[0].output if o.type == "tool_search_call")
+        assert search.execution == "client" and search.call_id
+        assert [o.type for o in responses[0].output] == ["reasoning", "tool_search_call"]
+        close = next(o for o in responses[1].output if o.type == "function_call")
+        assert (close.namespace, close.name, json.loads(close.arguments)) == ("multi_agent_v1", "close_agent",
+                                                                             {"target": "agent-1"})
+        assert responses[2].output_text == "closed it"
+        first, second, third = sim.requests()
+        assert "tool_search" in upstream_tools(first)
+        assert "multi_agent_v1__close_agent" not in upstream_tools(first)  # deferred: not loaded yet
+        assert {"tool_search", "multi_agent_v1__close_agent", "multi_agent_v1__wait_agent"} <= set(upstream_tools(second))
+        assert upstream_tools(second) == upstream_tools(third)
+        # The search went up as a call of the function and its result, with the turn's reasoning.
+        turn = next(m for m in second["messages"] if m["role"] == "assistant")
+        assert turn["tool_calls"][0]["function"]["name"] == "tool_search" and turn["reasoning_content"]
+        result = next(m for m in second["messages"] if m["role"] == "tool")
+        assert result["tool_call_id"] == turn["tool_calls"][0]["id"]
+        assert "multi_agent_v1__close_agent" in result["content"]
+        replay = sim.stats()["replay"]
+        assert replay and all(c["unknown_turns"] == 0 and c["verified_turns"] == c["tool_turns"] for c in replay)
+        assert replay[-1]["tool_turns"] == 2
