@@ -18,8 +18,14 @@ import openai
 import trio
 
 from tests.captures import capture_body
-from tests.e2e.serving import open_gateway
-from tests.e2e.test_serve_responses import CONFIG  # Codex's pipeline: the shipped stages
+from tests.e2e.serving import SIM, open_gateway
+
+CONFIG = f"""
+upstreams:
+  sim: {{{SIM}}}
+pipelines:
+  codex: {{client: responses, stages: [thinking_filter, token_budget, tool_ids], upstream: sim}}
+"""
 
 CODEX_TOOLS = capture_body("codex-tool-1.json")["tools"]  # exec_command, ..., tool_search, web_search
 SEARCH = next(t for t in CODEX_TOOLS if t["type"] == "tool_search")
