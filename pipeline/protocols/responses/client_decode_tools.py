@@ -88,8 +88,7 @@ def decode_tools(raws: list[msgspec.Raw], reader: Reader, where: str = "tools"
 def _search(raw: msgspec.Raw, path: str, reader: Reader) -> ToolSpec | None:
     search = decode_value(raw, ToolSearchToolParam, path)
     if search.execution != "client":
-        reader.lose("server_tool", f"{path}: tool_search tool dropped (a hosted search cannot run on this upstream)")
-        return None
+        return _tool(raw, TOOL_SEARCH, path, None, reader)  # hosted: a loss, kept as a ServerTool
     return ToolSpec(
         name=TOOL_SEARCH,
         description=search.description or TOOL_SEARCH_DESCRIPTION,
