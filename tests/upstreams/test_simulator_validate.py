@@ -209,6 +209,24 @@ class TestValidation:
                                          thinking={"type": "disabled"}))
         assert collect(frames(resp))["calls"][0]["name"] == "Bash"
 
+    def test_a_named_tool_choice_is_that_call_and_no_other(self):
+        """A named tool_choice makes the call to that tool only, even where the directive would
+        call another, with the tool's required string arguments filled in."""
+        read = {"type": "function", "function": {"name": "Read", "parameters": {
+            "type": "object", "properties": {"file_path": {"type": "string"}}, "required": ["file_path"]}}}
+        resp = chat(Simulator(), request([user("SIM:shell ls")], tools=[BASH, read], thinking={"type": "disabled"},
+                                         tool_choice={"type": "function", "function": {"name": "Read"}}))
+        calls = collect(frames(resp))["calls"]
+        assert [c["name"] for c in calls] == ["Read"] and json.loads(calls[0]["arguments"]) == {"file_path": "forced"}
+
+    def test_images_are_for_flash_only(self):
+        """DeepSeek has image input on Flash only: an image to Pro is a 400, to Flash it is read."""
+        image = {"role": "user", "content": [{"type": "text", "text": "SIM:text ok"},
+                                             {"type": "image_url", "image_url": {"url": "data:image/png;base64,AA"}}]}
+        status, message = error_of(Simulator(), request([image]))
+        assert status == 400 and "does not support image input" in message
+        assert chat(Simulator(), request([image], model="deepseek-v4-flash")).status == 200
+
     def test_named_tool_choice_must_exist(self):
         """A named tool_choice must name an offered function."""
         body = request([user("hi")], tools=[BASH], thinking={"type": "disabled"},

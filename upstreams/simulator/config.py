@@ -26,6 +26,8 @@ FAULT_KINDS: frozenset[str] = frozenset(get_args(FaultKind))
 DEEPSEEK_MODELS: tuple[str, ...] = (
     "deepseek-v4-pro", "deepseek-v4-flash", "deepseek-flash", "deepseek-chat", "deepseek-reasoner",
 )
+# Of those, the ones that take image input ("image input on Flash only", PROTOCOLS.md §4.1, §4.5).
+VISION_MODELS: tuple[str, ...] = ("deepseek-v4-flash", "deepseek-flash")
 
 
 class ScheduledFault(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

@@ -274,6 +274,15 @@ def _summary(script: Script) -> tuple[str, str]:
     return reasoning, content
 
 
+def _forced_args(schema: dict[str, Any] | None) -> str:
+    """The arguments of a call the directives did not plan but a forced ``tool_choice`` demands:
+    each required string property filled in, so a client's schema check passes."""
+    props = (schema or {}).get("properties") or {}
+    required = [name for name in (schema or {}).get("required") or () if isinstance(name, str)]
+    args = {name: "forced" for name in required if (props.get(name) or {}).get("type", "string") == "string"}
+    return _ENCODE.encode(args).decode()
+
+
 def plan_answer(messages: list[dict[str, Any]], tools: dict[str, dict[str, Any]],
                 tool_choice: str | dict[str, Any], json_mode: bool) -> Plan:
     """Decide this turn's answer from the prompt's directives and the conversation so far."""
@@ -300,12 +309,12 @@ def plan_answer(messages: list[dict[str, Any]], tools: dict[str, dict[str, Any]]
 
     if tool_choice == "none" and calls:
         content, calls = "Tool use is disabled for this request.", []
-    elif isinstance(tool_choice, dict):
+    elif isinstance(tool_choice, dict):  # a named tool: that call and no other
         forced = tool_choice["function"]["name"]
-        if not any(c.name == forced for c in calls):
-            calls = [PlannedCall(forced, "{}")]
+        calls = [c for c in calls if c.name == forced] or [PlannedCall(forced, _forced_args(tools.get(forced)))]
     elif tool_choice == "required" and not calls and tools:
-        calls = [PlannedCall(next(iter(tools)), "{}")]
+        first = next(iter(tools))
+        calls = [PlannedCall(first, _forced_args(tools[first]))]
     if json_mode and not calls:
         content = _ENCODE.encode({"answer": content}).decode()
 

@@ -137,7 +137,8 @@ class Simulator:
         self.chat_requests = 0
         self.requests: deque[Any] = deque(maxlen=self.config.history)
         self._prefixes: OrderedDict[bytes, bytes] = OrderedDict()
-        self._emitted: OrderedDict[str, tuple[str, str, Any]] = OrderedDict()
+        # call id -> (its turn's reasoning, name, arguments, whether it was made thinking)
+        self._emitted: OrderedDict[str, tuple[str, str, Any, bool]] = OrderedDict()
         self._faulted_once: set[str] = set()
         self.stats = SimStats()
         self._verified: set[str] = set()
@@ -223,7 +224,7 @@ class Simulator:
             return error_response(http_fault(fault))
         answer = apply_budget(plan, call.budget, thinking=call.thinking, overload=fault == "overload")
         call_ids = [f"toolu_{i:02d}_{self._random(22)}" for i in range(len(answer.calls))]
-        self._remember(answer, call_ids)
+        self._remember(answer, call_ids, call.thinking)
         self.stats.emitted_calls += len(call_ids)
         renderer = MessagesRenderer(
             message_id=f"msg_{self._random(24)}", model=call.model, thinking=call.thinking,
@@ -261,11 +262,13 @@ class Simulator:
                 continue
             thoughts = [b for b in blocks if b["type"] == "thinking"]
             text = "".join(b["thinking"] for b in thoughts)
-            for block, (reasoning, name, args) in known:
+            for block, (reasoning, name, args, thought) in known:
                 if text.encode() != reasoning.encode():
                     raise bad(f"messages[{i}]: the thinking differs from what was generated with tool call "
                               f"{block['id']}: expected {reasoning!r}, got {text!r}")
-                if len(thoughts) != 1 or not thoughts[0].get("signature"):
+                # A call made with thinking off had no thinking block, so no signature to come back
+                # with: its empty block (the presence the thinking mode checks) is all there is.
+                if len(thoughts) != 1 or (thought and not thoughts[0].get("signature")):
                     raise bad(f"messages[{i}]: the thinking block of tool call {block['id']} came back without "
                               "its signature")
                 if block["name"] != name or block["input"] != args:
@@ -306,7 +309,7 @@ class Simulator:
         answer = apply_budget(plan, call.budget, thinking=call.thinking,
                               overload=fault == "overload")
         call_ids = [f"call_{i:02d}_{self._random(24)}" for i in range(len(answer.calls))]
-        self._remember(answer, call_ids)
+        self._remember(answer, call_ids, call.thinking)
         self.stats.emitted_calls += len(call_ids)
         use = usage(call.prompt_tokens, self._cached(call), answer)
         if wire is not None:
@@ -391,13 +394,13 @@ class Simulator:
         hit = (shared // _CACHE_UNIT) * _CACHE_UNIT
         return min(hit, ((prompt_tokens - 1) // _CACHE_UNIT) * _CACHE_UNIT)
 
-    def _remember(self, answer: Answer, call_ids: list[str]) -> None:
+    def _remember(self, answer: Answer, call_ids: list[str], thinking: bool) -> None:
         for call, call_id in zip(answer.calls, call_ids, strict=True):
             try:
                 args = _DECODE.decode(call.arguments)
             except msgspec.DecodeError:
                 args = call.arguments
-            self._emitted[call_id] = (answer.reasoning, call.name, args)
+            self._emitted[call_id] = (answer.reasoning, call.name, args, thinking)
             if len(self._emitted) > _REMEMBERED:
                 self._verified.discard(self._emitted.popitem(last=False)[0])
 
@@ -416,7 +419,7 @@ class Simulator:
                 check.unknown_turns += 1
                 continue
             for tc, known in known_calls:
-                reasoning, name, args = known
+                reasoning, name, args, _ = known  # made with thinking off: its reasoning is ""
                 got_reasoning = msg.get(field)
                 if not isinstance(got_reasoning, str) or (
                         got_reasoning.encode() != reasoning.encode()):

@@ -13,7 +13,7 @@ from typing import Any
 
 import msgspec
 
-from upstreams.simulator.config import DEEPSEEK_MODELS, SimConfig
+from upstreams.simulator.config import DEEPSEEK_MODELS, VISION_MODELS, SimConfig
 
 _ENCODE = msgspec.json.Encoder()
 _DESERIALIZE = "Failed to deserialize the JSON body into the target type: "
@@ -270,6 +270,14 @@ def _pairing(messages: list[dict[str, Any]]) -> None:
                   f"response messages: {', '.join(pending)}")
 
 
+def _no_images(messages: list[dict[str, Any]], model: str) -> None:
+    """Image input is Flash's only (PROTOCOLS.md §4.1): an image to another model is a 400 (sim)."""
+    for i, msg in enumerate(messages):
+        content = msg.get("content")
+        if isinstance(content, list) and any(part.get("type") == "image_url" for part in content):
+            raise bad(f"messages[{i}]: the model `{model}` does not support image input")  # sim
+
+
 def _replay(messages: list[dict[str, Any]], config: SimConfig) -> None:
     # Presence is what DeepSeek checks ("" passes); null is absent (an Option on the server).
     field = config.reasoning_field
@@ -319,6 +327,8 @@ def validate(body: Any, config: SimConfig) -> ChatCall:
         raise bad("Model Not Exist")
     if not messages:
         raise bad("Empty input messages")
+    if model in DEEPSEEK_MODELS and model not in VISION_MODELS:
+        _no_images(messages, model)
     max_tokens = body.get("max_tokens")
     if max_tokens is None:
         max_tokens = body.get("max_completion_tokens")
