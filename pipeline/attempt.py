@@ -4,7 +4,8 @@ The retry loop (``pipeline.retry``) makes an ``Attempt`` for each try: the first
 of the pipeline's list is set as ``ctx.attempt`` before the request stages run, and a retry on the
 same upstream is a new attempt (``again()``) with the same aim and the same shaped request. Stages
 read the upstream's facts from it (its profile, the upstream model the client's name maps to,
-that model's limits, its token counter), so a fallback upstream gets a request shaped for itself.
+that model's limits and capabilities (its ``card`` from the model table), its token counter), so
+a fallback upstream gets a request shaped for itself.
 
 The upstream hands its events to the attempt, never to a channel: ``await attempt.emit(events)``
 (one read's worth at a time). The attempt owns the commit: it holds a lone ``MessageStart`` back,
@@ -30,6 +31,7 @@ import msgspec
 from pipeline.errors import CODES, RETRYABLE_CODES, GatewayError, UpstreamError, redact
 from pipeline.events import Event, MessageStart, StreamError
 from pipeline.model import ChatRequest
+from pipeline.model_limits import ModelCard, card_for
 from pipeline.profiles import ModelLimits, Profile
 
 # The request's context (``pipeline.stage.RequestContext``, which holds the attempt): passed
@@ -46,6 +48,8 @@ class Target(Protocol):
     def map_model(self, client_model: str) -> str: ...
 
     def limits(self, upstream_model: str) -> ModelLimits: ...
+
+    def card(self, upstream_model: str) -> ModelCard: ...
 
     def key_missing(self, ctx: Context) -> str | None: ...
 
@@ -71,20 +75,23 @@ class Attempt:
         profile: its backend quirks.
         model: the upstream model name the client's model maps to (mapped once, here).
         limits: that model's context window and max output.
+        card: what that model can do (``pipeline.model_limits``: vision, thinking by default, a
+            forced tool choice while thinking, effort levels); made from the profile when not given.
         tries: which try at this upstream this is (1 for the first).
         committed: the try committed (the client's HTTP status is decided by what it emitted).
     """
 
-    __slots__ = ("_collected", "_out", "_pending", "_secrets", "committed", "limits", "model", "profile",
+    __slots__ = ("_collected", "_out", "_pending", "_secrets", "card", "committed", "limits", "model", "profile",
                  "target", "tries", "upstream_id")
 
     def __init__(self, *, upstream_id: str, profile: Profile, model: str, limits: ModelLimits,
-                 target: Target | None = None, tries: int = 1) -> None:
+                 target: Target | None = None, tries: int = 1, card: ModelCard | None = None) -> None:
         self.target = target
         self.upstream_id = upstream_id
         self.profile = profile
         self.model = model
         self.limits = limits
+        self.card = card if card is not None else card_for(model, profile)
         self.tries = tries
         self.committed = False
         self._out: Outlet | None = None
@@ -98,12 +105,12 @@ class Attempt:
         is ``model`` when a route names one, else the target's mapping of the client's name."""
         model = model or target.map_model(client_model)
         return cls(upstream_id=target.id, profile=target.profile, model=model, limits=target.limits(model),
-                   target=target)
+                   target=target, card=target.card(model))
 
     def again(self) -> Attempt:
         """The next try at the same upstream, for the same shaped request."""
         return Attempt(upstream_id=self.upstream_id, profile=self.profile, model=self.model, limits=self.limits,
-                       target=self.target, tries=self.tries + 1)
+                       target=self.target, tries=self.tries + 1, card=self.card)
 
     async def count_tokens(self, request: ChatRequest, ctx: Context) -> int | None:
         """Exact prompt tokens from the upstream's tokenizer, or ``None`` (estimate instead)."""

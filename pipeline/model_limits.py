@@ -13,13 +13,23 @@ hard input cap of 1,048,570 tokens, so the window is 2^20 = 1,048,576 (a catalog
 with their own caps, which ``limits:`` describes); max output 384K = 393,216 ([1, 393216] is the
 ``max_tokens`` range the API accepts); image input on Flash only; thinking on by default with
 effort ``low`` / ``high`` / ``max``; a forced ``tool_choice`` is rejected while thinking.
+
+It is also the only source of the per-model capabilities the upstream encoders act on (the
+attempt's ``card``, ``card_for``): whether thinking is on by default (``thinking_on``), whether a
+forced ``tool_choice`` may go with it, the reasoning field, the effort words (``effort_word``), and
+vision. The profile keeps what is a fact of the server's wire (how thinking is switched, whether
+the endpoint's format carries images at all, schema limits), and describes a model the table does
+not know (``card_for`` makes its card from the profile).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import msgspec
 
-from pipeline.profiles import ModelLimits
+from pipeline.model import ChatRequest
+from pipeline.profiles import ModelLimits, Profile
 
 
 class ModelCard(msgspec.Struct, frozen=True, kw_only=True):
@@ -33,8 +43,10 @@ class ModelCard(msgspec.Struct, frozen=True, kw_only=True):
     max_output_tokens: int
     # User images accepted.
     vision: bool = False
-    # Thinking is available, and on by default.
+    # Thinking is available.
     reasoning: bool = True
+    # Thinking is on when the request does not say.
+    thinking_default: bool = True
     # The delta/message field that carries reasoning.
     reasoning_field: str = "reasoning_content"
     # The effort words the upstream itself accepts, weakest first, and its default.
@@ -85,4 +97,85 @@ def model_card(upstream_model: str, profile: str = "deepseek") -> ModelCard | No
     return card if card is not None and profile in card.profiles else None
 
 
-__all__ = ["DEEPSEEK_PROFILES", "MODELS", "ModelCard", "model_card"]
+def card_for(upstream_model: str, profile: Profile) -> ModelCard:
+    """What ``upstream_model`` on an upstream of ``profile`` can do: the table's entry, or one made
+    from the profile's figures for a model the table does not know."""
+    found = model_card(upstream_model, profile.name)
+    if found is not None:
+        return found
+    p = profile
+    return ModelCard(
+        model=upstream_model, display_name=upstream_model, context_window=p.context_window,
+        max_output_tokens=p.max_output_tokens, vision=p.images, reasoning=p.thinking_switch != "none",
+        thinking_default=p.thinking_default, reasoning_field=p.reasoning_field, reasoning_levels=p.effort_levels,
+        forced_tool_choice_with_thinking=p.forced_tool_choice_with_thinking, profiles=(p.name,),
+        source=f"profile {p.name!r} (the model table does not know this model)")
+
+
+def image_refusal(card: ModelCard, profile: Profile) -> str | None:
+    """Why a user image cannot go to this model on this endpoint (the model has no vision, or the
+    endpoint's format takes none), or ``None`` when it can."""
+    if not card.vision:
+        return f"{card.model} has no image input"
+    if not profile.images:
+        return f"{profile.name} does not accept images"
+    return None
+
+
+# The client's effort words, weakest first ("none" is thinking off, never a level).
+_SCALE = ("minimal", "low", "medium", "high", "xhigh", "max")
+
+
+def effort_word(card: ModelCard, effort: str | None) -> str | None:
+    """The model's own level for the client's ``effort``: the weakest of its levels at or above the
+    word (DeepSeek's low / high / max: minimal → low, medium → high, xhigh → max), its strongest
+    when none is; ``None`` for no effort, ``none``, a word off the scale, or a model without levels."""
+    levels = card.reasoning_levels
+    if not levels or effort not in _SCALE:
+        return None
+    rank = _SCALE.index(effort)
+    ranked = [level for level in levels if level in _SCALE]
+    for level in sorted(ranked, key=_SCALE.index):
+        if _SCALE.index(level) >= rank:
+            return level
+    return max(ranked, key=_SCALE.index) if ranked else None
+
+
+def forced_choice(request: ChatRequest) -> bool:
+    """The request forces a tool call (a named tool, or ``required`` / Anthropic's ``any``)."""
+    choice = request.tool_choice
+    return bool(request.tools) and choice is not None and choice.mode in ("required", "tool")
+
+
+def thinking_wanted(request: ChatRequest, card: ModelCard) -> bool:
+    """Whether the client's request, as it asked (or the model's default), thinks."""
+    if request.thinking.effort == "none":
+        return False
+    enabled = request.thinking.enabled
+    return card.thinking_default if enabled is None else enabled
+
+
+def thinking_on(request: ChatRequest, card: ModelCard) -> bool:
+    """Whether thinking is effectively on for this request: as wanted, except that a forced
+    ``tool_choice`` the model rejects while thinking turns it off (the client forced the call
+    because it needs it: the call is honoured, the thinking is what gives way)."""
+    if not thinking_wanted(request, card):
+        return False
+    return card.forced_tool_choice_with_thinking or not forced_choice(request)
+
+
+def thinking_for(request: ChatRequest, card: ModelCard, where: str, lose: Callable[[str, str], None]) -> bool:
+    """``thinking_on`` for an upstream encoder (``where`` names its upstream in the loss): when the
+    forced ``tool_choice`` is what turned thinking off, that is recorded as a ``thinking_off`` loss."""
+    on = thinking_on(request, card)
+    if not on and thinking_wanted(request, card):
+        choice = request.tool_choice
+        target = f"tool {choice.name!r}" if choice is not None and choice.name else "required"
+        lose("thinking_off", f"thinking disabled for this request: the forced tool_choice ({target}) is sent, "
+                             f"and {where} rejects one while thinking")
+    return on
+
+
+__all__ = ["DEEPSEEK_PROFILES", "MODELS", "ModelCard", "card_for", "effort_word", "forced_choice", "image_refusal",
+           "model_card",
+           "thinking_for", "thinking_on", "thinking_wanted"]

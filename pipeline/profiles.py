@@ -1,10 +1,14 @@
 """Backend quirks as data: one ``Profile`` per family of OpenAI-compatible server.
 
-The Chat encoder and decoder and the stages read these fields instead of branching on backend
+The encoders and decoders and the stages read these fields instead of branching on backend
 names. An upstream picks a profile by name in ``pipelines.yaml`` and may override limits.
-Pure data plus one predicate (``thinking_on``), so it sits on the ground floor beside the
-neutral model: the stage contract, the codecs and the stages read it without importing an
-upstream. Facts: ../shared/PROTOCOLS.md §3.3, §3.5, §4.
+A profile holds what is a fact of the server's wire; what a model can do (vision, thinking by
+default, forced tool choice while thinking, the reasoning field, its effort levels, its window)
+is the model table's (``pipeline.model_limits``): the fields marked "per model" below describe
+only a model the table does not know (``model_limits.card_for`` makes its card from them).
+Pure data, so it sits on the ground floor beside the neutral model: the stage contract, the
+codecs and the stages read it without importing an upstream. Facts: ../shared/PROTOCOLS.md §3.3,
+§3.5, §4.
 """
 
 from __future__ import annotations
@@ -12,8 +16,6 @@ from __future__ import annotations
 from typing import Literal
 
 import msgspec
-
-from pipeline.model import ChatRequest
 
 ThinkingSwitch = Literal["deepseek", "chat_template_kwargs", "anthropic", "none"]
 
@@ -27,19 +29,21 @@ class ModelLimits(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
 
 class Profile(msgspec.Struct, frozen=True, kw_only=True):
     name: str
-    # Which delta/message field carries reasoning, out and in (§3.3).
+    # Per model: which delta/message field carries reasoning, out and in (§3.3). The Chat decoder
+    # reads this one (a server sends what its parser names).
     reasoning_field: Literal["reasoning_content", "reasoning"] = "reasoning_content"
     # How thinking is switched: DeepSeek's `thinking` object, llama.cpp/vLLM template kwargs, the
     # Messages API's `thinking` object (with `output_config.effort`), or not at all.
     thinking_switch: ThinkingSwitch = "none"
-    # Thinking on when the client does not say (DeepSeek V4: on).
+    # Per model: thinking on when the client does not say (DeepSeek V4: on).
     thinking_default: bool = False
-    # Client effort word → upstream `reasoning_effort`; empty: never send reasoning_effort.
-    effort_words: dict[str, str] = {}
+    # Per model: the effort words the server accepts, weakest first (a client's word goes as the
+    # weakest at or above it, ``model_limits.effort_word``); empty: never send an effort.
+    effort_levels: tuple[str, ...] = ()
     # DeepSeek's rule (§4.3): with thinking on, every assistant message carries the
     # reasoning field ("" when unknown) or the request is a 400.
     reasoning_on_every_assistant: bool = False
-    # DeepSeek rejects a forced tool_choice while thinking (§4.2 / DESIGN §7).
+    # Per model: a forced tool_choice is accepted while thinking (DeepSeek: no, §4.2 / DESIGN §7).
     forced_tool_choice_with_thinking: bool = True
     context_window: int = 131072
     max_output_tokens: int = 32768
@@ -60,7 +64,8 @@ class Profile(msgspec.Struct, frozen=True, kw_only=True):
     send_user: bool = True
     # Forward `top_k` (DeepSeek ignores it; llama.cpp and vLLM accept it).
     send_top_k: bool = False
-    # User images are accepted.
+    # The endpoint's format carries user images (a model without vision still gets a placeholder:
+    # the card's ``vision`` decides with this).
     images: bool = True
     # Only the assistant's text content is reliable as a string (some templates reject lists).
     content_as_string: bool = True
@@ -93,10 +98,7 @@ PROFILES: dict[str, Profile] = {
         reasoning_field="reasoning_content",
         thinking_switch="deepseek",
         thinking_default=True,
-        effort_words={
-            "minimal": "low", "low": "low", "medium": "high", "high": "high",
-            "xhigh": "max", "max": "max",
-        },
+        effort_levels=("low", "high", "max"),
         reasoning_on_every_assistant=True,
         forced_tool_choice_with_thinking=False,
         context_window=1_048_576,
@@ -110,10 +112,7 @@ PROFILES: dict[str, Profile] = {
     "deepseek_responses": Profile(
         name="deepseek_responses",
         thinking_default=True,
-        effort_words={
-            "minimal": "low", "low": "low", "medium": "high", "high": "high",
-            "xhigh": "max", "max": "max",
-        },
+        effort_levels=("low", "high", "max"),
         reasoning_on_every_assistant=True,
         forced_tool_choice_with_thinking=False,
         context_window=1_048_576,
@@ -137,8 +136,7 @@ PROFILES: dict[str, Profile] = {
         name="ollama",
         reasoning_field="reasoning",
         thinking_switch="none",
-        effort_words={"minimal": "low", "low": "low", "medium": "medium", "high": "high",
-                      "xhigh": "high", "max": "high"},
+        effort_levels=("low", "medium", "high"),
         context_window=8_192,
         max_output_tokens=4_096,
         tool_id_pattern=r"^[A-Za-z0-9_\-]{1,64}$",
@@ -171,8 +169,7 @@ PROFILES: dict[str, Profile] = {
     "anthropic": Profile(
         name="anthropic",
         thinking_switch="anthropic",
-        effort_words={"minimal": "low", "low": "low", "medium": "medium", "high": "high", "xhigh": "max",
-                      "max": "max"},
+        effort_levels=("low", "medium", "high", "max"),
         forced_tool_choice_with_thinking=False,
         context_window=200_000,
         max_output_tokens=64_000,
@@ -186,8 +183,7 @@ PROFILES: dict[str, Profile] = {
         name="deepseek_anthropic",
         thinking_switch="anthropic",
         thinking_default=True,
-        effort_words={"minimal": "low", "low": "low", "medium": "medium", "high": "high", "xhigh": "max",
-                      "max": "max"},
+        effort_levels=("low", "high", "max"),
         forced_tool_choice_with_thinking=False,
         context_window=1_048_576,
         max_output_tokens=393_216,
@@ -221,12 +217,4 @@ PROFILES: dict[str, Profile] = {
 }
 
 
-def thinking_on(request: ChatRequest, profile: Profile) -> bool:
-    """Whether thinking is effectively on for this request (effort ``none`` means off)."""
-    if request.thinking.effort == "none":
-        return False
-    enabled = request.thinking.enabled
-    return profile.thinking_default if enabled is None else enabled
-
-
-__all__ = ["PROFILES", "ModelLimits", "Profile", "ThinkingSwitch", "thinking_on"]
+__all__ = ["PROFILES", "ModelLimits", "Profile", "ThinkingSwitch"]

@@ -38,6 +38,7 @@ from pipeline.attempt import Attempt
 from pipeline.events import Event
 from pipeline.losses import LossRecorder, record
 from pipeline.model import ChatRequest, Loss
+from pipeline.model_limits import ModelCard, card_for
 from pipeline.profiles import Profile
 
 if TYPE_CHECKING:
@@ -170,6 +171,13 @@ class RequestContext:
         """The current attempt's backend profile (a neutral default before there is one)."""
         attempt = self.attempt
         return attempt.profile if attempt is not None else DEFAULT_PROFILE
+
+    @property
+    def card(self) -> ModelCard:
+        """What the current attempt's upstream model can do (``pipeline.model_limits``; the
+        neutral profile's before there is an attempt)."""
+        attempt = self.attempt
+        return attempt.card if attempt is not None else card_for(self.upstream_model, DEFAULT_PROFILE)
 
     def lose(self, what: str, detail: str = "") -> None:
         """Record something a translation could not carry (``pipeline.losses.record``): ``what``

@@ -24,7 +24,7 @@ import msgspec
 
 from pipeline.attempt import Attempt
 from pipeline.model import ChatRequest
-from pipeline.model_limits import ModelCard, model_card
+from pipeline.model_limits import ModelCard, card_for, model_card
 from pipeline.profiles import PROFILES, ModelLimits, Profile
 from pipeline.stage import RequestContext
 
@@ -139,21 +139,12 @@ class Upstream:
         )
 
     def card(self, upstream_model: str) -> ModelCard:
-        """Everything clients are told about ``upstream_model``: the model table's entry (with
-        this upstream's ``limits:`` applied), or one made from the profile for a model the table
-        does not know."""
+        """Everything clients are told about ``upstream_model``, and what the encoders act on: the
+        model table's entry (with this upstream's ``limits:`` applied), or one made from the
+        profile for a model the table does not know (``model_limits.card_for``)."""
         limits = self.limits(upstream_model)
-        found = model_card(upstream_model, self.profile.name)
-        if found is not None:
-            return msgspec.structs.replace(found, context_window=limits.context_window,
-                                           max_output_tokens=limits.max_output_tokens)
-        p = self.profile
-        return ModelCard(
-            model=upstream_model, display_name=upstream_model, context_window=limits.context_window,
-            max_output_tokens=limits.max_output_tokens, vision=p.images, reasoning=p.thinking_switch != "none",
-            reasoning_field=p.reasoning_field, reasoning_levels=tuple(dict.fromkeys(p.effort_words.values())),
-            forced_tool_choice_with_thinking=p.forced_tool_choice_with_thinking, profiles=(p.name,),
-            source=f"profile {p.name!r} (the model table does not know this model)")
+        return msgspec.structs.replace(card_for(upstream_model, self.profile), context_window=limits.context_window,
+                                       max_output_tokens=limits.max_output_tokens)
 
     def advertised_models(self) -> list[tuple[str, str]]:
         """(client-facing id, upstream model) pairs for ``/v1/models``."""

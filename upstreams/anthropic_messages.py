@@ -62,8 +62,8 @@ class AnthropicMessagesUpstream(SseUpstream):
         return headers
 
     def encode(self, request: ChatRequest, attempt: Attempt, ctx: RequestContext) -> bytes:
-        return encode_request(request, model=attempt.model, profile=self.profile, upstream_id=self.id, stream=True,
-                              lose=ctx.lose)
+        return encode_request(request, model=attempt.model, profile=self.profile, card=attempt.card,
+                              upstream_id=self.id, stream=True, lose=ctx.lose)
 
     def decoder(self, request: ChatRequest, ctx: RequestContext) -> MessagesStreamDecoder:
         return MessagesStreamDecoder(lose=ctx.loss_recorder())

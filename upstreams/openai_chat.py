@@ -28,7 +28,8 @@ class OpenAIChatUpstream(SseUpstream):
     def encode(self, request: ChatRequest, attempt: Attempt, ctx: RequestContext) -> bytes:
         # Chat servers strip a matched stop string, so the decoder matches the client's itself.
         request = msgspec.structs.replace(request, stop=()) if request.stop else request
-        return encode_request(request, model=attempt.model, profile=self.profile, stream=True, lose=ctx.lose)
+        return encode_request(request, model=attempt.model, profile=self.profile, card=attempt.card, stream=True,
+                              lose=ctx.lose)
 
     def decoder(self, request: ChatRequest, ctx: RequestContext) -> ChatStreamDecoder:
         return ChatStreamDecoder(self.profile, stop=request.stop)

@@ -28,8 +28,8 @@ class OpenAIResponsesUpstream(SseUpstream):
         return "/responses"
 
     def encode(self, request: ChatRequest, attempt: Attempt, ctx: RequestContext) -> bytes:
-        return encode_request(request, model=attempt.model, profile=self.profile, upstream_id=attempt.upstream_id,
-                              lose=ctx.lose)
+        return encode_request(request, model=attempt.model, profile=self.profile, card=attempt.card,
+                              upstream_id=attempt.upstream_id, lose=ctx.lose)
 
     def decoder(self, request: ChatRequest, ctx: RequestContext) -> ResponsesStreamDecoder:
         return ResponsesStreamDecoder()

@@ -6,7 +6,8 @@ tool call ids it precedes, and the upstream's own token for the block, its ``Ups
 no client sees). To learn the first tool call id, the block's
 end is held back until the next tool call starts, the message ends, or ``holdback_chars`` of text
 have been held. At ``MessageStop`` the reasoning is also put in the reasoning cache under the
-upstream and each tool call id (rung 2 of the ladder).
+upstream and each tool call id (rung 2 of the ladder); a tool turn that came without thinking (made
+with thinking off, as a forced ``tool_choice`` is) is put there with ``""``, its exact reasoning.
 
 Request way: every ``ThinkingPart`` is removed (foreign signatures and ``redacted_thinking`` never
 reach the upstream), except, for a profile with ``keep_client_thinking`` (the real Anthropic API),
@@ -45,7 +46,7 @@ from pipeline.events import (
     UpstreamSeal,
 )
 from pipeline.model import ChatRequest, Message, ThinkingPart, ToolCallPart
-from pipeline.profiles import thinking_on
+from pipeline.model_limits import thinking_on
 from pipeline.stage import RequestContext, Stage, StageConfig
 from stages.thinking_filter.envelope import PREFIX, Envelope, Keyring, UpstreamKey, digest
 from stages.thinking_filter.reasoning_cache import reset_stores, shared_store
@@ -116,7 +117,7 @@ class ThinkingFilter(Stage):
                                    ttl_s=config.cache_ttl_s)
 
     async def on_request(self, request: ChatRequest, ctx: RequestContext) -> ChatRequest:
-        thinking = thinking_on(request, ctx.profile)
+        thinking = thinking_on(request, ctx.card)
         key = self._keys.upstream(ctx.upstream_id)
         messages = list(request.messages)
         restored: dict[int, list[tuple[str, str | None]]] = {}  # turn → (reasoning, seal data) per envelope
@@ -273,13 +274,15 @@ class ThinkingFilter(Stage):
         return [SignatureDelta(index=stop.index, signature=signature), stop, *held]
 
     def _remember(self, st: _Resp, upstream_id: str) -> None:
-        if st.call_ids and st.texts:
-            text = "".join(st.texts)
-            seal = st.seals[0] if len(st.seals) == 1 else None
-            for call_id in st.call_ids:
-                self._store.put(_cache_key(upstream_id, call_id), text)
-                if seal is not None:  # for a client that echoes the text but has nowhere to keep the token
-                    self._store.put(_cache_key(upstream_id, "s:" + call_id), digest(text) + ":" + seal)
+        # A tool turn that came without any thinking (made with thinking off: a forced tool_choice)
+        # had no reasoning at all: "" is its exact reasoning, what DeepSeek's thinking mode needs
+        # back on it later (its presence), and not an unknown one.
+        text = "".join(st.texts)
+        seal = st.seals[0] if len(st.seals) == 1 else None
+        for call_id in st.call_ids:
+            self._store.put(_cache_key(upstream_id, call_id), text)
+            if seal is not None:  # for a client that echoes the text but has nowhere to keep the token
+                self._store.put(_cache_key(upstream_id, "s:" + call_id), digest(text) + ":" + seal)
 
     def _cached_seal(self, upstream_id: str, calls: list[str], reasoning: str) -> tuple[str, str] | None:
         """The upstream's token for ``reasoning`` on the turn of ``calls``, if that upstream

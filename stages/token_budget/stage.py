@@ -20,7 +20,7 @@ import msgspec
 from pipeline.errors import GatewayError
 from pipeline.events import Event, Usage
 from pipeline.model import ChatRequest
-from pipeline.profiles import thinking_on
+from pipeline.model_limits import thinking_on
 from pipeline.stage import RequestContext, Stage, StageConfig
 from pipeline.tokens import CALIBRATOR, raw_estimate
 
@@ -61,7 +61,7 @@ class TokenBudget(Stage):
         if exact is not None:
             prompt = exact
         guarded = int(prompt * (1 + self.config.safety_margin)) if exact is None else prompt
-        thinking = thinking_on(request, attempt.profile)
+        thinking = thinking_on(request, attempt.card)
         floor = min(self.config.thinking_floor_tokens if thinking else self.config.min_output_tokens,
                     limits.max_output_tokens)
         room = limits.context_window - guarded

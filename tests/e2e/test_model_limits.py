@@ -96,16 +96,41 @@ async def test_count_tokens_is_the_budgets_count(sim) -> None:
     assert generate and generate[0]["prompt_estimate"] == counted
 
 
-def test_the_table_agrees_with_the_deepseek_profile() -> None:
-    """The encoder still reads the profile: its capability fields say what the table says, and
-    every effort word it maps to is one of the table's levels."""
-    deepseek = PROFILES["deepseek"]
-    for card in MODELS.values():
-        assert "deepseek" in card.profiles
-        assert card.reasoning_field == deepseek.reasoning_field
-        assert card.forced_tool_choice_with_thinking == deepseek.forced_tool_choice_with_thinking
-        assert set(deepseek.effort_words.values()) == set(card.reasoning_levels)
-        assert card.default_reasoning_level in card.reasoning_levels
+@pytest.mark.parametrize("profile", DEEPSEEK_PROFILES)
+def test_the_encoders_read_the_table(profile: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each upstream encoder takes a model's capabilities from the table, not from the profile:
+    with the table edited (Pro given vision and forced tool choice while thinking), each sends
+    Pro an image and a forced tool_choice with thinking on; as the table has it, a placeholder and
+    the forced choice with thinking off. The same profile serves Flash with its image."""
+    from pipeline.model import ChatRequest, ImagePart, Message, TextPart, ThinkingConfig, ToolChoice, ToolSpec
+    from pipeline.model_limits import card_for
+    from pipeline.protocols.anthropic.upstream_encode import encode_request as messages_body
+    from pipeline.protocols.chat import encode_request as chat_body
+    from pipeline.protocols.responses.upstream_encode import encode_request as responses_body
+
+    encoders = {"deepseek": chat_body, "deepseek_anthropic": messages_body, "deepseek_responses": responses_body}
+    request = ChatRequest(model="m", thinking=ThinkingConfig(enabled=True), tools=(ToolSpec(name="Read"),),
+                          tool_choice=ToolChoice(mode="tool", name="Read"), messages=(Message(role="user", parts=(
+                              TextPart("look"), ImagePart(url="data:image/png;base64,iVBORw0KGgo="))),))
+
+    def sent(model: str) -> tuple[str, list[str]]:
+        losses: list[str] = []
+        extra = {} if profile == "deepseek" else {"upstream_id": "u"}
+        body = encoders[profile](request, model=model, profile=PROFILES[profile],
+                                 lose=lambda what, _detail: losses.append(what), **extra).decode()
+        return body, losses
+
+    prof = PROFILES[profile]
+    assert card_for("deepseek-v4-pro", prof) is PRO
+    body, losses = sent("deepseek-v4-pro")
+    assert "iVBORw0KGgo" not in body and "image omitted" in body and "image" in losses
+    assert "thinking_off" in losses and "Read" in body
+    assert "iVBORw0KGgo" in sent("deepseek-v4-flash")[0] or not prof.images  # DeepSeek's Anthropic format: none
+    monkeypatch.setitem(MODELS, "deepseek-v4-pro", msgspec.structs.replace(
+        PRO, vision=True, forced_tool_choice_with_thinking=True))
+    body, losses = sent("deepseek-v4-pro")
+    assert "thinking_off" not in losses
+    assert ("iVBORw0KGgo" in body) is prof.images
 
 
 @pytest.mark.parametrize("profile", DEEPSEEK_PROFILES)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import msgspec
+
 from pipeline.model import (
     ChatRequest,
     ImagePart,
@@ -83,11 +85,26 @@ class TestMessages:
         assert [b["type"] for b in off["messages"][1]["content"]] == ["text", "tool_use", "tool_use"]
 
     def test_anthropic_takes_only_what_it_signed(self) -> None:
-        body, losses = encode(tool_history(seal=None), ANTHROPIC, "claude")
+        signed = tool_history(seal=("claude", "anthropic-sig")).messages[1]
+        earlier = tool_history(seal=None)
+        history = msgspec.structs.replace(earlier, messages=(
+            *earlier.messages[:4], msgspec.structs.replace(signed, parts=tuple(
+                ToolCallPart(id=p.id + "b", name=p.name, arguments=p.arguments) if isinstance(p, ToolCallPart) else p
+                for p in signed.parts)),
+            Message(role="tool", parts=(ToolResultPart(call_id="toolu_1b", content=(TextPart("a"),)),)),
+            Message(role="tool", parts=(ToolResultPart(call_id="toolu_2b", content=(TextPart("b"),)),))))
+        body, losses = encode(history, ANTHROPIC, "claude")
         assert body["messages"][1]["content"][0]["type"] == "text"
-        assert ("unsigned_thinking" in {w for w, _ in losses})
-        body, _ = encode(tool_history(seal=("claude", "anthropic-sig")), ANTHROPIC, "claude")
-        assert body["messages"][1]["content"][0]["signature"] == "anthropic-sig"
+        assert {w for w, _ in losses} == {"unsigned_thinking"}
+        assert body["messages"][3]["content"][0]["signature"] == "anthropic-sig"
+
+    def test_anthropic_final_tool_turn_without_its_thinking_turns_thinking_off(self) -> None:
+        """Anthropic wants the final tool turn to start with its own signed thinking: a turn made
+        without thinking (a forced tool_choice) cannot, so that request goes with thinking off."""
+        body, losses = encode(tool_history(seal=None), ANTHROPIC, "claude")
+        assert body["thinking"] == {"type": "disabled"}
+        assert [b["type"] for b in body["messages"][1]["content"]] == ["text", "tool_use", "tool_use"]
+        assert {w for w, _ in losses} == {"thinking_off"}
 
     def test_client_thinking_blocks(self) -> None:
         """Blocks that reached the encoder as the client sent them: an Anthropic upstream gets its
@@ -133,10 +150,12 @@ class TestParameters:
                               messages=(Message(role="user", parts=(TextPart("x"),)),))
         body, losses = encode(request)
         assert "top_k" not in body and "metadata" not in body and body["stop_sequences"] == ["END"]
-        assert body["tool_choice"] == {"type": "auto", "disable_parallel_tool_use": True}  # forced + thinking: auto
+        # Forced while DeepSeek thinks: the choice goes as it came, with thinking off.
+        assert body["tool_choice"] == {"type": "tool", "name": "Bash", "disable_parallel_tool_use": True}
+        assert body["thinking"] == {"type": "disabled"}
         assert body["tools"][1]["input_schema"]["properties"]["input"]["type"] == "string"
         assert "output_config" not in body
-        assert {w for w, _ in losses} == {"top_k", "tool_choice", "response_format"}
+        assert {w for w, _ in losses} == {"top_k", "thinking_off", "response_format"}
         real, _ = encode(request, ANTHROPIC)
         assert real["top_k"] == 5 and real["metadata"] == {"user_id": "u1"}
         assert real["output_config"] == {"format": {"type": "json_schema", "schema": {"type": "object"}}}

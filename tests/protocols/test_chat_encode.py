@@ -111,12 +111,19 @@ def test_deepseek_thinking_off_sends_disabled_no_effort_no_reasoning(thinking: T
     assert all("reasoning_content" not in m and "reasoning" not in m for m in body["messages"])
 
 
-def test_deepseek_forced_tool_choice_with_thinking_becomes_auto_with_a_loss() -> None:
+def test_deepseek_forced_tool_choice_is_sent_with_thinking_off_and_a_loss() -> None:
+    """DeepSeek rejects a forced tool_choice while thinking: the client needs that call, so the
+    choice goes as it came and thinking is off for the request (a ``thinking_off`` loss)."""
     body, losses = encode(req(tools=(SHELL,), tool_choice=ToolChoice(mode="tool", name="shell")), DEEPSEEK)
-    assert body["tool_choice"] == "auto"
-    assert [loss.what for loss in losses] == ["tool_choice"]
+    assert body["tool_choice"] == {"type": "function", "function": {"name": "shell"}}
+    assert body["thinking"] == {"type": "disabled"} and "reasoning_effort" not in body
+    assert [loss.what for loss in losses] == ["thinking_off"] and "'shell'" in losses[0].detail
     body, losses = encode(req(tools=(SHELL,), tool_choice=ToolChoice(mode="required")), DEEPSEEK)
-    assert body["tool_choice"] == "auto" and losses[0].what == "tool_choice"
+    assert body["tool_choice"] == "required" and body["thinking"] == {"type": "disabled"}
+    assert losses[0].what == "thinking_off"
+    # Without tools nothing is forced: thinking stays on.
+    body, losses = encode(req(tool_choice=ToolChoice(mode="required")), DEEPSEEK)
+    assert body["thinking"] == {"type": "enabled"} and not losses
 
 
 def test_deepseek_forced_tool_choice_without_thinking_is_kept() -> None:

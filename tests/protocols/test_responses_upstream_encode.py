@@ -126,8 +126,10 @@ class TestBody:
                               tool_choice=ToolChoice(mode="tool", name="shell"),
                               messages=(Message(role="user", parts=(TextPart("hi"),)),))
         out, losses = body(request)
-        assert sorted(losses) == ["seed", "stop", "tool_choice", "top_k"]
-        assert out["tool_choice"] == "auto"  # forced while thinking: DeepSeek rejects it
+        assert sorted(losses) == ["seed", "stop", "thinking_off", "top_k"]
+        # Forced while thinking, which DeepSeek rejects: the choice goes, thinking is off.
+        assert out["tool_choice"] == {"type": "function", "name": "shell"}
+        assert out["reasoning"] == {"effort": "none"}
         forced, _ = body(request, profile="openai")
         assert forced["tool_choice"] == {"type": "function", "name": "shell"}
 

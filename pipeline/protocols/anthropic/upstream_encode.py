@@ -8,8 +8,13 @@ not the backend's name, decides: system text always goes to ``system`` (neither 
 user turn), thinking goes back as a ``thinking`` block first in its assistant turn: the exact text
 with the upstream's own signature (``Message.upstream_seal``, only when this upstream sealed it),
 else, where the profile says so (``thinking_on_tool_turns``) and the upstream takes unsigned
-blocks, an empty one on a tool turn. ``thinking`` disabled never goes with an effort. What cannot
-be carried is reported through ``lose(what, detail)``.
+blocks, an empty one on a tool turn. ``thinking`` disabled never goes with an effort. What the
+model can do (thinking by default, a forced ``tool_choice`` while thinking, effort levels, vision)
+is its card's in the model table (``pipeline.model_limits``): a forced ``tool_choice`` it rejects
+while thinking goes as it came, with thinking off for that request. An upstream that wants the
+final tool turn to start with its own signed thinking (``keep_client_thinking``: Anthropic) gets
+thinking off for a request whose final tool turn has none (one made with thinking off), as
+Anthropic advises. What cannot be carried is reported through ``lose(what, detail)``.
 """
 
 from __future__ import annotations
@@ -32,7 +37,8 @@ from pipeline.model import (
     part_kind,
     text_of,
 )
-from pipeline.profiles import Profile, thinking_on
+from pipeline.model_limits import ModelCard, card_for, effort_word, image_refusal, thinking_for
+from pipeline.profiles import Profile
 from pipeline.protocols.anthropic.models import (
     MessageParam,
     MessagesRequest,
@@ -60,23 +66,29 @@ def _no_loss(what: str, detail: str) -> None:
     return None
 
 
-def encode_request(request: ChatRequest, *, model: str, profile: Profile, upstream_id: str = "",
-                   stream: bool = True, lose: Lose | None = None) -> bytes:
-    """The JSON body for ``POST /v1/messages`` on an upstream described by ``profile``; a thinking
-    block's signature is sent only when ``Message.upstream_seal`` names ``upstream_id``."""
+def encode_request(request: ChatRequest, *, model: str, profile: Profile, card: ModelCard | None = None,
+                   upstream_id: str = "", stream: bool = True, lose: Lose | None = None) -> bytes:
+    """The JSON body for ``POST /v1/messages`` on an upstream described by ``profile``, for ``model``
+    as ``card`` describes it (default: the model table's, ``card_for``); a thinking block's
+    signature is sent only when ``Message.upstream_seal`` names ``upstream_id``."""
     lose = lose or _no_loss
-    on = thinking_on(request, profile)
-    max_tokens = request.max_output_tokens or profile.max_output_tokens
-    system, messages = _messages(request, profile, upstream_id, on, lose)
+    card = card or card_for(model, profile)
+    on = thinking_for(request, card, f"{model} on {profile.name}", lose)
+    if on and profile.keep_client_thinking and _final_turn_unthought(request, upstream_id):
+        on = False
+        lose("thinking_off", "thinking disabled for this request: its final tool turn was made without thinking, "
+                             f"and {profile.name} wants that turn to start with its own thinking block")
+    max_tokens = request.max_output_tokens or card.max_output_tokens
+    system, messages = _messages(request, profile, card, upstream_id, on, lose)
     body = MessagesRequest(model=model, messages=messages, max_tokens=max_tokens)
     if system:
         body.system = "\n\n".join(system)
     if stream:
         body.stream = True
-    _thinking(body, request, profile, on, max_tokens, lose)
+    _thinking(body, request, profile, card, on, max_tokens, lose)
     if request.tools:
         body.tools = [_tool(spec, profile) for spec in request.tools]
-        choice = _tool_choice(request, profile, on, lose)
+        choice = _tool_choice(request)
         if choice is not None:
             body.tool_choice = choice
     if request.temperature is not None:
@@ -99,12 +111,24 @@ def encode_request(request: ChatRequest, *, model: str, profile: Profile, upstre
 # Parameters.
 
 
-def _thinking(body: MessagesRequest, request: ChatRequest, profile: Profile, on: bool, max_tokens: int,
-              lose: Lose) -> None:
+def _final_turn_unthought(request: ChatRequest, upstream_id: str) -> bool:
+    """The request's final assistant turn has tool calls but no thinking this upstream signed (no
+    thinking block of its own kept as it came, no seal of it): Anthropic's "a final assistant
+    message must start with a thinking block" cannot be met with thinking on."""
+    last = next((m for m in reversed(request.messages) if m.role == "assistant"), None)
+    if last is None or not any(isinstance(p, ToolCallPart) for p in last.parts):
+        return False
+    own = any(isinstance(p, ThinkingPart) and p.signature for p in last.parts)
+    sealed = last.upstream_seal is not None and last.upstream_seal[0] == upstream_id
+    return not (own or sealed)
+
+
+def _thinking(body: MessagesRequest, request: ChatRequest, profile: Profile, card: ModelCard, on: bool,
+              max_tokens: int, lose: Lose) -> None:
     asked = request.thinking
     effort = asked.effort if asked.effort not in (None, "none") else None
     if not on:
-        if asked.enabled is not None or asked.effort == "none" or profile.thinking_default:
+        if asked.enabled is not None or asked.effort == "none" or card.thinking_default:
             body.thinking = ThinkingParam(type="disabled")
         if effort is not None:  # DeepSeek: thinking disabled together with an effort is a 400
             lose("effort", f"effort {effort!r} not sent: thinking is disabled")
@@ -114,7 +138,7 @@ def _thinking(body: MessagesRequest, request: ChatRequest, profile: Profile, on:
         budget = budget if budget is not None else max(_MIN_BUDGET, min(max_tokens // 2, 32_000))
         budget = min(max(budget, _MIN_BUDGET), max(max_tokens - 1, 1))
     body.thinking = ThinkingParam(type="enabled", budget_tokens=budget)
-    word = profile.effort_words.get(effort) if effort else None
+    word = effort_word(card, effort)
     if word:
         body.output_config = OutputConfigParam(effort=word)
 
@@ -148,13 +172,11 @@ def _tool(spec: ToolSpec, profile: Profile) -> RawBlock:
     return tool
 
 
-def _tool_choice(request: ChatRequest, profile: Profile, on: bool, lose: Lose) -> ToolChoiceParam | None:
+def _tool_choice(request: ChatRequest) -> ToolChoiceParam | None:
+    """The client's choice as it came (a forced one the model rejects while thinking went with
+    thinking off: ``model_limits.thinking_on``)."""
     choice = request.tool_choice
     mode = choice.mode if choice is not None else "auto"
-    if mode in ("required", "tool") and on and not profile.forced_tool_choice_with_thinking:
-        target = f"tool {choice.name!r}" if mode == "tool" and choice is not None else "any"
-        lose("tool_choice", f"forced tool_choice ({target}) sent as auto: {profile.name} rejects it while thinking")
-        mode = "auto"
     if mode == "tool" and not (choice is not None and choice.name):
         mode = "required"
     param = ToolChoiceParam(type={"required": "any"}.get(mode, mode))
@@ -168,7 +190,7 @@ def _tool_choice(request: ChatRequest, profile: Profile, on: bool, lose: Lose) -
 # Messages.
 
 
-def _messages(request: ChatRequest, profile: Profile, upstream_id: str, on: bool,
+def _messages(request: ChatRequest, profile: Profile, card: ModelCard, upstream_id: str, on: bool,
               lose: Lose) -> tuple[list[str], list[MessageParam]]:
     system = [text for text in request.system if text]
     turns: list[MessageParam] = []
@@ -185,7 +207,7 @@ def _messages(request: ChatRequest, profile: Profile, upstream_id: str, on: bool
                 lose("empty_turn", "an assistant turn with nothing to carry was left out")
                 continue
         else:
-            blocks = _user(message.parts, profile, lose)
+            blocks = _user(message.parts, profile, card, lose)
             if not blocks:
                 continue
         wire = "assistant" if role == "assistant" else "user"
@@ -207,24 +229,25 @@ def _is_result(block: RawBlock) -> bool:
 
 
 
-def _user(parts: tuple[Part, ...], profile: Profile, lose: Lose) -> list[RawBlock]:
+def _user(parts: tuple[Part, ...], profile: Profile, card: ModelCard, lose: Lose) -> list[RawBlock]:
     blocks: list[RawBlock] = []
     for part in parts:
         if isinstance(part, TextPart):
             if part.text:  # the Messages API rejects empty text blocks
                 blocks.append({"type": "text", "text": part.text})
         elif isinstance(part, ImagePart):
-            blocks.append(_image(part, profile, lose))
+            blocks.append(_image(part, profile, card, lose))
         elif isinstance(part, ToolResultPart):
-            blocks.append(_result(part, profile, lose))
+            blocks.append(_result(part, profile, card, lose))
         else:
             lose(part_kind(part), f"a {part_kind(part)} part cannot be sent in a user turn")
     return blocks
 
 
-def _image(part: ImagePart, profile: Profile, lose: Lose) -> RawBlock:
-    if not profile.images:
-        lose("image", f"{profile.name} does not accept images; sent a placeholder")
+def _image(part: ImagePart, profile: Profile, card: ModelCard, lose: Lose) -> RawBlock:
+    refused = image_refusal(card, profile)
+    if refused is not None:
+        lose("image", f"{refused}; sent a placeholder")
         return {"type": "text", "text": IMAGE_PLACEHOLDER}
     if part.url.startswith("data:") and ";base64," in part.url:
         head, data = part.url[5:].split(";base64,", 1)
@@ -232,14 +255,14 @@ def _image(part: ImagePart, profile: Profile, lose: Lose) -> RawBlock:
     return {"type": "image", "source": {"type": "url", "url": part.url}}
 
 
-def _result(part: ToolResultPart, profile: Profile, lose: Lose) -> RawBlock:
+def _result(part: ToolResultPart, profile: Profile, card: ModelCard, lose: Lose) -> RawBlock:
     content: list[RawBlock] = []
     for item in part.content:
         if isinstance(item, TextPart):
             if item.text:
                 content.append({"type": "text", "text": item.text})
         else:
-            content.append(_image(item, profile, lose))
+            content.append(_image(item, profile, card, lose))
     block: RawBlock = {"type": "tool_result", "tool_use_id": part.call_id}
     if content:
         plain = all(b["type"] == "text" for b in content)

@@ -1,8 +1,11 @@
 """Upstream side: neutral ``ChatRequest`` → Chat Completions request body for a backend ``Profile``.
 
-Backend differences (thinking switch, reasoning replay field, system folding, strictness, effort
-words) are read from the profile, never from backend names. What the target cannot carry is
-reported through ``lose(what, detail)``. Facts: ../shared/PROTOCOLS.md §3.1, §4.2-4.5.
+Backend differences (thinking switch, system folding, strictness) are read from the profile, never
+from backend names; what the model can do (thinking by default, a forced ``tool_choice`` while
+thinking, the reasoning replay field, effort levels, vision) from its card in the model table
+(``pipeline.model_limits``). A forced ``tool_choice`` the model rejects while thinking is sent as it
+came, with thinking off for that request. What the target cannot carry is reported through
+``lose(what, detail)``. Facts: ../shared/PROTOCOLS.md §3.1, §4.2-4.5.
 """
 
 from __future__ import annotations
@@ -23,7 +26,8 @@ from pipeline.model import (
     part_kind,
     text_of,
 )
-from pipeline.profiles import Profile, thinking_on
+from pipeline.model_limits import ModelCard, card_for, effort_word, image_refusal, thinking_for
+from pipeline.profiles import Profile
 from pipeline.protocols.chat.models import (
     ENCODER,
     ChatCompletionRequest,
@@ -59,22 +63,25 @@ def encode_request(
     *,
     model: str,
     profile: Profile,
+    card: ModelCard | None = None,
     stream: bool = True,
     lose: Lose | None = None,
 ) -> bytes:
-    """The JSON body for ``POST /chat/completions`` on an upstream described by ``profile``."""
+    """The JSON body for ``POST /chat/completions`` on an upstream described by ``profile``, for
+    ``model`` as ``card`` describes it (default: the model table's, ``card_for``)."""
     lose = lose or _no_loss
-    on = thinking_on(request, profile)
+    card = card or card_for(model, profile)
+    on = thinking_for(request, card, f"{model} on {profile.name}", lose)
     body = ChatCompletionRequest(
-        model=model, messages=_messages(request, profile, on, lose), stream=stream
+        model=model, messages=_messages(request, profile, card, on, lose), stream=stream
     )
     if stream and profile.stream_usage:
         body.stream_options = StreamOptions(include_usage=True)
-    _thinking(body, request, profile, on)
+    _thinking(body, request, profile, card, on)
     if request.tools:
         body.tools = [_tool(spec, profile) for spec in request.tools]
         if request.tool_choice is not None:
-            body.tool_choice = _tool_choice(request, profile, on, lose)
+            body.tool_choice = _tool_choice(request)
         if request.parallel_tool_calls is not None:
             body.parallel_tool_calls = request.parallel_tool_calls
     if request.max_output_tokens is not None:
@@ -112,16 +119,17 @@ def encode_request(
 
 
 
-def _thinking(body: ChatCompletionRequest, request: ChatRequest, profile: Profile, on: bool) -> None:
+def _thinking(body: ChatCompletionRequest, request: ChatRequest, profile: Profile, card: ModelCard,
+              on: bool) -> None:
     effort = request.thinking.effort
-    word = profile.effort_words.get(effort) if effort and effort != "none" else None
+    word = effort_word(card, effort)
     switch = profile.thinking_switch
     if switch == "deepseek":
         body.thinking = ThinkingSwitch(type="enabled" if on else "disabled")
         if on and word:
             body.reasoning_effort = word
     elif switch == "chat_template_kwargs":
-        said = request.thinking.enabled is not None or effort == "none"
+        said = request.thinking.enabled is not None or effort == "none" or on != card.thinking_default
         if said:
             body.chat_template_kwargs = {"enable_thinking": on}
         if on and word:
@@ -152,14 +160,12 @@ def _tool(spec: ToolSpec, profile: Profile) -> Tool:
     return Tool(function=fn)
 
 
-def _tool_choice(request: ChatRequest, profile: Profile, on: bool, lose: Lose) -> str | dict[str, Any]:
+def _tool_choice(request: ChatRequest) -> str | dict[str, Any]:
+    """The client's choice as it came (a forced one the model rejects while thinking went with
+    thinking off: ``model_limits.thinking_on``)."""
     choice = request.tool_choice
     assert choice is not None
     mode = choice.mode
-    if mode in ("required", "tool") and on and not profile.forced_tool_choice_with_thinking:
-        target = f"tool {choice.name!r}" if mode == "tool" else "required"
-        lose("tool_choice", f"forced tool_choice ({target}) sent as auto: {profile.name} rejects it while thinking")
-        return "auto"
     if mode == "tool":
         if not choice.name:
             return "required"
@@ -169,7 +175,7 @@ def _tool_choice(request: ChatRequest, profile: Profile, on: bool, lose: Lose) -
 
 
 
-def _messages(request: ChatRequest, profile: Profile, on: bool, lose: Lose) -> list[ChatMessage]:
+def _messages(request: ChatRequest, profile: Profile, card: ModelCard, on: bool, lose: Lose) -> list[ChatMessage]:
     out: list[ChatMessage] = []
     system = [text for text in request.system if text]
     folded = profile.fold_system
@@ -182,7 +188,7 @@ def _messages(request: ChatRequest, profile: Profile, on: bool, lose: Lose) -> l
     if system:
         out.append(ChatMessage(role="system", content="\n\n".join(system)))
     replay_all = on and profile.reasoning_on_every_assistant
-    field = profile.reasoning_field
+    field = card.reasoning_field
     for message in request.messages:
         role = message.role
         if role == "assistant":
@@ -205,26 +211,27 @@ def _messages(request: ChatRequest, profile: Profile, on: bool, lose: Lose) -> l
                 if text:
                     out.append(ChatMessage(role="system", content=text))
         else:
-            _user(message, profile, out, lose)
+            _user(message, profile, card, out, lose)
     return out
 
 
 
-def _user(message: Message, profile: Profile, out: list[ChatMessage], lose: Lose) -> None:
+def _user(message: Message, profile: Profile, card: ModelCard, out: list[ChatMessage], lose: Lose) -> None:
     parts: list[ContentPart] = []
     has_image = False
     for part in message.parts:
         if isinstance(part, TextPart):
             parts.append(ContentPart(type="text", text=part.text))
         elif isinstance(part, ImagePart):
-            if profile.images:
+            refused = image_refusal(card, profile)
+            if refused is None:
                 has_image = True
                 image = ImageUrl(url=part.url)
                 if part.detail:
                     image.detail = part.detail
                 parts.append(ContentPart(type="image_url", image_url=image))
             else:
-                lose("image", f"{profile.name} does not accept images; sent a placeholder")
+                lose("image", f"{refused}; sent a placeholder")
                 parts.append(ContentPart(type="text", text=IMAGE_PLACEHOLDER))
         elif isinstance(part, ToolResultPart):
             # Not the neutral convention (tool messages carry results), but keep it answerable.

@@ -7,7 +7,10 @@ replayed as ``reasoning_text`` without it, whether ``custom`` (freeform) tools e
 ``/v1/responses`` takes ``function`` tools only: a custom tool becomes a function with one string
 ``input``, the neutral form of its call, so nothing needs mapping back). A reasoning item's
 ``encrypted_content`` goes only to the upstream that made it (``Message.upstream_seal``'s id is
-this upstream's). What cannot be carried is reported through ``lose(what, detail)``.
+this upstream's). What the model can do (thinking by default, a forced ``tool_choice`` while
+thinking, effort levels, vision) is its card's in the model table (``pipeline.model_limits``): a
+forced ``tool_choice`` it rejects while thinking goes as it came, with thinking off for that
+request. What cannot be carried is reported through ``lose(what, detail)``.
 """
 
 from __future__ import annotations
@@ -30,7 +33,8 @@ from pipeline.model import (
     part_kind,
     text_of,
 )
-from pipeline.profiles import Profile, thinking_on
+from pipeline.model_limits import ModelCard, card_for, effort_word, image_refusal, thinking_for
+from pipeline.profiles import Profile
 from pipeline.protocols.openai import LOCAL_SHELL_DESCRIPTION, LOCAL_SHELL_SCHEMA, freeform_parameters
 from pipeline.protocols.responses.helpers import open_seal
 
@@ -50,30 +54,33 @@ def _no_loss(what: str, detail: str) -> None:
 
 
 def encode_request(request: ChatRequest, *, model: str, profile: Profile, upstream_id: str,
-                   lose: Lose | None = None) -> bytes:
-    """The JSON body for ``POST /responses`` on ``upstream_id``, described by ``profile``."""
-    return _ENCODER.encode(request_body(request, model=model, profile=profile, upstream_id=upstream_id, lose=lose))
+                   card: ModelCard | None = None, lose: Lose | None = None) -> bytes:
+    """The JSON body for ``POST /responses`` on ``upstream_id``, described by ``profile``, for
+    ``model`` as ``card`` describes it (default: the model table's, ``card_for``)."""
+    return _ENCODER.encode(request_body(request, model=model, profile=profile, upstream_id=upstream_id, card=card,
+                                        lose=lose))
 
 
 def request_body(request: ChatRequest, *, model: str, profile: Profile, upstream_id: str,
-                 lose: Lose | None = None) -> dict[str, Any]:
+                 card: ModelCard | None = None, lose: Lose | None = None) -> dict[str, Any]:
     """``encode_request``'s body before encoding (for tests and goldens)."""
     lose = lose or _no_loss
-    on = thinking_on(request, profile)
+    card = card or card_for(model, profile)
+    on = thinking_for(request, card, f"{model} on {profile.name}", lose)
     custom = {spec.name for spec in request.tools if spec.kind == "custom"} if profile.custom_tools else set()
     system = [text for text in request.system if text]
     body: dict[str, Any] = {"model": model}
-    items = _items(request, profile, upstream_id, on, custom, system, lose)
+    items = _items(request, profile, card, upstream_id, on, custom, system, lose)
     if system:
         body["instructions"] = "\n\n".join(system)
     body["input"] = items
     body["stream"] = True
     body["store"] = False
-    _reasoning(body, request, profile, on)
+    _reasoning(body, request, profile, card, on)
     if request.tools:
         body["tools"] = [_tool(spec, profile, custom) for spec in request.tools]
         if request.tool_choice is not None:
-            body["tool_choice"] = _tool_choice(request, profile, on, custom, lose)
+            body["tool_choice"] = _tool_choice(request, custom)
         if request.parallel_tool_calls is not None:
             body["parallel_tool_calls"] = request.parallel_tool_calls
     if request.max_output_tokens is not None:
@@ -105,16 +112,16 @@ def request_body(request: ChatRequest, *, model: str, profile: Profile, upstream
 # ---------------------------------------------------------------- reasoning and tools
 
 
-def _reasoning(body: dict[str, Any], request: ChatRequest, profile: Profile, on: bool) -> None:
+def _reasoning(body: dict[str, Any], request: ChatRequest, profile: Profile, card: ModelCard, on: bool) -> None:
     effort = request.thinking.effort
     if not on:
-        if profile.thinking_default:  # the upstream would think unless told not to
+        if card.thinking_default:  # the upstream would think unless told not to
             body["reasoning"] = {"effort": "none"}
         return
     reasoning: dict[str, Any] = {}
     if effort and effort != "none":
-        # Responses clients speak OpenAI's words: an empty table passes the client's word on.
-        word = profile.effort_words.get(effort) if profile.effort_words else effort
+        # Responses clients speak OpenAI's words: a model without levels gets the client's word.
+        word = effort_word(card, effort) if card.reasoning_levels else effort
         if word:
             reasoning["effort"] = word
     reasoning["summary"] = "auto"
@@ -148,14 +155,12 @@ def _tool(spec: ToolSpec, profile: Profile, custom: set[str]) -> dict[str, Any]:
     return tool
 
 
-def _tool_choice(request: ChatRequest, profile: Profile, on: bool, custom: set[str], lose: Lose) -> Any:
+def _tool_choice(request: ChatRequest, custom: set[str]) -> Any:
+    """The client's choice as it came (a forced one the model rejects while thinking went with
+    thinking off: ``model_limits.thinking_on``)."""
     choice = request.tool_choice
     assert choice is not None
     mode = choice.mode
-    if mode in ("required", "tool") and on and not profile.forced_tool_choice_with_thinking:
-        target = f"tool {choice.name!r}" if mode == "tool" else "required"
-        lose("tool_choice", f"forced tool_choice ({target}) sent as auto: {profile.name} rejects it while thinking")
-        return "auto"
     if mode == "tool":
         if not choice.name:
             return "required"
@@ -166,7 +171,7 @@ def _tool_choice(request: ChatRequest, profile: Profile, on: bool, custom: set[s
 # ---------------------------------------------------------------- input items
 
 
-def _items(request: ChatRequest, profile: Profile, upstream_id: str, on: bool, custom: set[str],
+def _items(request: ChatRequest, profile: Profile, card: ModelCard, upstream_id: str, on: bool, custom: set[str],
            system: list[str], lose: Lose) -> list[Item]:
     items: list[Item] = []
     calls: dict[str, str] = {}  # call id → the item type its output answers
@@ -175,7 +180,7 @@ def _items(request: ChatRequest, profile: Profile, upstream_id: str, on: bool, c
         if role == "assistant":
             _assistant(message, profile, upstream_id, on, custom, calls, items, lose)
         elif role == "tool":
-            _results(message.parts, calls, items, lose)
+            _results(message.parts, profile, card, calls, items, lose)
         elif role == "system":
             text = text_of(message.parts, "system message", lose)
             if not text:
@@ -186,24 +191,21 @@ def _items(request: ChatRequest, profile: Profile, upstream_id: str, on: bool, c
                 items.append({"type": "message", "role": "developer",
                               "content": [{"type": "input_text", "text": text}]})
         else:
-            _user(message, profile, calls, items, lose)
+            _user(message, profile, card, calls, items, lose)
     return items
 
 
 
-def _user(message: Message, profile: Profile, calls: dict[str, str], items: list[Item], lose: Lose) -> None:
+def _user(message: Message, profile: Profile, card: ModelCard, calls: dict[str, str], items: list[Item],
+          lose: Lose) -> None:
     content: list[dict[str, Any]] = []
     for part in message.parts:
         if isinstance(part, TextPart):
             content.append({"type": "input_text", "text": part.text})
         elif isinstance(part, ImagePart):
-            if profile.images:
-                content.append({"type": "input_image", "image_url": part.url, "detail": part.detail or "auto"})
-            else:
-                lose("image", f"{profile.name} does not accept images; sent a placeholder")
-                content.append({"type": "input_text", "text": IMAGE_PLACEHOLDER})
+            content.append(_image(part, profile, card, lose))
         elif isinstance(part, ToolResultPart):
-            _results((part,), calls, items, lose)
+            _results((part,), profile, card, calls, items, lose)
         else:
             lose(part_kind(part), f"a {part_kind(part)} part cannot be sent in a user message")
     if content:
@@ -275,7 +277,17 @@ def _custom_input(arguments: str) -> str:
     return arguments
 
 
-def _results(parts: tuple[Any, ...], calls: dict[str, str], items: list[Item], lose: Lose) -> None:
+def _image(part: ImagePart, profile: Profile, card: ModelCard, lose: Lose) -> dict[str, Any]:
+    """An ``input_image`` part, or the placeholder text where the model or endpoint takes none."""
+    refused = image_refusal(card, profile)
+    if refused is not None:
+        lose("image", f"{refused}; sent a placeholder")
+        return {"type": "input_text", "text": IMAGE_PLACEHOLDER}
+    return {"type": "input_image", "image_url": part.url, "detail": part.detail or "auto"}
+
+
+def _results(parts: tuple[Any, ...], profile: Profile, card: ModelCard, calls: dict[str, str], items: list[Item],
+             lose: Lose) -> None:
     for part in parts:
         if not isinstance(part, ToolResultPart):
             lose(part_kind(part), "only a tool result can be sent in a tool message")
@@ -287,7 +299,10 @@ def _results(parts: tuple[Any, ...], calls: dict[str, str], items: list[Item], l
                 texts.append(piece.text)
                 content.append({"type": "input_text", "text": piece.text})
             else:
-                content.append({"type": "input_image", "image_url": piece.url, "detail": piece.detail or "auto"})
+                image = _image(piece, profile, card, lose)
+                content.append(image)
+                if image["type"] == "input_text":
+                    texts.append(image["text"])
         output: str | list[dict[str, Any]]
         if len(content) > len(texts):  # an image: the list form
             output = content
