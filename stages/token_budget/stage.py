@@ -3,11 +3,11 @@
 Request way, for the attempt's upstream model (``ctx.attempt``: a fallback is budgeted for its own
 window): estimate the prompt (``pipeline.tokens``, calibrated per upstream model), clamp the
 output budget to the model's max output, keep it at or above a floor when thinking is on
-(reasoning shares the budget), send an explicit budget when the client gave none, and shrink it
-to what the window leaves. When even the minimum output does not fit, the upstream is not
-called: the client gets its own dialect's context-length error, so it compacts. The estimate is
-``ctx.prompt_estimate`` (the client's encoder reports it before the upstream's usage) and the
-``prompt_estimate`` log field.
+(reasoning shares the budget; without thinking the client's own budget is kept, however small),
+send an explicit budget when the client gave none, and shrink it to what the window leaves.
+When even the minimum output does not fit, the upstream is not called: the client gets its own
+dialect's context-length error, so it compacts. The estimate is ``ctx.prompt_estimate`` (the
+client's encoder reports it before the upstream's usage) and the ``prompt_estimate`` log field.
 Response way: upstream-reported prompt tokens calibrate the estimator.
 """
 
@@ -62,16 +62,17 @@ class TokenBudget(Stage):
             prompt = exact
         guarded = int(prompt * (1 + self.config.safety_margin)) if exact is None else prompt
         thinking = thinking_on(request, attempt.card)
-        floor = min(self.config.thinking_floor_tokens if thinking else self.config.min_output_tokens,
+        wanted = request.max_output_tokens or self.config.default_output_tokens
+        # Without thinking a client's budget below min_output_tokens is what it needs room for.
+        floor = min(self.config.thinking_floor_tokens if thinking else min(self.config.min_output_tokens, wanted),
                     limits.max_output_tokens)
         room = limits.context_window - guarded
         if room < floor:
             raise GatewayError(
                 f"prompt is too long: {prompt} tokens > {limits.context_window - floor} maximum",
                 code="context_length_exceeded", blame="client")
-        wanted = request.max_output_tokens or self.config.default_output_tokens
         budget = min(wanted, limits.max_output_tokens)
-        if budget < floor:
+        if budget < floor and thinking:  # reasoning shares the budget: a small one would be all reasoning
             budget = floor
             ctx.lose("max_tokens_raised", f"{wanted} raised to the thinking floor {floor}")
         elif request.max_output_tokens and budget < wanted:

@@ -367,8 +367,9 @@ class TestSettings:
             ({"type": "adaptive"}, {"effort": "low"}, True, "low", None),
             ({"type": "adaptive"}, None, True, None, None),
             ({"type": "disabled"}, None, False, None, None),
-            (None, {"effort": "max"}, None, "max", None),
-            (None, None, None, None, None),
+            # No thinking field: the Messages API does not think unless asked (not the upstream default).
+            (None, {"effort": "max"}, False, "max", None),
+            (None, None, False, None, None),
         ],
     )
     def test_thinking(self, thinking, config, enabled, effort, budget):

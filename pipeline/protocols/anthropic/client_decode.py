@@ -180,7 +180,10 @@ def _tool_choice(wire: ToolChoiceParam | None) -> tuple[ToolChoice | None, bool 
 
 
 def _thinking(wire: ThinkingParam | None, config: OutputConfigParam | None, reader: BlockReader) -> ThinkingConfig:
-    enabled: bool | None = None
+    # The Messages API thinks only when asked: a request without ``thinking`` (Claude Code's
+    # small-model calls: titles, summaries) is thinking off, not the upstream's default (DeepSeek's:
+    # on), so it is sent with thinking disabled and keeps its own budget.
+    enabled: bool | None = False
     budget: int | None = None
     display: str | None = None
     if wire is not None:
@@ -192,6 +195,7 @@ def _thinking(wire: ThinkingParam | None, config: OutputConfigParam | None, read
         elif wire.type == "disabled":
             enabled = False
         else:
+            enabled = None
             reader.lose("thinking", f"thinking.type {wire.type!r} not understood; upstream default used")
     effort: Any = None
     if config is not None and config.effort is not None:
