@@ -12,16 +12,19 @@ SCRIPT = "SIM:script shell echo hello > out.txt ;; shell cat out.txt ;; text fin
 
 
 def claude_loop(base_url: str, model: str = "claude-opus-4-7[1m]", script: str = SCRIPT, steps: int = 4,
-                output: str = "", start: list[dict] | None = None) -> list[anthropic.types.Message]:
-    """Claude Code's tool loop from ``script`` (or the history ``start``, its last turn the user's)."""
+                output: str = "", start: list[dict] | None = None, tools: list[dict] | None = None,
+                choices: list[dict | None] | None = None) -> list[anthropic.types.Message]:
+    """Claude Code's tool loop from ``script`` (or the history ``start``, its last turn the user's);
+    ``choices``: each turn's ``tool_choice`` (``None``: not sent), one turn each."""
     client = anthropic.Anthropic(base_url=base_url, api_key="dummy", max_retries=0)
     messages: list[dict] = list(start or [{"role": "user", "content": script}])
     replies = []
-    for _ in range(steps):
+    for choice in choices if choices is not None else [None] * steps:
         # Claude Code 2.1.154+ sends a system message inside messages[]; DeepSeek rejects it there.
         sent = [messages[0], {"role": "system", "content": "Reminder: be brief."}, *messages[1:]]
-        with client.messages.stream(model=model, max_tokens=32000, messages=sent, tools=[BASH],
-                                    thinking={"type": "enabled", "budget_tokens": 8000},
+        extra = {"tool_choice": choice} if choice is not None else {}
+        with client.messages.stream(model=model, max_tokens=32000, messages=sent, tools=tools or [BASH],
+                                    thinking={"type": "enabled", "budget_tokens": 8000}, **extra,
                                     system=[{"type": "text", "text": "You are a coding agent."}]) as stream:
             reply = stream.get_final_message()
         replies.append(reply)
@@ -29,6 +32,6 @@ def claude_loop(base_url: str, model: str = "claude-opus-4-7[1m]", script: str =
             break
         messages.append({"role": "assistant", "content": [b.model_dump(exclude_none=True) for b in reply.content]})
         messages.append({"role": "user", "content": [
-            {"type": "tool_result", "tool_use_id": b.id, "content": f"ran {b.input['command']}\n{output}"}
+            {"type": "tool_result", "tool_use_id": b.id, "content": f"ran {b.input.get('command', b.input)}\n{output}"}
             for b in reply.content if b.type == "tool_use"]})
     return replies

@@ -15,6 +15,7 @@ import openai
 import trio
 
 from tests.e2e.messages_loop import BASH, SCRIPT, claude_loop
+from tests.e2e.responses_loop import codex_loop
 from tests.e2e.serving import SIM_KEY_ENV, open_gateway
 
 UPSTREAM = ("type: anthropic_messages, base_url: '${SIM_URL}/anthropic', profile: deepseek_anthropic, api_key_env: "
@@ -109,31 +110,10 @@ class TestAnthropicClient:
         assert "output_config" not in body
 
 
-def codex_loop(base_url: str) -> list:
-    client = openai.OpenAI(base_url=base_url, api_key="x", max_retries=0)
-    tools = [{"type": "function", "name": "exec_command", "description": "Run a command", "strict": False,
-              "parameters": {"type": "object", "properties": {"cmd": {"type": "string"}}, "required": ["cmd"]}}]
-    items: list = [{"type": "message", "role": "developer", "content": [{"type": "input_text", "text": "You are Codex."}]},
-                   {"type": "message", "role": "user", "content": [{"type": "input_text", "text": SCRIPT}]}]
-    responses = []
-    for _ in range(4):
-        with client.responses.stream(model="deepseek-v4-pro", input=items, tools=tools, store=False,
-                                     include=["reasoning.encrypted_content"],
-                                     reasoning={"effort": "high", "summary": "auto"}) as stream:
-            for _event in stream:
-                pass
-            response = stream.get_final_response()
-        responses.append(response)
-        calls = [o for o in response.output if o.type == "function_call"]
-        if not calls:
-            break
-        for out in response.output:
-            item = out.model_dump(exclude_none=True)
-            item.pop("id", None)
-            item.pop("status", None)
-            items.append(item)
-        items += [{"type": "function_call_output", "call_id": c.call_id, "output": "ok"} for c in calls]
-    return responses
+CODEX_TOOLS = [{"type": "function", "name": "exec_command", "description": "Run a command", "strict": False,
+                "parameters": {"type": "object", "properties": {"cmd": {"type": "string"}}, "required": ["cmd"]}}]
+CODEX_ITEMS = [{"type": "message", "role": "developer", "content": [{"type": "input_text", "text": "You are Codex."}]},
+               {"type": "message", "role": "user", "content": [{"type": "input_text", "text": SCRIPT}]}]
 
 
 class TestResponsesClient:
@@ -142,7 +122,7 @@ class TestResponsesClient:
         back as thinking blocks with DeepSeek's signature; effort high goes as output_config.effort."""
         sim.reset(verify_replay=True)
         async with open_gateway(CONFIG, sim=sim) as (url, _):
-            responses = await trio.to_thread.run_sync(codex_loop, f"{url}/v1")
+            responses = await trio.to_thread.run_sync(codex_loop, f"{url}/v1", CODEX_ITEMS, CODEX_TOOLS)
         assert [r.status for r in responses] == ["completed"] * 3 and responses[-1].output_text == "finished"
         shown = [next(o for o in r.output if o.type == "reasoning") for r in responses[:2]]
         assert all(o.encrypted_content.startswith("gw2.") for o in shown)

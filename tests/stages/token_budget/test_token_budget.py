@@ -64,6 +64,14 @@ class TestOutputBudget:
         out = await stage(min_output_tokens=50).on_request(req, ctx)
         assert out.max_output_tokens == 100
 
+    async def test_no_floor_with_thinking_off_even_below_min_output_tokens(self) -> None:
+        """A small-model call's 300 tokens, thinking off: sent as 300, not raised to 1,024 or 8,192
+        (min_output_tokens is what the window must leave, not a budget forced on the client)."""
+        ctx = ctx_for(upstream())
+        req = request(max_output_tokens=300, thinking=ThinkingConfig(enabled=False))
+        out = await stage().on_request(req, ctx)
+        assert out.max_output_tokens == 300 and not ctx.losses
+
     async def test_explicit_budget_when_client_sends_none(self) -> None:
         """Codex sends no max_output_tokens: an explicit one is sent."""
         ctx = ctx_for(upstream())
