@@ -301,3 +301,26 @@ async def test_an_image_goes_to_flash_and_a_placeholder_to_pro(sim, upstream) ->
     flash, pro = (str(body) for body in sim.requests())
     assert "iVBORw0KGgo" in flash and "iVBORw0KGgo" not in pro and "image omitted" in pro
     assert [("image" in found) for found in losses_by_request(logs)] == [False, True]
+
+
+async def test_passthrough_to_anthropic_forced_turn_keeps_the_tool_loop_legal(sim) -> None:
+    """Claude Code → the real Anthropic API (the simulator's flavour: a forced tool_choice with
+    thinking is a 400, and so is a final tool turn that does not start with its own thinking):
+    the forced call is made with thinking off, and the rest of that tool loop goes with thinking
+    off too (a turn made without thinking cannot start with a signed thinking block), as
+    Anthropic advises; the loop ends as scripted."""
+    upstream = (f"type: anthropic_messages, base_url: '${{SIM_URL}}/anthropic', profile: anthropic, "
+                f"api_key_env: {SIM_KEY_ENV}")
+    choices = [None, {"type": "tool", "name": "Read"}, None, None]
+    sim.reset(verify_replay=True, messages_flavour="anthropic")
+    async with open_gateway(CONFIG % (upstream, STAGES, STAGES, STAGES), sim=sim) as (url, _):
+        with structlog.testing.capture_logs() as logs:
+            replies = await trio.to_thread.run_sync(claude_session, url, choices)
+            await wait_finished(logs, len(choices))
+    assert [r.stop_reason for r in replies] == ["tool_use"] * 3 + ["end_turn"]
+    assert [b.name for b in replies[1].content if b.type == "tool_use"] == ["Read"]
+    sent = sim.requests()
+    assert [body["thinking"]["type"] for body in sent] == ["enabled", "disabled", "disabled", "disabled"]
+    assert sent[1]["tool_choice"] == {"type": "tool", "name": "Read"}
+    assert [line["status"] for line in finished_lines(logs)] == [200] * 4
+    assert [("thinking_off" in found) for found in losses_by_request(logs)] == [False, True, True, True]
