@@ -73,15 +73,16 @@ def replay_checks(sim) -> list[dict[str, Any]]:
 # ---------------------------------------------------------------- Responses: reasoning.summary
 
 
-def codex_session(base_url: str, turns: int, *, stream: bool, summary: str,
+def codex_session(base_url: str, turns: int, *, stream: bool, summary: str | None,
                   max_output_tokens: int | None = None) -> dict[str, Any]:
     """Codex's loop: every output item echoed back (without ids), each call answered."""
     client = openai.OpenAI(base_url=base_url, api_key="x", max_retries=0, timeout=120)
     items: list[dict[str, Any]] = [
         {"type": "message", "role": "developer", "content": [{"type": "input_text", "text": "You are Codex."}]},
         {"type": "message", "role": "user", "content": [{"type": "input_text", "text": script(turns)}]}]
+    reasoning = {"effort": "high"} if summary is None else {"effort": "high", "summary": summary}
     kwargs: dict[str, Any] = dict(model="gpt-5.5", tools=[EXEC], store=False, include=["reasoning.encrypted_content"],
-                                  reasoning={"effort": "high", "summary": summary}, text={"verbosity": "low"})
+                                  reasoning=reasoning, text={"verbosity": "low"})
     if max_output_tokens is not None:
         kwargs["max_output_tokens"] = max_output_tokens
     responses, event_types, shown = [], set(), []
@@ -144,6 +145,12 @@ class TestResponsesSummary:
         check_withheld_responses(got, 6)
         assert replay_checks(sim)[-1]["tool_turns"] == 6
         assert all(r.max_output_tokens == 60_000 for r in got["responses"])  # the client's, as sent
+
+    async def test_no_summary_asked_is_none(self, sim) -> None:
+        """Codex leaves ``summary`` out when its setting is ``none``; the API then writes none."""
+        got = await run_codex(sim, 3, stream=True, summary=None)
+        check_withheld_responses(got, 3)
+        assert replay_checks(sim)[-1]["tool_turns"] == 3
 
     async def test_summary_auto_shows_the_reasoning(self, sim) -> None:
         got = await run_codex(sim, 2, stream=True, summary="auto", max_output_tokens=60_000)

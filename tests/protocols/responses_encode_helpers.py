@@ -39,8 +39,9 @@ TOOLS = [
 
 
 def make_request(**extra: Any) -> tuple[ChatRequest, ResponsesEcho]:
-    """A decoded request offering ``TOOLS``: the neutral request and the decoder's echo."""
-    body = {"model": "deepseek-v4-pro", "input": "hi", "tools": TOOLS, **extra}
+    """A decoded request offering ``TOOLS`` and asking for reasoning summaries (as Codex does with
+    the setup catalog): the neutral request and the decoder's echo."""
+    body = {"model": "deepseek-v4-pro", "input": "hi", "tools": TOOLS, "reasoning": {"summary": "auto"}, **extra}
     return decode_request(json.dumps(body).encode())
 
 

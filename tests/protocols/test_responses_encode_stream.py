@@ -74,8 +74,8 @@ def test_reasoning_signature_and_function_call() -> None:
 
 
 def test_summary_none_withholds_the_reasoning_text_but_keeps_its_envelope() -> None:
-    """``reasoning.summary: none``: no summary part or delta, the item's summary empty, its
-    ``encrypted_content`` the envelope all the same (the replay needs only that)."""
+    """``reasoning.summary: none`` or absent: no summary part or delta, the item's summary empty,
+    its ``encrypted_content`` the envelope all the same (the replay needs only that)."""
     decoded = make_request(reasoning={"effort": "high", "summary": "none"})
     script = start() + thinking_block(0, "secret ", "plan", signature="gw2.ENV") + text_block(1, "ok") + stop()
     events = run(script, decoded)
@@ -87,6 +87,10 @@ def test_summary_none_withholds_the_reasoning_text_but_keeps_its_envelope() -> N
     assert "secret" not in json.dumps(events)
     shown = run(script, make_request(reasoning={"effort": "high", "summary": "auto"}))
     assert done_items(shown)[0]["summary"] == [{"type": "summary_text", "text": "secret plan"}]
+    # No summary asked (Codex leaves the field out for its "none"; the API then writes none).
+    for absent in ({"effort": "high"}, None):
+        quiet = run(script, make_request(reasoning=absent))
+        assert done_items(quiet)[0]["summary"] == [] and done_items(quiet)[0]["encrypted_content"] == "gw2.ENV"
 
 
 def test_max_output_tokens_echoes_the_clients_value_not_the_budget() -> None:

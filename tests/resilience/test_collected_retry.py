@@ -58,7 +58,8 @@ def ask(dialect: str, base: str, messages: list[dict[str, Any]], tools: list[dic
     client_oa = openai.OpenAI(base_url=base, api_key="k", max_retries=0, timeout=20)
     if dialect == "responses":
         return client_oa.responses.create(model="gpt-5.5", input=messages, store=False,  # type: ignore[arg-type]
-                                          include=["reasoning.encrypted_content"], **({"tools": tools} if tools else {}))
+                                          include=["reasoning.encrypted_content"], reasoning={"summary": "auto"},
+                                          **({"tools": tools} if tools else {}))
     return client_oa.chat.completions.create(model="deepseek-v4-pro", messages=messages,  # type: ignore[arg-type]
                                              **({"tools": tools} if tools else {}))
 

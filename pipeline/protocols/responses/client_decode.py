@@ -133,8 +133,9 @@ def _with_loaded(offered: tuple[ToolSpec, ...], loaded: list[ToolSpec]) -> tuple
 
 
 def _summary(reasoning: ReasoningParam | None, reader: Reader) -> str | None:
-    """``reasoning.summary``: ``none`` withholds the reasoning text from the client, ``auto``
-    shows the upstream's reasoning as the summary; ``concise`` and ``detailed`` ask for a form of
+    """``reasoning.summary``: ``none`` or absent withholds the reasoning text from the client
+    (the API writes no summary unless asked), ``auto`` shows the upstream's reasoning as the
+    summary; ``concise`` and ``detailed`` ask for a form of
     summary no upstream of this gateway but OpenAI writes (DeepSeek and local servers return their
     raw reasoning): it is shown whole, and the loss says so."""
     if reasoning is None:

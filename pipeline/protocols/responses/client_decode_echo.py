@@ -35,9 +35,10 @@ class ResponsesEcho(msgspec.Struct, frozen=True, kw_only=True):
     metadata: the client's ``metadata``, echoed on the Response.
     max_output_tokens: the client's ``max_output_tokens`` (``None``: absent), echoed on the
         Response as sent, not the budget ``token_budget`` computed for the upstream.
-    reasoning_summary: the client's ``reasoning.summary``: ``"none"`` withholds the reasoning
-        text (the reasoning item still carries its ``encrypted_content``); any other value or
-        none shows it as the summary.
+    reasoning_summary: the client's ``reasoning.summary``: ``"none"`` or absent (the API writes
+        no summary unless asked; Codex leaves the field out for its ``none``) withholds the
+        reasoning text, the reasoning item still carrying its ``encrypted_content``; ``auto``,
+        ``concise`` and ``detailed`` show it as the summary.
     store, include, prompt_cache_key: the client's ``store``, ``include`` and
         ``prompt_cache_key`` as sent (``None``: absent); kept with the request's facts, not echoed
         on the Response (yet).

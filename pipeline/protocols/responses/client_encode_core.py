@@ -1,9 +1,9 @@
 """The Responses output state machine shared by the SSE encoder and the collector (§5.4).
 
 Blocks map to output items in order: thinking → reasoning (summary + ``encrypted_content``, the
-signature: ``thinking_filter``'s envelope, encrypted for the upstream that reasoned; with the
-client's ``reasoning.summary`` ``none`` the item has no summary and no summary events, its
-``encrypted_content`` all the same), text → message, tool_call → function_call /
+signature: ``thinking_filter``'s envelope, encrypted for the upstream that reasoned; unless the
+client asked for a ``reasoning.summary`` (``auto``, ``concise``, ``detailed``) the item has no
+summary and no summary events, its ``encrypted_content`` all the same), text → message, tool_call → function_call /
 custom_tool_call / local_shell_call / tool_search_call by the offered tool's kind. ``_emit`` is
 the only output: the encoder frames it, the collector ignores it.
 """
@@ -107,7 +107,7 @@ class ResponseCore:
         self.response_id = response_id or new_id("resp_")
         self._created_at = int(time.time()) if created_at is None else created_at
         self._parallel = True if request.parallel_tool_calls is None else request.parallel_tool_calls
-        self._show_reasoning = echo.reasoning_summary != "none"
+        self._show_reasoning = echo.reasoning_summary not in (None, "none")
         self._tool_choice = items.tool_choice(request, echo)
         self._metadata: dict[str, Any] | msgspec.UnsetType = dict(echo.metadata) if echo.metadata else msgspec.UNSET
         self._output: dict[int, Any] = {}
