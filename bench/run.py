@@ -24,7 +24,7 @@ from typing import Any
 from bench import loadgen
 from bench.procs import (REPO, FakeUpstream, Gateway, Proc, add_gateway_args, commit, core_times, free_port,
                          gateway, provenance_record, set_fifo, steal_ms)
-from bench.scenarios import FIRST, LITELLM_PATHS, PATHS, body
+from bench.scenarios import FIRST, LITELLM_PATHS, PATHS, REAL_CAPTURE, body
 
 GATEWAY_CORE, LOAD_CORE = 0, 1
 HOST = "127.0.0.1"
@@ -162,7 +162,7 @@ class Bench:
                         await self.throughput(target, port, path, server, mode, c)
         if "real" in args.scenarios and target != "direct":
             for path in paths:
-                if path in ("messages", "responses"):
+                if path in REAL_CAPTURE:
                     await self.throughput(target, port, path, server, "whole", 32, size="real")
 
     # ------------------------------------------------------------------ targets
@@ -263,8 +263,8 @@ def table(records: list[dict[str, Any]], deltas: int, *, markdown: bool = False)
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
-    p.add_argument("--paths", nargs="+", default=["chat", "messages", "responses", "passthrough"],
-                   choices=["chat", "messages", "responses", "passthrough"])
+    paths = ["chat", "messages", "responses", "messages_pass", "responses_pass"]
+    p.add_argument("--paths", nargs="+", default=paths, choices=paths)
     p.add_argument("--modes", nargs="+", default=["whole", "chunk"], choices=["whole", "chunk"])
     p.add_argument("--concurrency", nargs="+", type=int, default=[32, 256])
     p.add_argument("--scenarios", nargs="*", default=["load", "hold", "real"], choices=["load", "hold", "real"],

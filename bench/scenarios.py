@@ -2,9 +2,10 @@
 
 ``direct`` is the floor: the load generator talks Chat Completions to the fake upstream itself.
 ``chat`` is Chat → Chat passthrough, ``messages`` is Anthropic Messages → Chat (Claude Code),
-``responses`` is OpenAI Responses → Chat (Codex), ``passthrough`` is Messages → Messages (Claude
-Code on ``type: anthropic_messages``, profile ``anthropic``, under ``/pass``). Bodies come in two sizes: ``small`` (one short
-user turn) and ``real`` (a captured Claude Code / Codex request: system prompt, tools, ~40-50 KB).
+``responses`` is OpenAI Responses → Chat (Codex). The pass-through paths, under ``/pass``, translate
+nothing: ``messages_pass`` is Messages → Messages (Claude Code on ``type: anthropic_messages``,
+profile ``anthropic``), ``responses_pass`` is Responses → Responses (Codex on ``type:
+openai_responses``, profile ``openai``). Bodies come in two sizes: ``small`` (one short user turn) and ``real`` (a captured Claude Code / Codex request: system prompt, tools, ~40-50 KB).
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from dataclasses import dataclass, field
 from bench.upstream import delta_text
 from tests.captures import capture_body
 
-REAL_CAPTURE = {"messages": "claude-tool-2.json", "passthrough": "claude-tool-2.json", "responses": "codex-tool-2.json"}
+REAL_CAPTURE = {"messages": "claude-tool-2.json", "messages_pass": "claude-tool-2.json",
+                "responses": "codex-tool-2.json", "responses_pass": "codex-tool-2.json"}
 FIRST = delta_text(0).encode()  # the first content delta's text: TTFT stops the clock on it
 
 
@@ -37,10 +39,12 @@ PATHS: dict[str, Path_] = {
                   {"authorization": f"Bearer {CLIENT_KEY}"}),
     "messages": Path_("messages", "/v1/messages", b"event: message_stop", b'"text_delta"',
                       {"x-api-key": CLIENT_KEY, "anthropic-version": "2023-06-01"}),
-    "passthrough": Path_("passthrough", "/pass/v1/messages", b"event: message_stop", b'"text_delta"',
-                         {"x-api-key": CLIENT_KEY, "anthropic-version": "2023-06-01"}),
+    "messages_pass": Path_("messages_pass", "/pass/v1/messages", b"event: message_stop", b'"text_delta"',
+                           {"x-api-key": CLIENT_KEY, "anthropic-version": "2023-06-01"}),
     "responses": Path_("responses", "/v1/responses", b"event: response.completed",
                        b"event: response.output_text.delta", {"authorization": f"Bearer {CLIENT_KEY}"}),
+    "responses_pass": Path_("responses_pass", "/pass/v1/responses", b"event: response.completed",
+                            b"event: response.output_text.delta", {"authorization": f"Bearer {CLIENT_KEY}"}),
 }
 
 # LiteLLM 1.106 serves chat and /v1/messages from a chat upstream; its /v1/responses on a
@@ -59,7 +63,7 @@ def body(path: str, model: str, size: str = "small") -> bytes:
         data = {"model": model, "messages": [{"role": "user", "content": "Say hello."}], "stream": True}
         if path == "direct":
             data["stream_options"] = {"include_usage": True}
-    elif path in ("messages", "passthrough"):
+    elif path in ("messages", "messages_pass"):
         data = {"model": model, "max_tokens": 8192, "stream": True,
                 "messages": [{"role": "user", "content": "Say hello."}]}
     else:
@@ -67,4 +71,4 @@ def body(path: str, model: str, size: str = "small") -> bytes:
     return json.dumps(data, separators=(",", ":")).encode()
 
 
-__all__ = ["CLIENT_KEY", "FIRST", "LITELLM_PATHS", "PATHS", "Path_", "body"]
+__all__ = ["CLIENT_KEY", "FIRST", "LITELLM_PATHS", "PATHS", "REAL_CAPTURE", "Path_", "body"]

@@ -5,9 +5,11 @@ entire response in one write, ``chunk`` writes one SSE frame per write (TCP_NODE
 turns, one frame each per round, as token streams do), ``hold`` writes the first delta and then
 holds the stream open for ``--hold-s`` seconds before finishing it. ``-think`` puts 50
 reasoning deltas before the content. Every answer has ``--deltas`` content deltas ``t000 `` …
-``GET /last-body`` answers with the last request body received, as received. ``POST /v1/messages``
-gets the same answer as an Anthropic Messages stream (thinking block with a signature, text
-block), for the pass-through pipeline (``type: anthropic_messages``).
+``GET /last-body`` answers with the last request body received, as received. For the pass-through
+pipelines, ``POST /v1/messages`` gets the same answer as an Anthropic Messages stream (thinking
+block with a signature, text block; ``type: anthropic_messages``) and ``POST /responses`` as an
+OpenAI Responses stream (a reasoning item with summary deltas and ``encrypted_content``, a message
+item, ``sequence_number`` on every event; ``type: openai_responses``).
 Run: ``python -m bench.upstream --port 9100``.
 """
 
@@ -92,6 +94,59 @@ def messages_frames(deltas: int, *, think: bool) -> tuple[list[bytes], int]:
     return frames, first
 
 
+def responses_frames(deltas: int, *, think: bool) -> tuple[list[bytes], int]:
+    """The same answer as OpenAI Responses SSE events, and the index of its first text delta."""
+    frames: list[bytes] = []
+
+    def emit(kind: str, **fields: object) -> None:
+        frames.append(_event(kind, {"sequence_number": len(frames), **fields}))
+
+    def response(status: str, output: list[dict[str, object]], usage: object = None) -> dict[str, object]:
+        return {"id": "resp_bench0001", "object": "response", "created_at": CREATED, "status": status,
+                "model": "gpt-bench", "output": output, "parallel_tool_calls": True, "tool_choice": "auto",
+                "tools": [], "error": None, "incomplete_details": None, "usage": usage}
+
+    emit("response.created", response=response("in_progress", []))
+    emit("response.in_progress", response=response("in_progress", []))
+    output: list[dict[str, object]] = []
+    if think:
+        text = "".join(f"r{i:02d} " for i in range(REASONING_DELTAS))
+        at = {"item_id": "rs_bench0001", "output_index": 0}
+        emit("response.output_item.added", output_index=0, item={
+            "id": "rs_bench0001", "type": "reasoning", "summary": [], "encrypted_content": None,
+            "status": "in_progress"})
+        emit("response.reasoning_summary_part.added", **at, summary_index=0, part={"type": "summary_text", "text": ""})
+        for i in range(REASONING_DELTAS):
+            emit("response.reasoning_summary_text.delta", **at, summary_index=0, delta=f"r{i:02d} ")
+        emit("response.reasoning_summary_text.done", **at, summary_index=0, text=text)
+        emit("response.reasoning_summary_part.done", **at, summary_index=0, part={"type": "summary_text", "text": text})
+        output.append({"id": "rs_bench0001", "type": "reasoning", "summary": [{"type": "summary_text", "text": text}],
+                       "encrypted_content": "gAAAAABbench-encrypted-content-0001", "status": "completed"})
+        emit("response.output_item.done", output_index=0, item=output[-1])
+    n = len(output)
+    at = {"item_id": "msg_bench0001", "output_index": n}
+    emit("response.output_item.added", output_index=n, item={
+        "id": "msg_bench0001", "type": "message", "role": "assistant", "status": "in_progress", "content": []})
+    emit("response.content_part.added", **at, content_index=0, part={"type": "output_text", "text": "",
+                                                                     "annotations": []})
+    first = len(frames)
+    for i in range(deltas):
+        emit("response.output_text.delta", **at, content_index=0, delta=delta_text(i), logprobs=[])
+    text = "".join(delta_text(i) for i in range(deltas))
+    part = {"type": "output_text", "text": text, "annotations": []}
+    emit("response.output_text.done", **at, content_index=0, text=text, logprobs=[])
+    emit("response.content_part.done", **at, content_index=0, part=part)
+    output.append({"id": "msg_bench0001", "type": "message", "role": "assistant", "status": "completed",
+                   "content": [part]})
+    emit("response.output_item.done", output_index=n, item=output[-1])
+    completion = deltas + (REASONING_DELTAS if think else 0)
+    emit("response.completed", response=response("completed", output, {
+        "input_tokens": 1200, "input_tokens_details": {"cached_tokens": 1024}, "output_tokens": completion,
+        "output_tokens_details": {"reasoning_tokens": REASONING_DELTAS if think else 0},
+        "total_tokens": 1200 + completion}))
+    return frames, first
+
+
 HEAD = (b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream; charset=utf-8\r\ncache-control: no-cache\r\n"
         b"transfer-encoding: chunked\r\n\r\n")
 LAST = b"0\r\n\r\n"
@@ -101,24 +156,34 @@ def http_chunk(data: bytes) -> bytes:
     return b"%x\r\n" % len(data) + data + b"\r\n"
 
 
+DIALECTS = ("chat", "messages", "responses")
+# The request line that asks for each dialect's answer (anything else gets Chat's).
+ROUTES = ((b"post /v1/messages", "messages"), (b"post /responses", "responses"))
+
+
+def dialect_frames(dialect: str, deltas: int, *, think: bool) -> tuple[list[bytes], int]:
+    if dialect == "messages":
+        return messages_frames(deltas, think=think)
+    if dialect == "responses":
+        return responses_frames(deltas, think=think)
+    return sse_frames(deltas, think=think), 1 + (REASONING_DELTAS if think else 0)
+
+
 class Answers:
-    """Every variant, keyed (messages, think), pre-encoded once: one whole write, per-frame writes,
+    """Every variant, keyed (dialect, think), pre-encoded once: one whole write, per-frame writes,
     and where a ``hold`` answer pauses (after its first content delta)."""
 
     def __init__(self, deltas: int) -> None:
-        self.whole: dict[tuple[bool, bool], bytes] = {}
-        self.pieces: dict[tuple[bool, bool], list[bytes]] = {}
-        self.hold_at: dict[tuple[bool, bool], int] = {}
+        self.whole: dict[tuple[str, bool], bytes] = {}
+        self.pieces: dict[tuple[str, bool], list[bytes]] = {}
+        self.hold_at: dict[tuple[str, bool], int] = {}
         for think in (False, True):
-            for messages in (False, True):
-                if messages:
-                    frames, first = messages_frames(deltas, think=think)
-                else:
-                    frames, first = sse_frames(deltas, think=think), 1 + (REASONING_DELTAS if think else 0)
+            for dialect in DIALECTS:
+                frames, first = dialect_frames(dialect, deltas, think=think)
                 pieces = [http_chunk(f) for f in frames] + [LAST]
-                self.pieces[messages, think] = pieces
-                self.whole[messages, think] = HEAD + b"".join(pieces)
-                self.hold_at[messages, think] = first + 1
+                self.pieces[dialect, think] = pieces
+                self.whole[dialect, think] = HEAD + b"".join(pieces)
+                self.hold_at[dialect, think] = first + 1
 
 
 def pick(body: bytes) -> tuple[str, bool]:
@@ -144,7 +209,7 @@ class Writer:
         self.active: list[list] = []  # [conn, pieces, position, hold_at]
         self.wake = asyncio.Event()
 
-    def add(self, conn: FakeUpstream, mode: str, key: tuple[bool, bool]) -> None:
+    def add(self, conn: FakeUpstream, mode: str, key: tuple[str, bool]) -> None:
         pieces = self.answers.pieces[key]
         hold_at = self.answers.hold_at[key] if mode == "hold" else -1
         conn.transport.write(HEAD)  # type: ignore[union-attr]
@@ -198,7 +263,7 @@ class FakeUpstream(asyncio.Protocol):
         self.need = -1  # body bytes expected for the current request, -1 before its head
         self.head_end = 0
         self.get = False
-        self.messages = False  # the current request is POST /v1/messages
+        self.dialect = "chat"  # what the current request's route asks for (``ROUTES``)
         self.transport: asyncio.Transport | None = None
         self.busy = False
         self.lost = False
@@ -233,7 +298,7 @@ class FakeUpstream(asyncio.Protocol):
                 eol = head.find(b"\r\n", at)
                 length = int(head[at + 15:eol if eol != -1 else None]) if at != -1 else 0
                 self.head_end, self.need, self.get = end + 4, length, head.startswith(b"get /last-body")
-                self.messages = head.startswith(b"post /v1/messages")
+                self.dialect = next((d for line, d in ROUTES if head.startswith(line)), "chat")
             if len(self.buf) - self.head_end < self.need:
                 return
             with memoryview(self.buf) as view:
@@ -249,10 +314,10 @@ class FakeUpstream(asyncio.Protocol):
             FakeUpstream.last_body = body
             mode, think = pick(body)
             if mode == "whole":
-                self.transport.write(self.answers.whole[self.messages, think])
+                self.transport.write(self.answers.whole[self.dialect, think])
             else:
                 self.busy = True
-                self.writer.add(self, mode, (self.messages, think))
+                self.writer.add(self, mode, (self.dialect, think))
 
 
 async def serve(host: str, port: int, deltas: int, hold_s: float, ready: str | None = None) -> None:
