@@ -66,6 +66,8 @@ class Thinking(msgspec.Struct, frozen=True, tag_field="kind", tag="thinking"):
     text: str
     signature: str | None = None
     """The block's opaque signature (``thinking_filter``'s envelope), ``None`` if it had none."""
+    redacted: bool = False
+    """Its ``BlockStart`` said ``redacted`` (the signature is the block's data)."""
 
 
 class ToolCall(msgspec.Struct, frozen=True, tag_field="kind", tag="tool_call"):
@@ -93,21 +95,23 @@ class Completion(msgspec.Struct, frozen=True, kw_only=True):
 class _Building:
     """A block being folded: its kind, its parts so far, and for a thinking block the signature's."""
 
-    __slots__ = ("call_id", "kind", "name", "parts", "signature")
+    __slots__ = ("call_id", "kind", "name", "parts", "redacted", "signature")
 
-    def __init__(self, kind: BlockKind, call_id: str | None, name: str | None) -> None:
+    def __init__(self, kind: BlockKind, call_id: str | None, name: str | None, redacted: bool = False) -> None:
         self.kind = kind
         self.call_id = call_id
         self.name = name
         self.parts: list[str] = []
         self.signature: list[str] | None = None
+        self.redacted = redacted
 
     def build(self) -> Block:
         text = "".join(self.parts)
         if self.kind == "text":
             return Text(text=text)
         if self.kind == "thinking":
-            return Thinking(text=text, signature=None if self.signature is None else "".join(self.signature))
+            return Thinking(text=text, signature=None if self.signature is None else "".join(self.signature),
+                            redacted=self.redacted)
         return ToolCall(call_id=self.call_id, name=self.name, arguments=text)
 
 
@@ -136,7 +140,7 @@ class Assembler:
         elif isinstance(event, ThinkingDelta):
             self._add(event.index, "thinking", event.text)
         elif isinstance(event, BlockStart):
-            self._begin(event.index, event.block, event.call_id, event.name)
+            self._begin(event.index, event.block, event.call_id, event.name, event.redacted)
         elif isinstance(event, SignatureDelta):
             if event.signature:
                 block = self._newest.get((event.index, "thinking")) or self._begin(event.index, "thinking")
@@ -154,8 +158,9 @@ class Assembler:
             self._error = event.error
         # BlockStop (rule 2: a closed block still takes its content), Heartbeat, newer kinds: nothing
 
-    def _begin(self, index: int, kind: BlockKind, call_id: str | None = None, name: str | None = None) -> _Building:
-        block = _Building(kind, call_id, name)
+    def _begin(self, index: int, kind: BlockKind, call_id: str | None = None, name: str | None = None,
+               redacted: bool = False) -> _Building:
+        block = _Building(kind, call_id, name, redacted)
         self._blocks.append(block)
         self._newest[(index, kind)] = block
         return block
@@ -199,7 +204,7 @@ def replay(completion: Completion) -> list[Event]:
             if block.text:
                 out.append(TextDelta(index=index, text=block.text))
         elif isinstance(block, Thinking):
-            out.append(BlockStart(index=index, block="thinking"))
+            out.append(BlockStart(index=index, block="thinking", redacted=block.redacted))
             if block.text:
                 out.append(ThinkingDelta(index=index, text=block.text))
             if block.signature:

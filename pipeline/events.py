@@ -29,10 +29,15 @@ class MessageStart(Event, frozen=True, tag="message_start"):
 
 
 class BlockStart(Event, frozen=True, tag="block_start"):
+    """``redacted`` marks a thinking block an upstream sent encrypted (Anthropic's
+    ``redacted_thinking``): no text, its opaque data comes as the block's signature. Upstream
+    decoders emit one only for an Anthropic client, the only one that can carry it back."""
+
     index: int
     block: BlockKind
     call_id: str | None = None
     name: str | None = None
+    redacted: bool = False
 
 
 class TextDelta(Event, frozen=True, tag="text_delta"):

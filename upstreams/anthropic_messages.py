@@ -66,7 +66,10 @@ class AnthropicMessagesUpstream(SseUpstream):
                               upstream_id=self.id, stream=True, lose=ctx.lose)
 
     def decoder(self, request: ChatRequest, ctx: RequestContext) -> MessagesStreamDecoder:
-        return MessagesStreamDecoder(lose=ctx.loss_recorder())
+        # An upstream's redacted_thinking goes only where it can come back from: an Anthropic
+        # client, to an upstream that takes its own blocks back (thinking_filter binds it to this one).
+        return MessagesStreamDecoder(lose=ctx.loss_recorder(),
+                                     redacted=self.profile.keep_client_thinking and ctx.client == "anthropic")
 
     def error_info(self, status: int, body: bytes, retry_after: str | None) -> ErrorInfo:
         return parse_error_body(status, body, retry_after=retry_after)

@@ -8,7 +8,8 @@ to replay DeepSeek's reasoning exactly: ``u`` upstream id, ``m`` upstream model,
 reasoning text (or ``d``, its SHA-256, when it was too large to carry and lives in the reasoning
 cache), ``t`` the tool call ids it precedes (checked by ``thinking_filter`` against the turn it is
 replayed on), ``s`` the upstream's own opaque token for the block (its ``UpstreamSeal``: a DeepSeek
-or Anthropic thinking signature), sent back only to upstream ``u``; absent in older envelopes.
+or Anthropic thinking signature), sent back only to upstream ``u``; absent in older envelopes;
+``x`` set: the block was the upstream's ``redacted_thinking`` (``s`` its data, ``r`` empty).
 
 **Key separation:** ``key_u`` is HKDF-SHA256 of the configured secret with the upstream id as
 ``info``, so an envelope sealed for one upstream (the ``/demo`` simulator, which thinks whatever
@@ -50,6 +51,7 @@ class Envelope(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     d: str | None = None
     t: tuple[str, ...] = ()
     s: str | None = None
+    x: bool = False
 
 
 _ENC = msgspec.json.Encoder()

@@ -5,13 +5,19 @@ encrypted with the serving upstream's own key; the reasoning text, upstream id a
 tool call ids it precedes, and the upstream's own token for the block, its ``UpstreamSeal``, which
 no client sees). To learn the first tool call id, the block's
 end is held back until the next tool call starts, the message ends, or ``holdback_chars`` of text
-have been held. At ``MessageStop`` the reasoning is also put in the reasoning cache under the
-upstream and each tool call id (rung 2 of the ladder); a tool turn that came without thinking (made
-with thinking off, as a forced ``tool_choice`` is) is put there with ``""``, its exact reasoning.
+have been held (a sequence of thinking blocks, as Anthropic's thinking then redacted_thinking, is
+held together: each is sealed with the same ids). At ``MessageStop`` the reasoning is also put in
+the reasoning cache under the upstream and each tool call id (rung 2 of the ladder); a tool turn
+that came without thinking (made with thinking off, as a forced ``tool_choice`` is) is put there
+with ``""``, its exact reasoning.
 
 Request way: every ``ThinkingPart`` is removed (foreign signatures and ``redacted_thinking`` never
 reach the upstream), except, for a profile with ``keep_client_thinking`` (the real Anthropic API),
-those that are not ours: the upstream's own, which it checks itself. An envelope restores
+those that are not ours: the upstream's own, which it checks itself. For such a profile an
+envelope of ours that opens on its own turn with the upstream's token becomes that upstream's
+block again, in place (its exact text and signature, or its ``redacted_thinking`` data: the
+sequence the API produced, which it wants back unchanged); a redacted block's envelope opens for
+no other upstream and restores nothing anywhere else (a loss). Otherwise an envelope restores
 ``Message.reasoning`` (and ``Message.upstream_seal``, when it carries one) only if it opens with the key of
 the upstream this request is aimed at (``ctx.attempt``), and only on the assistant turn it is
 bound to: the turn whose tool calls begin with the ids sealed in it (an envelope sealed before any
@@ -58,21 +64,33 @@ RUNGS = ("not_needed", "envelope", "client", "cache", "empty", "thinking_off")
 _PROCESS_SECRETS: dict[str, bytes] = {}
 
 
+class _Ended:
+    """A thinking block that ended while its envelope waits for the tool call ids: its stop, its
+    reasoning, its UpstreamSeal data and whether it was redacted_thinking."""
+
+    __slots__ = ("redacted", "seal", "stop", "text")
+
+    def __init__(self, stop: BlockStop, text: str, seal: str | None, redacted: bool) -> None:
+        self.stop, self.text, self.seal, self.redacted = stop, text, seal, redacted
+
+
 class _Resp:
     """Per-response state of the response hook."""
 
-    __slots__ = ("block_text", "call_ids", "held", "held_chars", "model", "open_index", "pending_stop", "seal",
-                 "seals", "texts")
+    __slots__ = ("block_text", "call_ids", "held", "held_chars", "model", "open_index", "redacted", "seal", "seals",
+                 "texts")
 
     def __init__(self) -> None:
         self.model = ""
         self.open_index: int | None = None
         self.block_text: list[str] = []
-        self.seal: str | None = None  # the open (or held) thinking block's UpstreamSeal data
+        self.seal: str | None = None  # the open thinking block's UpstreamSeal data
+        self.redacted = False  # and whether it is a redacted_thinking block
         self.texts: list[str] = []  # reasoning of every thinking block of this message
         self.seals: list[str | None] = []  # and each one's UpstreamSeal data
-        self.pending_stop: BlockStop | None = None
-        self.held: list[Event] = []
+        # While a thinking block's end is held: what came since, in order, each ended thinking
+        # block (several in a row: Anthropic's thinking then redacted_thinking) as an _Ended.
+        self.held: list[Event | _Ended] | None = None
         self.held_chars = 0
         self.call_ids: list[str] = []
 
@@ -121,23 +139,37 @@ class ThinkingFilter(Stage):
         key = self._keys.upstream(ctx.upstream_id)
         messages = list(request.messages)
         restored: dict[int, list[tuple[str, str | None]]] = {}  # turn → (reasoning, seal data) per envelope
+        in_place: dict[tuple[int, int], ThinkingPart] = {}  # (turn, part) → the upstream's own block again
         used: set[str] = set()  # the envelopes restored so far: a copy of one is refused
         keep = ctx.profile.keep_client_thinking
         for i, message in enumerate(messages):
             if message.role != "assistant":
                 continue
-            for part in message.parts:
-                if isinstance(part, ThinkingPart) and not (keep and _kept(part)):
-                    self._open(part, i, messages, restored, used, key, ctx)
+            for j, part in enumerate(message.parts):
+                if not isinstance(part, ThinkingPart) or (keep and _kept(part)):
+                    continue
+                opened = self._open(part, i, messages, used, key, ctx)
+                if opened is None:
+                    continue
+                target, text, envelope = opened
+                if keep and target == i and envelope.s is not None:
+                    in_place[i, j] = ThinkingPart(text=text, signature=envelope.s, redacted=envelope.x)
+                elif envelope.x:
+                    ctx.lose("redacted_thinking", "redacted thinking goes back only on its own turn, to its upstream")
+                else:
+                    restored.setdefault(target, []).append((text, envelope.s))
         worst = 0
         for i, message in enumerate(messages):
             if message.role != "assistant":
                 continue
             calls = [p.id for p in message.parts if isinstance(p, ToolCallPart)]
-            parts = tuple(p for p in message.parts if not isinstance(p, ThinkingPart) or (keep and _kept(p)))
+            parts = tuple(in_place.get((i, j), p) for j, p in enumerate(message.parts)
+                          if not isinstance(p, ThinkingPart) or (keep and _kept(p)) or (i, j) in in_place)
             found = restored.get(i)
-            reasoning, rung = self._resolve(message, found, calls, ctx.upstream_id)
-            if found is None and len(parts) != len([p for p in parts if not isinstance(p, ThinkingPart)]):
+            own = any(turn == i for turn, _ in in_place)
+            reasoning, rung = (message.reasoning, "envelope") if own and found is None else \
+                self._resolve(message, found, calls, ctx.upstream_id)
+            if found is None and not own and len(parts) != len([p for p in parts if not isinstance(p, ThinkingPart)]):
                 rung = "client"  # the upstream's own thinking blocks, kept as they came
             seal = message.upstream_seal
             if found is not None:  # one envelope with the upstream's token: it goes back with the text
@@ -159,27 +191,28 @@ class ThinkingFilter(Stage):
             changes["thinking"] = msgspec.structs.replace(request.thinking, enabled=False, effort=None)
         return msgspec.structs.replace(request, **changes)
 
-    def _open(self, part: ThinkingPart, index: int, messages: list[Message],
-              restored: dict[int, list[tuple[str, str | None]]],
-              used: set[str], key: UpstreamKey, ctx: RequestContext) -> None:
-        if part.redacted:
-            ctx.lose("redacted_thinking", "redacted thinking is not forwarded")
-            return
+    def _open(self, part: ThinkingPart, index: int, messages: list[Message], used: set[str], key: UpstreamKey,
+              ctx: RequestContext) -> tuple[int, str, Envelope] | None:
+        """(the turn it may be replayed on, its reasoning, the envelope) of a client's thinking
+        part, if it is one of ours for this upstream; else a loss and ``None``."""
         envelope = key.open(part.signature)
         if envelope is None:
-            ctx.lose("foreign_thinking" if part.signature else "unsigned_thinking",
-                     f"thinking without a valid gateway envelope of upstream {key.upstream_id!r} is not forwarded")
-            return
+            if part.redacted:
+                ctx.lose("redacted_thinking", f"redacted thinking that upstream {key.upstream_id!r} did not send "
+                                              "through this gateway is not forwarded")
+            else:
+                ctx.lose("foreign_thinking" if part.signature else "unsigned_thinking",
+                         f"thinking without a valid gateway envelope of upstream {key.upstream_id!r} is not forwarded")
+            return None
         target = _bound_turn(envelope.t, index, messages)
         if target is None or part.signature in used:
             ctx.lose("misplaced_thinking", "an envelope on a turn without the tool calls it was sealed with"
                      if target is None else "a copy of an envelope already replayed in this request")
-            return
+            return None
         used.add(part.signature)  # type: ignore[arg-type]  # opened: a str
         text = envelope.r if envelope.r is not None else (
             self._store.get(_cache_key(key.upstream_id, "d:" + envelope.d)) if envelope.d else None)
-        if text is not None:
-            restored.setdefault(target, []).append((text, envelope.s))
+        return None if text is None else (target, text, envelope)
 
     def _resolve(self, message: Message, found: list[tuple[str, str | None]] | None, calls: list[str],
                  upstream_id: str) -> tuple[str | None, str]:
@@ -199,26 +232,36 @@ class ThinkingFilter(Stage):
         st = ctx.state.get(self._key)
         if st is None:
             st = ctx.state[self._key] = _Resp()
-        elif st.pending_stop is None and type(event) in _PASS:  # the hot path: text and tool deltas
+        elif st.held is None and type(event) in _PASS:  # the hot path: text and tool deltas
             return (event,)
         return self._step(st, event, ctx)
 
     def on_end(self, ctx: RequestContext) -> Sequence[Event]:
         st = ctx.state.get(self._key)
-        if st is not None and st.pending_stop is not None:  # input ended mid-hold: flush what is held
+        if st is not None and st.held is not None:  # input ended mid-hold: flush what is held
             return self._release(st, ctx)
         return ()
 
     def _step(self, st: _Resp, event: Event, ctx: RequestContext) -> list[Event]:
-        if st.pending_stop is not None:
+        if st.held is not None:
             return self._while_holding(st, event, ctx)
+        own = self._thinking_event(st, event)
+        if own is not None:
+            return own
+        if isinstance(event, BlockStart) and event.block == "tool_call" and event.call_id:
+            st.call_ids.append(event.call_id)
+        elif isinstance(event, MessageStart):
+            st.model = event.model
+        elif isinstance(event, MessageStop):
+            self._remember(st, ctx.upstream_id)
+        return [event]
+
+    def _thinking_event(self, st: _Resp, event: Event) -> list[Event] | None:
+        """What a thinking block's own event becomes (``None``: not one). Its end starts the hold."""
         if isinstance(event, ThinkingDelta) and event.index == st.open_index:
             st.block_text.append(event.text)
-        elif isinstance(event, BlockStart):
-            if event.block == "thinking":
-                st.open_index, st.block_text, st.seal = event.index, [], None
-            elif event.block == "tool_call" and event.call_id:
-                st.call_ids.append(event.call_id)
+        elif isinstance(event, BlockStart) and event.block == "thinking":
+            st.open_index, st.block_text, st.seal, st.redacted = event.index, [], None, event.redacted
         elif isinstance(event, SignatureDelta) and event.index == st.open_index:
             return []  # an upstream's own signature is replaced by our envelope
         elif isinstance(event, UpstreamSeal):
@@ -226,19 +269,23 @@ class ThinkingFilter(Stage):
                 st.seal = event.data  # sealed into the envelope; no client sees it
             return []
         elif isinstance(event, BlockStop) and event.index == st.open_index:
-            st.texts.append("".join(st.block_text))
-            st.pending_stop, st.open_index, st.held, st.held_chars = event, None, [], 0
+            text = "".join(st.block_text)
+            st.texts.append(text)
+            if st.held is None:
+                st.held, st.held_chars = [], 0
+            st.held.append(_Ended(event, text, st.seal, st.redacted))
+            st.open_index, st.seal = None, None
             return []
-        elif isinstance(event, MessageStart):
-            st.model = event.model
-        elif isinstance(event, MessageStop):
-            self._remember(st, ctx.upstream_id)
+        else:
+            return None
         return [event]
 
     def _while_holding(self, st: _Resp, event: Event, ctx: RequestContext) -> list[Event]:
-        if isinstance(event, UpstreamSeal | SignatureDelta):  # late, after its block's stop
-            if isinstance(event, UpstreamSeal) and event.index == st.pending_stop.index:  # type: ignore[union-attr]  # holding: set
-                st.seal = event.data
+        assert st.held is not None
+        if isinstance(event, UpstreamSeal | SignatureDelta) and event.index != st.open_index:  # late, after its stop
+            for item in st.held:
+                if isinstance(item, _Ended) and isinstance(event, UpstreamSeal) and item.stop.index == event.index:
+                    item.seal = event.data
             return []
         if isinstance(event, BlockStart) and event.block == "tool_call" and event.call_id:
             st.call_ids.append(event.call_id)
@@ -248,9 +295,8 @@ class ThinkingFilter(Stage):
             if isinstance(event, MessageStop):
                 self._remember(st, ctx.upstream_id)
             return [*released, event]
-        if isinstance(event, BlockStart) and event.block == "thinking":
-            return [*self._release(st, ctx), *self._step(st, event, ctx)]
-        st.held.append(event)
+        own = self._thinking_event(st, event)  # the next thinking block of a sequence: held too
+        st.held.extend([event] if own is None else own)
         if isinstance(event, TextDelta):
             st.held_chars += len(event.text)
             if st.held_chars > self.config.holdback_chars:
@@ -258,20 +304,24 @@ class ThinkingFilter(Stage):
         return []
 
     def _release(self, st: _Resp, ctx: RequestContext) -> list[Event]:
-        stop = st.pending_stop
-        assert stop is not None
-        text = st.texts[-1]
-        if len(text) > self.config.inline_max_chars:
-            key = digest(text)
-            self._store.put(_cache_key(ctx.upstream_id, "d:" + key), text)
-            envelope = Envelope(u=ctx.upstream_id, m=st.model, d=key, t=tuple(st.call_ids), s=st.seal)
-        else:
-            envelope = Envelope(u=ctx.upstream_id, m=st.model, r=text, t=tuple(st.call_ids), s=st.seal)
-        st.seals.append(st.seal)
-        st.seal = None
-        held, st.held, st.pending_stop = st.held, [], None
-        signature = self._keys.upstream(ctx.upstream_id).seal(envelope)
-        return [SignatureDelta(index=stop.index, signature=signature), stop, *held]
+        """What was held, each ended thinking block with its envelope just before its stop."""
+        held, st.held = st.held, None
+        assert held is not None
+        key = self._keys.upstream(ctx.upstream_id)
+        out: list[Event] = []
+        for item in held:
+            if not isinstance(item, _Ended):
+                out.append(item)
+                continue
+            envelope = Envelope(u=ctx.upstream_id, m=st.model, r=item.text, t=tuple(st.call_ids), s=item.seal,
+                                x=item.redacted)
+            if len(item.text) > self.config.inline_max_chars:  # too large to carry: its digest, the text cached
+                found = digest(item.text)
+                self._store.put(_cache_key(ctx.upstream_id, "d:" + found), item.text)
+                envelope = msgspec.structs.replace(envelope, r=None, d=found)
+            st.seals.append(item.seal)
+            out += [SignatureDelta(index=item.stop.index, signature=key.seal(envelope)), item.stop]
+        return out
 
     def _remember(self, st: _Resp, upstream_id: str) -> None:
         # A tool turn that came without any thinking (made with thinking off: a forced tool_choice)

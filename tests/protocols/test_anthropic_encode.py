@@ -231,6 +231,24 @@ class TestStream:
         ])
         assert [d["index"] for n, d in frames(stream) if "index" in d] == [0, 0, 0, 1, 1, 1]
 
+    def test_redacted_thinking(self):
+        """A redacted thinking block is one redacted_thinking block, its data (the signature) whole
+        in its content_block_start, no deltas; streamed and collected alike, for the SDK too."""
+        events = [*THINKING_TOOL[:6],
+                  BlockStart(index=1, block="thinking", redacted=True), SignatureDelta(index=1, signature="gw2.RDX"),
+                  BlockStop(index=1), *THINKING_TOOL[6:]]
+        stream = encode(events)
+        parsed = [(n, d) for n, d in frames(stream) if d.get("index") == 1]
+        assert parsed == [("content_block_start", {"type": "content_block_start", "index": 1, "content_block": {
+            "type": "redacted_thinking", "data": "gw2.RDX"}}), ("content_block_stop", {"type": "content_block_stop",
+                                                                                        "index": 1})]
+        message = ask(sdk_client(stream))
+        assert [b.type for b in message.content] == ["thinking", "redacted_thinking", "text", "tool_use"]
+        assert accumulate(stream) == Message.model_validate_json(collect(events)).model_dump(exclude_none=True)
+        without = encode([MessageStart(message_id="m", model="x"), BlockStart(index=0, block="thinking", redacted=True),
+                          BlockStop(index=0), MessageStop(stop_reason="end_turn")])
+        assert accumulate(without)["content"] == [{"type": "redacted_thinking", "data": ""}]
+
     def test_thinking_without_signature(self):
         """A thinking block with no SignatureDelta gets no invented signature_delta."""
         stream = encode([

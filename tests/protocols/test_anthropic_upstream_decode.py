@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import random
 
+import msgspec
 import pytest
 
 from pipeline.events import (
@@ -95,6 +96,18 @@ class TestStream:
         assert decoder.feed_many(SseDecoder().feed(STREAM)) + decoder.finish() == EXPECTED
         assert losses == [("upstream_block_dropped",
                            "the upstream's redacted_thinking block (no neutral block carries it)")]
+
+    def test_redacted_thinking_for_an_anthropic_client(self) -> None:
+        """``redacted=True`` (an Anthropic client of the real API): the block is a redacted
+        thinking block, its data the signature and the UpstreamSeal, in its place; no loss."""
+        losses: list[tuple[str, str]] = []
+        decoder = MessagesStreamDecoder(lose=lambda what, detail: losses.append((what, detail)), redacted=True)
+        out = decoder.feed_many(SseDecoder().feed(STREAM)) + decoder.finish()
+        redacted = [BlockStart(index=1, block="thinking", redacted=True), SignatureDelta(index=1, signature="xx"),
+                    UpstreamSeal(index=1, data="xx"), BlockStop(index=1)]
+        renumbered = [msgspec.structs.replace(e, index=e.index + 1) if getattr(e, "index", 0) >= 1 else e
+                      for e in EXPECTED[7:]]
+        assert out == EXPECTED[:7] + redacted + renumbered and losses == []
 
     @pytest.mark.parametrize("seed", range(5))
     def test_random_splits_and_byte_by_byte(self, seed: int) -> None:

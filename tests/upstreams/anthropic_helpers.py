@@ -10,6 +10,7 @@ from upstreams.simulator import Simulator
 
 BASH = {"name": "Bash", "input_schema": {"type": "object", "properties": {"command": {"type": "string"}}}}
 PATH = "/anthropic/v1/messages"
+PROMPT = "SIM:script shell ls ;; text done"
 
 
 def post(sim: Simulator, body: dict[str, Any], headers: dict[str, str] | None = None) -> tuple[int, Any]:
@@ -22,10 +23,10 @@ def post(sim: Simulator, body: dict[str, Any], headers: dict[str, str] | None = 
     return resp.status, events
 
 
-def first_turn(sim: Simulator, make: Any) -> list[dict[str, Any]]:
+def first_turn(sim: Simulator, make: Any, prompt: str = PROMPT) -> list[dict[str, Any]]:
     """The assistant content blocks of the answer to a one-call script (a request body from
     ``make``), as a client keeps them."""
-    status, events = post(sim, make([{"role": "user", "content": "SIM:script shell ls ;; text done"}]))
+    status, events = post(sim, make([{"role": "user", "content": prompt}]))
     assert status == 200
     blocks: dict[int, dict[str, Any]] = {}
     for event in events:
@@ -42,8 +43,8 @@ def first_turn(sim: Simulator, make: Any) -> list[dict[str, Any]]:
     return [blocks[i] for i in sorted(blocks)]
 
 
-def history(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def history(blocks: list[dict[str, Any]], prompt: str = PROMPT) -> list[dict[str, Any]]:
     call = next(b for b in blocks if b["type"] == "tool_use")
-    return [{"role": "user", "content": "SIM:script shell ls ;; text done"},
+    return [{"role": "user", "content": prompt},
             {"role": "assistant", "content": blocks},
             {"role": "user", "content": [{"type": "tool_result", "tool_use_id": call["id"], "content": "a.txt"}]}]

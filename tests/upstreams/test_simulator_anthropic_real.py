@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
 import pytest
 
 from tests.upstreams.anthropic_helpers import BASH, first_turn, history, post
@@ -35,6 +36,26 @@ def test_its_own_signature_and_redacted_thinking_go_back() -> None:
     minted = {"type": "redacted_thinking", "data": redact(endpoint_secret(REAL), "hidden reasoning")}
     status, events = post(sim, body(history([blocks[0], minted, *blocks[1:]])))
     assert status == 200 and events[-1]["type"] == "message_stop"
+
+
+def test_sim_redact_answers_redacted_thinking_that_must_come_back_exactly() -> None:
+    """``SIM:redact``: a redacted_thinking block of this endpoint's own after the thinking block
+    (thinking on, this flavour only); under verify_replay the tool turn must bring it back exactly,
+    in its place: left out, moved or another minted one is a 400."""
+    sim = Simulator(msgspec.structs.replace(REAL, verify_replay=True))
+    prompt = "SIM:redact the hidden plan\nSIM:script shell ls ;; text done"
+    blocks = first_turn(sim, body, prompt)
+    minted = redact(endpoint_secret(REAL), "the hidden plan")
+    assert [b["type"] for b in blocks] == ["thinking", "redacted_thinking", "text", "tool_use"]
+    assert blocks[1] == {"type": "redacted_thinking", "data": minted}
+    assert post(sim, body(history(blocks, prompt)))[0] == 200
+    other = {"type": "redacted_thinking", "data": redact(endpoint_secret(REAL), "another plan")}
+    for changed in ([blocks[0], *blocks[2:]], [blocks[1], blocks[0], *blocks[2:]], [blocks[0], other, *blocks[2:]]):
+        status, error = post(sim, body(history(changed, prompt)))
+        assert status == 400 and "did not come back exactly" in error["error"]["message"], error
+    deepseek = Simulator(SimConfig(verify_replay=True))
+    plain = first_turn(deepseek, lambda m: {**body(m), "model": "deepseek-v4-pro"}, prompt)
+    assert "redacted_thinking" not in [b["type"] for b in plain]
 
 
 @pytest.mark.parametrize("change, message", [

@@ -2,7 +2,8 @@
 
 The stream is Anthropic's: ``message_start``, ``ping``, then a ``thinking`` block (thinking on:
 ``thinking_delta``s, then one ``signature_delta`` with the signature this endpoint mints for the
-text), a ``text`` block, one ``tool_use`` block per call (``input_json_delta`` fragments), then
+text; with ``redacted`` data, the real API's ``redacted_thinking`` block after it, whole in its
+``content_block_start``), a ``text`` block, one ``tool_use`` block per call (``input_json_delta`` fragments), then
 ``message_delta`` (stop reason, cumulative usage) and ``message_stop``. An overloaded answer ends
 with an ``error`` event instead of its stop.
 """
@@ -31,11 +32,12 @@ class MessagesRenderer:
     """Encodes one answer of ``model`` as message ``message_id``."""
 
     def __init__(self, *, message_id: str, model: str, thinking: bool, signature: str,
-                 prompt_tokens: int, cached: int) -> None:
+                 prompt_tokens: int, cached: int, redacted: str | None = None) -> None:
         self.message_id = message_id
         self.model = model
         self.thinking = thinking
         self.signature = signature
+        self.redacted = redacted if thinking else None
         self.usage_in = {"input_tokens": prompt_tokens - cached, "cache_read_input_tokens": cached,
                          "cache_creation_input_tokens": 0}
 
@@ -53,6 +55,11 @@ class MessagesRenderer:
                 "type": "thinking_delta", "thinking": p}}) for p in text_pieces(answer.reasoning)]
             frames.append(frame("content_block_delta", {"index": index, "delta": {
                 "type": "signature_delta", "signature": self.signature}}))
+            frames.append(frame("content_block_stop", {"index": index}))
+            index += 1
+        if self.redacted is not None:
+            frames.append(frame("content_block_start", {"index": index, "content_block": {
+                "type": "redacted_thinking", "data": self.redacted}}))
             frames.append(frame("content_block_stop", {"index": index}))
             index += 1
         if answer.content:
@@ -83,6 +90,8 @@ class MessagesRenderer:
         content: list[dict[str, Any]] = []
         if self.thinking:
             content.append({"type": "thinking", "thinking": answer.reasoning, "signature": self.signature})
+        if self.redacted is not None:
+            content.append({"type": "redacted_thinking", "data": self.redacted})
         if answer.content:
             content.append({"type": "text", "text": answer.content})
         for call, call_id in zip(answer.calls, call_ids, strict=True):

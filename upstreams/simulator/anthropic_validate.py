@@ -95,6 +95,16 @@ def redact(secret: bytes, text: str) -> str:
     return f"{payload}.{sign(secret, 'redacted:' + payload)}"
 
 
+def check_redacted(i: int, blocks: list[dict[str, Any]], emitted: str | None, call_id: str) -> None:
+    """``verify_replay``: an assistant turn's thinking sequence comes back as it was answered, the
+    thinking block then the ``redacted_thinking`` block of exactly ``emitted`` (none if ``None``)."""
+    sent = [b["data"] for b in blocks if b["type"] == "redacted_thinking"]
+    want = [] if emitted is None else [emitted]
+    if sent != want or (want and [b["type"] for b in blocks[:2]] != ["thinking", "redacted_thinking"]):
+        raise bad(f"messages[{i}]: the redacted_thinking of tool call {call_id} did not come back exactly as "
+                  f"it was generated: expected {want!r} after the thinking block, got {sent!r}")  # sim
+
+
 def _redacted_ok(secret: bytes, data: str) -> bool:
     payload, _, mac = data.rpartition(".")
     return bool(payload) and hmac.compare_digest(mac, sign(secret, "redacted:" + payload))
@@ -337,5 +347,5 @@ def validate_messages(body: Any, config: SimConfig, secret: bytes) -> MessagesCa
                         prompt_tokens=prompt_tokens)
 
 
-__all__ = ["BAD_REDACTED", "BAD_SIGNATURE", "MUST_PASS_BACK", "MessagesCall", "chat_shape", "endpoint_secret", "redact",
-           "sign", "validate_messages"]
+__all__ = ["BAD_REDACTED", "BAD_SIGNATURE", "MUST_PASS_BACK", "MessagesCall", "chat_shape", "check_redacted",
+           "endpoint_secret", "redact", "sign", "validate_messages"]

@@ -70,9 +70,11 @@ class SimConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
         messages_flavour: how ``POST /anthropic/v1/messages`` behaves
             (``upstreams/simulator/anthropic_validate.py``): ``deepseek`` (DeepSeek's Anthropic
             endpoint, its refusals) or ``anthropic`` (the real API: ``claude-*`` models, every
-            thinking block signed by this simulator and verified, ``redacted_thinking`` it minted,
-            images and documents, ``output_config.format``, a thinking budget below ``max_tokens``,
-            Anthropic-shaped errors).
+            thinking block signed by this simulator and verified, ``redacted_thinking`` it minted
+            (one answered after the thinking block on ``SIM:redact``, which ``verify_replay``
+            wants back exactly with its tool turn), images and documents,
+            ``output_config.format``, a thinking budget below ``max_tokens``, Anthropic-shaped
+            errors).
         history: how many request bodies / connection records are kept.
         seed: seeds ids and random parts, so runs are reproducible.
     """

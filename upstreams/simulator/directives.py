@@ -23,6 +23,9 @@ Each directive runs from ``SIM:<kind>`` to the end of its line:
                                      becomes the script step's number)
     SIM:fault <kind> [once]          inject a fault (config.FaultKind); ``once``: only the
                                      first time this prompt reaches this step
+    SIM:redact [<words>]             the real-Anthropic flavour (thinking on) also answers a
+                                     ``redacted_thinking`` block after the thinking block, its
+                                     data this simulator's seal of <words>
 
 A single answer directive is a one-step script. No directive: "Simulated answer to: <prompt>".
 
@@ -72,6 +75,7 @@ class Plan(msgspec.Struct, kw_only=True):
     fault: str | None = None
     fault_once: bool = False
     step_key: str = ""  # identifies prompt + step, for ``fault ... once``
+    redacted: str | None = None  # ``SIM:redact``: the text hidden in a redacted_thinking block
 
 
 def message_text(msg: dict[str, Any]) -> str:
@@ -230,6 +234,7 @@ class Script(msgspec.Struct, kw_only=True):
     prompt: str  # its last text part, for the no-directive answer
     think: str | None
     fault: str | None
+    redact: str | None
     kind: str | None  # the answer directive (``script`` or a single step), None: none
     steps: list[str]
     rounds: int  # tool-result rounds since the prompt: the current step
@@ -239,12 +244,13 @@ def read_script(messages: list[dict[str, Any]]) -> Script:
     at = find_prompt(messages)
     text = message_text(messages[at]) if at is not None else ""
     directives = [(k.lower(), a.strip()) for k, a in _DIRECTIVE.findall(text)]
-    answer = next(((k, a) for k, a in directives if k not in ("think", "fault")), None)
+    answer = next(((k, a) for k, a in directives if k not in ("think", "fault", "redact")), None)
     kind, arg = answer if answer is not None else (None, "")
     return Script(
         text=text, prompt=" ".join(_last_text_part(messages[at]).split()) if at is not None else "",
         think=next((a for k, a in directives if k == "think"), None),
         fault=next((a for k, a in directives if k == "fault"), None), kind=kind,
+        redact=next((a or "hidden reasoning" for k, a in directives if k == "redact"), None),
         steps=([s.strip() for s in arg.split(";;")] if kind == "script" else
                [f"{kind} {arg}"] if kind is not None else []),
         rounds=tool_rounds(messages, at) if at is not None else 0)
@@ -321,8 +327,8 @@ def plan_answer(messages: list[dict[str, Any]], tools: dict[str, dict[str, Any]]
     digest = hashlib.blake2b(script.text.encode(), digest_size=8).hexdigest()
     if script.think is not None:
         reasoning = script.think.replace("{step}", str(rounds))
-    plan = Plan(reasoning=reasoning,
-                content=content, calls=calls, step_key=f"{digest}:{rounds}")
+    plan = Plan(reasoning=reasoning, content=content, calls=calls, step_key=f"{digest}:{rounds}",
+                redacted=script.redact)
     if script.fault is not None:
         kind, _, rest = script.fault.partition(" ")
         if kind not in FAULT_KINDS:

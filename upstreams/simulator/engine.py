@@ -24,7 +24,14 @@ import msgspec
 from upstreams.simulator.anthropic_render import BAD_EVENT as MESSAGES_BAD_EVENT
 from upstreams.simulator.anthropic_render import ERROR_EVENT as MESSAGES_ERROR_EVENT
 from upstreams.simulator.anthropic_render import MessagesRenderer
-from upstreams.simulator.anthropic_validate import MessagesCall, endpoint_secret, sign, validate_messages
+from upstreams.simulator.anthropic_validate import (
+    MessagesCall,
+    check_redacted,
+    endpoint_secret,
+    redact,
+    sign,
+    validate_messages,
+)
 from upstreams.simulator.config import (
     DEEPSEEK_MODELS,
     HTTP_FAULTS,
@@ -139,6 +146,7 @@ class Simulator:
         self._prefixes: OrderedDict[bytes, bytes] = OrderedDict()
         # call id -> (its turn's reasoning, name, arguments, whether it was made thinking)
         self._emitted: OrderedDict[str, tuple[str, str, Any, bool]] = OrderedDict()
+        self._redactions: dict[str, str] = {}  # tool call id → the redacted_thinking data answered with it
         self._faulted_once: set[str] = set()
         self.stats = SimStats()
         self._verified: set[str] = set()
@@ -226,8 +234,11 @@ class Simulator:
         call_ids = [f"toolu_{i:02d}_{self._random(22)}" for i in range(len(answer.calls))]
         self._remember(answer, call_ids, call.thinking)
         self.stats.emitted_calls += len(call_ids)
+        redacted = redact(self._secret, plan.redacted) if plan.redacted is not None and call.thinking and \
+            self.config.messages_flavour == "anthropic" else None
+        self._redactions.update(dict.fromkeys(call_ids, redacted) if redacted is not None else {})
         renderer = MessagesRenderer(
-            message_id=f"msg_{self._random(24)}", model=call.model, thinking=call.thinking,
+            message_id=f"msg_{self._random(24)}", model=call.model, thinking=call.thinking, redacted=redacted,
             signature=sign(self._secret, answer.reasoning), prompt_tokens=call.prompt_tokens,
             cached=self._cached_prefix(call.tools, call.wire[:1], call.prompt_bytes, call.prompt_tokens))
         cfg = self.config
@@ -274,6 +285,7 @@ class Simulator:
                 if block["name"] != name or block["input"] != args:
                     raise bad(f"messages[{i}]: tool call {block['id']} differs from what was generated: expected "
                               f"{name} {args!r}, got {block['name']} {block['input']!r}")
+                check_redacted(i, blocks, self._redactions.get(block["id"]), block["id"])
             check.verified_turns += 1
             check.verified_bytes += len(text.encode())
             for block in uses:
@@ -402,7 +414,9 @@ class Simulator:
                 args = call.arguments
             self._emitted[call_id] = (answer.reasoning, call.name, args, thinking)
             if len(self._emitted) > _REMEMBERED:
-                self._verified.discard(self._emitted.popitem(last=False)[0])
+                oldest = self._emitted.popitem(last=False)[0]
+                self._verified.discard(oldest)
+                self._redactions.pop(oldest, None)
 
     def _verify_replay(self, messages: list[dict[str, Any]]) -> ReplayCheck:
         """Every echoed tool call this simulator emitted must come back with its turn's exact

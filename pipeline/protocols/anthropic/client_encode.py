@@ -1,7 +1,9 @@
 """Neutral events → Anthropic Messages SSE, non-streaming bodies, error bodies (PROTOCOLS §1.5-1.7, §5.2).
 
 Every SSE frame carries an ``event:`` line (the SDKs dispatch on it). Blocks are numbered by the
-encoder in emission order. Per-delta frames are byte templates built once per block; the rest
+encoder in emission order. A ``redacted`` thinking block is a ``redacted_thinking`` block whose
+``data`` (its signature) is in its ``content_block_start``, so that frame waits for the signature
+(or the block's end) and the block has no deltas. Per-delta frames are byte templates built once per block; the rest
 are msgspec Structs from models.py. Usage is held until ``MessageStop`` and sent cumulatively in
 ``message_delta``.
 """
@@ -46,6 +48,7 @@ from pipeline.protocols.anthropic.models import (
     ModelEntry,
     ModelList,
     OutputTokensDetails,
+    RedactedThinkingBlock,
     TextBlock,
     ThinkingBlock,
     TokenCount,
@@ -133,9 +136,9 @@ class _OpenBlock:
     def __init__(self, neutral: int, wire: int, kind: str) -> None:
         self.neutral = neutral
         self.wire = wire
-        self.kind = kind
+        self.kind = kind  # a neutral BlockKind, or "redacted" (a redacted_thinking block: no deltas)
         self.prefix = _DELTA_HEAD + str(wire).encode()
-        self.head = self.prefix + _DELTA_KEYS[kind]  # a delta of the block's own kind
+        self.head = self.prefix + _DELTA_KEYS.get(kind, b"")  # a delta of the block's own kind
 
 
 class AnthropicStreamEncoder:
@@ -158,6 +161,7 @@ class AnthropicStreamEncoder:
         self._done = False
         self._next_index = 0
         self._open: _OpenBlock | None = None
+        self._redacted: _OpenBlock | None = None  # a redacted_thinking block whose start awaits its data
         self._usage: Usage | None = None
 
     def feed(self, event: Event) -> list[bytes]:
@@ -167,7 +171,8 @@ class AnthropicStreamEncoder:
             # The identity test on type(event) narrows it, but mypy does not follow it through ``kind``.
             token: TextDelta | ThinkingDelta = event  # type: ignore[assignment]
             block, text = self._open, token.text
-            if block is not None and block.neutral == token.index and text and not self._done:
+            if block is not None and block.neutral == token.index and text and not self._done \
+                    and block.kind != "redacted":
                 return [block.head + _ENC.encode(text) + _DELTA_TAIL]
         if self._done:
             return []
@@ -179,12 +184,16 @@ class AnthropicStreamEncoder:
                 if not self._omit_thinking:
                     self._delta(out, i, text, None)
             case SignatureDelta(index=i, signature=sig):
-                self._delta(out, i, sig, "signature")
+                if self._redacted is not None and self._redacted.neutral == i:
+                    self._redacted_start(out, sig)
+                else:
+                    self._delta(out, i, sig, "signature")
             case BlockStart():
                 self._start(out)
                 self._block_start(out, event)
             case BlockStop(index=i):
-                if self._open is not None and self._open.neutral == i:
+                current = self._open or self._redacted
+                if current is not None and current.neutral == i:
                     self._block_stop(out)
             case MessageStart(message_id=mid):
                 self._start(out, mid)
@@ -239,6 +248,10 @@ class AnthropicStreamEncoder:
     def _block_start(self, out: list[bytes], event: BlockStart) -> None:
         self._block_stop(out)  # at most one open block; never expected to close anything
         block: ContentBlock
+        if event.block == "thinking" and event.redacted:
+            self._redacted = _OpenBlock(event.index, self._next_index, "redacted")
+            self._next_index += 1
+            return
         if event.block == "thinking":
             # The empty signature key must be present (PROTOCOLS §1.6).
             block = ThinkingBlock(thinking="", signature="")
@@ -257,11 +270,21 @@ class AnthropicStreamEncoder:
         if not text or block is None or block.neutral != index:
             # Empty fragments are never sent: an empty-args tool call gets no delta (§5.2).
             return
-        if key == "signature" and block.kind != "thinking":
+        if (key == "signature" and block.kind != "thinking") or block.kind == "redacted":
             return
         out.append(block.prefix + _DELTA_KEYS[key or block.kind] + _ENC.encode(text) + _DELTA_TAIL)
 
+    def _redacted_start(self, out: list[bytes], data: str) -> None:
+        """The awaited ``redacted_thinking`` block's start, with its data; it is the open block then."""
+        block, self._redacted = self._redacted, None
+        assert block is not None
+        start = ContentBlockStartEvent(block.wire, RedactedThinkingBlock(data=data))
+        out.append(encode_sse(_ENC.encode(start), "content_block_start"))
+        self._open = block
+
     def _block_stop(self, out: list[bytes]) -> None:
+        if self._redacted is not None:  # it ended without data: its start, empty, then its stop
+            self._redacted_start(out, "")
         if self._open is None:
             return
         out.append(encode_sse(_ENC.encode(ContentBlockStopEvent(self._open.wire)), "content_block_stop"))
@@ -290,7 +313,9 @@ def render_message(completion: Completion, request: ChatRequest, echo: Anthropic
     omit_thinking = echo.thinking_display == "omitted"
     content: list[ContentBlock] = []
     for block in completion.blocks:
-        if isinstance(block, Thinking):
+        if isinstance(block, Thinking) and block.redacted:
+            content.append(RedactedThinkingBlock(data=block.signature or ""))
+        elif isinstance(block, Thinking):
             content.append(ThinkingBlock(thinking="" if omit_thinking else block.text, signature=block.signature or ""))
         elif isinstance(block, ToolCall):
             content.append(ToolUseBlock(id=block.call_id or "toolu_" + secrets.token_hex(12), name=block.name or "",

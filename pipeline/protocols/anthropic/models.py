@@ -162,7 +162,11 @@ class ToolUseBlock(msgspec.Struct, tag="tool_use", tag_field="type"):
     input: Any
 
 
-ContentBlock = TextBlock | ThinkingBlock | ToolUseBlock
+class RedactedThinkingBlock(msgspec.Struct, tag="redacted_thinking", tag_field="type"):
+    data: str
+
+
+ContentBlock = TextBlock | ThinkingBlock | RedactedThinkingBlock | ToolUseBlock
 
 
 class OutputTokensDetails(msgspec.Struct):
@@ -266,6 +270,7 @@ __all__ = [
     "OutputFormatParam",
     "OutputTokensDetails",
     "RawBlock",
+    "RedactedThinkingBlock",
     "RedactedThinkingBlockParam",
     "SearchResultBlockParam",
     "SourceParam",

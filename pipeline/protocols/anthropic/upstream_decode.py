@@ -1,8 +1,10 @@
 """Upstream side: Anthropic Messages SSE events → neutral events, and its HTTP error bodies.
 
 ``MessagesStreamDecoder`` maps the upstream's blocks one to one (renumbered 0, 1, … in order;
-``redacted_thinking`` and server-side blocks, which no neutral block carries, are skipped and
-recorded as a loss):
+server-side blocks, which no neutral block carries, are skipped and recorded as a loss; so is
+``redacted_thinking`` unless ``redacted=True``, for an Anthropic client of an upstream that takes
+its own back (profile ``keep_client_thinking``): then it is a ``redacted`` thinking block whose
+data is its signature, as ``thinking`` blocks' are):
 ``thinking_delta`` → ``ThinkingDelta``; the block's ``signature_delta``s, at its stop, → one
 ``SignatureDelta`` (what a client without thinking_filter echoes) and one ``UpstreamSeal`` (what
 thinking_filter keeps in its envelope for this upstream); ``input_json_delta`` → ``ToolArgsDelta``;
@@ -87,8 +89,9 @@ class _Block:
 class MessagesStreamDecoder:
     """Incremental: ``feed_many(frames) -> events``, ``finish() -> events`` at the end of bytes."""
 
-    def __init__(self, *, lose: Callable[[str, str], None] | None = None) -> None:
+    def __init__(self, *, lose: Callable[[str, str], None] | None = None, redacted: bool = False) -> None:
         self._lose = lose  # what no neutral block carries is recorded here, never dropped in silence
+        self._redacted = redacted  # redacted_thinking is carried (to an Anthropic client), not dropped
         self._started = False
         self._done = False
         self._next = 0
@@ -170,6 +173,16 @@ class MessagesStreamDecoder:
         if not isinstance(block, dict):
             return
         kind = _KINDS.get(str(block.get("type")))
+        if kind is None and self._redacted and block.get("type") == "redacted_thinking":
+            self._ensure_started(out)
+            neutral = _Block(self._next, "thinking")
+            self._next += 1
+            self._blocks[_index(payload)] = neutral
+            data = block.get("data")
+            if isinstance(data, str) and data:
+                neutral.signature.append(data)
+            out.append(BlockStart(index=neutral.index, block="thinking", redacted=True))
+            return
         if kind is None:  # redacted_thinking, server tool blocks: no neutral block carries them
             if self._lose is not None:
                 self._lose("upstream_block_dropped",

@@ -428,7 +428,8 @@ class TestUpstreamSeal:
 
     async def test_anthropic_keeps_its_own_thinking_blocks_as_they_came(self) -> None:
         """keep_client_thinking (the real Anthropic API): a thinking block the client got from
-        Anthropic itself goes back untouched; our envelopes are still opened and removed."""
+        Anthropic itself goes back untouched; our envelope of its own block becomes that block
+        again, in place: its exact text and the API's own signature."""
         ctx = ctx_for("anthropic", "claude")
         asked = msgspec.structs.replace(history("EqQBCkgIARAB-real-anthropic-signature", call_id="toolu_1"),
                                         thinking=ThinkingConfig(enabled=True))
@@ -439,6 +440,45 @@ class TestUpstreamSeal:
         st = stage()
         _, out = await run_stage(st, sealed_turn("toolu_2", "anthropic-sig"), ctx=ctx_for("anthropic", "claude"))
         sig = next(e.signature for e in out if isinstance(e, SignatureDelta))
-        assistant = (await st.on_request(history(sig, call_id="toolu_2"), ctx_for("anthropic", "claude"))).messages[1]
-        assert not any(isinstance(p, ThinkingPart) for p in assistant.parts)
-        assert assistant.upstream_seal == ("claude", "anthropic-sig")
+        ctx = ctx_for("anthropic", "claude")
+        asked = msgspec.structs.replace(history(sig, call_id="toolu_2"), thinking=ThinkingConfig(enabled=True))
+        assistant = (await st.on_request(asked, ctx)).messages[1]
+        assert assistant.parts[0] == ThinkingPart(text=REASONING, signature="anthropic-sig")
+        assert assistant.upstream_seal is None and ctx.fields["replay_rung"] == "envelope" and not what_lost(ctx)
+
+    async def test_anthropic_redacted_thinking_goes_back_only_to_its_upstream(self) -> None:
+        """An upstream's redacted_thinking (a redacted BlockStart, its data as UpstreamSeal) is
+        sealed with that upstream's key and marked redacted; the client's redacted_thinking of that
+        envelope becomes the upstream's own block again, after the thinking block as they came.
+        Another upstream (another Anthropic account, DeepSeek) gets neither, and a loss."""
+        st = stage()
+        events = [
+            MessageStart(message_id="m1", model="claude-opus-4-7"),
+            BlockStart(index=0, block="thinking"), ThinkingDelta(index=0, text=REASONING),
+            SignatureDelta(index=0, signature="anthropic-sig"), UpstreamSeal(index=0, data="anthropic-sig"),
+            BlockStop(index=0),
+            BlockStart(index=1, block="thinking", redacted=True), SignatureDelta(index=1, signature="RDX"),
+            UpstreamSeal(index=1, data="RDX"), BlockStop(index=1),
+            BlockStart(index=2, block="tool_call", call_id="toolu_3", name="Bash"),
+            ToolArgsDelta(index=2, fragment='{"command":"echo hi"}'), BlockStop(index=2),
+            MessageStop(stop_reason="tool_use"),
+        ]
+        _, out = await run_stage(st, events, ctx=ctx_for("anthropic", "claude"))
+        sigs = [e.signature for e in out if isinstance(e, SignatureDelta)]
+        assert len(sigs) == 2 and all(s.startswith("gw2.") for s in sigs) and "RDX" not in str(out)
+        assert opened(st, sigs[1], "claude").x and opened(st, sigs[1], "claude").s == "RDX"
+        turn = history(sigs[0], call_id="toolu_3")
+        parts = turn.messages[1].parts
+        turn = msgspec.structs.replace(turn, messages=(turn.messages[0], msgspec.structs.replace(
+            turn.messages[1], parts=(parts[0], ThinkingPart(text="", signature=sigs[1], redacted=True), *parts[1:])),
+            *turn.messages[2:]))
+        ctx = ctx_for("anthropic", "claude")
+        assistant = (await st.on_request(turn, ctx)).messages[1]
+        assert assistant.parts[:2] == (ThinkingPart(text=REASONING, signature="anthropic-sig"),
+                                       ThinkingPart(text="", signature="RDX", redacted=True))
+        assert not what_lost(ctx)
+        for profile, upstream in (("anthropic", "claude_other_account"), ("deepseek_anthropic", "claude")):
+            ctx = ctx_for(profile, upstream)
+            assistant = (await st.on_request(turn, ctx)).messages[1]
+            sent = [p for p in assistant.parts if isinstance(p, ThinkingPart)]
+            assert all(p.signature != "RDX" for p in sent) and "redacted_thinking" in what_lost(ctx)
