@@ -105,6 +105,22 @@ class TestReplay:
         assert "differs from what was generated" in error(self.replayed(Simulator(SimConfig(verify_replay=True)),
                                                                         altered))
 
+    def test_a_replay_that_differs_is_told_in_this_apis_terms(self) -> None:
+        """verify_replay's 400 names the input item (the reasoning item, its reasoning_text or
+        encrypted_content; the call item), as DeepSeek's Responses API would, not Chat fields."""
+        def altered(items):
+            items[0].pop("encrypted_content")
+            items[0]["content"] = [{"type": "reasoning_text", "text": "something else"}]
+
+        def other_patch(items):
+            items[-1]["input"] = items[-1]["input"].replace("+hi", "+bye")
+        for change, at, what in ((altered, "input[1]: the reasoning item (its encrypted_content or reasoning_text "
+                                           "content) differs from what was generated with call", "something else"),
+                                 (other_patch, "input[3]: the call", "differs from what was generated")):
+            message = error(self.replayed(Simulator(SimConfig(verify_replay=True)), change))
+            assert message.startswith(at) and what in message, message
+            assert "reasoning_content" not in message and "messages[" not in message and "tool call" not in message
+
     @pytest.mark.parametrize("token", ["gw2.AAAA-the-gateways-envelope", "dsenc1.e30.0000", "oaienc1.xyz.abc"])
     def test_foreign_or_tampered_encrypted_content_is_rejected(self, token: str) -> None:
         def swap(items):

@@ -312,7 +312,7 @@ class Simulator:
 
     def _answer(self, call: ChatCall, scheduled: str | None, wire: ResponsesCall | None) -> SimResponse:
         if self.config.verify_replay and call.thinking:
-            self.stats.replay.append(self._verify_replay(call.messages))
+            self.stats.replay.append(self._verify_replay(call.messages, wire))
             del self.stats.replay[:-_REMEMBERED]
         plan = plan_answer(call.messages, call.tools, call.tool_choice, call.json_mode)
         fault = scheduled or self._directive_fault(plan)
@@ -418,9 +418,10 @@ class Simulator:
                 self._verified.discard(oldest)
                 self._redactions.pop(oldest, None)
 
-    def _verify_replay(self, messages: list[dict[str, Any]]) -> ReplayCheck:
+    def _verify_replay(self, messages: list[dict[str, Any]], wire: ResponsesCall | None = None) -> ReplayCheck:
         """Every echoed tool call this simulator emitted must come back with its turn's exact
-        reasoning text and the same call; counts what was compared (and what was unknown)."""
+        reasoning text and the same call; counts what was compared (and what was unknown). In
+        Responses mode (``wire``) a difference is told in terms of the input items."""
         field = self.config.reasoning_field
         check = ReplayCheck(request=self.chat_requests)
         for i, msg in enumerate(messages):
@@ -437,12 +438,15 @@ class Simulator:
                 got_reasoning = msg.get(field)
                 if not isinstance(got_reasoning, str) or (
                         got_reasoning.encode() != reasoning.encode()):
-                    raise bad(f"messages[{i}].{field} differs from what was generated with tool "
-                              f"call {tc['id']}: expected {reasoning!r}, got {got_reasoning!r}")
+                    raise wire.reasoning_differs(tc["id"], reasoning, got_reasoning) if wire else bad(
+                        f"messages[{i}].{field} differs from what was generated with tool "
+                        f"call {tc['id']}: expected {reasoning!r}, got {got_reasoning!r}")
                 try:
                     got = _DECODE.decode(tc["function"]["arguments"])
                 except msgspec.DecodeError:
                     got = tc["function"]["arguments"]
+                if (tc["function"]["name"] != name or got != args) and wire:
+                    raise wire.call_differs(tc["id"], f"{name} {args!r}", f"{tc['function']['name']} {got!r}")
                 if tc["function"]["name"] != name or got != args:
                     raise bad(f"messages[{i}]: tool call {tc['id']} differs from what was "
                               f"generated: expected {name} {args!r}, got "

@@ -17,7 +17,8 @@ role, tool types, ``tool_choice`` forms, ``previous_response_id`` on a stateless
 
 Everything else (tool call / output pairing, the model, budgets, the context window, the replay
 of the exact reasoning when ``verify_replay``) is the Chat checks' on the converted body, so both
-modes are held to one set of rules.
+modes are held to one set of rules; a replay that differs is told in this API's terms
+(``ResponsesCall.reasoning_differs``, ``call_differs``: the input items, not the Chat fields).
 """
 
 from __future__ import annotations
@@ -57,6 +58,23 @@ class ResponsesCall(msgspec.Struct, kw_only=True):
     encrypted: bool  # mint encrypted_content on reasoning items
     reasoning_items: int  # reasoning items received (replayed)
     sealed_items: int  # of those, with this simulator's verified encrypted_content
+    # call id → (the path of its call item, of its turn's first reasoning item or None): where a
+    # replay check points in the input
+    where: dict[str, tuple[str, str | None]] = {}
+
+    def reasoning_differs(self, call_id: str, expected: str, got: Any) -> SimError:
+        """``verify_replay``: the turn of ``call_id`` came back without the reasoning it was generated with."""
+        call_at, reasoning_at = self.where.get(call_id, ("input", None))
+        if reasoning_at is None:
+            return bad(f"{call_at}: the call {call_id} came back without the reasoning item it was generated "
+                       f"with (its encrypted_content or reasoning_text content): expected {expected!r}")  # sim
+        return bad(f"{reasoning_at}: the reasoning item (its encrypted_content or reasoning_text content) differs "
+                   f"from what was generated with call {call_id}: expected {expected!r}, got {got!r}")  # sim
+
+    def call_differs(self, call_id: str, expected: str, got: str) -> SimError:
+        call_at, _ = self.where.get(call_id, ("input", None))
+        return bad(f"{call_at}: the call {call_id} differs from what was generated: expected {expected}, "
+                   f"got {got}")  # sim
 
 
 class Sealer:
@@ -144,7 +162,8 @@ def convert(body: Any, config: SimConfig, sealer: Sealer) -> ResponsesCall:
     if instructions is not None:
         _expect(instructions, str, "instructions", "a string")
         messages.append({"role": "system", "content": instructions})
-    counts = _input(body.get("input"), messages, thinking, flavour, sealer)
+    where: dict[str, tuple[str, str | None]] = {}
+    counts = _input(body.get("input"), messages, thinking, flavour, sealer, where)
     chat["messages"] = messages
     if tools:
         chat["tools"] = tools
@@ -161,7 +180,7 @@ def convert(body: Any, config: SimConfig, sealer: Sealer) -> ResponsesCall:
     encrypted = thinking and flavour != "llamacpp" and (
         flavour == "deepseek" or "reasoning.encrypted_content" in include)
     return ResponsesCall(chat=chat, custom=frozenset(custom), encrypted=encrypted,
-                         reasoning_items=counts[0], sealed_items=counts[1])
+                         reasoning_items=counts[0], sealed_items=counts[1], where=where)
 
 
 def _tools(value: Any, flavour: str) -> tuple[list[dict[str, Any]], set[str]]:
@@ -235,12 +254,13 @@ def _parts_text(content: Any, path: str, allowed: tuple[str, ...]) -> str | list
 
 
 def _input(value: Any, messages: list[dict[str, Any]], thinking: bool, flavour: str,
-           sealer: Sealer) -> tuple[int, int]:
+           sealer: Sealer, where: dict[str, tuple[str, str | None]]) -> tuple[int, int]:
     if isinstance(value, str):
         messages.append({"role": "user", "content": value})
         return 0, 0
     _expect(value, list, "input", "a string or an array")
     turn: dict[str, Any] | None = None  # the assistant turn being gathered (already in ``messages``)
+    reasoning_at: str | None = None  # the path of its first reasoning item
     reasoning_items = sealed = 0
     for i, item in enumerate(value):
         path = f"input[{i}]"
@@ -253,7 +273,8 @@ def _input(value: Any, messages: list[dict[str, Any]], thinking: bool, flavour: 
             if role == "assistant":
                 if not isinstance(content, str):
                     raise bad(f"{path}: an assistant message carries text only")
-                turn = turn or _new_turn(messages)
+                if turn is None:
+                    turn, reasoning_at = _new_turn(messages), None
                 turn["content"] = (turn["content"] or "") + content
                 continue
             turn = None
@@ -261,7 +282,8 @@ def _input(value: Any, messages: list[dict[str, Any]], thinking: bool, flavour: 
         elif kind == "reasoning":
             if turn is not None and (turn.get("tool_calls") or turn["content"] is not None):
                 turn = None  # a reasoning item opens the next assistant turn
-            turn = turn or _new_turn(messages)
+            if turn is None:
+                turn, reasoning_at = _new_turn(messages), path
             text = _reasoning(item, path, flavour, sealer)
             reasoning_items += 1
             sealed += "encrypted_content" in item
@@ -279,7 +301,9 @@ def _input(value: Any, messages: list[dict[str, Any]], thinking: bool, flavour: 
                 raw = _required(item, "input", path)
                 _expect(raw, str, f"{path}.input", "a string")
                 arguments = _ENCODE.encode({"input": raw}).decode()
-            turn = turn or _new_turn(messages)
+            if turn is None:
+                turn, reasoning_at = _new_turn(messages), None
+            where[call_id] = (path, reasoning_at)
             if thinking and "reasoning_content" not in turn:
                 raise bad(f"{path}: in thinking mode the reasoning item of a turn with tool calls must be "
                           "passed back to the API (before its calls).")
