@@ -80,6 +80,11 @@ class Profile(msgspec.Struct, frozen=True, kw_only=True):
     thinking_on_tool_turns: bool = False
     # Messages upstreams: `output_config.format` (a JSON schema answer) is accepted.
     output_format: bool = True
+    # The largest `temperature` accepted (the Messages API: 1; DeepSeek and the Chat servers: 2).
+    max_temperature: float = 2.0
+    # The real Messages API with thinking on: `temperature` only 1, no `top_k`, `top_p` from 0.95 to
+    # 1 (anything else is a 400; its extended-thinking docs, "feature compatibility").
+    thinking_fixed_sampling: bool = False
     # Responses upstreams (type openai_responses) only, below.
     # Ask for each reasoning item's encrypted_content (include); it goes back, with the item's id,
     # to this same upstream on later turns (never to another).
@@ -177,6 +182,8 @@ PROFILES: dict[str, Profile] = {
         send_top_k=True,
         keep_client_thinking=True,
         thinking_on_tool_turns=True,
+        max_temperature=1.0,
+        thinking_fixed_sampling=True,
     ),
     # DeepSeek's Anthropic endpoint (https://api.deepseek.com/anthropic, type anthropic_messages).
     "deepseek_anthropic": Profile(

@@ -4,6 +4,8 @@ by the Messages-upstream end-to-end tests."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import anthropic
 
 BASH = {"name": "Bash", "description": "Run a shell command",
@@ -13,9 +15,10 @@ SCRIPT = "SIM:script shell echo hello > out.txt ;; shell cat out.txt ;; text fin
 
 def claude_loop(base_url: str, model: str = "claude-opus-4-7[1m]", script: str = SCRIPT, steps: int = 4,
                 output: str = "", start: list[dict] | None = None, tools: list[dict] | None = None,
-                choices: list[dict | None] | None = None) -> list[anthropic.types.Message]:
+                choices: list[dict | None] | None = None, **options: Any) -> list[anthropic.types.Message]:
     """Claude Code's tool loop from ``script`` (or the history ``start``, its last turn the user's);
-    ``choices``: each turn's ``tool_choice`` (``None``: not sent), one turn each."""
+    ``choices``: each turn's ``tool_choice`` (``None``: not sent), one turn each; ``options`` go to
+    every request as they are (``extra_body`` ...)."""
     client = anthropic.Anthropic(base_url=base_url, api_key="dummy", max_retries=0)
     messages: list[dict] = list(start or [{"role": "user", "content": script}])
     replies = []
@@ -25,7 +28,8 @@ def claude_loop(base_url: str, model: str = "claude-opus-4-7[1m]", script: str =
         extra = {"tool_choice": choice} if choice is not None else {}
         with client.messages.stream(model=model, max_tokens=32000, messages=sent, tools=tools or [BASH],
                                     thinking={"type": "enabled", "budget_tokens": 8000}, **extra,
-                                    system=[{"type": "text", "text": "You are a coding agent."}]) as stream:
+                                    system=[{"type": "text", "text": "You are a coding agent."}],
+                                    **options) as stream:
             reply = stream.get_final_message()
         replies.append(reply)
         if reply.stop_reason != "tool_use":

@@ -142,6 +142,40 @@ class TestParameters:
                                      messages=(Message(role="user", parts=(TextPart("x"),)),)), ANTHROPIC)
         assert real["thinking"] == {"type": "enabled", "budget_tokens": 4000}  # the real API needs one
 
+    def test_the_real_apis_sampling_and_budget_rules(self) -> None:
+        """With thinking on the real API takes temperature 1 only, no top_k, top_p from 0.95 and a
+        budget of at least 1024 below max_tokens: the rest is not sent, each a loss (DeepSeek's
+        endpoint takes them); without thinking any temperature up to 1, and top_k."""
+        user = (Message(role="user", parts=(TextPart("x"),)),)
+        asked = ChatRequest(model="m", temperature=0.3, top_p=0.5, top_k=40, max_output_tokens=8000,
+                            thinking=ThinkingConfig(enabled=True, budget_tokens=500), messages=user)
+        real, losses = encode(asked, ANTHROPIC)
+        assert not {"temperature", "top_p", "top_k"} & set(real)
+        assert real["thinking"] == {"type": "enabled", "budget_tokens": 1024}
+        assert [w for w, _ in losses] == ["budget_tokens", "temperature", "top_p", "top_k"]
+        fine, losses = encode(ChatRequest(model="m", temperature=1, top_p=0.95, max_output_tokens=8000,
+                                          thinking=ThinkingConfig(enabled=True, budget_tokens=8000), messages=user),
+                              ANTHROPIC)
+        assert (fine["temperature"], fine["top_p"], fine["thinking"]["budget_tokens"]) == (1, 0.95, 7999)
+        assert [w for w, _ in losses] == ["budget_tokens"]
+        deepseek, losses = encode(msgspec.structs.replace(asked, top_k=None))
+        assert (deepseek["temperature"], deepseek["top_p"]) == (0.3, 0.5)
+        off = msgspec.structs.replace(asked, temperature=1.7, thinking=ThinkingConfig(enabled=False))
+        plain, losses = encode(off, ANTHROPIC)
+        assert (plain["temperature"], plain["top_p"], plain["top_k"]) == (1.0, 0.5, 40)
+        assert [w for w, _ in losses] == ["temperature"]
+        tiny, losses = encode(msgspec.structs.replace(asked, temperature=None, top_p=None, top_k=None,
+                                                      max_output_tokens=1000), ANTHROPIC)
+        assert tiny["thinking"] == {"type": "disabled"} and [w for w, _ in losses] == ["thinking"]
+
+    def test_an_effort_the_profile_has_no_setting_for_is_a_loss(self) -> None:
+        """local_anthropic (vLLM, llama.cpp, Ollama /v1/messages): no output_config, no other knob."""
+        body, losses = encode(ChatRequest(model="m", thinking=ThinkingConfig(enabled=True, effort="high"),
+                                          messages=(Message(role="user", parts=(TextPart("x"),)),)),
+                              PROFILES["local_anthropic"])
+        assert body["thinking"] == {"type": "enabled"} and "output_config" not in body
+        assert losses == [("effort", "effort 'high' not sent: deepseek-v4-pro on local_anthropic has no effort levels")]
+
     def test_ignored_and_unsupported_parameters(self) -> None:
         request = ChatRequest(model="m", top_k=5, user="u1", stop=("END",), temperature=0.5, parallel_tool_calls=False,
                               tools=(BASH, ToolSpec(name="apply_patch", kind="custom", grammar="start: x")),

@@ -95,6 +95,14 @@ def test_what_deepseek_refuses_the_real_api_accepts(extra: dict[str, Any]) -> No
     assert post(Simulator(SimConfig()), deepseek)[0] == 400
 
 
+def test_sampling_the_real_api_takes() -> None:
+    """Thinking on: temperature 1 and top_p from 0.95; thinking off: any temperature up to 1, top_k."""
+    request = body([{"role": "user", "content": "SIM:text ok"}])
+    for extra in ({"temperature": 1, "top_p": 0.95}, {"thinking": {"type": "disabled"}, "temperature": 0.2,
+                                                      "top_p": 0.5, "top_k": 40}):
+        assert post(Simulator(REAL), {**request, **extra})[0] == 200
+
+
 @pytest.mark.parametrize("extra, status, message", [
     ({"model": "claude-opus-4-7[1m]"}, 404, "model: claude-opus-4-7[1m]"),
     ({"model": "deepseek-v4-pro"}, 404, "model: deepseek-v4-pro"),
@@ -102,6 +110,10 @@ def test_what_deepseek_refuses_the_real_api_accepts(extra: dict[str, Any]) -> No
     ({"thinking": {"type": "enabled", "budget_tokens": 16000}}, 400, "`max_tokens` must be greater than"),
     ({"thinking": {"type": "enabled"}}, 400, "budget_tokens"),
     ({"messages": [{"role": "system", "content": "x"}]}, 400, "role"),
+    ({"temperature": 1.5, "thinking": {"type": "disabled"}}, 400, "Invalid temperature value"),
+    ({"temperature": 0.2}, 400, "`temperature` may only be set to 1 when thinking is enabled"),
+    ({"top_k": 40}, 400, "`top_k` may not be set when thinking is enabled"),
+    ({"top_p": 0.5}, 400, "`top_p` must be at least 0.95 when thinking is enabled"),
 ])
 def test_what_the_real_api_refuses(extra: dict[str, Any], status: int, message: str) -> None:
     request = body([{"role": "user", "content": "SIM:text ok"}])

@@ -30,8 +30,10 @@ simulator minted, ``redact``), ``image``, ``document`` and ``search_result`` blo
 ``output_config.format``, ``thinking: disabled`` with an effort; every thinking block needs this
 simulator's own signature for its exact text (its own key, so DeepSeek-mode signatures are foreign;
 an empty one is a 400 too); ``thinking: enabled`` needs ``budget_tokens`` of at least 1024 and
-below ``max_tokens``; only the last assistant turn with ``tool_use`` must start with its thinking
-(Anthropic's rule); the model is a ``claude-*`` name (a ``[1m]`` marker is a 404). Its errors are
+below ``max_tokens``; ``temperature`` is within [0, 1], and with thinking on only 1, with no
+``top_k`` and no ``top_p`` below 0.95 (its extended-thinking docs, "feature compatibility");
+only the last assistant turn with ``tool_use`` must start with its thinking (Anthropic's rule);
+the model is a ``claude-*`` name (a ``[1m]`` marker is a 404). Its errors are
 Anthropic-shaped (``{"type": "error", "error": {...}}``, engine).
 """
 
@@ -192,6 +194,16 @@ def _thinking(body: dict[str, Any], config: SimConfig) -> bool:
     return kind != "disabled"
 
 
+def _thinking_sampling(body: dict[str, Any]) -> None:
+    """The real API with thinking on: sampling is the model's own (texts: sim)."""
+    if body.get("temperature") not in (None, 1):
+        raise bad("`temperature` may only be set to 1 when thinking is enabled.")
+    if body.get("top_k") is not None:
+        raise bad("`top_k` may not be set when thinking is enabled.")
+    if body.get("top_p") is not None and body["top_p"] < 0.95:
+        raise bad("`top_p` must be at least 0.95 when thinking is enabled.")
+
+
 def _tool_choice(body: dict[str, Any], tools: dict[str, Any], thinking: bool) -> str | dict[str, Any]:
     choice = body.get("tool_choice")
     if choice is None:
@@ -320,8 +332,10 @@ def validate_messages(body: Any, config: SimConfig, secret: bytes) -> MessagesCa
         value = body.get(key)
         if value is not None:
             expect(value, (int, float), key, "a number")
-            if not 0 <= value <= (2 if key == "temperature" else 1):
+            if not 0 <= value <= (2 if key == "temperature" and not real else 1):
                 raise bad(f"Invalid {key} value")
+    if real and thinking:
+        _thinking_sampling(body)
     stop = body.get("stop_sequences")
     if stop is not None:
         expect(stop, list, "stop_sequences", "a sequence")

@@ -8,13 +8,18 @@ not the backend's name, decides: system text always goes to ``system`` (neither 
 user turn), thinking goes back as a ``thinking`` block first in its assistant turn: the exact text
 with the upstream's own signature (``Message.upstream_seal``, only when this upstream sealed it),
 else, where the profile says so (``thinking_on_tool_turns``) and the upstream takes unsigned
-blocks, an empty one on a tool turn. ``thinking`` disabled never goes with an effort. What the
+blocks, an empty one on a tool turn. ``thinking`` disabled never goes with an effort; an effort
+the model has no word for (no ``output_config``) is not sent. What the
 model can do (thinking by default, a forced ``tool_choice`` while thinking, effort levels, vision)
 is its card's in the model table (``pipeline.model_limits``): a forced ``tool_choice`` it rejects
 while thinking goes as it came, with thinking off for that request. An upstream that wants the
 final tool turn to start with its own signed thinking (``keep_client_thinking``: Anthropic) gets
 thinking off for a request whose final tool turn has none (one made with thinking off), as
-Anthropic advises. What cannot be carried is reported through ``lose(what, detail)``.
+Anthropic advises. Where the real API checks them (``keep_client_thinking``,
+``thinking_fixed_sampling``): a thinking budget of at least 1024 and below ``max_tokens`` (no
+thinking when ``max_tokens`` leaves no room for one), and with thinking on no ``temperature`` but
+1, no ``top_k``, no ``top_p`` below 0.95; no ``temperature`` above the profile's largest. What
+cannot be carried is reported through ``lose(what, detail)``.
 """
 
 from __future__ import annotations
@@ -60,6 +65,7 @@ IMAGE_PLACEHOLDER = "[image omitted: not supported by this model]"
 # for the upstream that sealed them, never sent anywhere as they are.
 _ENVELOPE_PREFIXES = ("gw1.", "gw2.")
 _MIN_BUDGET = 1024  # the Messages API's smallest thinking budget
+_MIN_THINKING_TOP_P = 0.95  # the smallest top_p the Messages API takes with thinking on
 
 
 def _no_loss(what: str, detail: str) -> None:
@@ -79,6 +85,10 @@ def encode_request(request: ChatRequest, *, model: str, profile: Profile, card: 
         lose("thinking_off", "thinking disabled for this request: its final tool turn was made without thinking, "
                              f"and {profile.name} wants that turn to start with its own thinking block")
     max_tokens = request.max_output_tokens or card.max_output_tokens
+    if on and profile.keep_client_thinking and max_tokens <= _MIN_BUDGET:
+        lose("thinking", f"thinking not sent: max_tokens {max_tokens} leaves no room for {profile.name}'s "
+                         f"smallest thinking budget ({_MIN_BUDGET}) below it")
+        on = False
     system, messages = _messages(request, profile, card, upstream_id, on, lose)
     body = MessagesRequest(model=model, messages=messages, max_tokens=max_tokens)
     if system:
@@ -91,15 +101,7 @@ def encode_request(request: ChatRequest, *, model: str, profile: Profile, card: 
         choice = _tool_choice(request)
         if choice is not None:
             body.tool_choice = choice
-    if request.temperature is not None:
-        body.temperature = request.temperature
-    if request.top_p is not None:
-        body.top_p = request.top_p
-    if request.top_k is not None:
-        if profile.send_top_k:
-            body.top_k = request.top_k
-        else:
-            lose("top_k", f"{profile.name} ignores top_k; not sent")
+    _sampling(body, request, profile, on, lose)
     if request.stop:
         body.stop_sequences = list(request.stop)
     if request.user and profile.send_user:
@@ -137,10 +139,40 @@ def _thinking(body: MessagesRequest, request: ChatRequest, profile: Profile, car
     if profile.keep_client_thinking or budget is not None:  # the real API needs a budget below max_tokens
         budget = budget if budget is not None else max(_MIN_BUDGET, min(max_tokens // 2, 32_000))
         budget = min(max(budget, _MIN_BUDGET), max(max_tokens - 1, 1))
+        if asked.budget_tokens is not None and budget != asked.budget_tokens:
+            lose("budget_tokens", f"budget_tokens {asked.budget_tokens} sent as {budget}: at least {_MIN_BUDGET} "
+                                  f"and below max_tokens ({max_tokens})")
     body.thinking = ThinkingParam(type="enabled", budget_tokens=budget)
     word = effort_word(card, effort)
     if word:
         body.output_config = OutputConfigParam(effort=word)
+    elif effort is not None:  # local servers' /v1/messages: no output_config, no other effort knob
+        lose("effort", f"effort {effort!r} not sent: {card.model} on {profile.name} has no effort levels")
+
+
+def _sampling(body: MessagesRequest, request: ChatRequest, profile: Profile, on: bool, lose: Lose) -> None:
+    fixed = on and profile.thinking_fixed_sampling
+    if (temperature := request.temperature) is not None:
+        if fixed and temperature != 1:
+            lose("temperature", f"temperature {temperature} not sent: {profile.name} takes only 1 with thinking on")
+        elif temperature > profile.max_temperature:
+            lose("temperature", f"temperature {temperature} sent as {profile.max_temperature}, the largest "
+                                f"{profile.name} takes")
+            body.temperature = profile.max_temperature
+        else:
+            body.temperature = temperature
+    if (top_p := request.top_p) is not None:
+        if fixed and top_p < _MIN_THINKING_TOP_P:
+            lose("top_p", f"top_p {top_p} not sent: {profile.name} takes {_MIN_THINKING_TOP_P} to 1 with thinking on")
+        else:
+            body.top_p = top_p
+    if request.top_k is not None:
+        if not profile.send_top_k:
+            lose("top_k", f"{profile.name} ignores top_k; not sent")
+        elif fixed:
+            lose("top_k", f"top_k not sent: {profile.name} takes none with thinking on")
+        else:
+            body.top_k = request.top_k
 
 
 def _output_format(body: MessagesRequest, request: ChatRequest, profile: Profile, lose: Lose) -> None:
