@@ -1,6 +1,6 @@
 """Codex's client-executed ``tool_search`` end to end (issue 17): the official openai SDK →
-hypercorn → gateway (shipped stages) → ``openai_chat`` → the strict simulator (its own process,
-``verify_replay``).
+hypercorn → gateway (shipped stages) → ``openai_chat`` (and ``openai_responses``,
+``anthropic_messages``) → the strict simulator (its own process, ``verify_replay``).
 
 The search reaches DeepSeek as a function; the model's call of it comes back as a
 ``tool_search_call`` item, which the client runs; its ``tool_search_output`` goes back in the
@@ -15,17 +15,30 @@ import json
 from typing import Any
 
 import openai
+import pytest
 import trio
 
 from tests.captures import capture_body
-from tests.e2e.serving import SIM, open_gateway
+from tests.e2e.serving import SIM, SIM_KEY_ENV, open_gateway
 
-CONFIG = f"""
+# Codex's pipeline (the shipped stages) on each upstream protocol, each at the simulator's own mode.
+UPSTREAMS = {
+    "chat": SIM,
+    "responses": "type: openai_responses, base_url: '${SIM_URL}', profile: deepseek_responses, api_key_env: "
+                 + SIM_KEY_ENV + ", models: {default: deepseek-v4-pro}",
+    "anthropic": "type: anthropic_messages, base_url: '${SIM_URL}/anthropic', profile: deepseek_anthropic, "
+                 "api_key_env: " + SIM_KEY_ENV + ", models: {default: deepseek-v4-pro}",
+}
+
+
+def config(upstream: str) -> str:
+    return f"""
 upstreams:
-  sim: {{{SIM}}}
+  sim: {{{UPSTREAMS[upstream]}}}
 pipelines:
   codex: {{client: responses, stages: [thinking_filter, token_budget, tool_ids], upstream: sim}}
 """
+
 
 CODEX_TOOLS = capture_body("codex-tool-1.json")["tools"]  # exec_command, ..., tool_search, web_search
 SEARCH = next(t for t in CODEX_TOOLS if t["type"] == "tool_search")
@@ -77,15 +90,16 @@ def codex_loop(base_url: str, stream: bool) -> tuple[list[Any], list[dict[str, A
     return responses, items
 
 
-async def run_loop(sim, stream: bool) -> tuple[list[Any], list[dict[str, Any]]]:
+async def run_loop(sim, stream: bool, upstream: str = "chat") -> tuple[list[Any], list[dict[str, Any]]]:
     sim.reset(verify_replay=True)
-    async with open_gateway(CONFIG, sim=sim) as (url, _):
+    async with open_gateway(config(upstream), sim=sim) as (url, _):
         with trio.fail_after(120):
             return await trio.to_thread.run_sync(codex_loop, f"{url}/v1", stream)
 
 
 def upstream_tools(body: dict[str, Any]) -> list[str]:
-    return [t["function"]["name"] for t in body.get("tools", [])]
+    """The tool names an upstream was offered (Chat nests them in ``function``)."""
+    return [t["function"]["name"] if "function" in t else t["name"] for t in body.get("tools", [])]
 
 
 class TestToolSearch:
@@ -95,6 +109,18 @@ class TestToolSearch:
 
     async def test_search_then_a_deferred_tool_not_streaming(self, sim) -> None:
         responses, _ = await run_loop(sim, stream=False)
+        self.check(responses, sim)
+        first, second, _ = sim.requests()
+        # The search went up as a call of the function and its result, with the turn's reasoning.
+        turn = next(m for m in second["messages"] if m["role"] == "assistant")
+        assert turn["tool_calls"][0]["function"]["name"] == "tool_search" and turn["reasoning_content"]
+        result = next(m for m in second["messages"] if m["role"] == "tool")
+        assert result["tool_call_id"] == turn["tool_calls"][0]["id"]
+        assert "multi_agent_v1__close_agent" in result["content"]
+
+    @pytest.mark.parametrize("upstream", ["responses", "anthropic"])
+    async def test_on_the_other_upstream_protocols(self, sim, upstream: str) -> None:
+        responses, _ = await run_loop(sim, stream=True, upstream=upstream)
         self.check(responses, sim)
 
     @staticmethod
@@ -112,12 +138,6 @@ class TestToolSearch:
         assert "multi_agent_v1__close_agent" not in upstream_tools(first)  # deferred: not loaded yet
         assert {"tool_search", "multi_agent_v1__close_agent", "multi_agent_v1__wait_agent"} <= set(upstream_tools(second))
         assert upstream_tools(second) == upstream_tools(third)
-        # The search went up as a call of the function and its result, with the turn's reasoning.
-        turn = next(m for m in second["messages"] if m["role"] == "assistant")
-        assert turn["tool_calls"][0]["function"]["name"] == "tool_search" and turn["reasoning_content"]
-        result = next(m for m in second["messages"] if m["role"] == "tool")
-        assert result["tool_call_id"] == turn["tool_calls"][0]["id"]
-        assert "multi_agent_v1__close_agent" in result["content"]
         replay = sim.stats()["replay"]
         assert replay and all(c["unknown_turns"] == 0 and c["verified_turns"] == c["tool_turns"] for c in replay)
         assert replay[-1]["tool_turns"] == 2
