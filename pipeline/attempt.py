@@ -28,7 +28,7 @@ from typing import Any, Protocol
 
 import msgspec
 
-from pipeline.errors import CODES, RETRYABLE_CODES, GatewayError, UpstreamError, redact
+from pipeline.errors import CODES, RETRYABLE_CODES, GatewayError, Redo, UpstreamError, redact
 from pipeline.events import Event, MessageStart, StreamError
 from pipeline.model import ChatRequest
 from pipeline.model_limits import ModelCard, card_for
@@ -128,21 +128,26 @@ class Attempt:
 
         Before the commit an error propagates (an upstream that returns without having committed
         too: a retryable ``bad_gateway``) (the retry loop decides); after it, it is sent as
-        ``StreamError`` and the outlet is closed. ``collected``: an error propagates whenever it
-        comes, and the outlet is closed only at a clean end (the try's chain is dropped, not ended).
+        ``StreamError`` and the outlet is closed. A ``Redo`` (a stage held the answer back and asks
+        for another try) always propagates and leaves the outlet open for that try. ``collected``:
+        an error propagates whenever it comes, and the outlet is closed only at a clean end (the
+        try's chain is dropped, not ended).
 
         Raises:
             GatewayError: as above.
         """
         assert self.target is not None, "a stand-in attempt has no upstream to run"
         self._out, self._collected = out, collected
-        ended = False
+        ended = redo = False
         try:
             await self.target.stream(request, self, ctx)
             if not self.committed:  # it ended having sent nothing worth a status
                 raise UpstreamError(f"{self.upstream_id}: the answer ended before any content", code="bad_gateway",
                                     status=502, retryable=True)
             ended = True
+        except Redo:
+            redo = True  # a stage held this answer back and wants another try into the same outlet
+            raise
         except GatewayError as err:
             if collected or not self.committed:
                 raise
@@ -152,7 +157,7 @@ class Attempt:
             # a finished request is freed by reference counting, not left to the cyclic collector
             # (with a megabyte history that is megabytes of objects per request waiting for it).
             self._out = None
-            if self.committed and (ended or not collected):
+            if self.committed and not redo and (ended or not collected):
                 out.close()
 
     async def emit(self, events: list[Event]) -> None:

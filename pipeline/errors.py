@@ -7,9 +7,13 @@ decides wire error shapes. ``ConfigError`` is for startup and ``python -m pipeli
 from __future__ import annotations
 
 import re
-from typing import Literal
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Literal
 
 from pipeline.events import ErrorInfo
+
+if TYPE_CHECKING:
+    from pipeline.model import ChatRequest
 
 Blame = Literal["client", "upstream", "gateway"]
 
@@ -100,6 +104,27 @@ class UpstreamError(GatewayError):
         self.retryable = retryable
 
 
+class Redo(UpstreamError):
+    """A response hook found the upstream's answer unusable as it stands (it does not validate
+    against the schema the client asked for, say) and asks for another try at the same upstream
+    with the request amended (``amend``: the shaped request -> the one to send instead).
+
+    Raised from ``on_event`` (or ``on_end``) by a stage that held the whole answer back: nothing
+    but ``Heartbeat`` events may have passed it towards the client's encoder, so the next try's
+    answer is the client's answer, in the same response (a streaming client has at most its
+    status line and keep-alives). The retry loop (``pipeline.retry``) sends the amended request at
+    once, without backoff and outside the retry budget, at most ``MAX_REDOS`` times per request;
+    the stage bounds its own tries below that.
+    """
+
+    def __init__(self, reason: str, amend: Callable[[ChatRequest], ChatRequest]) -> None:
+        super().__init__(reason, code="unprocessable", status=422)
+        self.amend = amend
+
+
+MAX_REDOS = 3  # a stage's loop guard: past it the Redo's reason is the client's 422
+
+
 class ConfigError(Exception):
     """A startup/config problem; the message names the pipeline, stage index and field."""
 
@@ -125,10 +150,12 @@ def redact_bytes(data: bytes) -> bytes:
 
 __all__ = [
     "CODES",
+    "MAX_REDOS",
     "RETRYABLE_CODES",
     "Blame",
     "ConfigError",
     "GatewayError",
+    "Redo",
     "RequestError",
     "UpstreamError",
     "redact",

@@ -85,6 +85,11 @@ class Profile(msgspec.Struct, frozen=True, kw_only=True):
     # The real Messages API with thinking on: `temperature` only 1, no `top_k`, `top_p` from 0.95 to
     # 1 (anything else is a 400; its extended-thinking docs, "feature compatibility").
     thinking_fixed_sampling: bool = False
+    # What the upstream does with a JSON-schema answer format: `enforced` (it constrains the
+    # answer to the schema: sent as it came), `json_object` (only a JSON mode, which needs the
+    # word "json" in the prompt: DeepSeek), `prompt` (neither). With the structured_output stage,
+    # anything but `enforced` gets the schema in the system prompt and the answer validated.
+    response_schema: Literal["enforced", "json_object", "prompt"] = "enforced"
     # Responses upstreams (type openai_responses) only, below.
     # Ask for each reasoning item's encrypted_content (include); it goes back, with the item's id,
     # to this same upstream on later turns (never to another).
@@ -111,6 +116,7 @@ PROFILES: dict[str, Profile] = {
         supports_strict=False,
         schema_drop_keywords=("$schema",),
         send_user=True,
+        response_schema="json_object",  # json_schema accepted, reportedly not enforced (§4.5)
     ),
     # DeepSeek's Responses API (https://api.deepseek.com/responses, deepseek-v4-flash first): the
     # Chat profile's limits and rules, plus its own encrypted_content, which other providers reject.
@@ -124,6 +130,7 @@ PROFILES: dict[str, Profile] = {
         max_output_tokens=393_216,
         schema_drop_keywords=("$schema",),
         encrypted_reasoning=True,
+        response_schema="json_object",
     ),
     "vllm": Profile(
         name="vllm",
@@ -199,6 +206,7 @@ PROFILES: dict[str, Profile] = {
         images=False,
         thinking_on_tool_turns=True,
         output_format=False,
+        response_schema="prompt",
     ),
     # vLLM, llama.cpp (llama-server) and Ollama on their own /v1/messages (type anthropic_messages):
     # each converts the Messages body to its Chat pipeline, so, unlike DeepSeek's endpoint and the
@@ -220,6 +228,7 @@ PROFILES: dict[str, Profile] = {
         send_top_k=True,
         send_user=False,
         output_format=False,
+        response_schema="prompt",
     ),
 }
 

@@ -27,6 +27,7 @@ from pipeline.upstream import Upstream, UpstreamConfig
 
 STAGES: dict[str, str] = {
     "thinking_filter": "stages.thinking_filter:ThinkingFilter",
+    "structured_output": "stages.structured_output:StructuredOutput",
     "token_budget": "stages.token_budget:TokenBudget",
     "tool_ids": "stages.tool_ids:ToolIdMap",
 }

@@ -15,6 +15,11 @@ drop, a cut or malformed stream, an overload or server error chunk yes; a determ
 chunk such as invalid_request no). ``flow.Collected`` gives each try a response chain and
 collector of its own, and each retry on the same upstream starts from the request context its
 shaping left (``ctx.state``, losses, log fields), so nothing of a discarded half answer stays.
+
+A stage that held a whole answer back may ask for another try with an amended request
+(``pipeline.errors.Redo``: structured output that did not validate), streamed or collected: it
+goes to the same upstream at once, into the same response (nothing of the answer reached the
+client), rewound like a retry, outside the budget and at most ``MAX_REDOS`` times.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ import trio
 
 from pipeline.attempt import Attempt, Outlet
 from pipeline.config import RetryConfig
-from pipeline.errors import GatewayError, UpstreamError
+from pipeline.errors import MAX_REDOS, GatewayError, Redo, UpstreamError
 from pipeline.model import ChatRequest
 from pipeline.registry import Pipeline
 from pipeline.routing import choose
@@ -179,13 +184,26 @@ class Plan:
         """
         policy = self._pipeline.config.retry
         last: GatewayError | None = self._failure
+        redos = 0  # tries a stage asked for (``Redo``): counted in ``attempts``, outside the budget
         while self.current is not None:
             attempt, request = self.current
-            while outcome.attempts < policy.budget:
+            while outcome.attempts - redos < policy.budget:
                 outcome.attempts += 1
                 try:
                     await once(attempt, request)
                     return
+                except Redo as redo:
+                    if redos >= MAX_REDOS:
+                        raise GatewayError(str(redo), code=redo.code, status=redo.status, blame="upstream") from None
+                    redos += 1
+                    ctx.log.info("upstream_redo", upstream=attempt.upstream_id, attempt=outcome.attempts,
+                                 reason=str(redo)[:300])
+                    request = redo.amend(request)
+                    self._rewind(ctx)
+                    attempt = attempt.again()
+                    self.current = (attempt, request)
+                    ctx.aim(attempt)
+                    continue
                 except UpstreamError as exc:
                     if not exc.retryable:
                         raise
@@ -207,7 +225,7 @@ class Plan:
                 attempt = attempt.again()
                 self.current = (attempt, request)
                 ctx.aim(attempt)
-            if outcome.attempts >= policy.budget or not await self._advance(ctx):
+            if outcome.attempts - redos >= policy.budget or not await self._advance(ctx):
                 break
         assert last is not None  # budget and attempts are >= 1, so at least one attempt failed
         raise last

@@ -9,7 +9,7 @@ import json
 import pytest
 
 from tests.upstreams.simulator_helpers import (
-    BASH, EXEC, capture_tools, chat, collect, frames, request, tool_turn, user,
+    BASH, EXEC, capture_tools, chat, collect, error_of, frames, request, tool_turn, user,
 )
 from upstreams.simulator import SimConfig, Simulator
 from upstreams.simulator.directives import find_prompt, tool_rounds
@@ -192,10 +192,43 @@ class TestDirectives:
         assert got["calls"] == [] and "disabled" in got["content"]
 
     def test_json_mode(self):
-        """response_format json_object makes text answers JSON."""
+        """response_format json_object makes text answers JSON; a JSON object is answered as it is."""
         got = collect(frames(chat(Simulator(), request(
-            [user("SIM:text hi")], response_format={"type": "json_object"}))))
+            [user("Reply in JSON.\nSIM:text hi")], response_format={"type": "json_object"}))))
         assert json.loads(got["content"]) == {"answer": "hi"}
+        got = collect(frames(chat(Simulator(), request(
+            [user('Reply in JSON.\nSIM:text {"a": [1, 2]}')], response_format={"type": "json_object"}))))
+        assert got["content"] == '{"a": [1, 2]}'
+
+    def test_json_mode_needs_the_word_json(self):
+        """DeepSeek's JSON mode needs "json" in the system or user prompt: without it, a 400;
+        json_schema (not enforced by DeepSeek) is not held to it."""
+        status, message = error_of(Simulator(), request([user("SIM:text hi")],
+                                                        response_format={"type": "json_object"}))
+        assert status == 400 and "must contain the word 'json'" in message
+        for messages in ([{"role": "system", "content": "Answer in Json."}, user("SIM:text hi")],
+                         [user([{"type": "text", "text": "a JSON answer"}, {"type": "text", "text": "SIM:text hi"}])]):
+            assert frames(chat(Simulator(), request(messages, response_format={"type": "json_object"})))
+        assert frames(chat(Simulator(), request([user("SIM:text hi")], response_format={"type": "json_schema"})))
+
+    def test_invalid_on_demand(self):
+        """SIM:invalid replaces a text answer's content, or a tool answer's arguments, with its
+        text; with ``once`` only the first time the prompt reaches the step, so a second try of
+        the same request (a note appended as a user message) gets the planned answer."""
+        sim = Simulator()
+        prompt = user('SIM:invalid once {"a": \nSIM:text {"a": 1}')
+        first = collect(frames(chat(sim, request([prompt]))))
+        again = collect(frames(chat(sim, request([prompt, user("That was not JSON: answer again.")]))))
+        assert (first["content"], again["content"]) == ('{"a":', '{"a": 1}')
+        always = user('SIM:invalid {"b": 2}\nSIM:call Bash {"command": "ls"}')
+        for _ in range(2):
+            got = collect(frames(chat(sim, request([always], tools=[BASH]))))
+            assert [c["arguments"] for c in got["calls"]] == ['{"b": 2}']
+
+    def test_a_note_after_the_prompt_is_not_the_prompt(self):
+        """A user message without a directive right after the prompt: the prompt is the one before."""
+        assert find_prompt([user("SIM:text a"), user("please answer again")]) == 0
+        assert find_prompt([user("hello"), {"role": "assistant", "content": "hi"}, user("again")]) == 2
 
     def test_unknown_directive_is_visible(self):
         """An unknown directive is answered with a text saying so, never ignored."""

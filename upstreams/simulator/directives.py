@@ -26,8 +26,19 @@ Each directive runs from ``SIM:<kind>`` to the end of its line:
     SIM:redact [<words>]             the real-Anthropic flavour (thinking on) also answers a
                                      ``redacted_thinking`` block after the thinking block, its
                                      data this simulator's seal of <words>
+    SIM:invalid [once] <text>        answer <text> instead: the content of a text answer, the
+                                     arguments of each call of a tool answer (invalid JSON or
+                                     JSON that breaks a schema, on demand); ``once``: only the
+                                     first time this prompt reaches this step (Chat and
+                                     Responses endpoints)
+
+In JSON mode (``response_format`` ``json_object`` or ``json_schema``) a text answer that is not
+already a JSON object is wrapped as ``{"answer": <text>}``; ``SIM:text {"a": 1}`` answers the
+object itself.
 
 A single answer directive is a one-step script. No directive: "Simulated answer to: <prompt>".
+A user message without a directive straight after another user message is a note on it (a
+gateway's request to answer again, say): the search goes back to the one before it too.
 
 Context compaction: when the last message asks for a summary of the conversation (a client's own
 compaction prompt, ``COMPACTION_MARKERS``), the answer is a summary whose text carries the
@@ -74,7 +85,9 @@ class Plan(msgspec.Struct, kw_only=True):
     calls: list[PlannedCall]
     fault: str | None = None
     fault_once: bool = False
-    step_key: str = ""  # identifies prompt + step, for ``fault ... once``
+    invalid: str | None = None  # SIM:invalid's text, in place of the content / the arguments
+    invalid_once: bool = False
+    step_key: str = ""  # identifies prompt + step, for ``fault ... once`` and ``invalid once ...``
     redacted: str | None = None  # ``SIM:redact``: the text hidden in a redacted_thinking block
 
 
@@ -108,7 +121,7 @@ def find_prompt(messages: list[dict[str, Any]]) -> int | None:
         j = i - 1
         while j >= 0 and messages[j]["role"] == "system":
             j -= 1
-        if j < 0 or messages[j]["role"] != "tool":
+        if j < 0 or messages[j]["role"] not in ("tool", "user"):
             return i
     return users[-1]
 
@@ -227,6 +240,23 @@ def _step(kind: str, arg: str, tools: dict[str, dict[str, Any]],
     return ("That directive is unknown.", f"Unknown simulator step `{kind}`.", [])
 
 
+def _is_object(text: str) -> bool:
+    try:
+        return isinstance(_DECODE.decode(text), dict)
+    except msgspec.DecodeError:
+        return False
+
+
+def spoil(plan: Plan) -> Plan:
+    """The plan with ``SIM:invalid``'s text as its content, or as each call's arguments."""
+    assert plan.invalid is not None
+    if plan.calls:
+        plan.calls = [PlannedCall(c.name, plan.invalid) for c in plan.calls]
+    else:
+        plan.content = plan.invalid
+    return plan
+
+
 class Script(msgspec.Struct, kw_only=True):
     """The prompt's directives as they apply to this request."""
 
@@ -235,6 +265,7 @@ class Script(msgspec.Struct, kw_only=True):
     think: str | None
     fault: str | None
     redact: str | None
+    invalid: str | None
     kind: str | None  # the answer directive (``script`` or a single step), None: none
     steps: list[str]
     rounds: int  # tool-result rounds since the prompt: the current step
@@ -244,13 +275,14 @@ def read_script(messages: list[dict[str, Any]]) -> Script:
     at = find_prompt(messages)
     text = message_text(messages[at]) if at is not None else ""
     directives = [(k.lower(), a.strip()) for k, a in _DIRECTIVE.findall(text)]
-    answer = next(((k, a) for k, a in directives if k not in ("think", "fault", "redact")), None)
+    answer = next(((k, a) for k, a in directives if k not in ("think", "fault", "redact", "invalid")), None)
     kind, arg = answer if answer is not None else (None, "")
     return Script(
         text=text, prompt=" ".join(_last_text_part(messages[at]).split()) if at is not None else "",
         think=next((a for k, a in directives if k == "think"), None),
         fault=next((a for k, a in directives if k == "fault"), None), kind=kind,
         redact=next((a or "hidden reasoning" for k, a in directives if k == "redact"), None),
+        invalid=next((a for k, a in directives if k == "invalid"), None),
         steps=([s.strip() for s in arg.split(";;")] if kind == "script" else
                [f"{kind} {arg}"] if kind is not None else []),
         rounds=tool_rounds(messages, at) if at is not None else 0)
@@ -321,7 +353,7 @@ def plan_answer(messages: list[dict[str, Any]], tools: dict[str, dict[str, Any]]
     elif tool_choice == "required" and not calls and tools:
         first = next(iter(tools))
         calls = [PlannedCall(first, _forced_args(tools[first]))]
-    if json_mode and not calls:
+    if json_mode and not calls and not _is_object(content):
         content = _ENCODE.encode({"answer": content}).decode()
 
     digest = hashlib.blake2b(script.text.encode(), digest_size=8).hexdigest()
@@ -329,6 +361,10 @@ def plan_answer(messages: list[dict[str, Any]], tools: dict[str, dict[str, Any]]
         reasoning = script.think.replace("{step}", str(rounds))
     plan = Plan(reasoning=reasoning, content=content, calls=calls, step_key=f"{digest}:{rounds}",
                 redacted=script.redact)
+    if script.invalid is not None:
+        head, _, rest = script.invalid.partition(" ")
+        plan.invalid_once = head == "once"
+        plan.invalid = rest if plan.invalid_once else script.invalid
     if script.fault is not None:
         kind, _, rest = script.fault.partition(" ")
         if kind not in FAULT_KINDS:
@@ -339,4 +375,4 @@ def plan_answer(messages: list[dict[str, Any]], tools: dict[str, dict[str, Any]]
 
 
 __all__ = ["COMPACTION_MARKERS", "Plan", "PlannedCall", "Script", "find_prompt", "is_compaction",
-           "message_text", "plan_answer", "read_script", "tool_rounds"]
+           "message_text", "plan_answer", "read_script", "spoil", "tool_rounds"]

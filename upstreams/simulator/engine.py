@@ -38,7 +38,7 @@ from upstreams.simulator.config import (
     SimConfig,
     fault_schedule,
 )
-from upstreams.simulator.directives import Plan, plan_answer
+from upstreams.simulator.directives import Plan, plan_answer, spoil
 from upstreams.simulator.faults import http_fault, json_fault, stream_fault
 from upstreams.simulator.render import Answer, Renderer, apply_budget, usage
 from upstreams.simulator.responses import ResponsesCall, Sealer, convert
@@ -148,6 +148,7 @@ class Simulator:
         self._emitted: OrderedDict[str, tuple[str, str, Any, bool]] = OrderedDict()
         self._redactions: dict[str, str] = {}  # tool call id → the redacted_thinking data answered with it
         self._faulted_once: set[str] = set()
+        self._spoiled_once: set[str] = set()
         self.stats = SimStats()
         self._verified: set[str] = set()
         # What the Anthropic endpoint signs its thinking with: one per flavour and seed, so a reset keeps it.
@@ -315,6 +316,8 @@ class Simulator:
             self.stats.replay.append(self._verify_replay(call.messages, wire))
             del self.stats.replay[:-_REMEMBERED]
         plan = plan_answer(call.messages, call.tools, call.tool_choice, call.json_mode)
+        if plan.invalid is not None and self._first_time(plan.step_key, plan.invalid_once, self._spoiled_once):
+            plan = spoil(plan)
         fault = scheduled or self._directive_fault(plan)
         if fault in HTTP_FAULTS:
             return error_response(http_fault(fault))
@@ -379,15 +382,21 @@ class Simulator:
         return SimResponse(status=200, headers=headers, chunks=chunks, drop_after=drop_after)
 
     def _directive_fault(self, plan: Plan) -> str | None:
-        if plan.fault is None:
+        if plan.fault is None or not self._first_time(plan.step_key, plan.fault_once, self._faulted_once):
             return None
-        if plan.fault_once:
-            if plan.step_key in self._faulted_once:
-                return None
-            if len(self._faulted_once) >= _REMEMBERED:
-                self._faulted_once.clear()
-            self._faulted_once.add(plan.step_key)
         return plan.fault
+
+    @staticmethod
+    def _first_time(key: str, once: bool, seen: set[str]) -> bool:
+        """Whether a directive applies now: always, or (``once``) the first time ``key`` is seen."""
+        if not once:
+            return True
+        if key in seen:
+            return False
+        if len(seen) >= _REMEMBERED:
+            seen.clear()
+        seen.add(key)
+        return True
 
     def _cached(self, call: ChatCall) -> int:
         return self._cached_prefix(call.tools, call.messages[:1], call.prompt_bytes, call.prompt_tokens)

@@ -176,7 +176,7 @@ def convert(body: Any, config: SimConfig, sealer: Sealer) -> ResponsesCall:
             chat[chat_key] = body[key]
     fmt = (body.get("text") or {}).get("format") if isinstance(body.get("text"), dict) else None
     if isinstance(fmt, dict) and fmt.get("type") in ("json_object", "json_schema"):
-        chat["response_format"] = {"type": "json_object"}
+        chat["response_format"] = {"type": fmt["type"]}
     encrypted = thinking and flavour != "llamacpp" and (
         flavour == "deepseek" or "reasoning.encrypted_content" in include)
     return ResponsesCall(chat=chat, custom=frozenset(custom), encrypted=encrypted,

@@ -62,6 +62,19 @@ def bad(message: str) -> SimError:
     return SimError(400, message)
 
 
+def _says_json(messages: list[dict[str, Any]]) -> bool:
+    """A system or user message has the word "json" (any case)."""
+    for msg in messages:
+        if msg.get("role") not in ("system", "user"):
+            continue
+        content = msg.get("content")
+        texts = [content] if isinstance(content, str) else [
+            p.get("text") for p in content or () if isinstance(p, dict)] if isinstance(content, list) else []
+        if any(isinstance(t, str) and "json" in t.lower() for t in texts):
+            return True
+    return False
+
+
 def _shape(path: str, detail: str) -> SimError:
     return bad(f"{_DESERIALIZE}{path}: {detail}" if path else f"{_DESERIALIZE}{detail}")
 
@@ -311,12 +324,12 @@ def validate(body: Any, config: SimConfig) -> ChatCall:
     options = body.get("stream_options") or {}
     _expect(options, dict, "stream_options", "a map")
     fmt = body.get("response_format")
-    json_mode = False
+    fmt_type = "text"
     if fmt is not None:
         _expect(fmt, dict, "response_format", "a map")
-        json_mode = _variant(_required(fmt, "type", "response_format"),
-                             ("text", "json_object", "json_schema"),
-                             "response_format.type") != "text"
+        fmt_type = _variant(_required(fmt, "type", "response_format"),
+                            ("text", "json_object", "json_schema"), "response_format.type")
+    json_mode = fmt_type != "text"
     stop = body.get("stop")
     if stop is not None and not isinstance(stop, str):
         _expect(stop, list, "stop", "a string or a sequence of strings")
@@ -357,6 +370,12 @@ def validate(body: Any, config: SimConfig) -> ChatCall:
             elif seen_other:
                 raise bad(f"messages[{i}]: a system message must come before all other messages")
     _pairing(messages)
+    if fmt_type == "json_object" and not _says_json(messages):
+        # DeepSeek's JSON mode: "Include the word "json" in the system or user prompt" (§4.5).
+        # Whether the live API refuses the request or answers white space is not verified; the
+        # simulator refuses it, in the words of OpenAI's equivalent 400 (its own text).
+        raise bad("'messages' must contain the word 'json' in some form, to use 'response_format' "
+                  "of type 'json_object'.")
     if thinking and config.replay_check != "off":
         _replay(messages, config)
 
