@@ -24,7 +24,7 @@ import yaml
 
 HERE = Path(__file__).resolve().parent
 CLIENTS = os.environ.get("GW_CLIENTS", "")
-STAGES = ["thinking_filter", "token_budget", "tool_ids"]
+STAGES = ["thinking_filter", "token_budget", "tool_ids", "structured_output"]  # the shipped pipelines' stages
 
 
 def skip_reason() -> str | None:

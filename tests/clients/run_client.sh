@@ -10,6 +10,7 @@
 #   GW_SIM_ARGS        more simulator flags, shell-quoted words (e.g. --fault-on 2:429 --options '{...}')
 #   GW_CODEX_CONFIG    extra top-level lines for Codex's config.toml (e.g. model_context_window = 60000)
 #   GW_CODEX_REQUEST_RETRIES, GW_CODEX_STREAM_RETRIES  the provider's retry counts (0)
+#   GW_CODEX_ARGS      more `codex exec` flags, shell-quoted words (e.g. --output-schema FILE)
 #   GW_CLIENT_TIMEOUT  seconds the client may run (240)
 #   GW_PYTHON          the Python with the gateway installed (python3)
 #   GW_SETUP=1         the client's settings are the ones `python -m pipeline setup` wrote into
@@ -77,8 +78,10 @@ env_key = "GW_API_KEY"
 request_max_retries = ${GW_CODEX_REQUEST_RETRIES:-0}
 stream_max_retries = ${GW_CODEX_STREAM_RETRIES:-0}
 TOML
+  eval "codex_args=(${GW_CODEX_ARGS:-})"
   timeout "$limit" "$clients/node_modules/.bin/codex" exec --skip-git-repo-check --dangerously-bypass-approvals-and-sandbox \
-    --color never --json -C "$out/workdir" -o "$out/last_message.txt" "$prompt" < /dev/null > "$out/client.jsonl" 2> "$out/client.err"
+    --color never --json -C "$out/workdir" -o "$out/last_message.txt" "${codex_args[@]}" "$prompt" \
+    < /dev/null > "$out/client.jsonl" 2> "$out/client.err"
 fi
 status=$?
 "$python" - "$GW_SIM_URL" "$SIM_API_KEY" "$out" <<'PY' || true

@@ -8,7 +8,8 @@ forced tool, streamed and not: valid the first time (one upstream call, DeepSeek
 time (``SIM:invalid once``), fixed by the one retry, whose request carries the validation error;
 invalid twice: the client's 422 in its dialect (``response.failed`` with Codex's fatal
 ``invalid_prompt`` for a streaming Responses client). And at real size: a 60-property schema
-with ``$defs`` and a ~200 KB answer, wrong in one value the first time.
+with ``$defs`` and a ~200 KB answer, wrong in one value the first time. The retry is outside the
+retry budget, and an upstream failure on it is retried with the amended request.
 """
 
 from __future__ import annotations
@@ -220,3 +221,26 @@ async def test_a_large_schema_and_answer_fixed_by_the_retry(dialect: str, stream
     assert json.loads(answer.text or "") == good
     _, second = upstream_bodies(sim, 2)
     assert "at $.records[97].field_41: 10001 is greater than the maximum of 10000" in second["messages"][-1]["content"]
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["collected", "streamed"])
+async def test_the_retry_is_outside_the_retry_budget(stream: bool, sim) -> None:
+    """A pipeline that retries nothing (budget 1) still gets its one structured-output retry."""
+    config = CONFIG.replace("    upstream: sim\n", "    upstream: sim\n    retry: {attempts_per_upstream: 1, budget: 1}\n")
+    async with open_gateway(config, sim=sim) as (url, _):
+        answer = await trio.to_thread.run_sync(ask, "chat", url + BASES["chat"],
+                                               prompt_for("chat", json.dumps(GOOD), "{}"), SCHEMA, stream)
+    assert json.loads(answer.text or "") == GOOD, answer.message
+    upstream_bodies(sim, 2)
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["collected", "streamed"])
+async def test_an_upstream_failure_on_the_retry_is_retried_with_the_note(stream: bool, sim) -> None:
+    """The retry's own request fails (a 503): the retry loop tries again with the amended request,
+    not the first one (whose answer was rejected)."""
+    sim.reset(faults=[{"on_request": 2, "kind": "503"}])
+    answer = await run(sim, "responses", prompt_for("responses", json.dumps(GOOD), "[1]"), stream=stream)
+    assert json.loads(answer.text or "") == GOOD, answer.message
+    first, third = upstream_bodies(sim, 2)  # the simulator keeps no body of a request it failed with a 503
+    assert third["messages"][:-1] == first["messages"]
+    assert "is not of type 'object'" in third["messages"][-1]["content"]

@@ -21,9 +21,9 @@ from upstreams.simulator import SimConfig, SimResponse, SimulatorApp, serve_simu
 DIALECTS = ("anthropic", "responses", "chat")
 PATHS = {"anthropic": "/v1/messages", "responses": "/v1/responses", "chat": "/v1/chat/completions"}
 SHIPPED_STAGES = {
-    "anthropic": "[thinking_filter, token_budget, tool_ids]",
-    "responses": "[thinking_filter, token_budget, tool_ids]",
-    "chat": "[token_budget, tool_ids]",
+    "anthropic": "[thinking_filter, token_budget, tool_ids, structured_output]",
+    "responses": "[thinking_filter, token_budget, tool_ids, structured_output]",
+    "chat": "[token_budget, tool_ids, structured_output]",
 }
 # A shell tool as each client offers it (the simulator's ``SIM:shell``/``SIM:parallel`` call it).
 BASH = {"anthropic": {"name": "Bash", "description": "Run a shell command", "input_schema": {
