@@ -244,8 +244,7 @@ def _retry_note(ask: _Ask, problem: str, raw: str) -> str:
                 f"against its input schema: {problem}\nThe arguments were: {quoted}\n"
                 f"Call {ask.tool!r} again, with arguments (JSON) that validate against its input schema.")
     return (f"Your answer was rejected: it does not validate against {ask.label}: {problem}\n"
-            f"The answer was: {quoted}\nAnswer again with only the JSON value, valid against "
-            f"{ask.label} given in the system prompt.")
+            f"The answer was: {quoted}\nAnswer again with only the JSON, valid against {ask.label}.")
 
 
 def _with_note(note: str, request: ChatRequest) -> ChatRequest:
