@@ -26,7 +26,9 @@ from pipeline.attempt import Attempt
 from pipeline.config import GatewayConfig, ServerConfig, load_config
 from pipeline.errors import GatewayError, RequestError
 from pipeline.protocols.base import ModelInfo
-from pipeline.registry import Pipeline, build_pipelines, close_stages, open_stages, open_upstreams, routes
+from pipeline.registry import Pipeline, build_pipelines, open_stages, open_upstreams, routes
+from pipeline.reload import Generation, watch
+from pipeline.reload import log as reload_log
 from pipeline.respond import JSON_HEADERS, Outcome, Responder, Send
 from pipeline.routing import choose
 from pipeline.runner import Receive, run_pipeline
@@ -49,50 +51,100 @@ class Gateway:
         self.ready = False
         self.server: Any = None
         self.metrics_keys: tuple[bytes, ...] = ()  # what GET /metrics accepts (none: open), set at startup
+        self._gen = Generation({}, {})  # the configuration serving new requests (pipeline.reload)
+
+    @property
+    def config_path(self) -> str | None:
+        """The pipelines file this gateway reads (and reloads); ``None`` when given a config."""
+        if self._config is not None:
+            return None
+        return self._config_path or os.environ.get("PIPELINES_CONFIG", "pipelines.yaml")
 
     async def startup(self) -> None:
         config = self._config
         if config is None:
-            path = self._config_path or os.environ.get("PIPELINES_CONFIG", "pipelines.yaml")
-            config = load_config(path)
-        self.server = config.server
-        hypercorn_patch.apply(write_timeout_s=config.server.write_timeout_s)
-        gwlog.configure(config.server.log_level, json=config.server.log_json)
-        self.pipelines, self.upstreams = build_pipelines(config)
-        await open_upstreams(self.upstreams)
-        await open_stages(self.pipelines)
-        self.routes = routes(self.pipelines)
-        self.metrics_keys = _metrics_keys(config.server, self.pipelines.values())
+            assert self.config_path is not None
+            config = load_config(self.config_path)
+        pipelines, upstreams = build_pipelines(config)
+        table = routes(pipelines)
+        gen = Generation(pipelines, upstreams)
+        await open_upstreams(upstreams)
+        await open_stages(pipelines)
+        self._serve(config, gen, table)
         self.ready = True
+        reload_log.info("gateway_started", pid=os.getpid(), pipelines=len(pipelines), upstreams=len(upstreams),
+                       config=self.config_path)
         # Everything built so far (modules, codecs, pipelines) lives as long as the process: out of
         # the collector's generations, a full collection no longer walks it (a multi-ms pause).
         # Startup's own garbage is collected first, so it is not frozen with it.
         gc.collect()
         gc.freeze()
 
+    def _serve(self, config: GatewayConfig, gen: Generation, table: dict[tuple[str, str], list[tuple[Pipeline, str]]],
+               ) -> None:
+        """Serve ``gen`` from the next request on (no await here: a request sees one configuration)."""
+        self.server = config.server
+        hypercorn_patch.apply(write_timeout_s=config.server.write_timeout_s)
+        gwlog.configure(config.server.log_level, json=config.server.log_json)
+        self._gen, self.pipelines, self.upstreams, self.routes = gen, gen.pipelines, gen.upstreams, table
+        self.metrics_keys = _metrics_keys(config.server, gen.pipelines.values())
+
+    async def reload(self, reason: str = "SIGHUP") -> bool:
+        """Load the pipelines file again and serve it from the next request on; requests already
+        running finish on the configuration they began with. A file that does not load, build or
+        open is refused with one ``config_reload_refused`` line and the current one keeps serving."""
+        path = self.config_path
+        if path is None or not self.ready:
+            return False
+        try:
+            config = load_config(path)
+            pipelines, upstreams = build_pipelines(config)
+            table = routes(pipelines)
+        except Exception as exc:  # noqa: BLE001 -- a stage's import or __init__ may raise anything
+            reload_log.warning("config_reload_refused", reason=reason, config=path, error=fatal.one_line(exc))
+            return False
+        gen = Generation(pipelines, upstreams)
+        try:
+            await open_upstreams(upstreams)
+            await open_stages(pipelines)
+        except Exception as exc:  # noqa: BLE001 -- as above, for a stage's open()
+            await gen.close()
+            reload_log.warning("config_reload_refused", reason=reason, config=path, error=fatal.one_line(exc))
+            return False
+        old = self._gen
+        self._serve(config, gen, table)
+        reload_log.info("config_reloaded", reason=reason, config=path, pipelines=len(pipelines),
+                       upstreams=len(upstreams), open_on_previous=old.active)
+        await old.retire()
+        return True
+
     async def shutdown(self) -> None:
-        await close_stages(self.pipelines)
-        for up in self.upstreams.values():
-            await up.aclose()
+        await self._gen.close()
         self.ready = False
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                try:
-                    trio.lowlevel.current_trio_token()
-                except RuntimeError:
-                    fatal.exit_startup(TRIO_FIX, status=2)  # a usage error: one line naming the fix
-                failure = await self._start()
-                if failure is not None:
-                    await send({"type": "lifespan.startup.failed", "message": failure})
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            try:
+                trio.lowlevel.current_trio_token()
+            except RuntimeError:
+                fatal.exit_startup(TRIO_FIX, status=2)  # a usage error: one line naming the fix
+        async with trio.open_nursery() as nursery:  # the reload watcher lives as long as the server
+            while True:
+                if message["type"] == "lifespan.startup":
+                    failure = await self._start()
+                    if failure is not None:
+                        await send({"type": "lifespan.startup.failed", "message": failure})
+                        return
+                    if self.config_path is not None:
+                        nursery.start_soon(watch, self.config_path, self.server.reload_poll_s, self.reload)
+                    await send({"type": "lifespan.startup.complete"})
+                elif message["type"] == "lifespan.shutdown":
+                    nursery.cancel_scope.cancel()
+                    await self.shutdown()
+                    await send({"type": "lifespan.shutdown.complete"})
                     return
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                await self.shutdown()
-                await send({"type": "lifespan.shutdown.complete"})
-                return
+                message = await receive()
 
     async def _start(self) -> str | None:
         """Run ``startup``; its failure as one line. The served app (it reads its own config) never
@@ -120,7 +172,12 @@ class Gateway:
             failure = await self._start()
             if failure is not None:
                 raise RuntimeError(failure)
-        await self._http(scope, receive, send)
+        gen = self._gen  # this request's configuration, to its end (a reload serves the next ones)
+        gen.active += 1
+        try:
+            await self._http(scope, receive, send)
+        finally:
+            await gen.leave()
 
     async def _http(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
         method, path = scope["method"], scope["path"]

@@ -109,6 +109,9 @@ class ServerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     # Longest a client may leave the response unread (each 64 KiB of it), seconds; then the
     # connection is aborted and the request ends (pipeline/hypercorn_patch.py).
     write_timeout_s: Annotated[float, msgspec.Meta(gt=0)] = 60.0
+    # How often the pipelines file is checked for a change that reloads it, seconds (0 = only on
+    # SIGHUP); open streams finish on the configuration they began with (pipeline/reload.py).
+    reload_poll_s: Annotated[float, msgspec.Meta(ge=0)] = 2.0
 
 
 class GatewayConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
