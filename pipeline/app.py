@@ -427,7 +427,6 @@ async def _drain(receive: Receive, more: bool) -> None:
             more = message.get("more_body", False)
 
 
-_ESCAPE = re.compile(rb"\\.", re.DOTALL)
 _NOT_STRUCTURE = bytes(range(256)).translate(None, b'[]{}"')  # translate's delete set: all but these
 _PARENS = bytes.maketrans(b"[{]}", b"(())")
 
@@ -436,12 +435,15 @@ def json_depth_exceeds(body: bytes, limit: int) -> bool:
     """Whether ``body`` nests ``[``/``{`` deeper than ``limit``, checked on bytes before decoding
     (msgspec itself only stops at Python's recursion limit, as a RecursionError).
 
-    Escapes go first, then every byte but brackets and quotes; the pieces between quote pairs are
-    strings. Each pass then removes the innermost ``()`` pairs, so the passes count the depth.
-    Invalid JSON may be misjudged either way; the decoder rejects it.
+    The escapes that can hide a string's end go first: escaped backslashes, then escaped quotes
+    (``bytes.replace`` pairs a run of backslashes from the left, as JSON does; outside strings
+    valid JSON has none), then every byte but brackets and quotes; the pieces between quote pairs
+    are strings. Each pass then removes the innermost ``()`` pairs, so the passes count the depth.
+    Two ``replace`` passes cost a third of the regular expression they replaced (1 MB Claude Code
+    history: ~4 ms against ~7.5). Invalid JSON may be misjudged either way; the decoder rejects it.
     """
-    if b"\\" in body:
-        body = _ESCAPE.sub(b"", body)
+    if b'\\"' in body:
+        body = body.replace(b"\\\\", b"").replace(b'\\"', b"")
     skeleton = b"".join(body.translate(None, _NOT_STRUCTURE).split(b'"')[::2]).translate(_PARENS)
     passes = 0
     while skeleton:

@@ -10,7 +10,9 @@ import time
 
 import httpx
 import msgspec
+import hypothesis
 import pytest
+from hypothesis import strategies as st
 import trio
 
 from pipeline.app import Gateway, json_depth_exceeds
@@ -150,6 +152,21 @@ async def test_report_invalid_utf8_bytes_are_a_400(dialect: str, sim) -> None:
     assert sim.chat_requests == 0
 
 
+TRICKY_TEXT = st.text(alphabet='ab"\\[]{}\n', max_size=12)
+JSON_VALUES = st.recursive(st.none() | st.integers() | TRICKY_TEXT,
+                           lambda inner: st.lists(inner, max_size=3) | st.dictionaries(TRICKY_TEXT, inner, max_size=3),
+                           max_leaves=30)
+
+
+def nesting(value: object) -> int:
+    """The parser's view: how many arrays and objects deep ``value`` is."""
+    if isinstance(value, list):
+        return 1 + max((nesting(v) for v in value), default=0)
+    if isinstance(value, dict):
+        return 1 + max((nesting(v) for v in value.values()), default=0)
+    return 0
+
+
 class TestJsonDepth:
     """The bytes-level scan agrees with a real parser and ignores brackets inside strings."""
 
@@ -162,6 +179,16 @@ class TestJsonDepth:
         tricky = {"s": "[[[{{{\\\"[[[" * 50, "t": 'quote " and backslash \\ ]]]}}}', "deep": nested(10)}
         assert json_depth_exceeds(json.dumps(tricky).encode(), 11) is False
         assert json_depth_exceeds(json.dumps(tricky).encode(), 10) is True
+
+    @hypothesis.settings(max_examples=300, deadline=None)
+    @hypothesis.given(value=JSON_VALUES)
+    def test_agrees_with_a_parser_on_any_json(self, value: object) -> None:
+        """Strings full of quotes, backslashes and brackets: the scan's depth is the parser's."""
+        body = json.dumps(value).encode()
+        depth = nesting(value)
+        assert json_depth_exceeds(body, depth) is False
+        if depth:
+            assert json_depth_exceeds(body, depth - 1) is True
 
     def test_captures_are_within_the_default_limit(self, captures: list[tuple[str, bytes]]) -> None:
         assert captures and not any(json_depth_exceeds(body, 64) for _, body in captures)
