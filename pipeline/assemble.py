@@ -46,6 +46,7 @@ from pipeline.events import (
     Event,
     MessageStart,
     MessageStop,
+    SearchResult,
     SignatureDelta,
     StopReason,
     StreamError,
@@ -75,9 +76,17 @@ class ToolCall(msgspec.Struct, frozen=True, tag_field="kind", tag="tool_call"):
     name: str | None
     arguments: str
     """The argument fragments joined (JSON text as the upstream wrote it, possibly cut)."""
+    server: bool = False
+    """A call the gateway ran itself (``BlockStart.server``)."""
 
 
-Block = Text | Thinking | ToolCall
+class Search(msgspec.Struct, frozen=True, tag_field="kind", tag="search"):
+    """A web search's result (the ``SearchResult`` event, whole)."""
+
+    result: SearchResult
+
+
+Block = Text | Thinking | ToolCall | Search
 
 
 class Completion(msgspec.Struct, frozen=True, kw_only=True):
@@ -95,10 +104,12 @@ class Completion(msgspec.Struct, frozen=True, kw_only=True):
 class _Building:
     """A block being folded: its kind, its parts so far, and for a thinking block the signature's."""
 
-    __slots__ = ("call_id", "kind", "name", "parts", "redacted", "signature")
+    __slots__ = ("call_id", "kind", "name", "parts", "redacted", "server", "signature")
 
-    def __init__(self, kind: BlockKind, call_id: str | None, name: str | None, redacted: bool = False) -> None:
+    def __init__(self, kind: BlockKind, call_id: str | None, name: str | None, redacted: bool = False,
+                 server: bool = False) -> None:
         self.kind = kind
+        self.server = server
         self.call_id = call_id
         self.name = name
         self.parts: list[str] = []
@@ -112,7 +123,7 @@ class _Building:
         if self.kind == "thinking":
             return Thinking(text=text, signature=None if self.signature is None else "".join(self.signature),
                             redacted=self.redacted)
-        return ToolCall(call_id=self.call_id, name=self.name, arguments=text)
+        return ToolCall(call_id=self.call_id, name=self.name, arguments=text, server=self.server)
 
 
 class Assembler:
@@ -121,7 +132,7 @@ class Assembler:
     __slots__ = ("_blocks", "_error", "_id", "_model", "_named", "_newest", "_stop", "_usage")
 
     def __init__(self) -> None:
-        self._blocks: list[_Building] = []
+        self._blocks: list[_Building | Search] = []
         self._newest: dict[tuple[int, BlockKind], _Building] = {}  # (index, kind) → its newest block
         self._named = False
         self._id = ""
@@ -140,7 +151,9 @@ class Assembler:
         elif isinstance(event, ThinkingDelta):
             self._add(event.index, "thinking", event.text)
         elif isinstance(event, BlockStart):
-            self._begin(event.index, event.block, event.call_id, event.name, event.redacted)
+            self._begin(event.index, event.block, event.call_id, event.name, event.redacted, event.server)
+        elif isinstance(event, SearchResult):
+            self._blocks.append(Search(result=event))
         elif isinstance(event, SignatureDelta):
             if event.signature:
                 block = self._newest.get((event.index, "thinking")) or self._begin(event.index, "thinking")
@@ -159,8 +172,8 @@ class Assembler:
         # BlockStop (rule 2: a closed block still takes its content), Heartbeat, newer kinds: nothing
 
     def _begin(self, index: int, kind: BlockKind, call_id: str | None = None, name: str | None = None,
-               redacted: bool = False) -> _Building:
-        block = _Building(kind, call_id, name, redacted)
+               redacted: bool = False, server: bool = False) -> _Building:
+        block = _Building(kind, call_id, name, redacted, server)
         self._blocks.append(block)
         self._newest[(index, kind)] = block
         return block
@@ -177,7 +190,7 @@ class Assembler:
         return Completion(
             message_id=self._id,
             model=self._model,
-            blocks=tuple(block.build() for block in self._blocks),
+            blocks=tuple(block if isinstance(block, Search) else block.build() for block in self._blocks),
             usage=self._usage,
             stop_reason=stop.stop_reason if stop is not None else None,
             stop_sequence=stop.stop_sequence if stop is not None else None,
@@ -209,8 +222,12 @@ def replay(completion: Completion) -> list[Event]:
                 out.append(ThinkingDelta(index=index, text=block.text))
             if block.signature:
                 out.append(SignatureDelta(index=index, signature=block.signature))
+        elif isinstance(block, Search):
+            out.append(msgspec.structs.replace(block.result, index=index))
+            continue
         else:
-            out.append(BlockStart(index=index, block="tool_call", call_id=block.call_id, name=block.name))
+            out.append(BlockStart(index=index, block="tool_call", call_id=block.call_id, name=block.name,
+                                  server=block.server))
             if block.arguments:
                 out.append(ToolArgsDelta(index=index, fragment=block.arguments))
         out.append(BlockStop(index=index))
@@ -223,4 +240,4 @@ def replay(completion: Completion) -> list[Event]:
     return out
 
 
-__all__ = ["INCOMPLETE", "Assembler", "Block", "Completion", "Text", "Thinking", "ToolCall", "fold", "replay"]
+__all__ = ["INCOMPLETE", "Assembler", "Block", "Completion", "Search", "Text", "Thinking", "ToolCall", "fold", "replay"]

@@ -33,6 +33,7 @@ from pipeline.events import Event, MessageStart, StreamError
 from pipeline.model import ChatRequest
 from pipeline.model_limits import ModelCard, card_for
 from pipeline.profiles import ModelLimits, Profile
+from pipeline.server_tools import GatewayTool, ToolLoop
 
 # The request's context (``pipeline.stage.RequestContext``, which holds the attempt): passed
 # through to the upstream, never read here, so this module stays below the stage contract.
@@ -79,10 +80,13 @@ class Attempt:
             forced tool choice while thinking, effort levels); made from the profile when not given.
         tries: which try at this upstream this is (1 for the first).
         committed: the try committed (the client's HTTP status is decided by what it emitted).
+        gateway_tools: tools the gateway runs itself, by upstream function name (a request
+            stage registers them; ``pipeline.server_tools``): with any, ``run`` loops over the
+            upstream's rounds inside the one answer.
     """
 
-    __slots__ = ("_collected", "_out", "_pending", "_secrets", "card", "committed", "limits", "model", "profile",
-                 "target", "tries", "upstream_id")
+    __slots__ = ("_collected", "_loop", "_out", "_pending", "_secrets", "card", "committed", "gateway_tools",
+                 "limits", "model", "profile", "target", "tries", "upstream_id")
 
     def __init__(self, *, upstream_id: str, profile: Profile, model: str, limits: ModelLimits,
                  target: Target | None = None, tries: int = 1, card: ModelCard | None = None) -> None:
@@ -98,6 +102,8 @@ class Attempt:
         self._collected = False
         self._pending: list[Event] = []  # held before the commit
         self._secrets: tuple[str, ...] = ()
+        self.gateway_tools: dict[str, GatewayTool] = {}
+        self._loop: ToolLoop | None = None
 
     @classmethod
     def aimed(cls, target: Target, client_model: str, *, model: str | None = None) -> Attempt:
@@ -109,8 +115,10 @@ class Attempt:
 
     def again(self) -> Attempt:
         """The next try at the same upstream, for the same shaped request."""
-        return Attempt(upstream_id=self.upstream_id, profile=self.profile, model=self.model, limits=self.limits,
-                       target=self.target, tries=self.tries + 1, card=self.card)
+        attempt = Attempt(upstream_id=self.upstream_id, profile=self.profile, model=self.model, limits=self.limits,
+                          target=self.target, tries=self.tries + 1, card=self.card)
+        attempt.gateway_tools = self.gateway_tools
+        return attempt
 
     async def count_tokens(self, request: ChatRequest, ctx: Context) -> int | None:
         """Exact prompt tokens from the upstream's tokenizer, or ``None`` (estimate instead)."""
@@ -139,8 +147,16 @@ class Attempt:
         assert self.target is not None, "a stand-in attempt has no upstream to run"
         self._out, self._collected = out, collected
         ended = redo = False
+        loop = self._loop = ToolLoop(self.gateway_tools, request, self.upstream_id) if self.gateway_tools else None
         try:
             await self.target.stream(request, self, ctx)
+            while loop is not None:
+                events, follow = await loop.after_round()
+                if events:
+                    await self._emit(events)
+                if follow is None:
+                    break
+                await self.target.stream(follow, self, ctx)
             if not self.committed:  # it ended having sent nothing worth a status
                 raise UpstreamError(f"{self.upstream_id}: the answer ended before any content", code="bad_gateway",
                                     status=502, retryable=True)
@@ -156,7 +172,7 @@ class Attempt:
             # The outlet (the Sink) holds the context, which holds this attempt: let go of it, so
             # a finished request is freed by reference counting, not left to the cyclic collector
             # (with a megabyte history that is megabytes of objects per request waiting for it).
-            self._out = None
+            self._out = self._loop = None
             if self.committed and not redo and (ended or not collected):
                 out.close()
 
@@ -166,6 +182,11 @@ class Attempt:
         Raises:
             UpstreamError: a ``StreamError`` before the commit, or anywhere in a collected try.
         """
+        if self._loop is not None:
+            events = self._loop.feed(events)
+        await self._emit(events)
+
+    async def _emit(self, events: list[Event]) -> None:
         out = self._out
         assert out is not None, "emit() outside run()"
         if not self.committed:

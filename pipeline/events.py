@@ -38,6 +38,9 @@ class BlockStart(Event, frozen=True, tag="block_start"):
     call_id: str | None = None
     name: str | None = None
     redacted: bool = False
+    server: bool = False
+    """A tool call the gateway runs itself (``pipeline.server_tools``): the client sees its own
+    hosted tool's call (Anthropic ``server_tool_use``, Responses ``web_search_call``)."""
 
 
 class TextDelta(Event, frozen=True, tag="text_delta"):
@@ -76,6 +79,28 @@ class BlockStop(Event, frozen=True, tag="block_stop"):
     index: int
 
 
+class SearchHit(msgspec.Struct, frozen=True, kw_only=True):
+    """One web search result, as a provider gave it."""
+
+    url: str
+    title: str = ""
+    snippet: str = ""
+    page_age: str | None = None
+
+
+class SearchResult(Event, frozen=True, tag="search_result"):
+    """The result of a web search the gateway ran for the server call ``call_id``: a block of its
+    own at ``index`` (no start, deltas or stop). ``error`` is set (an Anthropic
+    ``web_search_tool_result_error`` code: ``unavailable``, ``max_uses_exceeded``, ...) when the
+    search failed; the model was told so and the request goes on."""
+
+    index: int
+    call_id: str
+    query: str = ""
+    hits: tuple[SearchHit, ...] = ()
+    error: str | None = None
+
+
 class Usage(Event, frozen=True, tag="usage"):
     """Token counts. ``input_tokens`` includes ``cached_input_tokens`` (Chat/Responses view);
     ``output_tokens`` includes ``reasoning_tokens``."""
@@ -84,6 +109,8 @@ class Usage(Event, frozen=True, tag="usage"):
     output_tokens: int = 0
     cached_input_tokens: int = 0
     reasoning_tokens: int = 0
+    web_search_requests: int = 0
+    """Searches the gateway ran for this answer (Anthropic ``usage.server_tool_use``)."""
 
 
 class MessageStop(Event, frozen=True, tag="message_stop"):
@@ -117,6 +144,7 @@ AnyEvent = (
     | UpstreamSeal
     | ToolArgsDelta
     | BlockStop
+    | SearchResult
     | Usage
     | MessageStop
     | StreamError
@@ -136,6 +164,8 @@ __all__ = [
     "ErrorInfo",
     "Event",
     "Heartbeat",
+    "SearchHit",
+    "SearchResult",
     "MessageStart",
     "MessageStop",
     "SignatureDelta",

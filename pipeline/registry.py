@@ -30,6 +30,7 @@ STAGES: dict[str, str] = {
     "structured_output": "stages.structured_output:StructuredOutput",
     "token_budget": "stages.token_budget:TokenBudget",
     "tool_ids": "stages.tool_ids:ToolIdMap",
+    "web_search": "stages.web_search:WebSearch",
 }
 UPSTREAMS: dict[str, str] = {
     "openai_chat": "upstreams.openai_chat:OpenAIChatUpstream",
@@ -54,6 +55,15 @@ def _resolve(name: str, table: dict[str, str], what: str) -> Any:
         raise ConfigError(f"cannot import {what} {name!r}: {exc}") from None
     except Exception as exc:  # noqa: BLE001 -- the module's own code ran: a SyntaxError, anything it raises
         raise ConfigError(f"cannot import {what} {name!r}: {_fault(exc)}") from None
+
+
+def resolve(name: str, what: str) -> Any:
+    """The object a ``module:attr`` name names (a stage's pluggable part, e.g. a search provider).
+
+    Raises:
+        ConfigError: not ``module:attr``, or it cannot be imported.
+    """
+    return _resolve(name, {}, what)
 
 
 def _fault(exc: BaseException) -> str:
@@ -289,5 +299,5 @@ def routes(pipelines: dict[str, Pipeline]) -> dict[tuple[str, str], list[tuple[P
 
 __all__ = [
     "CLIENTS", "Pipeline", "build_codec", "build_pipelines", "build_stage", "build_upstream", "close_stages",
-    "open_stages", "open_upstreams", "resolve_stage", "routes", "stage_options",
+    "open_stages", "open_upstreams", "resolve", "resolve_stage", "routes", "stage_options",
 ]

@@ -232,7 +232,8 @@ class TestStagesCommand:
             config = resolve_stage(name).Config
             for field in msgspec.structs.fields(config):
                 line = f"    {field.encode_name}: "
-                assert any(text.startswith(line) and text.endswith(" = " + msgspec.json.encode(field.default).decode())
+                default = field.default if field.default is not msgspec.NODEFAULT else field.default_factory()
+                assert any(text.startswith(line) and text.endswith(" = " + msgspec.json.encode(default).decode())
                            for text in block.splitlines()), (name, field.name)
         assert "        Output budget sent when the client sends none" in proc.stdout  # the field's comment
 

@@ -383,9 +383,26 @@ def _bound_turn(sealed: tuple[str, ...], index: int, messages: list[Message]) ->
     if first in own:
         return index if own[:len(sealed)] == sealed else None
     target = next((j for j, m in enumerate(messages) if m.role == "assistant" and first in _call_ids(m)), None)
-    if target is None or _call_ids(messages[target])[:len(sealed)] != sealed:
+    if target is None:
         return None
-    return target
+    if _call_ids(messages[target])[:len(sealed)] == sealed:
+        return target
+    return index if _split_turn(sealed, target, index, messages) else None
+
+
+def _split_turn(sealed: tuple[str, ...], start: int, index: int, messages: list[Message]) -> bool:
+    """Whether the envelope at ``index`` was sealed inside one answer that the client's history
+    splits into several turns at the results of calls the gateway ran itself (``web_search``):
+    turns ``start`` … ``index`` with only tool results between them, whose calls begin with
+    ``sealed``, and the envelope's own turn begins with its last call (or, a turn without calls
+    after the last result, ``sealed`` is all of them)."""
+    if not start < index or any(m.role not in ("assistant", "tool") for m in messages[start:index + 1]):
+        return False
+    calls = [c for m in messages[start:index + 1] if m.role == "assistant" for c in _call_ids(m)]
+    own = _call_ids(messages[index])
+    if tuple(calls[:len(sealed)]) != sealed:
+        return False
+    return own[:1] == sealed[-1:] if own else len(calls) == len(sealed)
 
 
 __all__ = ["RUNGS", "ThinkingFilter", "reset_shared_state"]

@@ -1,6 +1,7 @@
 """Response way of ``tool_ids``: ``ToolStream.feed(event)`` holds each tool_call block to its stop,
 then releases it with a client-safe id (fresh when missing, invalid or a repeat) and the client's
-tool name. Arguments that are not a JSON object (cut off by the token limit) drop the block: later
+tool name (a call the gateway runs itself, ``BlockStart.server``, keeps its id and name: its
+result block names that id). Arguments that are not a JSON object (cut off by the token limit) drop the block: later
 indexes shift down and ``MessageStop`` says ``max_tokens``. apply_patch arguments are repaired.
 """
 
@@ -16,6 +17,7 @@ from pipeline.events import (
     BlockStop,
     Event,
     MessageStop,
+    SearchResult,
     SignatureDelta,
     StreamError,
     TextDelta,
@@ -29,7 +31,7 @@ from stages.tool_ids.names import NameMap
 
 Lose = Callable[[str, str], None]
 _TEXT = frozenset({TextDelta, ThinkingDelta})
-_INDEXED = (BlockStart, BlockStop, TextDelta, ThinkingDelta, SignatureDelta, UpstreamSeal, ToolArgsDelta)
+_INDEXED = (BlockStart, BlockStop, TextDelta, ThinkingDelta, SignatureDelta, UpstreamSeal, ToolArgsDelta, SearchResult)
 _DECODER = msgspec.json.Decoder()
 
 
@@ -129,7 +131,10 @@ class ToolStream:
             self._drop(f"its arguments are JSON {type(value).__name__}, not an object")
             return []
         index = held.index - self._offset
-        start = BlockStart(index=index, block="tool_call", call_id=self._client_id(held.call_id), name=name)
+        if held.server:  # the gateway's own call: its id and name are the gateway's, left as they are
+            start = msgspec.structs.replace(held, index=index)
+        else:
+            start = BlockStart(index=index, block="tool_call", call_id=self._client_id(held.call_id), name=name)
         if args is not None:
             deltas = [ToolArgsDelta(index=index, fragment=args)]
         elif not raw.strip():

@@ -9,9 +9,12 @@ import msgspec
 import pytest
 
 from pipeline.errors import RequestError
+from pipeline.events import SearchHit
 from pipeline.model import ImagePart, TextPart, ThinkingPart, ToolCallPart, ToolResultPart
 from pipeline.protocols.anthropic import AnthropicCodec, decode_request
 from pipeline.protocols.anthropic.client_decode_echo import AnthropicEcho
+from pipeline.protocols.anthropic.helpers import seal_hit
+from pipeline.server_tools import search_error_text, search_text
 from tests.captures import capture_paths, load_capture
 
 
@@ -239,12 +242,40 @@ class TestBlocks:
         assert "T" in part.text and "https://s.invalid" in part.text and part.text.endswith("snippet")
         assert request.losses == ()
 
-    def test_server_and_unknown_blocks_are_losses(self):
-        """Server tool blocks and unknown block types are dropped with a loss, not an error."""
+    def test_web_search_blocks_split_the_turn(self):
+        """A web search the gateway ran (server_tool_use + web_search_tool_result) is a call, its
+        result as a tool message (the text the model read, rebuilt from the sealed hits), and the
+        rest of the turn as the next assistant message."""
+        hit = SearchHit(url="https://docs.example.org/a", title="A", snippet="about a", page_age="2026-11-01")
         request = decode(req([assistant(
-            {"type": "server_tool_use", "id": "srvtoolu_1", "name": "web_search", "input": {"query": "q"}},
-            {"type": "web_search_tool_result", "tool_use_id": "srvtoolu_1",
+            {"type": "thinking", "thinking": "r1", "signature": "s1"},
+            {"type": "server_tool_use", "id": "call_1", "name": "web_search", "input": {"query": "q"}},
+            {"type": "web_search_tool_result", "tool_use_id": "call_1", "content": [
+                {"type": "web_search_result", "url": hit.url, "title": "A", "encrypted_content": seal_hit(hit)},
+                {"type": "web_search_result", "url": "https://x.invalid/", "title": "X", "encrypted_content": "EqAn"}]},
+            {"type": "server_tool_use", "id": "call_2", "name": "web_search", "input": {"query": "q2"}},
+            {"type": "web_search_tool_result", "tool_use_id": "call_2",
              "content": {"type": "web_search_tool_result_error", "error_code": "unavailable"}},
+            {"type": "text", "text": "answer"},
+        )]))
+        assert [m.role for m in request.messages] == ["assistant", "tool", "assistant", "tool", "assistant"]
+        assert request.messages[0].parts == (ThinkingPart("r1", "s1"),
+                                             ToolCallPart(id="call_1", name="web_search", arguments='{"query":"q"}'))
+        (result,) = request.messages[1].parts
+        assert result.content == (TextPart(search_text("q", [hit, SearchHit(url="https://x.invalid/", title="X")])),)
+        assert request.messages[2].parts == (ToolCallPart(id="call_2", name="web_search", arguments='{"query":"q2"}'),)
+        (error,) = request.messages[3].parts
+        assert error.is_error and error.content == (TextPart(search_error_text("unavailable")),)
+        assert request.messages[4].parts == (TextPart("answer"),)
+        assert losses(request) == ["web_search_result"]  # Anthropic's own encrypted content: URL and title only
+
+    def test_server_and_unknown_blocks_are_losses(self):
+        """Server tool blocks other than web search, and unknown block types, are dropped with a
+        loss, not an error."""
+        request = decode(req([assistant(
+            {"type": "server_tool_use", "id": "srvtoolu_1", "name": "web_fetch", "input": {"url": "q"}},
+            {"type": "web_fetch_tool_result", "tool_use_id": "srvtoolu_1",
+             "content": {"type": "web_fetch_tool_error", "error_code": "unavailable"}},
             {"type": "hologram", "text": {"weird": True}},
             {"type": "text", "text": "answer", "citations": [{"type": "char_location"}]},
         )]))

@@ -116,7 +116,9 @@ def _messages(wire: list[MessageParam], reader: BlockReader, system: list[str]) 
             role: Literal["user", "assistant"] = "assistant" if msg.role == "assistant" else "user"  # not system
             _append(out, Message(role=role, parts=(TextPart(msg.content),)))
         elif msg.role == "assistant":
-            _append(out, Message(role="assistant", parts=tuple(reader.assistant_blocks(msg.content, cpath))))
+            # A turn with web searches in it is several upstream turns: split at each result.
+            for turn in reader.assistant_turns(msg.content, cpath):
+                _append(out, turn) if turn.role == "assistant" else out.append(turn)
         else:
             results, parts = reader.user_blocks(msg.content, cpath)
             out.extend(results)

@@ -7,9 +7,12 @@ Blocks arrive as dicts; we dispatch on ``type`` and convert known types to their
 
 from __future__ import annotations
 
+from typing import Any
+
 import msgspec
 
 from pipeline.errors import RequestError
+from pipeline.events import SearchHit
 from pipeline.losses import record
 from pipeline.model import (
     ImagePart,
@@ -21,6 +24,7 @@ from pipeline.model import (
     ToolCallPart,
     ToolResultPart,
 )
+from pipeline.protocols.anthropic.helpers import open_hit
 from pipeline.protocols.anthropic.models import (
     DocumentBlockParam,
     ImageBlockParam,
@@ -35,6 +39,7 @@ from pipeline.protocols.anthropic.models import (
     ToolUseBlockParam,
 )
 from pipeline.protocols.values import decode_value
+from pipeline.server_tools import search_error_text, search_text
 
 _ENCODER = msgspec.json.Encoder()
 
@@ -85,26 +90,74 @@ class BlockReader:
                 parts.extend(self.common(raw, kind, bpath))
         return results, parts
 
+    def assistant_turns(self, blocks: list[RawBlock], path: str) -> list[Message]:
+        """An assistant turn as upstream turns: a gateway web search (``server_tool_use`` named
+        ``web_search``, then its ``web_search_tool_result``) is a tool call, then a tool message
+        with the text the model read (rebuilt from the hits sealed in ``encrypted_content``), then
+        the rest of the turn as a new assistant message."""
+        turns: list[Message] = []
+        parts: list[Part] = []
+        queries: dict[str, str] = {}
+        for i, raw in enumerate(blocks):
+            bpath = f"{path}.{i}"
+            kind = self.block_type(raw, bpath)
+            if kind == "server_tool_use" and raw.get("name") == "web_search":
+                block = decode_value(raw, ToolUseBlockParam, bpath)
+                query = block.input.get("query") if isinstance(block.input, dict) else None
+                queries[block.id] = query if isinstance(query, str) else ""
+                args = _ENCODER.encode(block.input).decode()
+                parts.append(ToolCallPart(id=block.id, name=block.name, arguments=args))
+            elif kind == "web_search_tool_result" and raw.get("tool_use_id") in queries:
+                call_id = str(raw.get("tool_use_id"))
+                turns.append(Message(role="assistant", parts=tuple(parts)))
+                text, is_error = self._search_text(raw.get("content"), queries[call_id], bpath)
+                turns.append(Message(role="tool", parts=(ToolResultPart(call_id, (TextPart(text),), is_error),)))
+                parts = []
+            else:
+                parts.extend(self.assistant_block(raw, kind, bpath))
+        if parts or not turns:
+            turns.append(Message(role="assistant", parts=tuple(parts)))
+        return turns
+
+    def _search_text(self, content: Any, query: str, path: str) -> tuple[str, bool]:
+        if isinstance(content, dict):
+            code = content.get("error_code")
+            return search_error_text(code if isinstance(code, str) else "unavailable"), True
+        hits: list[SearchHit] = []
+        for entry in content if isinstance(content, list) else []:
+            if not isinstance(entry, dict) or not isinstance(entry.get("url"), str):
+                continue
+            data = entry.get("encrypted_content")
+            hit = open_hit(data) if isinstance(data, str) else None
+            if hit is None:
+                self.lose("web_search_result", f"{path}: a result not from this gateway: only its URL and title kept")
+                title = entry.get("title")
+                hit = SearchHit(url=entry["url"], title=title if isinstance(title, str) else "")
+            hits.append(hit)
+        return search_text(query, hits), False
+
     def assistant_blocks(self, blocks: list[RawBlock], path: str) -> list[Part]:
         parts: list[Part] = []
         for i, raw in enumerate(blocks):
             bpath = f"{path}.{i}"
-            kind = self.block_type(raw, bpath)
-            if kind == "tool_use":
-                block = decode_value(raw, ToolUseBlockParam, bpath)
-                args = _ENCODER.encode(block.input).decode()
-                parts.append(ToolCallPart(id=block.id, name=block.name, arguments=args))
-            elif kind == "thinking":
-                think = decode_value(raw, ThinkingBlockParam, bpath)
-                parts.append(ThinkingPart(think.thinking, think.signature))
-            elif kind == "redacted_thinking":
-                red = decode_value(raw, RedactedThinkingBlockParam, bpath)
-                parts.append(ThinkingPart("", red.data, redacted=True))
-            elif kind == "tool_result":
-                self.lose("misplaced_block", f"{bpath}: tool_result in an assistant message dropped")
-            else:
-                parts.extend(self.common(raw, kind, bpath))
+            parts.extend(self.assistant_block(raw, self.block_type(raw, bpath), bpath))
         return parts
+
+    def assistant_block(self, raw: RawBlock, kind: str, bpath: str) -> list[Part]:
+        if kind == "tool_use":
+            block = decode_value(raw, ToolUseBlockParam, bpath)
+            args = _ENCODER.encode(block.input).decode()
+            return [ToolCallPart(id=block.id, name=block.name, arguments=args)]
+        if kind == "thinking":
+            think = decode_value(raw, ThinkingBlockParam, bpath)
+            return [ThinkingPart(think.thinking, think.signature)]
+        if kind == "redacted_thinking":
+            red = decode_value(raw, RedactedThinkingBlockParam, bpath)
+            return [ThinkingPart("", red.data, redacted=True)]
+        if kind == "tool_result":
+            self.lose("misplaced_block", f"{bpath}: tool_result in an assistant message dropped")
+            return []
+        return self.common(raw, kind, bpath)
 
     def system_blocks(self, blocks: list[RawBlock], path: str) -> list[str]:
         texts: list[str] = []

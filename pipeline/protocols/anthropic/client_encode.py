@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 import msgspec
 
-from pipeline.assemble import Completion, Thinking, ToolCall
+from pipeline.assemble import Completion, Search, Thinking, ToolCall
 from pipeline.errors import GatewayError
 from pipeline.events import (
     BlockStart,
@@ -25,6 +25,7 @@ from pipeline.events import (
     Heartbeat,
     MessageStart,
     MessageStop,
+    SearchResult,
     SignatureDelta,
     StreamError,
     TextDelta,
@@ -34,6 +35,7 @@ from pipeline.events import (
 )
 from pipeline.model import ChatRequest
 from pipeline.protocols.anthropic.client_decode_echo import NO_ECHO, AnthropicEcho
+from pipeline.protocols.anthropic.helpers import seal_hit
 from pipeline.protocols.anthropic.models import (
     ContentBlock,
     ContentBlockStartEvent,
@@ -49,10 +51,15 @@ from pipeline.protocols.anthropic.models import (
     ModelList,
     OutputTokensDetails,
     RedactedThinkingBlock,
+    ServerToolUsage,
+    ServerToolUseBlock,
     TextBlock,
     ThinkingBlock,
     TokenCount,
     ToolUseBlock,
+    WebSearchError,
+    WebSearchResultEntry,
+    WebSearchToolResultBlock,
 )
 from pipeline.protocols.base import ErrorBody, FoldCollector, ModelInfo, retry_after_headers
 from pipeline.sse import encode_sse
@@ -112,7 +119,18 @@ def _usage(usage: Usage | None, estimate: int) -> MessageUsage:
         cache_creation_input_tokens=0,
         cache_read_input_tokens=usage.cached_input_tokens,
         output_tokens_details=details,
+        server_tool_use=ServerToolUsage(usage.web_search_requests) if usage.web_search_requests else None,
     )
+
+
+def search_block(result: SearchResult) -> WebSearchToolResultBlock:
+    """A gateway search as Anthropic's ``web_search_tool_result`` (each hit sealed into
+    ``encrypted_content``, so the client's history gives the model the same text again)."""
+    if result.error is not None:
+        return WebSearchToolResultBlock(result.call_id, WebSearchError(result.error))
+    return WebSearchToolResultBlock(result.call_id, [
+        WebSearchResultEntry(url=hit.url, title=hit.title or hit.url, encrypted_content=seal_hit(hit),
+                             page_age=hit.page_age) for hit in result.hits])
 
 
 # In-stream, Claude Code 2.1.330 retries ``overloaded_error`` the most readily (a mid-stream 529:
@@ -195,6 +213,14 @@ class AnthropicStreamEncoder:
                 current = self._open or self._redacted
                 if current is not None and current.neutral == i:
                     self._block_stop(out)
+            case SearchResult():
+                self._start(out)
+                self._block_stop(out)
+                index = self._next_index
+                self._next_index += 1
+                out.append(encode_sse(_ENC.encode(ContentBlockStartEvent(index, search_block(event))),
+                                      "content_block_start"))
+                out.append(encode_sse(_ENC.encode(ContentBlockStopEvent(index)), "content_block_stop"))
             case MessageStart(message_id=mid):
                 self._start(out, mid)
             case Usage():
@@ -255,6 +281,9 @@ class AnthropicStreamEncoder:
         if event.block == "thinking":
             # The empty signature key must be present (PROTOCOLS §1.6).
             block = ThinkingBlock(thinking="", signature="")
+        elif event.block == "tool_call" and event.server:
+            block = ServerToolUseBlock(id=event.call_id or "srvtoolu_" + secrets.token_hex(12),
+                                       name=event.name or "web_search", input={})
         elif event.block == "tool_call":
             call_id = event.call_id or "toolu_" + secrets.token_hex(12)
             block = ToolUseBlock(id=call_id, name=event.name or "", input={})
@@ -317,6 +346,11 @@ def render_message(completion: Completion, request: ChatRequest, echo: Anthropic
             content.append(RedactedThinkingBlock(data=block.signature or ""))
         elif isinstance(block, Thinking):
             content.append(ThinkingBlock(thinking="" if omit_thinking else block.text, signature=block.signature or ""))
+        elif isinstance(block, Search):
+            content.append(search_block(block.result))
+        elif isinstance(block, ToolCall) and block.server:
+            content.append(ServerToolUseBlock(id=block.call_id or "srvtoolu_" + secrets.token_hex(12),
+                                              name=block.name or "web_search", input=_tool_input(block.arguments)))
         elif isinstance(block, ToolCall):
             content.append(ToolUseBlock(id=block.call_id or "toolu_" + secrets.token_hex(12), name=block.name or "",
                                         input=_tool_input(block.arguments)))
@@ -399,4 +433,5 @@ __all__ = [
     "render_error",
     "render_message",
     "render_models",
+    "search_block",
 ]

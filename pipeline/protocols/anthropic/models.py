@@ -166,11 +166,38 @@ class RedactedThinkingBlock(msgspec.Struct, tag="redacted_thinking", tag_field="
     data: str
 
 
-ContentBlock = TextBlock | ThinkingBlock | RedactedThinkingBlock | ToolUseBlock
+class ServerToolUseBlock(msgspec.Struct, tag="server_tool_use", tag_field="type"):
+    id: str
+    name: str
+    input: Any
+
+
+class WebSearchResultEntry(msgspec.Struct, tag="web_search_result", tag_field="type"):
+    url: str
+    title: str
+    encrypted_content: str
+    page_age: str | None = None
+
+
+class WebSearchError(msgspec.Struct, tag="web_search_tool_result_error", tag_field="type"):
+    error_code: str
+
+
+class WebSearchToolResultBlock(msgspec.Struct, tag="web_search_tool_result", tag_field="type"):
+    tool_use_id: str
+    content: list[WebSearchResultEntry] | WebSearchError
+
+
+ContentBlock = (TextBlock | ThinkingBlock | RedactedThinkingBlock | ToolUseBlock | ServerToolUseBlock
+                | WebSearchToolResultBlock)
 
 
 class OutputTokensDetails(msgspec.Struct):
     thinking_tokens: int
+
+
+class ServerToolUsage(msgspec.Struct):
+    web_search_requests: int
 
 
 class MessageUsage(msgspec.Struct, omit_defaults=True):
@@ -179,6 +206,7 @@ class MessageUsage(msgspec.Struct, omit_defaults=True):
     cache_creation_input_tokens: int
     cache_read_input_tokens: int
     output_tokens_details: OutputTokensDetails | None = None
+    server_tool_use: ServerToolUsage | None = None
 
 
 class MessageBody(msgspec.Struct, tag="message", tag_field="type"):
@@ -273,6 +301,8 @@ __all__ = [
     "RedactedThinkingBlock",
     "RedactedThinkingBlockParam",
     "SearchResultBlockParam",
+    "ServerToolUsage",
+    "ServerToolUseBlock",
     "SourceParam",
     "TextBlock",
     "TextBlockParam",
@@ -285,4 +315,7 @@ __all__ = [
     "ToolResultBlockParam",
     "ToolUseBlock",
     "ToolUseBlockParam",
+    "WebSearchError",
+    "WebSearchResultEntry",
+    "WebSearchToolResultBlock",
 ]
