@@ -1,7 +1,8 @@
 """A fake SearXNG for tests: ``GET /search?q=...&format=json`` answers SearXNG's JSON shape.
 
 Started in a thread (``FakeSearxng()`` as a context manager, ``.url``) by the SDK tests, or as its
-own process (``python -m tests.fake_searxng PORT``) by the real-client harness. Each query gets
+own process (``python -m tests.fake_searxng PORT [QUERY_LOG]``: one JSON string a line) by the
+real-client harness. Each query gets
 ``hits`` results on hosts ``docs.example.org``, ``blog.example.com`` and ``news.example.net`` in
 turn, with the query in every title and snippet; ``mode`` ``fail`` answers 500, ``hang`` never
 answers. ``queries`` records what was asked, in order.
@@ -28,8 +29,9 @@ def results(query: str, hits: int) -> list[dict[str, Any]]:
 
 
 class FakeSearxng:
-    def __init__(self, *, hits: int = 6, port: int = 0) -> None:
+    def __init__(self, *, hits: int = 6, port: int = 0, log: str | None = None) -> None:
         self.hits = hits
+        self.log = log
         self.mode = "ok"
         self.queries: list[str] = []
         fake = self
@@ -43,6 +45,9 @@ class FakeSearxng:
                     return
                 query = args.get("q", [""])[0]
                 fake.queries.append(query)
+                if fake.log:
+                    with open(fake.log, "a") as f:
+                        f.write(json.dumps(query) + "\n")
                 if fake.mode == "hang":
                     time.sleep(30)
                 if fake.mode == "fail":
@@ -73,6 +78,6 @@ class FakeSearxng:
 
 
 if __name__ == "__main__":
-    server = FakeSearxng(port=int(sys.argv[1]))
+    server = FakeSearxng(port=int(sys.argv[1]), log=sys.argv[2] if len(sys.argv) > 2 else None)
     print(server.url, flush=True)
     server._server.serve_forever()

@@ -25,6 +25,8 @@ import yaml
 HERE = Path(__file__).resolve().parent
 CLIENTS = os.environ.get("GW_CLIENTS", "")
 STAGES = ["thinking_filter", "token_budget", "tool_ids", "structured_output"]  # the shipped pipelines' stages
+# The same with the gateway's web search first, at the fake SearXNG that run_client.sh starts.
+WEB_SEARCH_STAGES = [{"web_search": {"options": {"base_url": "${GW_SEARXNG_URL}"}, "max_results": 3}}, *STAGES]
 
 
 def skip_reason() -> str | None:
@@ -35,15 +37,15 @@ def skip_reason() -> str | None:
     return None
 
 
-def gateway_config(upstream: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def gateway_config(upstream: Mapping[str, Any] | None = None, stages: Sequence[Any] = STAGES) -> dict[str, Any]:
     """Both client pipelines under ``/sim`` on the simulator server (``upstream`` adds fields)."""
     sim = {"type": "openai_chat", "base_url": "${GW_SIM_URL}", "api_key_env": "SIM_API_KEY",
            "profile": "deepseek",
            "models": {"default": "deepseek-v4-pro", "*haiku*": "deepseek-v4-flash"},
            **(upstream or {})}
     return {"upstreams": {"sim": sim}, "pipelines": {
-        "claude": {"mount": "/sim", "client": "anthropic", "stages": STAGES, "upstream": "sim"},
-        "codex": {"mount": "/sim", "client": "responses", "stages": STAGES, "upstream": "sim"},
+        "claude": {"mount": "/sim", "client": "anthropic", "stages": list(stages), "upstream": "sim"},
+        "codex": {"mount": "/sim", "client": "responses", "stages": list(stages), "upstream": "sim"},
     }}
 
 
@@ -55,7 +57,7 @@ def run_client(
     tmp_path: Path, which: str, prompt: str, faults: Sequence[Mapping[str, Any]] | str = (), *,
     sim_options: Mapping[str, Any] | None = None, upstream: Mapping[str, Any] | None = None,
     env: Mapping[str, str] | None = None, codex_config: str = "", timeout: float = 240,
-    prepare: Callable[[Path], None] | None = None, setup: bool = False,
+    prepare: Callable[[Path], None] | None = None, setup: bool = False, stages: Sequence[Any] = STAGES,
 ) -> tuple[int, Path, list[dict[str, Any]]]:
     """Run ``claude -p`` or ``codex exec`` with ``prompt``; returns (exit code, out dir, the
     gateway's ``request_finished`` lines). The simulator verifies reasoning replay unless
@@ -66,7 +68,7 @@ def run_client(
     if reason:
         pytest.skip(reason)
     config = tmp_path / "pipelines.yaml"
-    config.write_text(json.dumps(gateway_config(upstream)))
+    config.write_text(json.dumps(gateway_config(upstream, stages)))
     out = tmp_path / "out"
     (out / "workdir").mkdir(parents=True, exist_ok=True)
     if prepare is not None:
@@ -144,5 +146,5 @@ def assert_replay_verified(out: Path) -> dict[str, Any]:
     return stats
 
 
-__all__ = ["CLIENTS", "write_setup", "assert_loop", "assert_replay_verified", "client_events",
+__all__ = ["CLIENTS", "STAGES", "WEB_SEARCH_STAGES", "write_setup", "assert_loop", "assert_replay_verified", "client_events",
            "finished_lines", "gateway_config", "run_client", "sim_requests", "sim_stats", "skip_reason"]

@@ -16,6 +16,8 @@
 #   GW_SETUP=1         the client's settings are the ones `python -m pipeline setup` wrote into
 #                      OUT_DIR/home (Claude: .claude/settings.json; Codex: config.toml + catalog):
 #                      nothing of the client's configuration is set here
+# A fake SearXNG (tests/fake_searxng.py) answers on 127.0.0.1:9200 ($GW_SEARXNG_URL) for a
+# pipeline with the web_search stage; the queries it got are OUT_DIR/searxng_queries.txt.
 # Writes OUT_DIR/{gateway.log,simulator.log,simulator_stats.json,simulator_requests.json,client.jsonl,
 #   client.err,workdir/}
 # (a prepared OUT_DIR/workdir is kept); exit status = the client's.
@@ -24,7 +26,7 @@ clients=$1 config=$2 out=$3 which=$4 base=$5 prompt=$6
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 python=${GW_PYTHON:-python3}
 eval "sim_args=(${GW_SIM_ARGS:-})"
-export SIM_API_KEY=sim-key-for-tests GW_SIM_URL=http://127.0.0.1:9100
+export SIM_API_KEY=sim-key-for-tests GW_SIM_URL=http://127.0.0.1:9100 GW_SEARXNG_URL=http://127.0.0.1:9200
 mkdir -p "$out/workdir" "$out/home"
 cd "$repo"
 
@@ -32,9 +34,12 @@ wait_port() { for _ in $(seq 150); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/n
 "$python" -m upstreams.simulator --port 9100 --api-key "$SIM_API_KEY" --control "${sim_args[@]}" \
   > "$out/simulator.log" 2>&1 &
 sim=$!
+"$python" -m tests.fake_searxng 9200 "$out/searxng_queries.txt" > "$out/searxng.log" 2>&1 &
+searxng=$!
 wait_port 9100 || { echo "simulator did not start" >&2; cat "$out/simulator.log" >&2; exit 97; }
 PIPELINES_CONFIG=$config "$python" -m hypercorn -k trio -b 127.0.0.1:8000 pipeline:app > "$out/gateway.log" 2>&1 &
 gw=$!
+wait_port 9200 || { echo "fake searxng did not start" >&2; cat "$out/searxng.log" >&2; exit 97; }
 wait_port 8000 || { echo "gateway did not start" >&2; cat "$out/gateway.log" >&2; exit 98; }
 
 cd "$out/workdir" && { [ -d .git ] || git init -q .; }
@@ -92,5 +97,5 @@ def get(path):
 open(sys.argv[3] + "/simulator_stats.json", "w").write(get("/_sim/stats"))
 open(sys.argv[3] + "/simulator_requests.json", "w").write(get("/_sim/requests?last=0"))
 PY
-kill "$gw" "$sim" 2>/dev/null; wait "$gw" "$sim" 2>/dev/null
+kill "$gw" "$sim" "$searxng" 2>/dev/null; wait "$gw" "$sim" "$searxng" 2>/dev/null
 exit $status
