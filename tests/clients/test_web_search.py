@@ -14,7 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.clients.harness import WEB_SEARCH_STAGES, client_events, run_client, sim_requests
+from tests.clients.harness import (
+    WEB_SEARCH_STAGES,
+    assert_replay_verified,
+    client_events,
+    run_client,
+    sim_requests,
+)
 
 pytestmark = pytest.mark.clients
 
@@ -49,3 +55,41 @@ class TestClaudeCode:
         assert "Result 0 for trio structured concurrency" in search[1]["messages"][-1]["content"]
         generate = [line for line in lines if line["endpoint"] == "generate"]
         assert all(line["status"] == 200 and not line["error_code"] for line in generate), generate
+
+
+class TestCodex:
+    def test_web_search_call_is_shown_and_answered(self, tmp_path: Path) -> None:
+        prompt = 'SIM:script call web_search {"query": "codex search through the gateway"} ;; text Searched: done.'
+        code, out, lines = run_client(tmp_path, "codex", prompt, stages=WEB_SEARCH_STAGES)
+        assert code == 0, (out / "client.err").read_text()[-3000:]
+        assert queries(out) == ["codex search through the gateway"]
+        events = client_events(out)
+        searches = [(e["type"], e["item"]["query"]) for e in events if (e.get("item") or {}).get("type") == "web_search"]
+        assert searches == [("item.started", ""), ("item.completed", "codex search through the gateway")]
+        assert (out / "last_message.txt").read_text().strip() == "Searched: done."
+        generate = [line for line in lines if line["endpoint"] == "generate"]
+        assert all(line["status"] == 200 and not line["error_code"] for line in generate), generate
+
+    def test_a_search_then_a_shell_call_in_one_session(self, tmp_path: Path) -> None:
+        """Codex sends the search back as a web_search_call without its call id or results (its
+        ``WebSearchCall`` keeps only status and action): the item is a recorded loss, the search
+        round is not in the upstream's next turn, and the shell call's turn keeps its own
+        reasoning (verified by the simulator), thinking on. (The scripted simulator counts tool
+        rounds, so without the search round it runs the shell step once more: what a session
+        loses when its client keeps no search.)"""
+        prompt = ('SIM:script call web_search {"query": "gateway web search"} ;; shell echo hi > hi.txt ;; '
+                  'text All done.')
+        code, out, lines = run_client(tmp_path, "codex", prompt, stages=WEB_SEARCH_STAGES)
+        assert code == 0, (out / "client.err").read_text()[-3000:]
+        assert (out / "workdir" / "hi.txt").read_text() == "hi\n"
+        assert (out / "last_message.txt").read_text().strip() == "All done."
+        assert queries(out) == ["gateway web search"]
+        generate = [line for line in lines if line["endpoint"] == "generate"]
+        assert all(line["status"] == 200 and not line["error_code"] for line in generate), generate
+        assert [line["replay_rung"] for line in generate[1:]] == ["envelope"] * (len(generate) - 1)
+        assert all(any("web_search_call item dropped" in loss for loss in line["losses"]) for line in generate[1:])
+        stats = assert_replay_verified(out)
+        assert stats["verified_calls"] >= 2  # the search call (inside the first answer) and the shell call
+        second = sim_requests(out)[2]  # the first request after Codex ran the shell call
+        calls = [c["function"]["name"] for m in second["messages"] for c in m.get("tool_calls") or []]
+        assert calls == ["exec_command"]

@@ -4,8 +4,10 @@ Blocks map to output items in order: thinking → reasoning (summary + ``encrypt
 signature: ``thinking_filter``'s envelope, encrypted for the upstream that reasoned; unless the
 client asked for a ``reasoning.summary`` (``auto``, ``concise``, ``detailed``) the item has no
 summary and no summary events, its ``encrypted_content`` all the same), text → message, tool_call → function_call /
-custom_tool_call / local_shell_call / tool_search_call by the offered tool's kind. ``_emit`` is
-the only output: the encoder frames it, the collector ignores it.
+custom_tool_call / local_shell_call / tool_search_call by the offered tool's kind; a search the
+gateway runs (``BlockStart.server``) → web_search_call, in progress from its call, searching when
+the query is whole, completed (or failed) with its ``SearchResult``. ``_emit`` is the only
+output: the encoder frames it, the collector ignores it.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from pipeline.events import (
     Heartbeat,
     MessageStart,
     MessageStop,
+    SearchResult,
     SignatureDelta,
     StreamError,
     TextDelta,
@@ -116,6 +119,7 @@ class ResponseCore:
         self._held: _Held | None = None
         self._last_kind: str | None = None
         self._usage: Usage | None = None
+        self._searches: dict[str, tuple[int, w.ResponseWebSearchCall]] = {}  # call id → (index, item)
         self.started = False
         self.finished = False
         self.status = "in_progress"
@@ -142,6 +146,8 @@ class ResponseCore:
             block = self._block
             if block is not None and block.kind == "thinking":
                 block.signature = (block.signature or "") + event.signature
+        elif isinstance(event, SearchResult):
+            self._searched(event)
         elif isinstance(event, Usage):
             self._usage = event
         elif isinstance(event, MessageStop):
@@ -245,6 +251,8 @@ class ResponseCore:
         elif event.block == "text":
             block = _Block("text", index, w.ResponseOutputMessage(
                 id=new_id("msg_"), role="assistant", status="in_progress", content=[]))
+        elif event.server:
+            block = _Block("web_search", index, items.web_search_item(event.call_id or new_id("call_")))
         else:
             tool = items.target(self._request, self._echo, event.name, event.call_id or new_id("call_"))
             if tool.kind in ("local_shell", "tool_search"):  # announced at BlockStop: it needs all arguments
@@ -263,6 +271,9 @@ class ResponseCore:
             self._emit(w.ResponseContentPartAddedEvent(
                 sequence_number=0, item_id=block.item.id, output_index=index, content_index=0,
                 part=w.OutputText(text="")))
+        elif block.kind == "web_search":
+            self._emit(w.ResponseWebSearchCallInProgressEvent(sequence_number=0, item_id=block.item.id,
+                                                              output_index=index))
 
     def _delta(self, event: TextDelta | ThinkingDelta | ToolArgsDelta) -> None:
         block = self._block
@@ -283,6 +294,8 @@ class ResponseCore:
                         sequence_number=0, item_id=block.item.id, output_index=block.index, summary_index=0,
                         part=w.SummaryText(text="")))
                 self._emit_delta(w.ResponseReasoningSummaryTextDeltaEvent, block, text)
+        elif kind == "web_search":
+            block.parts.append(text)
         elif block.tool is not None:
             block.parts.append(text)
             if kind == "function":
@@ -321,8 +334,24 @@ class ResponseCore:
             self._emit(w.ResponseContentPartDoneEvent(
                 sequence_number=0, item_id=item_id, output_index=index, content_index=0, part=part))
             self._done(index, replace(block.item, content=[part], status="completed"))
+        elif block.kind == "web_search":
+            item = replace(block.item, status="searching", action=items.web_search_action(text))
+            self._output[index] = item
+            self._searches[items.web_search_call_id(item)] = (index, item)
+            self._emit(w.ResponseWebSearchCallSearchingEvent(sequence_number=0, item_id=item.id, output_index=index))
         else:
             self._held = self._closing(block, text)
+
+    def _searched(self, result: SearchResult) -> None:
+        """The search of a web_search_call ran: the item is completed (failed: the model was told)."""
+        found = self._searches.pop(result.call_id, None)
+        if found is None:
+            return
+        index, item = found
+        final = items.searched_web_item(item, result)
+        if final.status == "completed":
+            self._emit(w.ResponseWebSearchCallCompletedEvent(sequence_number=0, item_id=item.id, output_index=index))
+        self._done(index, final)
 
     def _closing(self, block: _Block, arguments: str) -> _Held:
         """A finished tool call: its final item and the events that announce it done (held)."""
@@ -386,6 +415,9 @@ class ResponseCore:
         """The response ends early: open and held items stay in the output as ``incomplete``."""
         held, block = self._held, self._block
         self._held = self._block = None
+        for index, item in self._searches.values():
+            self._output[index] = replace(item, status="incomplete")
+        self._searches.clear()
         if held is not None:
             self._output[held.index] = replace(held.final, status="incomplete")
         if block is None or block.item is None:

@@ -11,12 +11,40 @@ from typing import Any
 
 import msgspec
 
-from pipeline.events import Usage
+from pipeline.events import SearchResult, Usage
 from pipeline.model import ChatRequest
 from pipeline.protocols.responses import output_models as w
 from pipeline.protocols.responses.client_decode_echo import ResponsesEcho, tool_choice_echo
 
 _DECODER = msgspec.json.Decoder()
+
+
+def web_search_item(call_id: str) -> w.ResponseWebSearchCall:
+    """A web_search_call for the gateway's search call ``call_id`` (its id carries the call's)."""
+    return w.ResponseWebSearchCall(id="ws_" + call_id, status="in_progress", action=w.SearchAction(query=""))
+
+
+def web_search_call_id(item: w.ResponseWebSearchCall) -> str:
+    return item.id.removeprefix("ws_")
+
+
+def web_search_action(arguments: str) -> w.SearchAction:
+    """The search action of the model's ``{"query": ...}`` arguments."""
+    try:
+        value = _DECODER.decode(arguments or "{}")
+    except msgspec.DecodeError:
+        value = None
+    query = value.get("query") if isinstance(value, dict) else None
+    return w.SearchAction(query=query if isinstance(query, str) else "")
+
+
+def searched_web_item(item: w.ResponseWebSearchCall, result: SearchResult) -> w.ResponseWebSearchCall:
+    """The finished web_search_call: completed with the hits' URLs as sources, or failed."""
+    if result.error is not None:
+        return msgspec.structs.replace(item, status="failed")
+    sources = [w.SearchSource(url=hit.url) for hit in result.hits]
+    return msgspec.structs.replace(item, status="completed",
+                                   action=msgspec.structs.replace(item.action, sources=sources))
 
 
 class ToolTarget(msgspec.Struct, frozen=True):
@@ -131,6 +159,10 @@ __all__ = [
     "is_json",
     "opt",
     "search_item",
+    "searched_web_item",
+    "web_search_action",
+    "web_search_call_id",
+    "web_search_item",
     "shell_action",
     "target",
     "tool_choice",

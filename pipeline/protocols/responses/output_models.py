@@ -81,8 +81,24 @@ class ResponseToolSearchCall(msgspec.Struct, tag="tool_search_call", tag_field="
     arguments: Any
 
 
+class SearchSource(msgspec.Struct, tag="url", tag_field="type"):
+    url: str
+
+
+class SearchAction(msgspec.Struct, tag="search", tag_field="type", kw_only=True):
+    query: str
+    sources: list[SearchSource] | UnsetType = UNSET
+
+
+class ResponseWebSearchCall(msgspec.Struct, tag="web_search_call", tag_field="type", kw_only=True):
+    id: str
+    status: str
+    action: SearchAction
+
+
 OutputItem = (
     ResponseReasoningItem
+    | ResponseWebSearchCall
     | ResponseOutputMessage
     | ResponseFunctionToolCall
     | ResponseCustomToolCall
@@ -259,6 +275,21 @@ class ResponseCustomToolCallInputDoneEvent(_Event, tag="response.custom_tool_cal
     input: str
 
 
+class ResponseWebSearchCallInProgressEvent(_Event, tag="response.web_search_call.in_progress"):
+    item_id: str
+    output_index: int
+
+
+class ResponseWebSearchCallSearchingEvent(_Event, tag="response.web_search_call.searching"):
+    item_id: str
+    output_index: int
+
+
+class ResponseWebSearchCallCompletedEvent(_Event, tag="response.web_search_call.completed"):
+    item_id: str
+    output_index: int
+
+
 class ResponseErrorEvent(_Event, tag="error"):
     code: str | None
     message: str
@@ -323,5 +354,11 @@ __all__ = [
     "ResponseTextDoneEvent",
     "ResponseToolSearchCall",
     "ResponseUsage",
+    "ResponseWebSearchCall",
+    "ResponseWebSearchCallCompletedEvent",
+    "ResponseWebSearchCallInProgressEvent",
+    "ResponseWebSearchCallSearchingEvent",
+    "SearchAction",
+    "SearchSource",
     "SummaryText",
 ]

@@ -10,6 +10,7 @@ import json
 from typing import Any
 
 import anthropic
+import openai
 import pytest
 import structlog
 import trio
@@ -134,3 +135,43 @@ class TestMainLoopSearch:
         assert [line["status"] for line in lines] == [200, 200]
         assert lines[1]["replay_rung"] == "envelope"
         assert not any(loss.startswith(("server_tool", "web_search")) for line in lines for loss in line["losses"])
+
+
+def codex(url: str, items: list[dict[str, Any]], *, stream: bool = True,
+          tools: list[dict[str, Any]] | None = None) -> tuple[Any, list[str]]:
+    client = openai.OpenAI(base_url=url + "/v1", api_key="dummy", max_retries=0)
+    args: dict[str, Any] = {"model": "deepseek-v4-pro", "input": items, "store": False,
+                            "tools": tools if tools is not None else [{"type": "web_search"}],
+                            "include": ["reasoning.encrypted_content"], "reasoning": {"effort": "high"}}
+    if not stream:
+        return client.responses.create(**args), []
+    with client.responses.stream(**args) as s:
+        names = [event.type for event in s]
+        return s.get_final_response(), names
+
+
+class TestCodexSearch:
+    """Codex offers ``web_search`` on every request and shows ``web_search_call`` items."""
+
+    @pytest.mark.parametrize("stream", [True, False])
+    async def test_web_search_call_items(self, sim, searxng, stream: bool) -> None:
+        prompt = 'SIM:script call web_search {"query": "codex web search"} ;; text Codex searched.'
+        async with open_gateway(config(searxng.url), sim=sim) as (url, _):
+            with structlog.testing.capture_logs() as logs:
+                response, names = await trio.to_thread.run_sync(lambda: codex(url, [user(prompt)], stream=stream))
+                await wait_finished(logs, 1)
+        assert [o.type for o in response.output] == ["reasoning", "web_search_call", "reasoning", "message"]
+        call = response.output[1]
+        assert call.status == "completed" and call.action.type == "search"
+        assert call.action.query == "codex web search"
+        assert [s.url for s in call.action.sources] == [f"https://docs.example.org/codex-web-search/{i}" if i == 0
+                                                        else s.url for i, s in enumerate(call.action.sources)]
+        assert len(call.action.sources) == 5  # the stage's default max_results
+        assert response.output_text == "Codex searched."
+        assert searxng.queries == ["codex web search"]
+        if stream:
+            searching = [n for n in names if n.startswith("response.web_search_call.")]
+            assert searching == ["response.web_search_call.in_progress", "response.web_search_call.searching",
+                                 "response.web_search_call.completed"]
+        (line,) = finished_lines(logs)
+        assert line["status"] == 200 and not any(loss.startswith("server_tool") for loss in line["losses"])
