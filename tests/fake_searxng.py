@@ -5,7 +5,8 @@ own process (``python -m tests.fake_searxng PORT [QUERY_LOG]``: one JSON string 
 real-client harness. Each query gets
 ``hits`` results on hosts ``docs.example.org``, ``blog.example.com`` and ``news.example.net`` in
 turn, with the query in every title and snippet; ``mode`` ``fail`` answers 500, ``hang`` never
-answers. ``queries`` records what was asked, in order.
+answers. ``queries`` records what was asked, in order. ``GET /res/v1/web/search`` answers in
+Brave Search's shape (``X-Subscription-Token: BRAVE_KEY`` required), for the hosted provider.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 HOSTS = ("docs.example.org", "blog.example.com", "news.example.net")
+BRAVE_KEY = "brave-test-key-0123"  # what the Brave-shaped endpoint wants in X-Subscription-Token
 
 
 def results(query: str, hits: int) -> list[dict[str, Any]]:
@@ -40,7 +42,11 @@ class FakeSearxng:
             def do_GET(self) -> None:  # noqa: N802 -- http.server's name
                 parts = urlsplit(self.path)
                 args = parse_qs(parts.query)
-                if parts.path != "/search" or args.get("format") != ["json"]:
+                brave = parts.path == "/res/v1/web/search"
+                if brave and self.headers.get("x-subscription-token") != BRAVE_KEY:
+                    self.send_error(401)
+                    return
+                if not brave and (parts.path != "/search" or args.get("format") != ["json"]):
                     self.send_error(404)
                     return
                 query = args.get("q", [""])[0]
@@ -53,8 +59,13 @@ class FakeSearxng:
                 if fake.mode == "fail":
                     self.send_error(500)
                     return
-                body = json.dumps({"query": query, "number_of_results": fake.hits,
-                                   "results": results(query, fake.hits)}).encode()
+                found = results(query, fake.hits)
+                if brave:  # Brave Search's shape: web.results with description and page_age
+                    found = [{"url": r["url"], "title": r["title"], "description": r["content"],
+                              "page_age": r["publishedDate"]} for r in found]
+                    body = json.dumps({"type": "search", "web": {"type": "search", "results": found}}).encode()
+                else:
+                    body = json.dumps({"query": query, "number_of_results": fake.hits, "results": found}).encode()
                 self.send_response(200)
                 self.send_header("content-type", "application/json")
                 self.send_header("content-length", str(len(body)))

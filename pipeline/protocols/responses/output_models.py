@@ -275,19 +275,23 @@ class ResponseCustomToolCallInputDoneEvent(_Event, tag="response.custom_tool_cal
     input: str
 
 
-class ResponseWebSearchCallInProgressEvent(_Event, tag="response.web_search_call.in_progress"):
+class _ItemEvent(_Event):
+    """An event that names only its item (the web_search_call progress events)."""
+
     item_id: str
     output_index: int
 
 
-class ResponseWebSearchCallSearchingEvent(_Event, tag="response.web_search_call.searching"):
-    item_id: str
-    output_index: int
+class ResponseWebSearchCallInProgressEvent(_ItemEvent, tag="response.web_search_call.in_progress"):
+    pass
 
 
-class ResponseWebSearchCallCompletedEvent(_Event, tag="response.web_search_call.completed"):
-    item_id: str
-    output_index: int
+class ResponseWebSearchCallSearchingEvent(_ItemEvent, tag="response.web_search_call.searching"):
+    pass
+
+
+class ResponseWebSearchCallCompletedEvent(_ItemEvent, tag="response.web_search_call.completed"):
+    pass
 
 
 class ResponseErrorEvent(_Event, tag="error"):

@@ -7,6 +7,7 @@ round into the same answer, and the client sees its own hosted tool's blocks."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import anthropic
@@ -16,7 +17,7 @@ import structlog
 import trio
 
 from tests.e2e.serving import SIM, open_gateway
-from tests.fake_searxng import FakeSearxng
+from tests.fake_searxng import BRAVE_KEY, FakeSearxng
 from tests.resilience.dialects import finished_lines, wait_finished
 
 WEB_SEARCH = {"type": "web_search_20250305", "name": "web_search", "max_uses": 8}
@@ -62,18 +63,25 @@ def searxng():
         yield fake
 
 
+async def served(sim: Any, yaml_text: str, work: Callable[[str], Any], requests: int = 1) -> tuple[Any, list[dict]]:
+    """Run ``work(url)`` (the SDK calls, in a thread) against a gateway for ``yaml_text``; returns
+    its result and the ``request_finished`` lines of its ``requests`` requests."""
+    async with open_gateway(yaml_text, sim=sim) as (url, _):
+        with structlog.testing.capture_logs() as logs:
+            result = await trio.to_thread.run_sync(lambda: work(url))
+            await wait_finished(logs, requests)
+    return result, finished_lines(logs)
+
+
 class TestClaudeCodeSearch:
     """Claude Code's WebSearch: its own request, the hosted tool forced, thinking off."""
 
     @pytest.mark.parametrize("stream", [True, False])
     async def test_one_search_then_the_answer(self, sim, searxng, stream: bool) -> None:
         prompt = 'SIM:script call web_search {"query": "trio nurseries"} ;; text Trio nurseries run tasks.'
-        async with open_gateway(config(searxng.url), sim=sim) as (url, _):
-            with structlog.testing.capture_logs() as logs:
-                reply = await trio.to_thread.run_sync(lambda: claude(
-                    url, [user(prompt)], stream=stream, tool_choice={"type": "tool", "name": "web_search"},
-                    thinking={"type": "disabled"}))
-                await wait_finished(logs, 1)
+        reply, (line,) = await served(sim, config(searxng.url), lambda url: claude(
+            url, [user(prompt)], stream=stream, tool_choice={"type": "tool", "name": "web_search"},
+            thinking={"type": "disabled"}))
         assert kinds(reply) == ["server_tool_use", "web_search_tool_result", "text"]
         call, result, text = reply.content
         assert call.name == "web_search" and call.input == {"query": "trio nurseries"}
@@ -94,7 +102,6 @@ class TestClaudeCodeSearch:
         assert assistant["tool_calls"][0]["function"]["name"] == "web_search"
         assert tool["role"] == "tool" and "Result 0 for trio nurseries" in tool["content"]
         assert "https://docs.example.org/trio-nurseries/0" in tool["content"]
-        (line,) = finished_lines(logs)
         assert line["status"] == 200 and not any(loss.startswith("server_tool") for loss in line["losses"])
 
 
@@ -109,13 +116,13 @@ class TestMainLoopSearch:
         prompt = ('SIM:script call web_search {"query": "hypercorn trio"} ;; '
                   'call web_search {"query": "hypercorn workers"} ;; text Hypercorn serves trio apps.')
         sim.reset(verify_replay=True)
-        async with open_gateway(config(searxng.url), sim=sim) as (url, _):
-            with structlog.testing.capture_logs() as logs:
-                reply = await trio.to_thread.run_sync(lambda: claude(url, [user(prompt)],
-                                                                     thinking={"type": "adaptive"}))
-                history = [user(prompt), echoed(reply), user("SIM:text thanks, noted.")]
-                again = await trio.to_thread.run_sync(lambda: claude(url, history, thinking={"type": "adaptive"}))
-                await wait_finished(logs, 2)
+
+        def session(url: str) -> tuple[anthropic.types.Message, anthropic.types.Message]:
+            first = claude(url, [user(prompt)], thinking={"type": "adaptive"})
+            history = [user(prompt), echoed(first), user("SIM:text thanks, noted.")]
+            return first, claude(url, history, thinking={"type": "adaptive"})
+
+        (reply, again), lines = await served(sim, config(searxng.url), session, 2)
         assert kinds(reply) == ["thinking", "server_tool_use", "web_search_tool_result",
                                 "thinking", "server_tool_use", "web_search_tool_result", "thinking", "text"]
         assert reply.usage.server_tool_use.web_search_requests == 2
@@ -131,7 +138,6 @@ class TestMainLoopSearch:
         stats = sim.stats()
         assert [(c["tool_turns"], c["verified_turns"], c["unknown_turns"]) for c in stats["replay"]] == [
             (0, 0, 0), (1, 1, 0), (2, 2, 0), (2, 2, 0)]
-        lines = finished_lines(logs)
         assert [line["status"] for line in lines] == [200, 200]
         assert lines[1]["replay_rung"] == "envelope"
         assert not any(loss.startswith(("server_tool", "web_search")) for line in lines for loss in line["losses"])
@@ -156,10 +162,8 @@ class TestCodexSearch:
     @pytest.mark.parametrize("stream", [True, False])
     async def test_web_search_call_items(self, sim, searxng, stream: bool) -> None:
         prompt = 'SIM:script call web_search {"query": "codex web search"} ;; text Codex searched.'
-        async with open_gateway(config(searxng.url), sim=sim) as (url, _):
-            with structlog.testing.capture_logs() as logs:
-                response, names = await trio.to_thread.run_sync(lambda: codex(url, [user(prompt)], stream=stream))
-                await wait_finished(logs, 1)
+        (response, names), (line,) = await served(sim, config(searxng.url),
+                                                  lambda url: codex(url, [user(prompt)], stream=stream))
         assert [o.type for o in response.output] == ["reasoning", "web_search_call", "reasoning", "message"]
         call = response.output[1]
         assert call.status == "completed" and call.action.type == "search"
@@ -173,5 +177,105 @@ class TestCodexSearch:
             searching = [n for n in names if n.startswith("response.web_search_call.")]
             assert searching == ["response.web_search_call.in_progress", "response.web_search_call.searching",
                                  "response.web_search_call.completed"]
-        (line,) = finished_lines(logs)
         assert line["status"] == 200 and not any(loss.startswith("server_tool") for loss in line["losses"])
+
+
+def search_reply(url: str, prompt: str, tool: dict[str, Any] | None = None, **kwargs: Any) -> anthropic.types.Message:
+    return claude(url, [user(prompt)], tools=[tool or WEB_SEARCH], thinking={"type": "disabled"}, **kwargs)
+
+
+class TestRules:
+    """max_uses, the client's domain rules, and a provider that fails: the model reads an error,
+    the request never fails."""
+
+    async def test_max_uses_then_the_model_is_told(self, sim, searxng) -> None:
+        prompt = ('SIM:script call web_search {"query": "first"} ;; call web_search {"query": "second"} ;; '
+                  'text done')
+        tool = {**WEB_SEARCH, "max_uses": 1}
+        reply, (line,) = await served(sim, config(searxng.url), lambda url: search_reply(url, prompt, tool))
+        assert kinds(reply) == ["server_tool_use", "web_search_tool_result", "server_tool_use",
+                                "web_search_tool_result", "text"]
+        assert len(reply.content[1].content) == 3
+        assert reply.content[3].content.type == "web_search_tool_result_error"
+        assert reply.content[3].content.error_code == "max_uses_exceeded"
+        assert reply.usage.server_tool_use.web_search_requests == 1
+        assert searxng.queries == ["first"]
+        last = sim.requests()[-1]["messages"][-1]
+        assert last["role"] == "tool" and "Web search error: max_uses_exceeded" in last["content"]
+        assert line["status"] == 200
+
+    @pytest.mark.parametrize(("rule", "hosts"), [
+        ({"allowed_domains": ["example.org"]}, ["docs.example.org", "docs.example.org"]),
+        ({"blocked_domains": ["blog.example.com"]}, ["docs.example.org", "news.example.net", "docs.example.org"]),
+    ])
+    async def test_domain_rules(self, sim, searxng, rule: dict[str, Any], hosts: list[str]) -> None:
+        prompt = 'SIM:script call web_search {"query": "domains"} ;; text done'
+        reply, _ = await served(sim, config(searxng.url), lambda url: search_reply(url, prompt, {**WEB_SEARCH, **rule}))
+        assert [r.url.split("/")[2] for r in reply.content[1].content] == hosts
+        tool_text = sim.requests()[-1]["messages"][-1]["content"]
+        assert "blog.example.com" not in tool_text if "blocked_domains" in rule else "news." not in tool_text
+
+    @pytest.mark.parametrize("mode", ["fail", "hang"])
+    async def test_a_provider_failure_is_a_search_error(self, sim, searxng, mode: str) -> None:
+        searxng.mode = mode
+        prompt = 'SIM:script call web_search {"query": "broken"} ;; text answered without results'
+        with trio.fail_after(20):
+            reply, (line,) = await served(sim, config(searxng.url), lambda url: search_reply(url, prompt))
+        assert kinds(reply) == ["server_tool_use", "web_search_tool_result", "text"]
+        assert reply.content[1].content.error_code == "unavailable"
+        assert reply.content[2].text == "answered without results"
+        assert line["status"] == 200 and line["error_code"] is None
+        assert "Web search error: unavailable" in sim.requests()[-1]["messages"][-1]["content"]
+
+    async def test_brave_hosted_provider_with_its_key_by_env_name(self, sim, searxng, monkeypatch) -> None:
+        yaml_text = config(searxng.url).replace(
+            "provider: searxng, options: {base_url: '%s'}" % searxng.url,
+            "provider: brave, options: {base_url: '%s', api_key_env: GW_TEST_BRAVE_KEY}" % searxng.url)
+        assert "provider: brave" in yaml_text
+        prompt = 'SIM:script call web_search {"query": "brave"} ;; text done'
+        monkeypatch.delenv("GW_TEST_BRAVE_KEY", raising=False)
+        reply, _ = await served(sim, yaml_text, lambda url: search_reply(url, prompt))
+        assert reply.content[1].content.error_code == "unavailable"  # no key: an error the model reads
+        assert searxng.queries == []
+        monkeypatch.setenv("GW_TEST_BRAVE_KEY", BRAVE_KEY)
+        reply, _ = await served(sim, yaml_text, lambda url: search_reply(url, prompt))
+        hits = reply.content[1].content
+        assert [h.url for h in hits] == [f"https://{h}/brave/{i}" for i, h in enumerate(
+            ("docs.example.org", "blog.example.com", "news.example.net"))]
+        assert hits[0].page_age == "2026-11-01T00:00:00"
+        assert BRAVE_KEY not in json.dumps(sim.requests())
+
+
+BASH = {"name": "Bash", "description": "Run a shell command",
+        "input_schema": {"type": "object", "properties": {"command": {"type": "string"}}, "required": ["command"]}}
+
+
+class TestRealSize:
+    async def test_a_search_in_a_megabyte_session(self, sim, searxng) -> None:
+        """Dozens of tool turns (~1 MB) of history, an earlier search turn replayed in it, a new
+        search: every round resends the whole prompt and the answer still comes in one request."""
+        earlier = 'SIM:script call web_search {"query": "earlier"} ;; text noted'
+        turns: list[dict[str, Any]] = []
+        for k in range(40):
+            turns.append({"role": "assistant", "content": [
+                {"type": "tool_use", "id": f"toolu_{k:04d}", "name": "Bash", "input": {"command": f"cat f{k}"}}]})
+            turns.append({"role": "user", "content": [
+                {"type": "tool_result", "tool_use_id": f"toolu_{k:04d}", "content": f"line {k} " * 3500}]})
+        prompt = 'SIM:script call web_search {"query": "now"} ;; text found it'
+
+        def session(url: str) -> tuple[Any, int]:
+            first = search_reply(url, earlier)
+            history = [user(earlier), echoed(first), user("go on"), *turns, user(prompt)]
+            size = len(json.dumps(history))
+            return claude(url, history, tools=[BASH, WEB_SEARCH], thinking={"type": "disabled"}), size
+
+        (reply, size), lines = await served(sim, config(searxng.url), session, 2)
+        assert size > 1_000_000
+        assert kinds(reply) == ["server_tool_use", "web_search_tool_result", "text"]
+        assert reply.content[-1].text == "found it"
+        assert searxng.queries == ["earlier", "now"]
+        last = sim.requests()[-1]
+        assert len(json.dumps(last)) > 1_000_000
+        replayed = [m for m in last["messages"] if m["role"] == "tool"]
+        assert replayed[0]["content"].startswith('Web search results for "earlier":')
+        assert [line["status"] for line in lines] == [200, 200]
