@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import anthropic
@@ -15,8 +16,9 @@ import openai
 import pytest
 import structlog
 import trio
+import yaml
 
-from tests.e2e.serving import SIM, open_gateway
+from tests.e2e.serving import SIM, SIM_KEY_ENV, open_gateway
 from tests.fake_searxng import BRAVE_KEY, FakeSearxng
 from tests.resilience.dialects import finished_lines, wait_finished
 
@@ -279,3 +281,27 @@ class TestRealSize:
         replayed = [m for m in last["messages"] if m["role"] == "tool"]
         assert replayed[0]["content"].startswith('Web search results for "earlier":')
         assert [line["status"] for line in lines] == [200, 200]
+
+
+class TestReadme:
+    async def test_the_readme_example_runs_a_search_in_each_pipeline(self, sim, searxng, monkeypatch) -> None:
+        """The README's web search example, as written, with its upstream pointed at the simulator
+        server and its providers at the fakes: Claude Code's pipeline searches SearXNG, Codex's Brave."""
+        readme = (Path(__file__).resolve().parents[3] / "README.md").read_text()
+        example = readme.split("### Web search run by the gateway", 1)[1].split("```yaml\n", 1)[1].split("```", 1)[0]
+        conf = yaml.safe_load(example)
+        conf["upstreams"]["deepseek"].update(base_url="${SIM_URL}", api_key_env=SIM_KEY_ENV)
+        for pipe in conf["pipelines"].values():
+            pipe["stages"][0]["web_search"]["options"]["base_url"] = searxng.url
+        monkeypatch.setenv("BRAVE_API_KEY", BRAVE_KEY)
+        prompt = 'SIM:script call web_search {"query": "readme"} ;; text done'
+
+        def both(url: str) -> tuple[Any, Any]:
+            return search_reply(url, prompt), codex(url, [user(prompt)])[0]
+
+        (reply, response), lines = await served(sim, json.dumps(conf), both, 2)
+        assert kinds(reply) == ["server_tool_use", "web_search_tool_result", "text"]
+        assert len(reply.content[1].content) == 5
+        assert [o.type for o in response.output][1] == "web_search_call"
+        assert searxng.queries == ["readme", "readme"]
+        assert [line["pipeline"] for line in lines] == ["claude_code", "codex"]
