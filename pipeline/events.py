@@ -111,6 +111,8 @@ class Usage(Event, frozen=True, tag="usage"):
     reasoning_tokens: int = 0
     web_search_requests: int = 0
     """Searches the gateway ran for this answer (Anthropic ``usage.server_tool_use``)."""
+    rounds: int = 1
+    """Upstream requests summed here (more than one when the gateway ran tools between them)."""
 
 
 class MessageStop(Event, frozen=True, tag="message_stop"):

@@ -195,7 +195,8 @@ class ToolLoop:
             self._usage = Usage(input_tokens=old.input_tokens + usage.input_tokens,
                                 output_tokens=old.output_tokens + usage.output_tokens,
                                 cached_input_tokens=old.cached_input_tokens + usage.cached_input_tokens,
-                                reasoning_tokens=old.reasoning_tokens + usage.reasoning_tokens)
+                                reasoning_tokens=old.reasoning_tokens + usage.reasoning_tokens,
+                                rounds=old.rounds + usage.rounds)
 
     def _final(self, stop: MessageStop) -> list[Event]:
         usage = self._usage

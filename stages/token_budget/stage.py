@@ -85,7 +85,9 @@ class TokenBudget(Stage):
         return msgspec.structs.replace(request, max_output_tokens=budget)
 
     def on_event(self, event: Event, ctx: RequestContext) -> Sequence[Event]:
-        if isinstance(event, Usage) and event.input_tokens:
+        # A sum over several upstream rounds (the gateway ran a search between them) is not the
+        # prompt that was estimated: only a single round's count calibrates.
+        if isinstance(event, Usage) and event.input_tokens and event.rounds == 1:
             estimate = ctx.state.get(self.id)
             if isinstance(estimate, _Estimate):
                 CALIBRATOR.observe(estimate.model, estimate.raw, event.input_tokens)

@@ -282,8 +282,9 @@ class AnthropicStreamEncoder:
             # The empty signature key must be present (PROTOCOLS §1.6).
             block = ThinkingBlock(thinking="", signature="")
         elif event.block == "tool_call" and event.server:
-            block = ServerToolUseBlock(id=event.call_id or "srvtoolu_" + secrets.token_hex(12),
-                                       name=event.name or "web_search", input={})
+            # The hosted tool's own name, whatever the function upstream is called.
+            block = ServerToolUseBlock(id=event.call_id or "srvtoolu_" + secrets.token_hex(12), name="web_search",
+                                       input={})
         elif event.block == "tool_call":
             call_id = event.call_id or "toolu_" + secrets.token_hex(12)
             block = ToolUseBlock(id=call_id, name=event.name or "", input={})
@@ -350,7 +351,7 @@ def render_message(completion: Completion, request: ChatRequest, echo: Anthropic
             content.append(search_block(block.result))
         elif isinstance(block, ToolCall) and block.server:
             content.append(ServerToolUseBlock(id=block.call_id or "srvtoolu_" + secrets.token_hex(12),
-                                              name=block.name or "web_search", input=_tool_input(block.arguments)))
+                                              name="web_search", input=_tool_input(block.arguments)))
         elif isinstance(block, ToolCall):
             content.append(ToolUseBlock(id=block.call_id or "toolu_" + secrets.token_hex(12), name=block.name or "",
                                         input=_tool_input(block.arguments)))

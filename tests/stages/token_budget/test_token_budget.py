@@ -139,6 +139,18 @@ class TestCalibration:
         assert estimate_request_tokens(req, "local-model") == pytest.approx(raw * 2, rel=0.01)
         CALIBRATOR.factors.pop("local-model", None)
 
+    async def test_a_sum_of_rounds_does_not_calibrate(self) -> None:
+        """Usage summed over several upstream rounds (the gateway ran a web search between them)
+        is not the prompt that was estimated: it leaves the calibrator alone."""
+        up = upstream("llamacpp", LOCAL)
+        ctx = ctx_for(up)
+        req = request("calibrate me " * 50)
+        CALIBRATOR.factors.pop("local-model", None)
+        usage = Usage(input_tokens=int(raw_estimate(req) * 2), output_tokens=1, rounds=2)
+        await run_stage(stage(thinking_floor_tokens=1024), [*sample_events()[:4], usage, sample_events()[-1]],
+                        request=req, ctx=ctx)
+        assert "local-model" not in CALIBRATOR.factors
+
 
 async def test_conformance() -> None:
     """token_budget follows the stage contract."""
