@@ -39,6 +39,7 @@ from pipeline.registry import (
     resolve_stage,
 )
 from pipeline.routing import describe
+from pipeline.store import Store, open_store
 from pipeline.upstream import Upstream
 
 
@@ -46,11 +47,13 @@ def check(path: str) -> int:
     try:
         config = load_config(path)
         pipelines, upstreams = build_pipelines(config)
-        trio.run(_open_and_close, upstreams, pipelines)
+        store = open_store(config.store)
+        trio.run(_open_and_close, upstreams, pipelines, store)
     except Exception as exc:  # noqa: BLE001 -- refused as startup refuses it: one line, no traceback
         print(f"error: {one_line(exc)}", file=sys.stderr)
         return 1
     print(f"{path}: ok ({len(pipelines)} pipelines, {len(upstreams)} upstreams)")
+    print(f"store: {store.where}, stored Responses kept {config.store.responses_ttl_s:g}s")
     for pid, pipe in pipelines.items():
         ups = " -> ".join(f"{u.id} ({u.config.type}, profile {u.profile.name})" for u in pipe.upstreams)
         mount = pipe.config.mount or "/"
@@ -65,8 +68,10 @@ def check(path: str) -> int:
     return 0
 
 
-async def _open_and_close(upstreams: dict[str, Upstream], pipelines: dict[str, Pipeline]) -> None:
+async def _open_and_close(upstreams: dict[str, Upstream], pipelines: dict[str, Pipeline], store: Store) -> None:
     try:
+        await store.open()  # reachable (redis) or creatable (sqlite), as startup needs it
+        await store.aclose()
         await open_upstreams(upstreams)
         await open_stages(pipelines)  # closes what it opened when one fails
         await close_stages(pipelines)

@@ -114,10 +114,31 @@ class ServerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     reload_poll_s: Annotated[float, msgspec.Meta(ge=0)] = 2.0
 
 
+class StoreConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Where state that outlives a request lives (stored Responses): ``pipeline.store``."""
+
+    # sqlite: embedded, one file in data_dir (the default) | memory: this process only (tests) |
+    # redis: a Redis or Valkey server, shared by several replicas (README "Store").
+    backend: Literal["sqlite", "memory", "redis"] = "sqlite"
+    # sqlite: the directory of store.sqlite3, created if needed; unset: $GATEWAY_DATA_DIR, else
+    # ./gateway-data.
+    data_dir: str | None = None
+    # redis: redis://[[user]:password@]host[:port][/db] (e.g. ${REDIS_URL}).
+    url: str | None = None
+    # redis: prefix of every key, so that several gateways can share one server.
+    key_prefix: str = "gw:"
+    # redis: longest wait for one call, seconds.
+    timeout_s: Annotated[float, msgspec.Meta(gt=0)] = 5.0
+    # Stored Responses (store: true, the API's default) are kept this long, seconds (OpenAI's
+    # retention: 30 days); then GET is a 404 and previous_response_id a 400.
+    responses_ttl_s: Annotated[float, msgspec.Meta(gt=0)] = 30 * 86400.0
+
+
 class GatewayConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     upstreams: dict[str, dict[str, Any]]
     pipelines: dict[str, PipelineConfig]
     server: ServerConfig = ServerConfig()
+    store: StoreConfig = StoreConfig()
 
 
 def interpolate(value: Any, env: dict[str, str], path: str = "$") -> Any:
@@ -185,7 +206,20 @@ def parse_config(text: str | bytes, *, env: dict[str, str] | None = None,
     if config.server.metrics_require_key and not any(p.api_keys_env for p in config.pipelines.values()):
         raise ConfigError(f"{source}: server.metrics_require_key is true but no pipeline sets api_keys_env, "
                           "so no key could open /metrics")
+    _check_store(config.store, source)
     return config
+
+
+def _check_store(store: StoreConfig, source: str) -> None:
+    if store.backend == "redis":
+        if not store.url:
+            raise ConfigError(f"{source}: store: backend redis needs `url` (redis://host:port/db)")
+        if not store.url.startswith("redis://"):
+            raise ConfigError(f"{source}: store.url {store.url!r}: expected redis://[[user]:password@]host[:port][/db]")
+    elif store.url is not None:
+        raise ConfigError(f"{source}: store.url is for backend redis (backend is {store.backend})")
+    if store.data_dir is not None and store.backend != "sqlite":
+        raise ConfigError(f"{source}: store.data_dir is for backend sqlite (backend is {store.backend})")
 
 
 def _check_upstreams(upstream: str | list[str], config: GatewayConfig, where: str, field: str) -> None:
@@ -207,6 +241,7 @@ def load_config(path: str | os.PathLike[str], *, env: dict[str, str] | None = No
 
 
 __all__ = [
-    "GatewayConfig", "PipelineConfig", "RetryConfig", "RouteConfig", "RouteWhen", "ServerConfig", "interpolate",
+    "GatewayConfig", "PipelineConfig", "RetryConfig", "RouteConfig", "RouteWhen", "ServerConfig", "StoreConfig",
+    "interpolate",
     "load_config", "parse_config",
 ]

@@ -4,7 +4,11 @@ starts with what the process's thinking_filter stages share, and the token calib
 
 from __future__ import annotations
 
+import atexit
+import os
+import shutil
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,6 +16,11 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures"
+
+# The embedded store's default directory (pipeline/store): one for the session, never the repo's
+# ./gateway-data; gateways started as processes inherit it.
+os.environ["GATEWAY_DATA_DIR"] = tempfile.mkdtemp(prefix="gw-test-data-")
+atexit.register(shutil.rmtree, os.environ["GATEWAY_DATA_DIR"], True)
 
 # The example operator stage is imported as `custom_stage.redact:Redact`.
 if str(FIXTURES) not in sys.path:
@@ -49,3 +58,12 @@ def fresh_thinking_state() -> None:
 
     reset_shared_state()
     CALIBRATOR.reset()
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real redis-server for the session (``tests/redis_server.py``); tests keep apart by key prefix."""
+    from tests.redis_server import redis_server
+
+    with redis_server(tmp_path_factory.mktemp("redis")) as url:
+        yield url
