@@ -53,7 +53,8 @@ def check(path: str) -> int:
         print(f"error: {one_line(exc)}", file=sys.stderr)
         return 1
     print(f"{path}: ok ({len(pipelines)} pipelines, {len(upstreams)} upstreams)")
-    print(f"store: {store.where}, stored Responses kept {config.store.responses_ttl_s:g}s")
+    ttl = config.store.responses_ttl_s
+    print(f"store: {store.where}; stored Responses kept {ttl:.0f}s ({ttl / 86400:.4g} days)")
     for pid, pipe in pipelines.items():
         ups = " -> ".join(f"{u.id} ({u.config.type}, profile {u.profile.name})" for u in pipe.upstreams)
         mount = pipe.config.mount or "/"

@@ -2,8 +2,10 @@
 
 ``app`` reads ``PIPELINES_CONFIG`` (default ``./pipelines.yaml``) at startup. Each pipeline's
 client codec serves its endpoints under the pipeline's ``mount``. Gateway-level endpoints:
-``GET /healthz`` and ``GET /metrics``. Request intake enforces gateway keys, the body cap, the
-content encoding and the JSON nesting limit, then hands over to ``pipeline.runner``.
+``GET /healthz`` and ``GET /metrics``. The store (``pipeline.store``) is opened at startup; the
+Responses codec's stored responses go through ``pipeline.stored_responses``. Request intake
+enforces gateway keys, the body cap, the content encoding and the JSON nesting limit, then hands
+over to ``pipeline.runner``.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import zlib
 from collections.abc import Iterable
 from random import getrandbits
 from typing import Any
+from urllib.parse import parse_qs
 
 import msgspec
 import trio
@@ -33,6 +36,8 @@ from pipeline.respond import JSON_HEADERS, Outcome, Responder, Send
 from pipeline.routing import choose
 from pipeline.runner import Receive, run_pipeline
 from pipeline.stage import RequestContext
+from pipeline.store import Store, open_store
+from pipeline.stored_responses import StoredResponses
 from pipeline.tokens import estimate_request_tokens
 from pipeline.upstream import Upstream
 
@@ -48,6 +53,10 @@ class Gateway:
         self.pipelines: dict[str, Pipeline] = {}
         self.upstreams: dict[str, Upstream] = {}
         self.routes: dict[tuple[str, str], list[tuple[Pipeline, str]]] = {}
+        # Routes with one ``{id}`` segment: (method, before it, after it, the pipelines serving it).
+        self.templates: list[tuple[str, str, str, list[tuple[Pipeline, str]]]] = []
+        self.store: Store | None = None
+        self.stored: StoredResponses | None = None
         self.ready = False
         self.server: Any = None
         self.metrics_keys: tuple[bytes, ...] = ()  # what GET /metrics accepts (none: open), set at startup
@@ -68,6 +77,11 @@ class Gateway:
         pipelines, upstreams = build_pipelines(config)
         table = routes(pipelines)
         gen = Generation(pipelines, upstreams)
+        # The store is the process's, opened once: a reload keeps it (a new `store:` needs a restart).
+        store = open_store(config.store)
+        await store.open()
+        self.store = store
+        self.stored = StoredResponses(store, config.store.responses_ttl_s)
         await open_upstreams(upstreams)
         await open_stages(pipelines)
         self._serve(config, gen, table)
@@ -87,6 +101,8 @@ class Gateway:
         hypercorn_patch.apply(write_timeout_s=config.server.write_timeout_s)
         gwlog.configure(config.server.log_level, json=config.server.log_json)
         self._gen, self.pipelines, self.upstreams, self.routes = gen, gen.pipelines, gen.upstreams, table
+        self.templates = [(method, path.partition("{id}")[0], path.partition("{id}")[2], found)
+                          for (method, path), found in table.items() if "{id}" in path]
         self.metrics_keys = _metrics_keys(config.server, gen.pipelines.values())
 
     async def reload(self, reason: str = "SIGHUP") -> bool:
@@ -120,6 +136,9 @@ class Gateway:
 
     async def shutdown(self) -> None:
         await self._gen.close()
+        if self.store is not None:
+            await self.store.aclose()
+            self.store = None
         self.ready = False
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
@@ -196,6 +215,8 @@ class Gateway:
             if listing and all(kind == "models" for _, kind in listing):
                 candidates = [(pipe, "model") for pipe, _ in listing]
         if not candidates:
+            candidates, model_id = self._templated(method, path)
+        if not candidates:
             await self._no_route(method, path, headers, receive, send)
             return
         pipe, kind = _choose(candidates, headers)
@@ -224,11 +245,18 @@ class Gateway:
                     raise GatewayError(f"model {model_id!r} not found", code="not_found", blame="client")
                 await responder.whole(200, JSON_HEADERS, pipe.codec.render_model(info))
                 return
+            if kind.startswith("response_"):  # a stored response; model_id is its id
+                await responder.whole(200, JSON_HEADERS, await self._stored_response(kind, model_id, scope))
+                return
             body = await _read_body(receive, headers, self.server.max_body_bytes, self.server.body_timeout_s,
                                     pipe.config.deadline_s, ctx.deadline)
             if self.server.max_json_depth and json_depth_exceeds(body, self.server.max_json_depth):
                 raise RequestError(f"request body nests JSON deeper than {self.server.max_json_depth} levels")
-            request, reply = pipe.codec.decode_request(body)
+            if kind == "generate" and self.stored is not None and self.stored.serves(pipe.codec):
+                request, reply, kept = await self.stored.decode(pipe.codec, body, ctx)  # type: ignore[arg-type]
+                responder.gate = kept.save if kept is not None else None
+            else:
+                request, reply = pipe.codec.decode_request(body)
             request_model = request.model
             ctx.losses.extend(request.losses)
             if kind == "count_tokens":  # counted for the route's first upstream, as the request would be sent
@@ -276,6 +304,25 @@ class Gateway:
             await _refused(receive, send, 401, KEY_REFUSED, "authentication_error")
             return
         await _plain(send, 200, metrics.render(), [(b"content-type", b"text/plain; version=0.0.4")])
+
+    def _templated(self, method: str, path: str) -> tuple[list[tuple[Pipeline, str]] | None, str]:
+        """The pipelines of the route whose ``{id}`` segment ``path`` fills, and the id."""
+        for want, head, tail, found in self.templates:
+            if method == want and path.startswith(head) and path.endswith(tail):
+                ident = path[len(head):len(path) - len(tail)]
+                if ident and "/" not in ident:
+                    return found, ident
+        return None, ""
+
+    async def _stored_response(self, kind: str, response_id: str, scope: dict[str, Any]) -> bytes:
+        stored = self.stored
+        assert stored is not None  # set at startup
+        if kind == "response_get":
+            return await stored.get(response_id)
+        if kind == "response_delete":
+            return await stored.delete(response_id)
+        query = {k: v[-1] for k, v in parse_qs(scope.get("query_string", b"").decode("latin-1")).items()}
+        return await stored.input_items(response_id, query)
 
     def _models(self, pipe: Pipeline) -> list[ModelInfo]:
         infos: list[ModelInfo] = []

@@ -110,9 +110,12 @@ class Responder:
     the keep-alive timer or closes the connection, both at checkpoints), and a cancellation there,
     by the disconnect watcher or the deadline, would leave the connection open for good. The write
     itself is shielded by hypercorn anyway.
+
+    ``gate``, when set, is awaited once before the terminal event is written (``pass_gate``):
+    a stored Response is recorded there, so a client that has the end can chain on it at once.
     """
 
-    __slots__ = ("_send", "complete", "ctx", "finished", "outcome")
+    __slots__ = ("_send", "complete", "ctx", "finished", "gate", "outcome")
 
     def __init__(self, send: Send, ctx: RequestContext, outcome: Outcome) -> None:
         self._send = send
@@ -120,6 +123,12 @@ class Responder:
         self.outcome = outcome
         self.complete = False
         self.finished = False
+        self.gate: Callable[[], Awaitable[None]] | None = None
+
+    async def pass_gate(self) -> None:
+        gate, self.gate = self.gate, None
+        if gate is not None:
+            await gate()
 
     async def start(self, status: int, headers: list[tuple[bytes, bytes]]) -> None:
         self.outcome.status = status
@@ -247,6 +256,8 @@ class Sink(trio.abc.SendChannel[Event]):
                 await responder.start(200, SSE_HEADERS)
             while self._frames:
                 terminal = self.terminal  # its frames are in what is taken now
+                if terminal and responder.gate is not None:
+                    await responder.pass_gate()
                 await responder.body(self.take())
                 if terminal:
                     responder.complete = True
@@ -340,6 +351,7 @@ async def stream_out(sink: Sink, encoder: StreamEncoder, responder: Responder) -
         if not responder.ctx.committed:
             await responder.start(200, SSE_HEADERS)
         if sink.terminal:  # else a stage failed or the chain ended early: the error boundary finishes it
+            await responder.pass_gate()
             await responder.body(data + b"".join(encoder.close()), more=False)
         elif data:
             await responder.body(data)

@@ -92,7 +92,9 @@ async def run_pipeline(pipeline: Pipeline, request: ChatRequest, reply: Reply, c
                     answer = Collected(pipeline.stages, ctx, outcome,
                                        partial(reply.collector, request, prompt_estimate=estimate))
                     await plan.collect(answer, ctx, outcome)
-                    await responder.whole(200, JSON_HEADERS, answer.body())
+                    body = answer.body()
+                    await responder.pass_gate()
+                    await responder.whole(200, JSON_HEADERS, body)
                     nursery.cancel_scope.cancel()
         except BaseException as exc:  # the error boundary
             leaf = _unwrap(exc)

@@ -24,7 +24,8 @@ from pipeline.errors import CODES, GatewayError, RequestError, UpstreamError
 from pipeline.events import ErrorInfo, Event
 from pipeline.model import ChatRequest
 
-EndpointKind = Literal["generate", "count_tokens", "models", "hello"]
+EndpointKind = Literal["generate", "count_tokens", "models", "hello", "response_get", "response_delete",
+                       "response_input_items"]
 
 
 class Endpoint(msgspec.Struct, frozen=True):

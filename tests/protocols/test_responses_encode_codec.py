@@ -61,7 +61,9 @@ def test_codec_wires_everything() -> None:
     assert codec.name == "responses"
     assert [(e.method, e.path, e.kind) for e in codec.endpoints] == [
         ("POST", "/v1/responses", "generate"), ("POST", "/v1/responses/input_tokens", "count_tokens"),
-        ("GET", "/v1/models", "models")]
+        ("GET", "/v1/models", "models"), ("GET", "/v1/responses/{id}", "response_get"),
+        ("DELETE", "/v1/responses/{id}", "response_delete"),
+        ("GET", "/v1/responses/{id}/input_items", "response_input_items")]
     request, echo = REQUEST
     assert isinstance(codec.reply(echo).stream_encoder(request), ResponsesStreamEncoder)
     assert isinstance(codec.reply(echo).collector(request), ResponsesCollector)

@@ -2,11 +2,13 @@
 
 The top level is one msgspec pass; items (history.py) and tools (tools.py) are decoded one by
 one after peeking at ``type``, so unknown kinds become losses, never a 400. The gateway is
-stateless: ``previous_response_id`` and ``conversation`` get a clear 400.
+stateless: ``previous_response_id`` (unless the app found the stored history it names, see
+``pipeline.stored_responses``) and ``conversation`` get a clear 400.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import get_args
 
 import msgspec
@@ -38,11 +40,29 @@ NO_CONVERSATION = (
 )
 
 
+def read_wire(body: bytes) -> ResponsesRequest:
+    """The top level of a ``POST /v1/responses`` body (items and tools still raw).
+
+    Raises:
+        RequestError: invalid JSON, not an object, a mistyped top-level field.
+    """
+    return decode_body(_REQUEST_DECODER, body)
+
+
 def decode_request(body: bytes) -> tuple[ChatRequest, ResponsesEcho]:
-    """Parse a ``POST /v1/responses`` body.
+    """Parse a ``POST /v1/responses`` body (``decode_wire`` of ``read_wire``, no stored history)."""
+    return decode_wire(read_wire(body))
+
+
+def decode_wire(wire: ResponsesRequest, prior: Sequence[msgspec.Raw] | None = None
+                ) -> tuple[ChatRequest, ResponsesEcho]:
+    """Decode a parsed ``POST /v1/responses`` body.
 
     Args:
-        body: the raw request body.
+        wire: the parsed top level (``read_wire``).
+        prior: the stored items ``previous_response_id`` names, oldest first (each response's
+            input, then its output), read before ``input``; ``None``: no stored history, so
+            ``previous_response_id`` is refused.
 
     ``user`` falls back to ``safety_identifier`` (its successor in the API), never to
     ``prompt_cache_key`` (a per-conversation id, not an end-user id). ``prompt_cache_key``,
@@ -60,9 +80,7 @@ def decode_request(body: bytes) -> tuple[ChatRequest, ResponsesEcho]:
         RequestError: invalid JSON, not an object, a missing or mistyped field (the message
             names its path, e.g. ``input.3.call_id``), or a stateful feature.
     """
-    wire = decode_body(_REQUEST_DECODER, body)
-
-    if wire.previous_response_id is not None:
+    if wire.previous_response_id is not None and prior is None:
         raise RequestError(STATELESS, code="invalid_request")
     if _given(wire.conversation):
         raise RequestError(NO_CONVERSATION, code="invalid_request")
@@ -78,9 +96,11 @@ def decode_request(body: bytes) -> tuple[ChatRequest, ResponsesEcho]:
     if wire.instructions:
         history.system.append(wire.instructions)
     if isinstance(wire.input, str):
+        if prior:
+            history.read(list(prior), stored=len(prior))
         history.read_text(wire.input)
     else:
-        history.read(wire.input)
+        history.read([*prior, *wire.input] if prior else wire.input, stored=len(prior or ()))
     offered, searches = decode_tools(wire.tools or [], reader)
     tools = _with_loaded(offered, history.loaded)
     tool_choice = decode_tool_choice(wire.tool_choice, tools, reader)
@@ -114,6 +134,7 @@ def decode_request(body: bytes) -> tuple[ChatRequest, ResponsesEcho]:
         prompt_cache_key=wire.prompt_cache_key,
         reasoning_summary=summary,
         max_output_tokens=wire.max_output_tokens,
+        previous_response_id=wire.previous_response_id,
     )
     return request, echo
 
@@ -203,4 +224,4 @@ def _given(raw: msgspec.Raw) -> bool:
     return len(raw) > 0 and bytes(raw) != _NULL
 
 
-__all__ = ["NO_CONVERSATION", "STATELESS", "decode_request"]
+__all__ = ["NO_CONVERSATION", "STATELESS", "decode_request", "decode_wire", "read_wire"]

@@ -39,6 +39,7 @@ class ResponsesEcho(msgspec.Struct, frozen=True, kw_only=True):
         no summary unless asked; Codex leaves the field out for its ``none``) withholds the
         reasoning text, the reasoning item still carrying its ``encrypted_content``; ``auto``,
         ``concise`` and ``detailed`` show it as the summary.
+    previous_response_id: the stored response this request continues, shown on the Response.
     store, include, prompt_cache_key: the client's ``store``, ``include`` and
         ``prompt_cache_key`` as sent (``None``: absent); kept with the request's facts, not echoed
         on the Response (yet).
@@ -52,6 +53,7 @@ class ResponsesEcho(msgspec.Struct, frozen=True, kw_only=True):
     prompt_cache_key: str | None = None
     reasoning_summary: str | None = None
     max_output_tokens: int | None = None
+    previous_response_id: str | None = None
 
 
 NO_ECHO = ResponsesEcho()  # a request whose decoder had nothing to tell

@@ -78,9 +78,11 @@ class History:
         self.loaded: list[ToolSpec] = []  # the tools the client's tool searches loaded, in order
         self._step: _Step | None = None
 
-    def read(self, items: list[msgspec.Raw]) -> None:
+    def read(self, items: list[msgspec.Raw], stored: int = 0) -> None:
+        """The items in order; the first ``stored`` are a stored history (named so in errors),
+        the rest the request's ``input``."""
         for i, raw in enumerate(items):
-            self._item(raw, f"input.{i}")
+            self._item(raw, f"input.{i - stored}" if i >= stored else f"previous_response_id: stored item {i}")
         self._flush()
 
     def read_text(self, text: str) -> None:

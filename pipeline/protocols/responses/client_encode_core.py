@@ -204,6 +204,7 @@ class ResponseCore:
             temperature=items.opt(request.temperature),
             top_p=items.opt(request.top_p),
             metadata=self._metadata,
+            previous_response_id=self._echo.previous_response_id or msgspec.UNSET,
         )
 
     def _stop(self, event: MessageStop) -> None:

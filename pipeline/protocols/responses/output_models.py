@@ -153,6 +153,7 @@ class ResponseObject(msgspec.Struct, kw_only=True):
     temperature: float | UnsetType = UNSET
     top_p: float | UnsetType = UNSET
     metadata: dict[str, Any] | UnsetType = UNSET
+    previous_response_id: str | UnsetType = UNSET  # the stored response this one continues
 
 
 # Stream events.
