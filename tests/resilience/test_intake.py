@@ -166,19 +166,21 @@ async def lines_with(buf: io.BytesIO, event: str, count: int = 1) -> list[bytes]
 
 @pytest.mark.parametrize("dialect", DIALECTS)
 async def test_a_bug_outside_the_pipeline_is_the_dialects_500(dialect: str, sim, monkeypatch) -> None:
-    """A codec that raises an unexpected exception (here: decode_request): the client gets the
-    dialect's 500 ``api_error`` body, the log a ``request_failed`` line with the traceback and
-    the ``request_finished`` line with status 500; the next request is served."""
+    """A codec that raises an unexpected exception (here: decoding the body; Responses reads it
+    with ``read``, for its stored history): the client gets the dialect's 500 ``api_error`` body,
+    the log a ``request_failed`` line with the traceback and the ``request_finished`` line with
+    status 500; the next request is served."""
     async with open_gateway(CONFIG, sim=sim) as (url, gateway):
         codec = gateway.pipelines[dialect].codec
-        real = codec.decode_request
+        attr = "read" if dialect == "responses" else "decode_request"
+        real = getattr(codec, attr)
 
         def broken(body: bytes):
             if b"BREAK" in body:
                 raise RuntimeError("codec fault injected by the test")
             return real(body)
 
-        monkeypatch.setattr(codec, "decode_request", broken)
+        monkeypatch.setattr(codec, attr, broken)
         with log_lines() as buf:
             async with httpx.AsyncClient(timeout=10) as http:
                 failed = await call(http, f"{url}/{dialect}", dialect, "SIM:text BREAK")
