@@ -26,7 +26,7 @@ import trio
 from pipeline import fatal, hypercorn_patch, metrics
 from pipeline import log as gwlog
 from pipeline.attempt import Attempt
-from pipeline.config import GatewayConfig, ServerConfig, load_config
+from pipeline.config import GatewayConfig, ServerConfig, StoreConfig, load_config
 from pipeline.errors import GatewayError, RequestError
 from pipeline.protocols.base import ModelInfo
 from pipeline.registry import Pipeline, build_pipelines, open_stages, open_upstreams, routes
@@ -56,6 +56,7 @@ class Gateway:
         # Routes with one ``{id}`` segment: (method, before it, after it, the pipelines serving it).
         self.templates: list[tuple[str, str, str, list[tuple[Pipeline, str]]]] = []
         self.store: Store | None = None
+        self._store_config = StoreConfig()
         self.stored: StoredResponses | None = None
         self.ready = False
         self.server: Any = None
@@ -80,7 +81,7 @@ class Gateway:
         # The store is the process's, opened once: a reload keeps it (a new `store:` needs a restart).
         store = open_store(config.store)
         await store.open()
-        self.store = store
+        self.store, self._store_config = store, config.store
         self.stored = StoredResponses(store, config.store.responses_ttl_s)
         await open_upstreams(upstreams)
         await open_stages(pipelines)
@@ -127,6 +128,10 @@ class Gateway:
             await gen.close()
             reload_log.warning("config_reload_refused", reason=reason, config=path, error=fatal.one_line(exc))
             return False
+        if config.store != self._store_config:
+            reload_log.warning("config_reload_store_kept", config=path,
+                               store=self.store.where if self.store is not None else None,
+                               error="a changed `store:` takes effect at the next start; the open store is kept")
         old = self._gen
         self._serve(config, gen, table)
         reload_log.info("config_reloaded", reason=reason, config=path, pipelines=len(pipelines),
