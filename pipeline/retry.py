@@ -79,7 +79,9 @@ class Plan:
         self._route = route = choose(pipeline.routing, request, ctx.headers)
         if len(pipeline.routing) > 1:
             ctx.fields["route"] = route.name
-        self._kept = len(ctx.losses)  # the decoder's losses
+        # The decoder's losses, as they were: a stage may take one off (web_search runs the hosted
+        # tool the decoder could not carry), and a second shaping starts from them again.
+        self._kept = tuple(ctx.losses)
         self._next = 0  # index of the next upstream to aim at
         self.current: tuple[Attempt, ChatRequest] | None = None
         self._failure: GatewayError | None = None  # why an upstream was skipped (no key, refused shape)
@@ -87,7 +89,7 @@ class Plan:
 
     async def _shape(self, attempt: Attempt, ctx: RequestContext) -> ChatRequest:
         if ctx.attempt is not None:  # a second shaping: forget the first one's traces
-            del ctx.losses[self._kept:]
+            ctx.losses[:] = self._kept  # in place: loss recorders hold the list
             ctx.state.clear()
         ctx.aim(attempt)
         request = self._request

@@ -7,6 +7,7 @@ round into the same answer, and the client sees its own hosted tool's blocks."""
 from __future__ import annotations
 
 import json
+import socket
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -305,3 +306,29 @@ class TestReadme:
         assert [o.type for o in response.output][1] == "web_search_call"
         assert searxng.queries == ["readme", "readme"]
         assert [line["pipeline"] for line in lines] == ["claude_code", "codex"]
+
+
+class TestFallback:
+    async def test_a_fallback_is_shaped_afresh_with_the_search(self, sim, searxng) -> None:
+        """The stage takes the hosted tool's loss off the decoder's list: a fallback's shaping
+        starts from that list again, so the log line names only the serving attempt's losses."""
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            closed = sock.getsockname()[1]
+        yaml_text = f"""
+upstreams:
+  primary: {{type: openai_chat, base_url: 'http://127.0.0.1:{closed}', profile: deepseek, connect_timeout_s: 2,
+            models: {{default: deepseek-v4-pro}}}}
+  deepseek: {{{SIM}}}
+pipelines:
+  claude_code:
+    client: anthropic
+    upstream: [primary, deepseek]
+    retry: {{attempts_per_upstream: 1}}
+    stages: [{{web_search: {{options: {{base_url: '{searxng.url}'}}}}}}, thinking_filter, token_budget, tool_ids]
+"""
+        prompt = 'SIM:script call web_search {"query": "fallback"} ;; text done'
+        reply, (line,) = await served(sim, yaml_text, lambda url: search_reply(url, prompt, max_tokens=900_000))
+        assert kinds(reply) == ["server_tool_use", "web_search_tool_result", "text"]
+        assert line["upstream"] == "deepseek" and line["attempts"] == 2
+        assert [loss.split(":")[0] for loss in line["losses"]] == ["max_tokens_clamped"]
