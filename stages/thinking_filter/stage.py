@@ -390,9 +390,9 @@ def _bound_turn(sealed: tuple[str, ...], index: int, messages: list[Message]) ->
     target = next((j for j, m in enumerate(messages) if m.role == "assistant" and first in _call_ids(m)), None)
     if target is None:
         return None
-    if _call_ids(messages[target])[:len(sealed)] == sealed:
-        return target
-    return index if _split_turn(sealed, target, index, messages) else None
+    if _split_turn(sealed, target, index, messages):  # a later round of the answer that made the calls
+        return index
+    return target if _call_ids(messages[target])[:len(sealed)] == sealed else None
 
 
 def _split_turn(sealed: tuple[str, ...], start: int, index: int, messages: list[Message]) -> bool:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import msgspec
 
 from pipeline.errors import RequestError
+from pipeline.events import SearchHit
 from pipeline.model import (
     ImagePart,
     Message,
@@ -37,8 +38,10 @@ from pipeline.protocols.responses.models import (
     ToolOutputItem,
     ToolSearchCallItem,
     ToolSearchOutputItem,
+    WebSearchCallItem,
 )
 from pipeline.protocols.values import decode_value
+from pipeline.server_tools import search_error_text, search_text
 
 _ENCODER = msgspec.json.Encoder()
 _TEXT_TYPES = frozenset({"input_text", "output_text", "text"})
@@ -117,6 +120,8 @@ class History:
                 specs, _ = decode_tools(search.tools, self.reader, f"{path}.tools")
                 self.loaded.extend(specs)
                 self._result(_call_id(search.call_id, path), (TextPart(_loaded_text(specs, search.status)),))
+        elif kind == "web_search_call":
+            self._web_search(decode_value(raw, WebSearchCallItem, path), path)
         elif kind == "local_shell_call_output":
             shell = decode_value(raw, LocalShellOutputItem, path)
             call_id = shell.call_id or shell.id
@@ -124,9 +129,33 @@ class History:
                 raise RequestError(f"{path}.call_id: field required")
             self._result(call_id, (TextPart(shell.output),) if shell.output else ())
         else:
-            # web_search_call, image_generation_call, compaction, item_reference,
+            # image_generation_call, compaction, item_reference,
             # mcp_*, computer_call*, ... : produced or resolved by OpenAI's servers only.
             self.reader.lose("input_item", f"{path}: {kind} item dropped")
+
+    def _web_search(self, item: WebSearchCallItem, path: str) -> None:
+        """A search the gateway ran, sent back with its id (``ws_`` + the call's id): the call and
+        a result from the sources' URLs (the snippets are gone: a loss). Without the id (Codex
+        keeps none) nothing ties it to its turn: dropped with a loss."""
+        action = item.action or {}
+        query = action.get("query")
+        if not (item.id or "").startswith("ws_") or action.get("type") != "search" or not isinstance(query, str):
+            self.reader.lose("input_item", f"{path}: web_search_call item dropped (no call id or query kept)")
+            return
+        call_id = (item.id or "").removeprefix("ws_")
+        self._open().calls.append(ToolCallPart(id=call_id, name="web_search",
+                                               arguments=_ENCODER.encode({"query": query}).decode()))
+        self._flush()
+        if item.status == "failed":
+            result = ToolResultPart(call_id=call_id, content=(TextPart(search_error_text("unavailable")),),
+                                    is_error=True)
+        else:
+            sources = action.get("sources")
+            hits = [SearchHit(url=s["url"]) for s in sources if isinstance(s, dict) and isinstance(s.get("url"), str)] \
+                if isinstance(sources, list) else []
+            self.reader.lose("web_search_result", f"{path}: only the results' URLs were kept by the client")
+            result = ToolResultPart(call_id=call_id, content=(TextPart(search_text(query, hits)),))
+        self.messages.append(Message(role="tool", parts=(result,)))
 
     def _client_run(self, execution: str | None, kind: str, path: str) -> bool:
         """A tool search item the client ran (else the server did: a loss)."""

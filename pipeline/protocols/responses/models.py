@@ -133,6 +133,14 @@ class ToolSearchCallItem(msgspec.Struct):
     arguments: Any = None
 
 
+class WebSearchCallItem(msgspec.Struct):
+    """web_search_call: Codex sends only ``status`` and ``action`` back; an SDK client its ``id`` too."""
+
+    id: str | None = None
+    status: str | None = None
+    action: dict[str, Any] | None = None
+
+
 class ToolSearchOutputItem(msgspec.Struct):
     """tool_search_output: the tools the search loaded (function / namespace definitions)."""
 
@@ -229,5 +237,6 @@ __all__ = [
     "ToolOutputItem",
     "ToolSearchCallItem",
     "ToolSearchOutputItem",
+    "WebSearchCallItem",
     "ToolSearchToolParam",
 ]

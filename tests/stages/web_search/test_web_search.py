@@ -187,6 +187,24 @@ def search_reply(url: str, prompt: str, tool: dict[str, Any] | None = None, **kw
     return claude(url, [user(prompt)], tools=[tool or WEB_SEARCH], thinking={"type": "disabled"}, **kwargs)
 
 
+class TestOneSearchReplay:
+    async def test_one_search_turn_replays_each_round_with_its_own_reasoning(self, sim, searxng) -> None:
+        """One search, then the answer: the answer's reasoning stays on its own (split) turn, it is
+        not added to the search call's turn (the simulator compares that turn's text exactly)."""
+        sim.reset(verify_replay=True)
+        prompt = 'SIM:script call web_search {"query": "one"} ;; text one found'
+
+        def session(url: str) -> anthropic.types.Message:
+            first = claude(url, [user(prompt)], thinking={"type": "adaptive"})
+            return claude(url, [user(prompt), echoed(first), user("SIM:text ok")], thinking={"type": "adaptive"})
+
+        again, lines = await served(sim, config(searxng.url), session, 2)
+        assert again.content[-1].text == "ok"
+        assert sim.stats()["replay"][-1]["verified_turns"] == 1
+        assert [line["replay_rung"] for line in lines] == ["not_needed", "envelope"]
+        assert not any(loss.startswith("misplaced") for line in lines for loss in line["losses"])
+
+
 class TestRules:
     """max_uses, the client's domain rules, and a provider that fails: the model reads an error,
     the request never fails."""
@@ -332,3 +350,31 @@ pipelines:
         assert kinds(reply) == ["server_tool_use", "web_search_tool_result", "text"]
         assert line["upstream"] == "deepseek" and line["attempts"] == 2
         assert [loss.split(":")[0] for loss in line["losses"]] == ["max_tokens_clamped"]
+
+
+class TestResponsesHistory:
+    async def test_an_sdk_client_sends_the_search_back_with_its_id(self, sim, searxng) -> None:
+        """A Responses client that keeps the web_search_call's id: the upstream gets the search
+        turn again (its call with its exact reasoning, verified by the simulator), the result
+        rebuilt from the sources' URLs (the snippets are a recorded loss)."""
+        sim.reset(verify_replay=True)
+        prompt = 'SIM:script call web_search {"query": "responses history"} ;; text noted'
+
+        def session(url: str) -> tuple[Any, Any]:
+            first, _ = codex(url, [user(prompt)])
+            items = [o.model_dump(exclude_none=True) for o in first.output]
+            return first, codex(url, [user(prompt), *items, user("SIM:text thanks")])[0]
+
+        (first, again), lines = await served(sim, config(searxng.url), session, 2)
+        assert [o.type for o in first.output] == ["reasoning", "web_search_call", "reasoning", "message"]
+        assert again.output_text == "thanks"
+        body = sim.requests()[-1]
+        messages = [m for m in body["messages"] if m["role"] != "system"]
+        assert [m["role"] for m in messages] == ["user", "assistant", "tool", "assistant", "user"]
+        (call,) = messages[1]["tool_calls"]
+        assert call["function"] == {"name": "web_search", "arguments": '{"query":"responses history"}'}
+        assert messages[2]["content"].startswith('Web search results for "responses history":')
+        assert "https://docs.example.org/responses-history/0" in messages[2]["content"]
+        assert sim.stats()["replay"][-1]["verified_turns"] == 1
+        assert lines[1]["replay_rung"] == "envelope"
+        assert any(loss.startswith("web_search_result") for loss in lines[1]["losses"])
