@@ -140,7 +140,7 @@ class History:
         action = item.action or {}
         query = action.get("query")
         if not (item.id or "").startswith("ws_") or action.get("type") != "search" or not isinstance(query, str):
-            self.reader.lose("input_item", f"{path}: web_search_call item dropped (no call id or query kept)")
+            self.reader.lose("input_item", f"{path}: web_search_call item dropped")
             return
         call_id = (item.id or "").removeprefix("ws_")
         self._open().calls.append(ToolCallPart(id=call_id, name="web_search",
