@@ -4,6 +4,7 @@ by the Messages-upstream end-to-end tests."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import anthropic
@@ -15,10 +16,12 @@ SCRIPT = "SIM:script shell echo hello > out.txt ;; shell cat out.txt ;; text fin
 
 def claude_loop(base_url: str, model: str = "claude-opus-4-7[1m]", script: str = SCRIPT, steps: int = 4,
                 output: str = "", start: list[dict] | None = None, tools: list[dict] | None = None,
-                choices: list[dict | None] | None = None, **options: Any) -> list[anthropic.types.Message]:
+                choices: list[dict | None] | None = None, result: Callable[[Any], Any] | None = None,
+                **options: Any) -> list[anthropic.types.Message]:
     """Claude Code's tool loop from ``script`` (or the history ``start``, its last turn the user's);
-    ``choices``: each turn's ``tool_choice`` (``None``: not sent), one turn each; ``options`` go to
-    every request as they are (``extra_body`` ...)."""
+    ``choices``: each turn's ``tool_choice`` (``None``: not sent), one turn each; ``result(tool_use)``
+    is a tool_result's content (default: ``ran <command>`` and ``output``); ``options`` go to every
+    request as they are (``extra_body`` ...)."""
     client = anthropic.Anthropic(base_url=base_url, api_key="dummy", max_retries=0)
     messages: list[dict] = list(start or [{"role": "user", "content": script}])
     replies = []
@@ -36,6 +39,7 @@ def claude_loop(base_url: str, model: str = "claude-opus-4-7[1m]", script: str =
             break
         messages.append({"role": "assistant", "content": [b.model_dump(exclude_none=True) for b in reply.content]})
         messages.append({"role": "user", "content": [
-            {"type": "tool_result", "tool_use_id": b.id, "content": f"ran {b.input.get('command', b.input)}\n{output}"}
+            {"type": "tool_result", "tool_use_id": b.id,
+             "content": result(b) if result else f"ran {b.input.get('command', b.input)}\n{output}"}
             for b in reply.content if b.type == "tool_use"]})
     return replies

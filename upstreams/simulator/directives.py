@@ -17,6 +17,8 @@ Each directive runs from ``SIM:<kind>`` to the end of its line:
     SIM:read <path>                  Read {file_path}, else a shell ``cat <path>`` (with the
                                      tool's ``max_output_tokens`` raised, if it has one)
     SIM:result                       answer with the text of the latest tool result
+    SIM:describe                     (a vision model) describe the images of the newest message
+                                     carrying any (``vision.describe_image``)
     SIM:script <s0> ;; <s1> ;; ...   step k (a directive without ``SIM:``) is used when k
                                      tool-result rounds follow the prompt; past the end: "done"
     SIM:think <words>                use <words> as this turn's reasoning text (``{step}``
@@ -36,9 +38,11 @@ In JSON mode (``response_format`` ``json_object`` or ``json_schema``) a text ans
 already a JSON object is wrapped as ``{"answer": <text>}``; ``SIM:text {"a": 1}`` answers the
 object itself.
 
-A single answer directive is a one-step script. No directive: "Simulated answer to: <prompt>".
+A single answer directive is a one-step script. No directive: "Simulated answer to: <prompt>", or,
+when the prompt carries images, their descriptions (the simulator as a vision model).
 A user message without a directive straight after another user message is a note on it (a
-gateway's request to answer again, say): the search goes back to the one before it too.
+gateway's request to answer again, or the images of the tool results before it): the search goes
+back to the one before it too.
 
 Context compaction: when the last message asks for a summary of the conversation (a client's own
 compaction prompt, ``COMPACTION_MARKERS``), the answer is a summary whose text carries the
@@ -57,10 +61,11 @@ from typing import Any
 import msgspec
 
 from upstreams.simulator.config import FAULT_KINDS
+from upstreams.simulator.vision import describe_all, describe_latest, image_urls
 
 _DIRECTIVE = re.compile(r"SIM:([A-Za-z_]+)[ \t]*([^\r\n]*)")
 _SHELL_TOOLS = ("Bash", "exec_command", "shell_command", "shell", "local_shell")
-_STEP_KINDS = ("text", "shell", "write", "parallel", "call", "result", "read")
+_STEP_KINDS = ("text", "shell", "write", "parallel", "call", "result", "read", "describe")
 _READ_MAX_TOKENS = 100_000
 # Phrases of the clients' compaction prompts (Claude Code 2.1's auto-compact, Codex 0.169's
 # local summarisation turn); a last user message holding one is answered with a summary.
@@ -194,6 +199,8 @@ def _step(kind: str, arg: str, tools: dict[str, dict[str, Any]],
         results = [m for m in messages if m["role"] == "tool"]
         text = message_text(results[-1]) if results else "(no tool result)"
         return ("The tool finished; I will report its output.", f"Tool result: {text}", [])
+    if kind == "describe":
+        return "The user wants to know what the image shows; I will describe it.", describe_latest(messages), []
     if kind == "shell":
         call = _shell_call(tools, arg)
         if call is None:
@@ -269,6 +276,7 @@ class Script(msgspec.Struct, kw_only=True):
     kind: str | None  # the answer directive (``script`` or a single step), None: none
     steps: list[str]
     rounds: int  # tool-result rounds since the prompt: the current step
+    images: list[str] = []  # the prompt message's image URLs
 
 
 def read_script(messages: list[dict[str, Any]]) -> Script:
@@ -285,7 +293,8 @@ def read_script(messages: list[dict[str, Any]]) -> Script:
         invalid=next((a for k, a in directives if k == "invalid"), None),
         steps=([s.strip() for s in arg.split(";;")] if kind == "script" else
                [f"{kind} {arg}"] if kind is not None else []),
-        rounds=tool_rounds(messages, at) if at is not None else 0)
+        rounds=tool_rounds(messages, at) if at is not None else 0,
+        images=image_urls(messages[at]) if at is not None else [])
 
 
 def is_compaction(messages: list[dict[str, Any]]) -> bool:
@@ -332,7 +341,10 @@ def plan_answer(messages: list[dict[str, Any]], tools: dict[str, dict[str, Any]]
     script = read_script(messages)
     steps, rounds = script.steps, script.rounds
     calls: list[PlannedCall]
-    if script.kind is None:
+    if script.kind is None and script.images:
+        reasoning, content, calls = ("The user sent images without a directive; I will describe them.",
+                                     describe_all(script.images), [])
+    elif script.kind is None:
         reasoning, content, calls = ("The user asked a question without a directive; I will "
                                      "answer briefly.",
                                      f"Simulated answer to: {script.prompt[:60]}", [])
