@@ -177,7 +177,7 @@ def test_tool_results_errors_images_and_thinking_parts_record_losses() -> None:
                                                    content=(TextPart("boom"), ImagePart(url="https://x/y.png"))),)),
     )
     body, losses = encode(req(messages=messages, tools=(SHELL,)), DEEPSEEK)
-    user, assistant, tool = body["messages"]
+    user, assistant, tool, images = body["messages"]
     assert user["content"] == [
         {"type": "text", "text": "look"},
         {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA", "detail": "low"}},
@@ -185,8 +185,42 @@ def test_tool_results_errors_images_and_thinking_parts_record_losses() -> None:
     assert assistant == {"role": "assistant", "content": None, "reasoning_content": "",
                          "tool_calls": [{"id": "c1", "type": "function",
                                          "function": {"name": "shot", "arguments": "{}"}}]}
-    assert tool == {"role": "tool", "tool_call_id": "c1", "content": f"[tool error] boom\n{TOOL_IMAGE_PLACEHOLDER}"}
-    assert sorted(loss.what for loss in losses) == ["image", "thinking_unresolved"]
+    # A Chat tool message carries text only: the result's image follows in a user message.
+    assert tool == {"role": "tool", "tool_call_id": "c1",
+                    "content": "[tool error] boom\n[image 1: in the user message after the tool results]"}
+    assert images == {"role": "user", "content": [
+        {"type": "text", "text": "[image 1, returned by tool call c1]"},
+        {"type": "image_url", "image_url": {"url": "https://x/y.png"}}]}
+    assert sorted(loss.what for loss in losses) == ["thinking_unresolved"]
+
+
+def test_tool_result_images_follow_the_whole_turn_of_results() -> None:
+    """Two parallel results with images: both tool messages first (nothing may come between the
+    results of one turn), then one user message with both images; a profile without images gets
+    the placeholder and a loss instead."""
+    calls = Message(role="assistant", parts=(ToolCallPart(id="a", name="shot", arguments="{}"),
+                                             ToolCallPart(id="b", name="shot", arguments="{}")))
+    results = tuple(Message(role="tool", parts=(ToolResultPart(call_id=c, content=(
+        TextPart(f"shot {c}"), ImagePart(url=f"data:image/png;base64,{c}AAA"))),)) for c in "ab")
+    messages = (Message(role="user", parts=(TextPart("go"),)), calls, *results,
+                Message(role="user", parts=(TextPart("and?"),)))
+    body, losses = encode(req(messages=messages, tools=(SHELL,)), DEEPSEEK)
+    roles = [m["role"] for m in body["messages"]]
+    assert roles == ["user", "assistant", "tool", "tool", "user", "user"]
+    moved = body["messages"][4]["content"]
+    assert [p.get("text") or p["image_url"]["url"] for p in moved] == [
+        "[image 1, returned by tool call a]", "data:image/png;base64,aAAA",
+        "[image 2, returned by tool call b]", "data:image/png;base64,bAAA"]
+    assert body["messages"][3]["content"] == "shot b\n[image 2: in the user message after the tool results]"
+    assert not losses
+    for profile, model, why in ((PROFILES["llamacpp"], "up-model", "up-model has no image input"),
+                                (DEEPSEEK, "deepseek-v4-pro", "deepseek-v4-pro has no image input")):
+        losses = []
+        body = json.loads(encode_request(req(messages=messages, tools=(SHELL,)), model=model, profile=profile,
+                                         lose=lambda what, detail: losses.append(Loss(what, detail))))
+        assert [m["role"] for m in body["messages"]] == ["user", "assistant", "tool", "tool", "user"]
+        assert body["messages"][2]["content"] == f"shot a\n{TOOL_IMAGE_PLACEHOLDER}"
+        assert [(loss.what, loss.detail) for loss in losses] == [("image", f"{why}; sent a placeholder")] * 2
 
 
 def test_sampling_stop_user_and_response_format() -> None:

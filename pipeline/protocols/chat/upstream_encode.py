@@ -50,6 +50,8 @@ Lose = Callable[[str, str], None]
 IMAGE_PLACEHOLDER = "[image omitted: not supported by this model]"
 TOOL_IMAGE_PLACEHOLDER = "[image omitted: tool results cannot carry images]"
 TOOL_ERROR_PREFIX = "[tool error] "
+TOOL_IMAGE_MOVED = "[image {n}: in the user message after the tool results]"
+TOOL_IMAGE_LABEL = "[image {n}, returned by tool call {call_id}]"
 _USER_BAD_CHARS = re.compile(r"[^A-Za-z0-9_-]")
 _EMPTY_SCHEMA: dict[str, Any] = {"type": "object", "properties": {}}
 
@@ -189,8 +191,15 @@ def _messages(request: ChatRequest, profile: Profile, card: ModelCard, on: bool,
         out.append(ChatMessage(role="system", content="\n\n".join(system)))
     replay_all = on and profile.reasoning_on_every_assistant
     field = card.reasoning_field
+    # Images of tool results, carried by a user message after the run of tool messages (a Chat
+    # tool message holds text only, and nothing may come between the results of one turn).
+    refused = image_refusal(card, profile)
+    moved: list[TextPart | ImagePart] | None = [] if refused is None else None
     for message in request.messages:
         role = message.role
+        if moved and role != "tool":
+            _user(Message(role="user", parts=tuple(moved)), profile, card, out, lose)
+            moved.clear()
         if role == "assistant":
             msg = _assistant(message, lose)
             if on:
@@ -204,7 +213,7 @@ def _messages(request: ChatRequest, profile: Profile, card: ModelCard, on: bool,
                         msg.reasoning_content = reasoning
             out.append(msg)
         elif role == "tool":
-            _tool_results(message.parts, out, lose)
+            _tool_results(message.parts, out, lose, moved, refused)
         elif role == "system":
             if not folded:
                 text = text_of(message.parts, "system message", lose)
@@ -212,6 +221,8 @@ def _messages(request: ChatRequest, profile: Profile, card: ModelCard, on: bool,
                     out.append(ChatMessage(role="system", content=text))
         else:
             _user(message, profile, card, out, lose)
+    if moved:
+        _user(Message(role="user", parts=tuple(moved)), profile, card, out, lose)
     return out
 
 
@@ -277,7 +288,11 @@ def _assistant(message: Message, lose: Lose) -> ChatMessage:
     return msg
 
 
-def _tool_results(parts: tuple[Any, ...], out: list[ChatMessage], lose: Lose) -> None:
+def _tool_results(parts: tuple[Any, ...], out: list[ChatMessage], lose: Lose,
+                  moved: list[TextPart | ImagePart] | None = None, refused: str | None = None) -> None:
+    """One tool message per result. A result's images go to ``moved`` (for the user message after
+    the tool messages; each result's text says so), or without it are a placeholder and a loss
+    (``refused``: why the model gets none)."""
     for part in parts:
         if not isinstance(part, ToolResultPart):
             if isinstance(part, TextPart) and out and out[-1].role == "tool":
@@ -291,8 +306,12 @@ def _tool_results(parts: tuple[Any, ...], out: list[ChatMessage], lose: Lose) ->
         for item in part.content:
             if isinstance(item, TextPart):
                 texts.append(item.text)
+            elif moved is not None:
+                n = sum(isinstance(p, ImagePart) for p in moved) + 1
+                texts.append(TOOL_IMAGE_MOVED.format(n=n))
+                moved.extend((TextPart(TOOL_IMAGE_LABEL.format(n=n, call_id=part.call_id)), item))
             else:
-                lose("image", "tool results cannot carry images on Chat; sent a placeholder")
+                lose("image", f"{refused or 'a Chat tool message carries text only'}; sent a placeholder")
                 texts.append(TOOL_IMAGE_PLACEHOLDER)
         content = "\n".join(texts)
         if part.is_error:
@@ -301,4 +320,5 @@ def _tool_results(parts: tuple[Any, ...], out: list[ChatMessage], lose: Lose) ->
 
 
 
-__all__ = ["IMAGE_PLACEHOLDER", "TOOL_ERROR_PREFIX", "TOOL_IMAGE_PLACEHOLDER", "encode_request"]
+__all__ = ["IMAGE_PLACEHOLDER", "TOOL_ERROR_PREFIX", "TOOL_IMAGE_LABEL", "TOOL_IMAGE_MOVED", "TOOL_IMAGE_PLACEHOLDER",
+           "encode_request"]
