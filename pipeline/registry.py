@@ -26,6 +26,7 @@ from pipeline.stage import Stage
 from pipeline.upstream import Upstream, UpstreamConfig
 
 STAGES: dict[str, str] = {
+    "describe_images": "stages.describe_images:DescribeImages",
     "thinking_filter": "stages.thinking_filter:ThinkingFilter",
     "structured_output": "stages.structured_output:StructuredOutput",
     "token_budget": "stages.token_budget:TokenBudget",
