@@ -68,6 +68,13 @@ class Served:
         chosen = next((cid for cid in ids if self.upstream.map_model(cid) == target), client_model)
         return chosen, self.upstream.card(target)
 
+    def gives_sight(self) -> bool:
+        """Whether the pipeline lets a model without vision take images: a ``describe_images``
+        stage describes them for it, or a route with ``images: true`` sends them to one that sees."""
+        pipe = self.pipeline
+        return (any(type(stage).name == "describe_images" for stage in pipe.stages)
+                or any(route.when.images for route in pipe.config.routes))
+
     def api_key_env(self) -> str | None:
         keys = self.pipeline.config.api_keys_env
         return keys[0] if keys else None
@@ -152,7 +159,8 @@ def codex_catalog(s: Served) -> dict[str, Any]:
             "context_window": card.context_window,
             "max_context_window": card.context_window,
             "experimental_supported_tools": [],
-            "input_modalities": ["text", "image"] if card.vision else ["text"],
+            # Codex offers view_image, and keeps images in its history, only for a model with image input.
+            "input_modalities": ["text", "image"] if card.vision or s.gives_sight() else ["text"],
         })
     return {"models": entries}
 

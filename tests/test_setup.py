@@ -128,3 +128,20 @@ def test_the_simulator_pipelines_list_the_tables_models(client: str) -> None:
     done = setup_cmd(client, "--pipeline", "demo_claude_code" if client == "claude" else "demo_codex")
     assert done.returncode == 0, done.stderr
     assert "http://127.0.0.1:8000/demo" in done.stdout
+
+
+@pytest.mark.parametrize("sight", ["describe_images", "route", "none"])
+def test_codex_is_told_a_model_takes_images_when_the_pipeline_gives_it_sight(tmp_path: Path, sight: str) -> None:
+    """Codex 0.169 offers view_image (and keeps images in its history) only for a model whose
+    catalog entry has image input: a pipeline that describes images, or routes them to a model that
+    sees, makes deepseek-v4-pro one; without either it stays text-only."""
+    stages = "[{describe_images: {upstream: {type: simulator}, model: deepseek-v4-flash}}]" if sight == "describe_images" else "[]"
+    routes = "[{name: shots, when: {images: true}, upstream: s, model: deepseek-v4-flash}]" if sight == "route" else "[]"
+    config = tmp_path / "p.yaml"
+    config.write_text("upstreams: {s: {type: simulator, profile: deepseek, models: {default: deepseek-v4-pro}}}\n"
+                      f"pipelines: {{c: {{client: responses, upstream: s, stages: {stages}, routes: {routes}}}}}\n")
+    done = setup_cmd("codex", "--config", str(config), "--write", str(tmp_path / "home"))
+    assert done.returncode == 0, done.stderr
+    catalog = json.loads((tmp_path / "home" / "gateway-models.json").read_text())
+    (entry,) = [m for m in catalog["models"] if m["slug"] == "deepseek-v4-pro"]
+    assert entry["input_modalities"] == (["text"] if sight == "none" else ["text", "image"])

@@ -58,23 +58,26 @@ def run_client(
     sim_options: Mapping[str, Any] | None = None, upstream: Mapping[str, Any] | None = None,
     env: Mapping[str, str] | None = None, codex_config: str = "", timeout: float = 240,
     prepare: Callable[[Path], None] | None = None, setup: bool = False, stages: Sequence[Any] = STAGES,
+    config: Mapping[str, Any] | None = None,
 ) -> tuple[int, Path, list[dict[str, Any]]]:
     """Run ``claude -p`` or ``codex exec`` with ``prompt``; returns (exit code, out dir, the
     gateway's ``request_finished`` lines). The simulator verifies reasoning replay unless
-    ``sim_options`` says otherwise; ``prepare(workdir)`` fills the work dir first. ``setup``: the
+    ``sim_options`` says otherwise; ``prepare(workdir)`` fills the work dir first; ``config`` is the
+    whole gateway config instead of ``gateway_config(upstream, stages)`` (``${GW_SIM_URL}`` is the
+    simulator; pipelines ``claude`` and ``codex`` under ``/sim``). ``setup``: the
     client is configured only by what ``python -m pipeline setup`` writes into its home (and its
     environment holds nothing of the client's own)."""
     reason = skip_reason()
     if reason:
         pytest.skip(reason)
-    config = tmp_path / "pipelines.yaml"
-    config.write_text(json.dumps(gateway_config(upstream, stages)))
+    config_path = tmp_path / "pipelines.yaml"
+    config_path.write_text(json.dumps(config if config is not None else gateway_config(upstream, stages)))
     out = tmp_path / "out"
     (out / "workdir").mkdir(parents=True, exist_ok=True)
     if prepare is not None:
         prepare(out / "workdir")
     if setup:
-        write_setup(config, out / "home", which)
+        write_setup(config_path, out / "home", which)
     args = [f"--fault-on={f['on_request']}:{f['kind']}" for f in _faults(faults)]
     args.append("--options=" + json.dumps({"verify_replay": True, **(sim_options or {})}))
     full_env = {**os.environ, "GW_PYTHON": sys.executable, "GW_SIM_ARGS": shlex.join(args),
@@ -85,7 +88,7 @@ def run_client(
         full_env["GW_SETUP"] = "1"
     proc = subprocess.run(
         ["unshare", "--net", "--", "bash", "-c", 'ip link set lo up && exec "$@"', "isolate",
-         str(HERE / "run_client.sh"), CLIENTS, str(config), str(out), which, "/sim", prompt],
+         str(HERE / "run_client.sh"), CLIENTS, str(config_path), str(out), which, "/sim", prompt],
         env=full_env, timeout=timeout + 60, capture_output=True, text=True)
     if proc.returncode in (97, 98):
         pytest.fail(proc.stderr[-3000:])
