@@ -1,8 +1,9 @@
 """describe_images: an image bound for a model that cannot see becomes a description of it.
 
 Request way, for the attempt's upstream model (``ctx.attempt``: a route or a fallback to a
-vision-capable model keeps its images): when the model table (``pipeline.model_limits``; for a
-model it does not know, the upstream profile) says the model has no image input, every image of
+vision-capable model keeps its images): when the attempt's card (``pipeline.model_limits``: the
+model table's, or for a model it does not know its profile's) says the model has no image input,
+or the upstream's format carries none (``image_refusal``), every image of
 the conversation, in user turns and in tool results alike (Claude Code's ``Read`` of a PNG, Codex's
 ``view_image`` output), is replaced by one text part, ``[image described by <model>: ...]``, the
 configured vision model's description of it (``describer``: one call per distinct image, cached
@@ -27,7 +28,7 @@ import trio
 
 from pipeline.attempt import Attempt
 from pipeline.model import ChatRequest, ImagePart, Message, Part, TextPart, ToolResultPart
-from pipeline.model_limits import model_card
+from pipeline.model_limits import image_refusal
 from pipeline.registry import build_upstream
 from pipeline.stage import RequestContext, Stage, StageConfig
 from stages.describe_images.describer import Describer, VisionFailed, digest
@@ -37,11 +38,10 @@ PROMPT = ("Describe this image for a reader who cannot see it, as it bears on so
           "description only.")
 
 
-def sees_images(attempt: Attempt) -> bool:
-    """Whether the attempt's upstream model takes image input: the model table's ``vision``, or
-    for a model the table does not know, its profile's."""
-    card = model_card(attempt.model, attempt.profile.name)
-    return card.vision if card is not None else attempt.profile.images
+def refusal(attempt: Attempt) -> str | None:
+    """Why the attempt's upstream model gets no image (``model_limits.image_refusal``: its card has
+    no vision, or the upstream's format carries none), or ``None`` when it sees."""
+    return image_refusal(attempt.card, attempt.profile)
 
 
 def _images(request: ChatRequest) -> list[str]:
@@ -93,7 +93,8 @@ class DescribeImages(Stage):
 
     async def on_request(self, request: ChatRequest, ctx: RequestContext) -> ChatRequest:
         attempt = ctx.attempt
-        if attempt is None or sees_images(attempt):
+        why = refusal(attempt) if attempt is not None else None
+        if why is None:
             return request
         urls = _images(request)
         if not urls:
@@ -103,16 +104,15 @@ class DescribeImages(Stage):
         for url in urls:
             counts[keys[url]] = counts.get(keys[url], 0) + 1
         texts = await self._describe(keys, ctx)
-        model, target = self.describer.model, attempt.model
+        model = self.describer.model
         for key, n in counts.items():
             text, how = texts[key]
             times = f" ({n} times in the conversation)" if n > 1 else ""
             if how == "failed":
-                ctx.lose("image_undescribed", f"image sha256:{key[:12]}{times}: {target} has no image input and "
-                                              f"{model} could not describe it ({text}); sent a placeholder")
+                ctx.lose("image_undescribed", f"image sha256:{key[:12]}{times}: {why}, and {model} could not "
+                                              f"describe it ({text}); sent a placeholder")
             else:
-                ctx.lose("image_described", f"image sha256:{key[:12]}{times} described by {model} for {target}, "
-                                            f"which has no image input ({how})")
+                ctx.lose("image_described", f"image sha256:{key[:12]}{times} described by {model} ({how}): {why}")
         replaced = {key: TextPart(f"[image described by {model}: {text}]") if how != "failed"
                     else TextPart(f"[image not described: {text}]") for key, (text, how) in texts.items()}
         return msgspec.structs.replace(
@@ -159,4 +159,4 @@ def _replace(message: Message, keys: dict[str, str], replaced: dict[str, TextPar
     return msgspec.structs.replace(message, parts=tuple(parts))
 
 
-__all__ = ["PROMPT", "DescribeImages", "sees_images"]
+__all__ = ["PROMPT", "DescribeImages", "refusal"]

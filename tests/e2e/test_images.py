@@ -127,7 +127,7 @@ class TestDescribed:
         assert [line["status"] for line in lines] == [200] * 51
         assert lines[-1]["losses"] == [
             f"image_described: image sha256:{_digest(shot)[:12]} (50 times in the conversation) described by "
-            "deepseek-v4-flash for deepseek-v4-pro, which has no image input (cached)"]
+            "deepseek-v4-flash (cached): deepseek-v4-pro has no image input"]
         assert len(_b64(shot)) * 50 > 1_000_000  # what the client sent on its last turn
         assert len(json.dumps(text[-1])) < 100_000  # what the text model got instead
 
@@ -167,22 +167,18 @@ class TestRouted:
         assert [b["model"] for b in strict_sim.requests()] == ["deepseek-v4-pro", "deepseek-v4-flash"]
 
 
-async def test_without_either_path_the_image_is_refused_upstream(strict_sim: SimulatorProcess) -> None:
-    """The control: the strict simulator refuses an image sent to the text-only model, so the tests
-    above would fail if one leaked through."""
+async def test_without_either_path_the_model_gets_a_placeholder(strict_sim: SimulatorProcess) -> None:
+    """The baseline the two paths improve on: the encoder keeps the image from the text-only model
+    (the strict simulator would refuse it: tests/upstreams/test_simulator_vision.py) and says so."""
     yaml = CONFIG.replace(f"{DESCRIBE}, ", "")
     async with open_gateway(yaml, sim=strict_sim) as (url, _):
-        answer = await trio.to_thread.run_sync(lambda: _refused(url))
-    assert "does not support image input" in answer
-
-
-def _refused(url: str) -> str:
-    import openai
-    try:
-        chat_image(url + "/chat/v1", "SIM:text ok", SHOT)
-    except openai.BadRequestError as err:
-        return str(err)
-    return "accepted"
+        with structlog.testing.capture_logs() as logs:
+            answer = await trio.to_thread.run_sync(chat_image, url + "/chat/v1", "SIM:text ok", SHOT)
+            await wait_finished(logs)
+    assert answer == "ok"
+    (body,) = strict_sim.requests()
+    assert not images_in(body) and "image omitted" in body["messages"][-1]["content"]
+    assert finished_lines(logs)[-1]["losses"] == ["image: deepseek-v4-pro has no image input; sent a placeholder"]
 
 
 def _digest(image: bytes) -> str:

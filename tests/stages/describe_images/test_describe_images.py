@@ -73,7 +73,7 @@ async def test_every_image_bound_for_a_text_only_model_is_described_once() -> No
     digest = hashlib.sha256(SHOT).hexdigest()[:12]
     assert [(loss.what, loss.detail) for loss in ctx.losses][0] == (
         "image_described", f"image sha256:{digest} (2 times in the conversation) described by deepseek-v4-flash "
-                           "for deepseek-v4-pro, which has no image input (new)")
+                           "(new): deepseek-v4-pro has no image input")
     assert len(ctx.losses) == 2
 
 
