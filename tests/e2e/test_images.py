@@ -12,6 +12,7 @@ text only, so a tool result's image reaches it in a user message after the resul
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,7 +20,7 @@ import structlog
 import trio
 
 from tests.e2e.image_loops import chat_image, claude_read_loop, codex_view_image_loop, png, seen
-from tests.e2e.serving import SIM, open_gateway
+from tests.e2e.serving import SIM, SIM_KEY, open_gateway
 from tests.resilience.dialects import finished_lines, wait_finished
 from upstreams.simulator.testing import SimulatorProcess
 
@@ -189,3 +190,31 @@ def _digest(image: bytes) -> str:
 def _b64(image: bytes) -> str:
     import base64
     return base64.b64encode(image).decode()
+
+
+def readme_examples() -> list[str]:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("### Images on models that cannot see", 1)[1].split("\n### ", 1)[0]
+    return [block.split("```", 1)[0] for block in section.split("```yaml\n")[1:]]
+
+
+@pytest.mark.parametrize("which", ["describe", "route"])
+async def test_the_readme_examples_work_as_written(which: str, strict_sim: SimulatorProcess, monkeypatch) -> None:
+    """The README's two examples, served as written (DeepSeek's URL and key variable pointed at the
+    simulator server): Claude Code's Read and Codex's view_image complete through each."""
+    examples = readme_examples()
+    assert len(examples) == 2
+    monkeypatch.setenv("DEEPSEEK_API_KEY", SIM_KEY)
+    yaml = examples[0 if which == "describe" else 1]
+    step = "result" if which == "describe" else "describe"
+    expected = f"Tool result: {DESCRIPTION}" if which == "describe" else f"I see {seen(SHOT, 64, 48)}."
+    async with open_gateway(yaml, env={"DEEPSEEK_BASE_URL": strict_sim.url}) as (url, _):
+        replies = await trio.to_thread.run_sync(claude_read_loop, url, f"SIM:script read shot.png ;; {step}", SHOT)
+        responses = await trio.to_thread.run_sync(
+            codex_view_image_loop, url + "/v1", f'SIM:script call view_image {{"path": "shot.png"}} ;; {step}', SHOT)
+    assert replies[-1].content[-1].text == expected and responses[-1].output_text == expected
+    vision, text = split(strict_sim.requests())
+    assert not any(images_in(b) for b in text)
+    # Describing: one vision call per pipeline (each keeps its own descriptions); routing: the two
+    # routed turns.
+    assert len(vision) == 2 and all(images_in(b) for b in vision)
