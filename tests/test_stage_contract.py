@@ -74,13 +74,14 @@ class TestStrictOptions:
 
     def test_every_builtin_config_is_a_stage_config(self) -> None:
         """Built-in stages declare their options on StageConfig: frozen, strict."""
+        required = {"describe_images": {"upstream": {"type": "simulator"}}}  # options without a default
         for name in BUILTIN:
             config = resolve_stage(name).Config
             assert issubclass(config, StageConfig), name
             with pytest.raises(msgspec.ValidationError, match="unknown field"):
-                msgspec.convert({"no_such_option": 1}, type=config)
+                msgspec.convert({"no_such_option": 1, **required.get(name, {})}, type=config)
             with pytest.raises(AttributeError):
-                config().no_such = 1  # type: ignore[attr-defined]
+                config(**required.get(name, {})).no_such = 1  # type: ignore[attr-defined]
 
     def test_stage_config_is_frozen_and_strict(self) -> None:
         """A StageConfig subclass is immutable and refuses unknown keys without saying so itself."""
@@ -232,9 +233,12 @@ class TestStagesCommand:
             config = resolve_stage(name).Config
             for field in msgspec.structs.fields(config):
                 line = f"    {field.encode_name}: "
-                default = field.default if field.default is not msgspec.NODEFAULT else field.default_factory()
-                assert any(text.startswith(line) and text.endswith(" = " + msgspec.json.encode(default).decode())
-                           for text in block.splitlines()), (name, field.name)
+                if field.required:
+                    shown = " (required)"
+                else:
+                    default = field.default if field.default is not msgspec.NODEFAULT else field.default_factory()
+                    shown = " = " + msgspec.json.encode(default).decode()
+                assert any(text.startswith(line) and text.endswith(shown) for text in block.splitlines()), (name, field.name)
         assert "        Output budget sent when the client sends none" in proc.stdout  # the field's comment
 
     def test_lists_an_operator_stage_by_module_attr(self) -> None:

@@ -66,8 +66,8 @@ class Case(NamedTuple):
 
 CASES: dict[str, Case] = {
     "unknown stage": Case(BASE + "    stages: [no_such_stage]\n",
-                          "pipeline 'p' stage 0: unknown stage 'no_such_stage' (built-in: structured_output, "
-                          "thinking_filter, token_budget, tool_ids, web_search; or use module:attr)"),
+                          "pipeline 'p' stage 0: unknown stage 'no_such_stage' (built-in: describe_images, "
+                          "structured_output, thinking_filter, token_budget, tool_ids, web_search; or use module:attr)"),
     "stage module with a SyntaxError": Case(
         BASE + "    stages: ['syntax_stage:Stage']\n",
         "pipeline 'p' stage 0: cannot import stage 'syntax_stage:Stage': SyntaxError: invalid syntax "
