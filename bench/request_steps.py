@@ -44,7 +44,7 @@ def measure(path: str, target: int, reps: int) -> dict[str, Any]:
     os.environ.setdefault("BENCH_UPSTREAM_PORT", "9")
     os.environ.setdefault("BENCH_UPSTREAM_KEY", "bench-key")
     os.environ["GATEWAY_THINKING_SECRET"] = THINKING_SECRET
-    from pipeline.app import json_depth_exceeds
+    from pipeline.intake import json_depth_exceeds
     from pipeline.attempt import Attempt
     from pipeline.config import load_config
     from pipeline.protocols.chat import encode_request

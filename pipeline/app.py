@@ -11,16 +11,11 @@ over to ``pipeline.runner``.
 from __future__ import annotations
 
 import gc
-import hmac
 import os
-import re
-import zlib
 from collections.abc import Iterable
-from random import getrandbits
 from typing import Any
 from urllib.parse import parse_qs
 
-import msgspec
 import trio
 
 from pipeline import fatal, hypercorn_patch, metrics
@@ -28,6 +23,18 @@ from pipeline import log as gwlog
 from pipeline.attempt import Attempt
 from pipeline.config import GatewayConfig, ServerConfig, StoreConfig, load_config
 from pipeline.errors import GatewayError, RequestError
+from pipeline.intake import (
+    KEY_REFUSED,
+    drain,
+    json_depth_exceeds,
+    key_index,
+    key_matches,
+    plain,
+    read_body,
+    refused,
+    request_id,
+)
+from pipeline.profiles import Price
 from pipeline.protocols.base import ModelInfo
 from pipeline.registry import Pipeline, build_pipelines, open_stages, open_upstreams, routes
 from pipeline.reload import Generation, watch
@@ -37,9 +44,11 @@ from pipeline.routing import choose
 from pipeline.runner import Receive, run_pipeline
 from pipeline.stage import RequestContext
 from pipeline.store import Store, open_store
+from pipeline.store.base import StoreError
 from pipeline.stored_responses import StoredResponses
 from pipeline.tokens import estimate_request_tokens
 from pipeline.upstream import Upstream
+from pipeline.usage import KeyUsage
 
 TRIO_FIX = "pipeline:app needs the trio worker: run `hypercorn -k trio pipeline:app`"
 
@@ -58,6 +67,7 @@ class Gateway:
         self.store: Store | None = None
         self._store_config = StoreConfig()
         self.stored: StoredResponses | None = None
+        self.usage: KeyUsage | None = None  # per gateway key usage and limits, in the store
         self.ready = False
         self.server: Any = None
         self.metrics_keys: tuple[bytes, ...] = ()  # what GET /metrics accepts (none: open), set at startup
@@ -83,6 +93,7 @@ class Gateway:
         await store.open()
         self.store, self._store_config = store, config.store
         self.stored = StoredResponses(store, config.store.responses_ttl_s)
+        self.usage = KeyUsage(store)
         await open_upstreams(upstreams)
         await open_stages(pipelines)
         self._serve(config, gen, table)
@@ -206,7 +217,7 @@ class Gateway:
     async def _http(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
         method, path = scope["method"], scope["path"]
         if path == "/healthz" and method in ("GET", "HEAD"):
-            await _plain(send, 200, b'{"status":"ok"}', JSON_HEADERS)
+            await plain(send, 200, b'{"status":"ok"}', JSON_HEADERS)
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
         if path == "/metrics" and method == "GET":
@@ -226,10 +237,10 @@ class Gateway:
             return
         pipe, kind = _choose(candidates, headers)
         if kind == "hello":
-            await _plain(send, 200, b"", [(b"content-length", b"0")])
+            await plain(send, 200, b"", [(b"content-length", b"0")])
             return
         ctx = RequestContext(
-            request_id=_request_id(headers.get("x-request-id")),
+            request_id=request_id(headers.get("x-request-id")),
             pipeline_id=pipe.id, client=pipe.codec.name, headers=headers,
             deadline=trio.current_time() + pipe.config.deadline_s,
         )
@@ -237,10 +248,14 @@ class Gateway:
         outcome = Outcome()
         responder = Responder(send, ctx, outcome)
         request_model: str | None = None
+        key: str | None = None  # the env variable name of the gateway key the client sent
         try:
-            if pipe.api_keys and not _key_matches(pipe.api_keys, headers):
-                await _drain(receive, True)  # the 401, not a reset, for a client still sending
-                raise GatewayError(KEY_REFUSED, code="authentication", blame="client")
+            if pipe.api_keys:
+                index = key_index(pipe.api_keys, headers)
+                if index is None:
+                    await drain(receive, True)  # the 401, not a reset, for a client still sending
+                    raise GatewayError(KEY_REFUSED, code="authentication", blame="client")
+                key = pipe.config.api_keys_env[index]
             if kind == "models":
                 await responder.whole(200, JSON_HEADERS, pipe.codec.render_models(self._models(pipe)))
                 return
@@ -253,7 +268,7 @@ class Gateway:
             if kind.startswith("response_"):  # a stored response; model_id is its id
                 await responder.whole(200, JSON_HEADERS, await self._stored_response(kind, model_id, scope))
                 return
-            body = await _read_body(receive, headers, self.server.max_body_bytes, self.server.body_timeout_s,
+            body = await read_body(receive, headers, self.server.max_body_bytes, self.server.body_timeout_s,
                                     pipe.config.deadline_s, ctx.deadline)
             if self.server.max_json_depth and json_depth_exceeds(body, self.server.max_json_depth):
                 raise RequestError(f"request body nests JSON deeper than {self.server.max_json_depth} levels")
@@ -274,7 +289,11 @@ class Gateway:
                 n = exact if exact is not None else estimate_request_tokens(request, attempt.model)
                 await responder.whole(200, JSON_HEADERS, pipe.codec.render_count(n))
                 return
-            await run_pipeline(pipe, request, reply, ctx, responder, receive)
+            if self.usage is None:
+                await run_pipeline(pipe, request, reply, ctx, responder, receive)
+            else:
+                async with self.usage.admitted(pipe, key, pipe.config.deadline_s):
+                    await run_pipeline(pipe, request, reply, ctx, responder, receive)
         except Exception as exc:  # a fault outside run_pipeline too: the dialect's error, never hypercorn's 500
             err = exc if isinstance(exc, GatewayError) else _internal(ctx, exc)
             outcome.error_code = err.code
@@ -288,6 +307,9 @@ class Gateway:
             if kind in ("generate", "count_tokens"):
                 gwlog.request_finished(ctx, outcome, kind=kind, model=request_model)
                 metrics.observe(ctx, outcome)
+            if kind == "generate" and key is not None and self.usage is not None and outcome.attempts:
+                await self.usage.account(key, ctx.upstream_model, outcome, _price(pipe, ctx.upstream_id,
+                                                                                  ctx.upstream_model))
 
     async def _no_route(self, method: str, path: str, headers: dict[str, str], receive: Receive, send: Send) -> None:
         """404 (405 with ``allow`` for a known path) in the dialect of the pipelines mounted there."""
@@ -296,19 +318,25 @@ class Gateway:
         message = f"no route for {method} {path}"
         pipe = _dialect(self.pipelines.values(), path, headers)
         if pipe is None:
-            await _refused(receive, send, status, message, code)
+            await refused(receive, send, status, message, code)
             return
-        await _drain(receive, True)
+        await drain(receive, True)
         rendered = pipe.codec.render_error(GatewayError(message, code=code, status=status, blame="client"))
         extra = [(b"allow", ", ".join(allowed).encode())] if allowed else []
-        await _plain(send, status, rendered.body,
+        await plain(send, status, rendered.body,
                      [*rendered.headers, *extra, (b"content-length", str(len(rendered.body)).encode())])
 
     async def _metrics(self, headers: dict[str, str], receive: Receive, send: Send) -> None:
-        if self.metrics_keys and not _key_matches(self.metrics_keys, headers):
-            await _refused(receive, send, 401, KEY_REFUSED, "authentication_error")
+        if self.metrics_keys and not key_matches(self.metrics_keys, headers):
+            await refused(receive, send, 401, KEY_REFUSED, "authentication_error")
             return
-        await _plain(send, 200, metrics.render(), [(b"content-type", b"text/plain; version=0.0.4")])
+        body = metrics.render()
+        if self.usage is not None:  # every replica's per-key totals, from the store
+            try:
+                body += await self.usage.render(self.pipelines.values())
+            except StoreError as exc:
+                body += f"# gateway_key_* not shown: the store did not answer ({exc})\n".encode()
+        await plain(send, 200, body, [(b"content-type", b"text/plain; version=0.0.4")])
 
     def _templated(self, method: str, path: str) -> tuple[list[tuple[Pipeline, str]] | None, str]:
         """The pipelines of the route whose ``{id}`` segment ``path`` fills, and the id."""
@@ -361,21 +389,13 @@ def _dialect(pipelines: Iterable[Pipeline], path: str, headers: dict[str, str]) 
     return next((p for p in under if (p.codec.name == "anthropic") == want_anthropic), under[0])
 
 
-KEY_REFUSED = "invalid or missing API key for this gateway pipeline"
-
-
-def _key_matches(keys: tuple[bytes, ...], headers: dict[str, str]) -> bool:
-    """Whether ``x-api-key`` (else a Bearer token) is one of ``keys``, compared as bytes: the
-    header's own bytes (decoded latin-1 in ``headers``, so encoded back the same way) against the
-    configured keys' UTF-8, so a non-ASCII key matches when the client sends its UTF-8."""
-    given = headers.get("x-api-key", "").encode("latin-1")
-    auth = headers.get("authorization", "").encode("latin-1")
-    if not given and auth[:7].lower() == b"bearer ":
-        given = auth[7:].strip()
-    ok = False
-    for key in keys:  # constant-time, and every key is compared
-        ok |= hmac.compare_digest(given, key)
-    return ok
+def _price(pipe: Pipeline, upstream_id: str, model: str) -> Price | None:
+    """The price of ``model`` on the pipeline's upstream ``upstream_id`` (the one that served)."""
+    for route in pipe.routing:
+        for up in route.upstreams:
+            if up.id == upstream_id:
+                return up.price(model)
+    return None
 
 
 def _metrics_keys(server: ServerConfig, pipelines: Iterable[Pipeline]) -> tuple[bytes, ...]:
@@ -386,17 +406,6 @@ def _metrics_keys(server: ServerConfig, pipelines: Iterable[Pipeline]) -> tuple[
     return tuple(key for pipe in pipelines for key in pipe.api_keys)
 
 
-_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
-
-
-def _request_id(given: str | None) -> str:
-    """The client's ``x-request-id`` when it is a plain token (at most 128 of ``A-Za-z0-9._:-``),
-    else a new one: the id is logged and echoed, so it must not carry arbitrary text."""
-    if given and _REQUEST_ID.fullmatch(given):
-        return given
-    return f"{getrandbits(128):032x}"
-
-
 def _internal(ctx: RequestContext, exc: Exception) -> GatewayError:
     """A bug outside ``run_pipeline`` (decoding, counting, the models list): logged with its
     traceback, answered as the dialect's 500."""
@@ -404,116 +413,6 @@ def _internal(ctx: RequestContext, exc: Exception) -> GatewayError:
     return GatewayError(f"internal error in the gateway: {type(exc).__name__}", code="api_error")
 
 
-async def _refused(receive: Receive, send: Send, status: int, message: str, code: str) -> None:
-    """A gateway-level refusal (no route, no key for ``/metrics``) after reading the body."""
-    await _drain(receive, True)
-    body = msgspec.json.encode({"error": {"message": message, "type": code}})
-    await _plain(send, status, body, [*JSON_HEADERS, (b"content-length", str(len(body)).encode())])
-
-
-async def _read_body(receive: Receive, headers: dict[str, str], limit: int, idle_s: float, deadline_s: float,
-                     deadline: float) -> bytes:
-    """The request body, decoded; each piece within ``idle_s`` of the last one and the whole by
-    ``deadline`` (the pipeline's, which started with the request), else a 408."""
-    declared = headers.get("content-length", "")
-    # Once the declared length is in, the (empty) end-of-body message is not waited for: it costs
-    # a round trip through the server's task, and the disconnect watcher reads past it.
-    expected = int(declared) if declared.isdigit() else -1
-    if expected > limit:
-        # Drained even after ``Expect: 100-continue``: hypercorn sends the 100 itself, before the
-        # app reads, so that client is sending its body too.
-        await _drain(receive, True)
-        raise RequestError(f"request body of {declared} bytes exceeds the limit of {limit} bytes",
-                           code="request_too_large")
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        with trio.move_on_at(min(trio.current_time() + idle_s, deadline)) as timer:
-            message = await receive()
-        if timer.cancelled_caught:
-            of = f"{size} of {declared} bytes" if expected >= 0 else f"{size} bytes"
-            why = (f"the pipeline deadline of {deadline_s:g}s" if trio.current_time() >= deadline
-                   else f"no more of it for {idle_s:g}s")
-            raise RequestError(f"request body incomplete: {of} received, then {why}", code="request_timeout")
-        if message["type"] == "http.disconnect":
-            raise RequestError("client disconnected while sending the body")
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            await _drain(receive, message.get("more_body", False))
-            raise RequestError(f"request body exceeds the limit of {limit} bytes", code="request_too_large")
-        chunks.append(chunk)
-        if not message.get("more_body", False) or size == expected:
-            break
-    body = b"".join(chunks)
-    encoding = headers.get("content-encoding", "identity").strip().lower()
-    if encoding in ("", "identity"):
-        return body
-    if encoding in ("gzip", "deflate"):
-        try:
-            out = zlib.decompressobj(wbits=47).decompress(body, limit + 1)
-        except zlib.error as exc:
-            raise RequestError(f"request body is not valid {encoding}: {exc}") from None
-        if len(out) > limit:
-            raise RequestError(f"decompressed request body exceeds the limit of {limit} bytes",
-                               code="request_too_large")
-        return out
-    raise RequestError(f"unsupported Content-Encoding {encoding!r} (supported: identity, gzip, deflate)",
-                       code="unsupported_media_type")
-
-
-# A refused body is read and dropped (up to these bounds) before the error is sent: closing on unread
-# bytes makes the kernel reset the connection, and the client would see that instead of the 413.
-DRAIN_BYTES = 64 * 1024 * 1024
-DRAIN_S = 10.0
-
-
-async def _drain(receive: Receive, more: bool) -> None:
-    dropped = 0
-    with trio.move_on_after(DRAIN_S):
-        while more and dropped < DRAIN_BYTES:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            dropped += len(message.get("body", b""))
-            more = message.get("more_body", False)
-
-
-_NOT_STRUCTURE = bytes(range(256)).translate(None, b'[]{}"')  # translate's delete set: all but these
-_PARENS = bytes.maketrans(b"[{]}", b"(())")
-
-
-def json_depth_exceeds(body: bytes, limit: int) -> bool:
-    """Whether ``body`` nests ``[``/``{`` deeper than ``limit``, checked on bytes before decoding
-    (msgspec itself only stops at Python's recursion limit, as a RecursionError).
-
-    The escapes that can hide a string's end go first: escaped backslashes, then escaped quotes
-    (``bytes.replace`` pairs a run of backslashes from the left, as JSON does; outside strings
-    valid JSON has none), then every byte but brackets and quotes; the pieces between quote pairs
-    are strings. Each pass then removes the innermost ``()`` pairs, so the passes count the depth.
-    Two ``replace`` passes cost a third of the regular expression they replaced (1 MB Claude Code
-    history: ~4 ms against ~7.5). Invalid JSON may be misjudged either way; the decoder rejects it.
-    """
-    if b'\\"' in body:
-        body = body.replace(b"\\\\", b"").replace(b'\\"', b"")
-    skeleton = b"".join(body.translate(None, _NOT_STRUCTURE).split(b'"')[::2]).translate(_PARENS)
-    passes = 0
-    while skeleton:
-        shorter = skeleton.replace(b"()", b"")
-        if len(shorter) == len(skeleton):
-            break
-        skeleton = shorter
-        passes += 1
-        if passes > limit:
-            return True
-    return passes + skeleton.count(b"(") > limit
-
-
-async def _plain(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body, "more_body": False})
-
-
 app = Gateway()
 
-__all__ = ["TRIO_FIX", "Gateway", "app", "json_depth_exceeds"]
+__all__ = ["TRIO_FIX", "Gateway", "app"]

@@ -72,6 +72,16 @@ class RouteConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     model: str | None = None
 
 
+class KeyLimits(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Limits per gateway key (``api_keys_env``), counted in the store: across every replica that
+    shares it (pipeline/usage.py). Unset: no limit."""
+
+    # Requests of one key in flight at once.
+    concurrent: Annotated[int, msgspec.Meta(ge=1)] | None = None
+    # Requests of one key started in one calendar minute.
+    per_minute: Annotated[int, msgspec.Meta(ge=1)] | None = None
+
+
 class PipelineConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     # Client protocol served: anthropic | responses | chat.
     client: str
@@ -87,6 +97,8 @@ class PipelineConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     deadline_s: Annotated[float, msgspec.Meta(gt=0)] = 900.0
     # Optional gateway keys: names of env vars holding accepted keys (x-api-key or Bearer).
     api_keys_env: list[str] = []
+    # Limits per gateway key across replicas (needs api_keys_env): concurrent, per_minute.
+    key_limits: KeyLimits = KeyLimits()
     # Retry policy before the first byte (see RetryConfig).
     retry: RetryConfig = RetryConfig()
 
@@ -203,6 +215,10 @@ def parse_config(text: str | bytes, *, env: dict[str, str] | None = None,
         if pipe.mount and (not pipe.mount.startswith("/") or pipe.mount.endswith("/")):
             raise ConfigError(f"{source}: pipeline {pid!r}: mount {pipe.mount!r} "
                               "must start with '/' and not end with '/'")
+    for pid, pipe in config.pipelines.items():
+        limited = pipe.key_limits.concurrent is not None or pipe.key_limits.per_minute is not None
+        if limited and not pipe.api_keys_env:
+            raise ConfigError(f"{source}: pipeline {pid!r}: key_limits needs api_keys_env (the keys it limits)")
     if config.server.metrics_require_key and not any(p.api_keys_env for p in config.pipelines.values()):
         raise ConfigError(f"{source}: server.metrics_require_key is true but no pipeline sets api_keys_env, "
                           "so no key could open /metrics")
@@ -241,7 +257,6 @@ def load_config(path: str | os.PathLike[str], *, env: dict[str, str] | None = No
 
 
 __all__ = [
-    "GatewayConfig", "PipelineConfig", "RetryConfig", "RouteConfig", "RouteWhen", "ServerConfig", "StoreConfig",
-    "interpolate",
-    "load_config", "parse_config",
+    "GatewayConfig", "KeyLimits", "PipelineConfig", "RetryConfig", "RouteConfig", "RouteWhen", "ServerConfig",
+    "StoreConfig", "interpolate", "load_config", "parse_config",
 ]

@@ -29,7 +29,7 @@ from collections.abc import Callable
 import msgspec
 
 from pipeline.model import ChatRequest
-from pipeline.profiles import ModelLimits, Profile
+from pipeline.profiles import ModelLimits, Price, Profile
 
 
 class ModelCard(msgspec.Struct, frozen=True, kw_only=True):
@@ -61,6 +61,8 @@ class ModelCard(msgspec.Struct, frozen=True, kw_only=True):
     profiles: tuple[str, ...] = ("deepseek",)
     # Where the figures come from.
     source: str = ""
+    # List price (USD per million tokens), for the per-key cost; ``None``: not known (no cost).
+    price: Price | None = None
 
     def limits(self) -> ModelLimits:
         return ModelLimits(context_window=self.context_window, max_output_tokens=self.max_output_tokens)
@@ -70,13 +72,22 @@ class ModelCard(msgspec.Struct, frozen=True, kw_only=True):
 DEEPSEEK_PROFILES = ("deepseek", "deepseek_responses", "deepseek_anthropic")
 
 
+# DeepSeek's list prices (api-docs.deepseek.com/quick_start/pricing, DeepSeek-V4-Pro-0813 page): USD per
+# million tokens, cache hit / miss / output, no cache-write charge. DeepSeek bills peak and off-peak
+# hours differently since 2026-08-16 (off-peak at half); an upstream's `prices:` sets what it pays.
+DEEPSEEK_PRICES = {
+    "deepseek-v4-pro": Price(input=0.435, cached_input=0.003625, output=0.87),
+    "deepseek-v4-flash": Price(input=0.14, cached_input=0.0028, output=0.28),
+}
+
+
 def _deepseek_v4(model: str, display_name: str, description: str, *, vision: bool) -> ModelCard:
     return ModelCard(
         model=model, display_name=display_name, description=description,
         context_window=1_048_576, max_output_tokens=393_216, vision=vision,
         reasoning_field="reasoning_content", reasoning_levels=("low", "high", "max"),
         default_reasoning_level="high", forced_tool_choice_with_thinking=False, parallel_tool_calls=True,
-        profiles=DEEPSEEK_PROFILES,
+        profiles=DEEPSEEK_PROFILES, price=DEEPSEEK_PRICES[model],
         source="DeepSeek API docs, ../shared/PROTOCOLS.md §4.1-§4.3 (1M = 2^20 context, 384K output)")
 
 

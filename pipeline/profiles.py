@@ -27,6 +27,20 @@ class ModelLimits(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     max_output_tokens: int
 
 
+class Price(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """What a model's tokens cost, USD per million. DeepSeek bills input by cache hit and miss and
+    has no cache-write charge (``cache_write`` 0); output includes the reasoning tokens."""
+
+    # Input tokens the upstream did not have cached.
+    input: float
+    # Input tokens served from the upstream's cache.
+    cached_input: float
+    # Output tokens (reasoning included).
+    output: float
+    # Tokens written to a cache (Anthropic's cache_creation); 0 where there is no such charge.
+    cache_write: float = 0.0
+
+
 class Profile(msgspec.Struct, frozen=True, kw_only=True):
     name: str
     # Per model: which delta/message field carries reasoning, out and in (§3.3). The Chat decoder
@@ -233,4 +247,4 @@ PROFILES: dict[str, Profile] = {
 }
 
 
-__all__ = ["PROFILES", "ModelLimits", "Profile", "ThinkingSwitch"]
+__all__ = ["PROFILES", "ModelLimits", "Price", "Profile", "ThinkingSwitch"]

@@ -25,7 +25,7 @@ import msgspec
 from pipeline.attempt import Attempt
 from pipeline.model import ChatRequest
 from pipeline.model_limits import ModelCard, card_for, model_card
-from pipeline.profiles import PROFILES, ModelLimits, Profile
+from pipeline.profiles import PROFILES, ModelLimits, Price, Profile
 from pipeline.stage import RequestContext
 
 _MARKER = re.compile(r"\[[^\[\]]*\]$")  # a trailing [...]: Claude Code's [1m]
@@ -47,6 +47,8 @@ class UpstreamConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     models: dict[str, str] = {}
     # Per upstream model limit overrides (else the model table's, pipeline/model_limits.py, else the profile's).
     limits: dict[str, ModelLimits] = {}
+    # Per upstream model prices, USD per million tokens (else the model table's list price).
+    prices: dict[str, Price] = {}
     # Path appended to base_url for chat completions.
     chat_path: str = "/chat/completions"
     # Seconds to establish a TCP/TLS connection.
@@ -137,6 +139,14 @@ class Upstream:
         return ModelLimits(
             context_window=self.profile.context_window, max_output_tokens=self.profile.max_output_tokens
         )
+
+    def price(self, upstream_model: str) -> Price | None:
+        """What ``upstream_model``'s tokens cost on this upstream: its ``prices:``, else the table's."""
+        found = self.config.prices.get(upstream_model)
+        if found is not None:
+            return found
+        card = model_card(upstream_model, self.profile.name)
+        return card.price if card is not None else None
 
     def card(self, upstream_model: str) -> ModelCard:
         """Everything clients are told about ``upstream_model``, and what the encoders act on: the

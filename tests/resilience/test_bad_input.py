@@ -15,7 +15,8 @@ import pytest
 from hypothesis import strategies as st
 import trio
 
-from pipeline.app import Gateway, json_depth_exceeds
+from pipeline.app import Gateway
+from pipeline.intake import json_depth_exceeds
 from pipeline.config import parse_config
 from tests.e2e.serving import SIM, open_gateway
 from tests.resilience.dialects import DIALECTS, PATHS, auth_headers, fold, request_body
