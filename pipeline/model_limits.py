@@ -187,6 +187,15 @@ def thinking_for(request: ChatRequest, card: ModelCard, where: str, lose: Callab
     return on
 
 
-__all__ = ["DEEPSEEK_PROFILES", "MODELS", "ModelCard", "card_for", "effort_word", "forced_choice", "image_refusal",
-           "model_card",
-           "thinking_for", "thinking_on", "thinking_wanted"]
+def effort_not_sent(request: ChatRequest, lose: Callable[[str, str], None]) -> None:
+    """An upstream encoder sends no effort because thinking is off: the client's effort, if it gave
+    one, is a loss. DeepSeek 400s ``thinking: disabled`` together with an effort, and Claude Code
+    2.1.166's sub-agents send exactly that shape (``thinking: {type: disabled}`` with
+    ``output_config.effort``)."""
+    effort = request.thinking.effort
+    if effort is not None and effort != "none":
+        lose("effort", f"effort {effort!r} not sent: thinking is disabled")
+
+
+__all__ = ["DEEPSEEK_PROFILES", "MODELS", "ModelCard", "card_for", "effort_not_sent", "effort_word", "forced_choice",
+           "image_refusal", "model_card", "thinking_for", "thinking_on", "thinking_wanted"]

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import anthropic
 import httpx
+import structlog
 import trio
 
 from tests.e2e.serving import SIM, open_gateway
+from tests.resilience.dialects import finished_lines, wait_finished
 
 CONFIG = """
 upstreams:
@@ -29,13 +31,21 @@ BASH = {"name": "Bash", "description": "Run a shell command",
         "input_schema": {"type": "object", "properties": {"command": {"type": "string"}}, "required": ["command"]}}
 
 
-def loop(base_url: str, prompt: str, *, stream: bool = True, steps: int = 4) -> list[anthropic.types.Message]:
+def loop(base_url: str, prompt: str, *, stream: bool = True, steps: int = 4, sub_agent: bool = False,
+         ) -> list[anthropic.types.Message]:
+    """Claude Code's tool loop; ``sub_agent``: in the shape of Claude Code 2.1.166's sub-agents
+    (``thinking: {type: disabled}`` with ``output_config.effort``, a system message in messages[])."""
     client = anthropic.Anthropic(base_url=base_url, api_key="dummy", max_retries=0)
     messages: list[dict] = [{"role": "user", "content": prompt}]
+    if sub_agent:
+        messages.append({"role": "system", "content": "Skills available: none."})
     replies = []
     for _ in range(steps):
         kwargs = dict(model="claude-opus-5-5", max_tokens=32000 if stream else 4096, messages=messages, tools=[BASH],
-                      thinking={"type": "adaptive"}, system=[{"type": "text", "text": "You are a coding agent."}])
+                      thinking={"type": "disabled" if sub_agent else "adaptive"},
+                      system=[{"type": "text", "text": "You are a coding agent."}])
+        if sub_agent:
+            kwargs["extra_body"] = {"output_config": {"effort": "high"}}
         if stream:
             with client.messages.stream(**kwargs) as s:
                 reply = s.get_final_message()
@@ -72,6 +82,28 @@ class TestAnthropicEndToEnd:
         assistants = [m for m in sent[-1]["messages"] if m["role"] == "assistant"]
         shown = [next(b.thinking for b in r.content if b.type == "thinking") for r in replies[:2]]
         assert [a["reasoning_content"] for a in assistants] == shown
+
+    async def test_sub_agent_shape_thinking_disabled_with_an_effort(self, sim) -> None:
+        """Claude Code 2.1.166's sub-agent request shape (thinking disabled with an effort, a system
+        message inside messages[]) through a tool loop: DeepSeek gets thinking disabled, no effort,
+        no reasoning and one leading system message; the effort it did not get is a loss on every
+        request (tests/clients/test_matrix.py runs the real 2.1.166 sub-agent)."""
+        sim.reset(verify_replay=True, reject_mid_system=True)
+        async with open_gateway(CONFIG, sim=sim) as (url, _):
+            with structlog.testing.capture_logs() as logs:
+                replies = await trio.to_thread.run_sync(
+                    lambda: loop(url, "SIM:script shell cat out.txt ;; text sub-agent done", sub_agent=True))
+                await wait_finished(logs, 2)
+        assert [r.stop_reason for r in replies] == ["tool_use", "end_turn"]
+        assert replies[-1].content[-1].text == "sub-agent done"
+        assert not any(b.type == "thinking" for r in replies for b in r.content)
+        sent = sim.requests()
+        assert [body["thinking"] for body in sent] == [{"type": "disabled"}] * 2
+        assert not any("reasoning_effort" in body for body in sent)
+        assert [m["role"] for m in sent[-1]["messages"]] == ["system", "user", "assistant", "tool"]
+        assert not any("reasoning_content" in m for m in sent[-1]["messages"])
+        assert [line["losses"] for line in finished_lines(logs)] == [
+            ["effort: effort 'high' not sent: thinking is disabled"]] * 2
 
     async def test_non_streaming_tool_loop(self, sim) -> None:
         """stream=false gives the same loop (Claude Code falls back to it)."""

@@ -111,6 +111,21 @@ def test_deepseek_thinking_off_sends_disabled_no_effort_no_reasoning(thinking: T
     assert all("reasoning_content" not in m and "reasoning" not in m for m in body["messages"])
 
 
+def test_an_effort_with_thinking_disabled_is_a_loss_not_sent() -> None:
+    """Claude Code 2.1.166's sub-agents send ``thinking: {type: disabled}`` with
+    ``output_config.effort``: DeepSeek gets thinking disabled and no effort, and the effort it did
+    not get is in the loss report, on every switch (an effort without a ``disabled`` says nothing)."""
+    for profile in (DEEPSEEK, VLLM, OLLAMA):
+        body, losses = encode(req(thinking=ThinkingConfig(enabled=False, effort="high")), profile)
+        assert "reasoning_effort" not in body
+        assert [(loss.what, loss.detail) for loss in losses] == [("effort", "effort 'high' not sent: thinking is disabled")]
+    for thinking in (ThinkingConfig(effort="none"), ThinkingConfig(enabled=False), ThinkingConfig(effort="high")):
+        _, losses = encode(req(thinking=thinking), DEEPSEEK)
+        assert losses == []
+    _, losses = encode(req(thinking=ThinkingConfig(effort="xhigh")), OLLAMA)  # no switch: the effort is sent
+    assert losses == []
+
+
 def test_deepseek_forced_tool_choice_is_sent_with_thinking_off_and_a_loss() -> None:
     """DeepSeek rejects a forced tool_choice while thinking: the client needs that call, so the
     choice goes as it came and thinking is off for the request (a ``thinking_off`` loss)."""

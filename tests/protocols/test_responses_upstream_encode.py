@@ -111,6 +111,11 @@ class TestBody:
         off, _ = body(ChatRequest(model="m", thinking=ThinkingConfig(enabled=False),
                                   messages=(Message(role="user", parts=(TextPart("hi"),)),)))
         assert off["reasoning"] == {"effort": "none"} and "include" not in off
+        # Claude Code 2.1.166's sub-agent shape: thinking disabled with an effort. Not sent: a loss.
+        sub, losses = body(ChatRequest(model="m", thinking=ThinkingConfig(enabled=False, effort="high"),
+                                       messages=(Message(role="user", parts=(TextPart("hi"),)),)))
+        assert sub["reasoning"] == {"effort": "none"}
+        assert losses == ["effort"]
         high, _ = body(ChatRequest(model="m", thinking=ThinkingConfig(effort="medium"),
                                    messages=(Message(role="user", parts=(TextPart("hi"),)),)))
         assert high["reasoning"] == {"effort": "high", "summary": "auto"}

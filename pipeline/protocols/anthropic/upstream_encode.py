@@ -42,7 +42,7 @@ from pipeline.model import (
     part_kind,
     text_of,
 )
-from pipeline.model_limits import ModelCard, card_for, effort_word, image_refusal, thinking_for
+from pipeline.model_limits import ModelCard, card_for, effort_not_sent, effort_word, image_refusal, thinking_for
 from pipeline.profiles import Profile
 from pipeline.protocols.anthropic.models import (
     MessageParam,
@@ -132,8 +132,7 @@ def _thinking(body: MessagesRequest, request: ChatRequest, profile: Profile, car
     if not on:
         if asked.enabled is not None or asked.effort == "none" or card.thinking_default:
             body.thinking = ThinkingParam(type="disabled")
-        if effort is not None:  # DeepSeek: thinking disabled together with an effort is a 400
-            lose("effort", f"effort {effort!r} not sent: thinking is disabled")
+        effort_not_sent(request, lose)  # DeepSeek: thinking disabled together with an effort is a 400
         return
     budget = asked.budget_tokens
     if profile.keep_client_thinking or budget is not None:  # the real API needs a budget below max_tokens

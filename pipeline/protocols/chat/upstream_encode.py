@@ -14,6 +14,8 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from msgspec import UNSET
+
 from pipeline.model import (
     ChatRequest,
     ImagePart,
@@ -26,7 +28,7 @@ from pipeline.model import (
     part_kind,
     text_of,
 )
-from pipeline.model_limits import ModelCard, card_for, effort_word, image_refusal, thinking_for
+from pipeline.model_limits import ModelCard, card_for, effort_not_sent, effort_word, image_refusal, thinking_for
 from pipeline.profiles import Profile
 from pipeline.protocols.chat.models import (
     ENCODER,
@@ -79,7 +81,7 @@ def encode_request(
     )
     if stream and profile.stream_usage:
         body.stream_options = StreamOptions(include_usage=True)
-    _thinking(body, request, profile, card, on)
+    _thinking(body, request, profile, card, on, lose)
     if request.tools:
         body.tools = [_tool(spec, profile) for spec in request.tools]
         if request.tool_choice is not None:
@@ -122,7 +124,7 @@ def encode_request(
 
 
 def _thinking(body: ChatCompletionRequest, request: ChatRequest, profile: Profile, card: ModelCard,
-              on: bool) -> None:
+              on: bool, lose: Lose) -> None:
     effort = request.thinking.effort
     word = effort_word(card, effort)
     switch = profile.thinking_switch
@@ -138,6 +140,8 @@ def _thinking(body: ChatCompletionRequest, request: ChatRequest, profile: Profil
             body.reasoning_effort = word
     elif word and request.thinking.enabled is not False:
         body.reasoning_effort = word
+    if not on and body.reasoning_effort is UNSET:
+        effort_not_sent(request, lose)
 
 
 def _tool(spec: ToolSpec, profile: Profile) -> Tool:

@@ -33,7 +33,7 @@ from pipeline.model import (
     part_kind,
     text_of,
 )
-from pipeline.model_limits import ModelCard, card_for, effort_word, image_refusal, thinking_for
+from pipeline.model_limits import ModelCard, card_for, effort_not_sent, effort_word, image_refusal, thinking_for
 from pipeline.profiles import Profile
 from pipeline.protocols.openai import LOCAL_SHELL_DESCRIPTION, LOCAL_SHELL_SCHEMA, freeform_parameters
 from pipeline.protocols.responses.helpers import open_seal
@@ -76,7 +76,7 @@ def request_body(request: ChatRequest, *, model: str, profile: Profile, upstream
     body["input"] = items
     body["stream"] = True
     body["store"] = False
-    _reasoning(body, request, profile, card, on)
+    _reasoning(body, request, profile, card, on, lose)
     if request.tools:
         body["tools"] = [_tool(spec, profile, custom) for spec in request.tools]
         if request.tool_choice is not None:
@@ -112,11 +112,13 @@ def request_body(request: ChatRequest, *, model: str, profile: Profile, upstream
 # ---------------------------------------------------------------- reasoning and tools
 
 
-def _reasoning(body: dict[str, Any], request: ChatRequest, profile: Profile, card: ModelCard, on: bool) -> None:
+def _reasoning(body: dict[str, Any], request: ChatRequest, profile: Profile, card: ModelCard, on: bool,
+               lose: Lose) -> None:
     effort = request.thinking.effort
     if not on:
         if card.thinking_default:  # the upstream would think unless told not to
             body["reasoning"] = {"effort": "none"}
+        effort_not_sent(request, lose)
         return
     reasoning: dict[str, Any] = {}
     if effort and effort != "none":
