@@ -114,6 +114,21 @@ class TestDirectives:
         assert got["calls"][0]["name"] == "Read"
         assert json.loads(got["calls"][0]["arguments"]) == {"file_path": "/etc/hosts"}
 
+    def test_call_with_a_field_of_the_latest_result(self):
+        """``{{result.KEY}}`` in SIM:call's arguments is that field of the latest tool result (the
+        id Codex's spawn_agent returned, for wait_agent); a result without it is said, not guessed."""
+        tools = [{"type": "function", "function": {"name": name, "parameters": {"type": "object"}}}
+                 for name in ("spawn", "wait")]
+        msgs = tool_turn("")
+        msgs[0] = user('SIM:script call spawn {} ;; call wait {"targets": ["{{result.agent_id}}"]}')
+        msgs[2]["content"] = '{"agent_id": "019a-agent", "nickname": "Dewey"}'
+        got = collect(frames(chat(Simulator(), request(msgs, tools=tools))))
+        assert [(c["name"], json.loads(c["arguments"])) for c in got["calls"]] == [
+            ("wait", {"targets": ["019a-agent"]})]
+        msgs[2]["content"] = "not json"
+        got = collect(frames(chat(Simulator(), request(msgs, tools=tools))))
+        assert got["calls"] == [] and "needs agent_id from the latest tool result" in got["content"]
+
     def test_prompt_in_markup_and_parts(self):
         """Directives are found anywhere in the last user message's text parts."""
         msg = {"role": "user", "content": [

@@ -13,7 +13,9 @@ Each directive runs from ``SIM:<kind>`` to the end of its line:
     SIM:write <path> <content...>    Write {file_path, content}, else apply_patch {input: an
                                      Add File patch}, else a shell printf; ``\\n`` = newline
     SIM:parallel <c1> || <c2> ...    several shell calls in one turn (fragments interleaved)
-    SIM:call <name> <json>           one call to any offered tool with these arguments
+    SIM:call <name> <json>           one call to any offered tool with these arguments;
+                                     ``{{result.KEY}}`` in them becomes field KEY of the latest
+                                     tool result (a JSON object), e.g. an id a first call returned
     SIM:read <path>                  Read {file_path}, else a shell ``cat <path>`` (with the
                                      tool's ``max_output_tokens`` raised, if it has one)
     SIM:result                       answer with the text of the latest tool result
@@ -64,6 +66,7 @@ from upstreams.simulator.config import FAULT_KINDS
 from upstreams.simulator.vision import describe_all, describe_latest, image_urls
 
 _DIRECTIVE = re.compile(r"SIM:([A-Za-z_]+)[ \t]*([^\r\n]*)")
+_RESULT_FIELD = re.compile(r"\{\{result\.([A-Za-z0-9_]+)\}\}")
 _SHELL_TOOLS = ("Bash", "exec_command", "shell_command", "shell", "local_shell")
 _STEP_KINDS = ("text", "shell", "write", "parallel", "call", "result", "read", "describe")
 _READ_MAX_TOKENS = 100_000
@@ -239,6 +242,13 @@ def _step(kind: str, arg: str, tools: dict[str, dict[str, Any]],
         name, _, raw = arg.partition(" ")
         if name not in tools:
             return _no_tool(f"`{name}`", tools)
+        if _RESULT_FIELD.search(raw):
+            fields = _result_fields(messages)
+            missing = [key for key in _RESULT_FIELD.findall(raw) if not isinstance(fields.get(key), str)]
+            if missing:
+                return ("The latest tool result lacks a field I need.",
+                        f"SIM:call needs {', '.join(missing)} from the latest tool result, which has none.", [])
+            raw = _RESULT_FIELD.sub(lambda m: str(fields[m.group(1)]), raw)
         try:
             arguments = _ENCODE.encode(_DECODE.decode(raw or "{}")).decode()
         except msgspec.DecodeError:
@@ -262,6 +272,16 @@ def spoil(plan: Plan) -> Plan:
     else:
         plan.content = plan.invalid
     return plan
+
+
+def _result_fields(messages: list[dict[str, Any]]) -> dict[str, Any]:
+    """The latest tool result's JSON object (none when it is not one)."""
+    results = [m for m in messages if m["role"] == "tool"]
+    try:
+        value = _DECODE.decode(message_text(results[-1])) if results else None
+    except msgspec.DecodeError:
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
 class Script(msgspec.Struct, kw_only=True):
