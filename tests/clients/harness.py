@@ -32,6 +32,10 @@ WEB_SEARCH_STAGES = [{"web_search": {"options": {"base_url": "${GW_SEARXNG_URL}"
 def skip_reason() -> str | None:
     if not CLIENTS or not (Path(CLIENTS) / "node_modules" / ".bin" / "claude").exists():
         return "GW_CLIENTS does not name an npm prefix with claude and codex installed"
+    return root_reason()
+
+
+def root_reason() -> str | None:
     if os.geteuid() != 0 or not shutil.which("unshare"):
         return "needs root and unshare for a loopback-only network namespace"
     return None
@@ -58,7 +62,7 @@ def run_client(
     sim_options: Mapping[str, Any] | None = None, upstream: Mapping[str, Any] | None = None,
     env: Mapping[str, str] | None = None, codex_config: str = "", timeout: float = 240,
     prepare: Callable[[Path], None] | None = None, setup: bool = False, stages: Sequence[Any] = STAGES,
-    config: Mapping[str, Any] | None = None,
+    config: Mapping[str, Any] | None = None, clients: str | None = None,
 ) -> tuple[int, Path, list[dict[str, Any]]]:
     """Run ``claude -p`` or ``codex exec`` with ``prompt``; returns (exit code, out dir, the
     gateway's ``request_finished`` lines). The simulator verifies reasoning replay unless
@@ -66,8 +70,9 @@ def run_client(
     whole gateway config instead of ``gateway_config(upstream, stages)`` (``${GW_SIM_URL}`` is the
     simulator; pipelines ``claude`` and ``codex`` under ``/sim``). ``setup``: the
     client is configured only by what ``python -m pipeline setup`` writes into its home (and its
-    environment holds nothing of the client's own)."""
-    reason = skip_reason()
+    environment holds nothing of the client's own). ``clients``: another npm prefix holding
+    the client (tests/clients/test_matrix.py: one prefix per version) instead of ``GW_CLIENTS``."""
+    reason = skip_reason() if clients is None else root_reason()
     if reason:
         pytest.skip(reason)
     config_path = tmp_path / "pipelines.yaml"
@@ -88,7 +93,7 @@ def run_client(
         full_env["GW_SETUP"] = "1"
     proc = subprocess.run(
         ["unshare", "--net", "--", "bash", "-c", 'ip link set lo up && exec "$@"', "isolate",
-         str(HERE / "run_client.sh"), CLIENTS, str(config_path), str(out), which, "/sim", prompt],
+         str(HERE / "run_client.sh"), clients or CLIENTS, str(config_path), str(out), which, "/sim", prompt],
         env=full_env, timeout=timeout + 60, capture_output=True, text=True)
     if proc.returncode in (97, 98):
         pytest.fail(proc.stderr[-3000:])
@@ -149,5 +154,6 @@ def assert_replay_verified(out: Path) -> dict[str, Any]:
     return stats
 
 
-__all__ = ["CLIENTS", "STAGES", "WEB_SEARCH_STAGES", "write_setup", "assert_loop", "assert_replay_verified", "client_events",
-           "finished_lines", "gateway_config", "run_client", "sim_requests", "sim_stats", "skip_reason"]
+__all__ = ["CLIENTS", "STAGES", "WEB_SEARCH_STAGES", "write_setup", "assert_loop", "assert_replay_verified",
+           "client_events", "finished_lines", "gateway_config", "root_reason", "run_client", "sim_requests",
+           "sim_stats", "skip_reason"]

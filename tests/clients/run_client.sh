@@ -13,6 +13,8 @@
 #   GW_CODEX_ARGS      more `codex exec` flags, shell-quoted words (e.g. --output-schema FILE)
 #   GW_CLIENT_TIMEOUT  seconds the client may run (240)
 #   GW_PYTHON          the Python with the gateway installed (python3)
+#   GW_APP             the ASGI app to serve (pipeline:app; tests.clients.capture_app:app records
+#                      every client request to $GW_CAPTURE)
 #   GW_SETUP=1         the client's settings are the ones `python -m pipeline setup` wrote into
 #                      OUT_DIR/home (Claude: .claude/settings.json; Codex: config.toml + catalog):
 #                      nothing of the client's configuration is set here
@@ -37,7 +39,7 @@ sim=$!
 "$python" -m tests.fake_searxng 9200 "$out/searxng_queries.txt" > "$out/searxng.log" 2>&1 &
 searxng=$!
 wait_port 9100 || { echo "simulator did not start" >&2; cat "$out/simulator.log" >&2; exit 97; }
-PIPELINES_CONFIG=$config "$python" -m hypercorn -k trio -b 127.0.0.1:8000 pipeline:app > "$out/gateway.log" 2>&1 &
+PIPELINES_CONFIG=$config "$python" -m hypercorn -k trio -b 127.0.0.1:8000 "${GW_APP:-pipeline:app}" > "$out/gateway.log" 2>&1 &
 gw=$!
 wait_port 9200 || { echo "fake searxng did not start" >&2; cat "$out/searxng.log" >&2; exit 97; }
 wait_port 8000 || { echo "gateway did not start" >&2; cat "$out/gateway.log" >&2; exit 98; }
