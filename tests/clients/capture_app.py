@@ -37,7 +37,8 @@ async def app(scope: Scope, receive: Any, send: Any) -> None:
         body: Any = json.loads(raw) if raw else None
     except ValueError:
         body = {"_unparsed_bytes": len(raw)}
-    record = {"seq": next(_arrived), "method": scope["method"], "path": scope["path"], "query": scope["query_string"].decode(),
+    record = {"seq": next(_arrived), "method": scope["method"], "path": scope["path"],
+              "query": scope["query_string"].decode(),
               "headers": {k.decode(): v.decode("latin-1") for k, v in scope["headers"]
                           if k.lower() not in (b"authorization", b"x-api-key")},
               "body": body}

@@ -104,13 +104,20 @@ def compact(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"))
 
 
-def _effort(body: dict[str, Any]) -> str | None:
-    return (body.get("output_config") or {}).get("effort")
+def client_effort(body: dict[str, Any]) -> str | None:
+    """The effort a client request asks for (Messages ``output_config``, Responses ``reasoning``)."""
+    return (body.get("output_config") or {}).get("effort") or (body.get("reasoning") or {}).get("effort")
+
+
+def effort_shape(body: dict[str, Any]) -> str:
+    """How a client request that asks for an effort says thinking: disabled, or nothing."""
+    thinking = body.get("thinking")
+    return f"`thinking: {{type: {thinking['type']}}}` with an effort" if thinking else "effort without `thinking`"
 
 
 def _thinking_words(body: dict[str, Any]) -> str:
     thinking = body.get("thinking")
-    effort = _effort(body)
+    effort = client_effort(body)
     words = f"thinking `{thinking['type']}`" if thinking else "no `thinking`"
     if thinking and thinking.get("display"):
         words += f" (display `{thinking['display']}`)"
@@ -125,7 +132,6 @@ def claude_sends(run: Run) -> dict[str, Any]:
         "main": sorted({_thinking_words(b) for b in main}),
         "sub": sorted({_thinking_words(b) for b in sub}),
         "system_in_messages": any(m.get("role") == "system" for b in run.generate for m in b["messages"]),
-        "disabled_with_effort": [b for b in sub if (b.get("thinking") or {}).get("type") == "disabled" and _effort(b)],
         "probes": sorted({f"`{r['method']} {r['path']}` (answered {r.get('status')})" for r in run.captured
                           if not r["path"].endswith(("/v1/messages", "/v1/responses"))}),
     }
@@ -198,6 +204,6 @@ def echoed_calls(body: dict[str, Any]) -> list[tuple[str | None, str]]:
             if item.get("type") == "function_call"]
 
 
-__all__ = ["CLAUDE_SCRIPT", "CODEX_SCRIPT", "NAMESPACE", "Run", "SUB_PROMPT", "claude_sends", "codex_sends", "compact",
-           "echoed_calls", "echoed_thinking", "is_sub_agent", "load_run", "tool_outputs", "upstream_effort",
-           "late_system", "upstream_thinking_off", "upstream_tool_names", "user_texts"]
+__all__ = ["CLAUDE_SCRIPT", "CODEX_SCRIPT", "NAMESPACE", "Run", "SUB_PROMPT", "claude_sends", "client_effort",
+           "codex_sends", "compact", "echoed_calls", "echoed_thinking", "effort_shape", "is_sub_agent", "late_system",
+           "load_run", "tool_outputs", "upstream_effort", "upstream_thinking_off", "upstream_tool_names", "user_texts"]

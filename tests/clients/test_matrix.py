@@ -29,8 +29,9 @@ import pytest
 
 from tests.clients.harness import assert_replay_verified, client_events, run_client, sim_stats
 from tests.clients.matrix_observe import (
-    CLAUDE_SCRIPT, CODEX_SCRIPT, NAMESPACE, Run, claude_sends, codex_sends, echoed_calls, echoed_thinking, late_system, load_run,
-    tool_outputs, upstream_effort, upstream_thinking_off, upstream_tool_names,
+    CLAUDE_SCRIPT, CODEX_SCRIPT, NAMESPACE, Run, claude_sends, client_effort, codex_sends, echoed_calls,
+    echoed_thinking, effort_shape, late_system, load_run, tool_outputs, upstream_effort, upstream_thinking_off,
+    upstream_tool_names,
 )
 from tests.clients.matrix_table import UPSTREAMS, cases, results_dir, write_result
 
@@ -113,16 +114,22 @@ def _system_folded(run: Run, upstream: str, sent: bool) -> None:
         run.needs.append("its `system` message inside `messages[]` (a DeepSeek 400): folded into the system prompt")
 
 
-def _sub_agent_effort(run: Run, shapes: dict[str, Any]) -> None:
-    sub = run.sub(run.upstream)
-    if shapes["disabled_with_effort"]:
-        assert all(upstream_thinking_off(body) and upstream_effort(body) is None for body in sub), sub
-        losses = [loss for line in run.lines for loss in line["losses"] if loss.startswith("effort:")]
-        assert len(losses) == len(shapes["disabled_with_effort"]), losses
-        run.needs.append("its sub-agents' `thinking: {type: disabled}` with an effort (a DeepSeek 400): thinking off, "
+def _effort_with_thinking_off(run: Run) -> None:
+    """DeepSeek 400s an effort with thinking off: no upstream request has both, and every client
+    request whose effort could not go (thinking off upstream) has its ``effort`` loss. Requests
+    pair up in order within the main agent's and within the sub-agent's (each one at a time)."""
+    assert not any(upstream_thinking_off(body) and upstream_effort(body) is not None for body in run.upstream)
+    dropped: list[tuple[str, str]] = []
+    for agent, group in (("main agent", run.main), ("sub-agents", run.sub)):
+        sent, got = group(run.generate), group(run.upstream)
+        assert len(sent) == len(got)
+        dropped += [(agent, effort_shape(body)) for body, up in zip(sent, got)
+                    if upstream_thinking_off(up) and client_effort(body)]
+    losses = [loss for line in run.lines for loss in line["losses"] if loss.startswith("effort:")]
+    assert len(losses) == len(dropped), (losses, dropped)
+    for agent, shape in dict.fromkeys(dropped):
+        run.needs.append(f"{agent}: {shape} (thinking off upstream, and DeepSeek 400s an effort with it): "
                          "the effort not sent, recorded as a loss")
-    else:
-        assert not any(upstream_thinking_off(body) for body in sub)
 
 
 def _claude(tmp_path: Path, version: str, upstream: str, result: dict[str, Any]) -> None:
@@ -137,7 +144,7 @@ def _claude(tmp_path: Path, version: str, upstream: str, result: dict[str, Any])
     agent_result = tool_outputs(run.main(run.generate)[-1])[-1]
     assert "done" in agent_result, agent_result  # the sub-agent's answer came back through Agent
     _system_folded(run, upstream, shapes["system_in_messages"])
-    _sub_agent_effort(run, shapes)
+    _effort_with_thinking_off(run)
     for record in run.captured:
         assert record.get("status") is not None and record["status"] < 500, record
     result.update(sends=run.sends, needs=run.needs)
@@ -151,17 +158,20 @@ def _codex(tmp_path: Path, version: str, upstream: str, result: dict[str, Any]) 
     shapes = codex_sends(run)
     result["detail"] = _common(out, run, main_requests=4, tool_turns=3)
     _system_folded(run, upstream, False)
+    _effort_with_thinking_off(run)
     last = run.main(run.generate)[-1]
     assert '"completed"' in tool_outputs(last)[-1], tool_outputs(last)  # wait_agent saw the sub-agent finish
     if shapes["namespaces"]:
         flat = {name for body in run.upstream for name in upstream_tool_names(body)}
         assert {f"{NAMESPACE}__spawn_agent", f"{NAMESPACE}__wait_agent"} <= flat, sorted(flat)
         assert not any(t.get("type") == "namespace" for body in run.upstream for t in body.get("tools", []))
-        assert [call for call in echoed_calls(last) if call[0]] == [(NAMESPACE, "spawn_agent"), (NAMESPACE, "wait_agent")]
+        namespaced = [call for call in echoed_calls(last) if call[0]]
+        assert namespaced == [(NAMESPACE, "spawn_agent"), (NAMESPACE, "wait_agent")], namespaced
         run.needs.append(f"namespace tools ({', '.join(f'`{n}`' for n in shapes['namespaces'])}): flattened to "
                          "`<namespace>__<name>` upstream, each call handed back with its namespace "
                          "(spawn_agent and wait_agent ran)")
-    hosted = [t["type"] for t in run.generate[0].get("tools", []) if t.get("type") in ("web_search", "web_search_preview")]
+    hosted = [t["type"] for t in run.generate[0].get("tools", [])
+              if t.get("type") in ("web_search", "web_search_preview")]
     if hosted:
         assert all(any(loss.startswith("server_tool:") for loss in line["losses"]) for line in run.lines
                    if line["endpoint"] == "generate"), [line["losses"] for line in run.lines]
