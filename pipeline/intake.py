@@ -136,13 +136,15 @@ def json_depth_exceeds(body: bytes, limit: int) -> bool:
 
     The escapes that can hide a string's end go first: escaped backslashes, then escaped quotes
     (``bytes.replace`` pairs a run of backslashes from the left, as JSON does; outside strings
-    valid JSON has none), then every byte but brackets and quotes; the pieces between quote pairs
-    are strings. Each pass then removes the innermost ``()`` pairs, so the passes count the depth.
-    Two ``replace`` passes cost a third of the regular expression they replaced (1 MB Claude Code
-    history: ~4 ms against ~7.5). Invalid JSON may be misjudged either way; the decoder rejects it.
+    valid JSON has none), each overwritten with two bytes the next step deletes, then every byte
+    but brackets and quotes; the pieces between quote pairs are strings. Each pass then removes
+    the innermost ``()`` pairs, so the passes count the depth. A same-length ``replace`` fills a
+    copy in place where one that deletes moves every byte after each match: on a 1 MB Claude Code
+    history 2.3 ms against 4.9 (the regular expression before them: 7.5). Invalid JSON may be
+    misjudged either way; the decoder rejects it.
     """
     if b'\\"' in body:
-        body = body.replace(b"\\\\", b"").replace(b'\\"', b"")
+        body = body.replace(b"\\\\", b"\0\0").replace(b'\\"', b"\0\0")
     skeleton = b"".join(body.translate(None, _NOT_STRUCTURE).split(b'"')[::2]).translate(_PARENS)
     passes = 0
     while skeleton:
