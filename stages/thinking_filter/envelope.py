@@ -16,6 +16,12 @@ or Anthropic thinking signature), sent back only to upstream ``u``; absent in ol
 ``SIM:think`` says) does not open for another (``deepseek``), whatever secret they share; ``u``
 is checked on open as well. ``Keyring`` derives each upstream's key once and keeps it.
 
+**Opened once:** a long session sends every earlier turn's envelope again on each request, so
+each key remembers the envelopes it opened, by their exact token (``OPENED_ENTRIES`` of them, at
+most ``OPENED_CHARS`` characters of tokens and text, least recently used out first). Only a token
+that decrypted and verified gets in, and AES-GCM binds it to its contents, so a token that differs
+in any character is another key and is opened afresh; a forged one is never remembered.
+
 Older ``gw1.`` tokens (zlib + HMAC, readable by anyone) are not opened: they count as foreign
 signatures and fall to the next rung of the replay ladder. Sans-IO and stateless; any replica
 holding the same secret opens any envelope of the same upstream.
@@ -28,6 +34,7 @@ import binascii
 import hashlib
 import os
 import zlib
+from collections import OrderedDict
 
 import msgspec
 from cryptography.exceptions import InvalidTag
@@ -42,6 +49,8 @@ _NONCE = 12  # bytes: AES-GCM's 96-bit nonce, random per envelope
 _TAG = 16
 _RAW, _ZLIB = b"\x00", b"\x01"
 MAX_BYTES = 8 * 1024 * 1024  # the largest payload an envelope may inflate to
+OPENED_ENTRIES = 8192  # envelopes each upstream key remembers having opened
+OPENED_CHARS = 32 * 1024 * 1024  # ... holding at most this many characters of tokens and texts
 
 
 class Envelope(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
@@ -70,11 +79,13 @@ def derive_key(secret: bytes, upstream_id: str) -> bytes:
 class UpstreamKey:
     """Seals and opens the envelopes of one upstream."""
 
-    __slots__ = ("_aead", "upstream_id")
+    __slots__ = ("_aead", "_chars", "_opened", "upstream_id")
 
     def __init__(self, secret: bytes, upstream_id: str) -> None:
         self.upstream_id = upstream_id
         self._aead = AESGCM(derive_key(secret, upstream_id))
+        self._opened: OrderedDict[str, tuple[Envelope, int]] = OrderedDict()  # token → (envelope, chars)
+        self._chars = 0
 
     def seal(self, envelope: Envelope) -> str:
         if envelope.u != self.upstream_id:
@@ -89,6 +100,30 @@ class UpstreamKey:
     def open(self, token: str | None, *, max_bytes: int = MAX_BYTES) -> Envelope | None:
         """The envelope inside ``token`` if this upstream sealed it and nobody changed it, else
         ``None`` (foreign, another upstream's, an old ``gw1.`` token, forged, or tampered)."""
+        if token is not None and max_bytes == MAX_BYTES and (hit := self._opened.get(token)) is not None:
+            self._opened.move_to_end(token)
+            return hit[0]
+        envelope = self._open(token, max_bytes)
+        if envelope is not None and max_bytes == MAX_BYTES:
+            self._remember(token, envelope)  # type: ignore[arg-type]  # opened: a str
+        return envelope
+
+    @property
+    def remembered(self) -> tuple[int, int]:
+        """(envelopes, characters) this key remembers having opened."""
+        return len(self._opened), self._chars
+
+    def _remember(self, token: str, envelope: Envelope) -> None:
+        chars = len(token) + len(envelope.r or "") + len(envelope.s or "")
+        if chars > OPENED_CHARS // 16:
+            return
+        self._opened[token] = (envelope, chars)
+        self._chars += chars
+        while len(self._opened) > OPENED_ENTRIES or self._chars > OPENED_CHARS:
+            _, (_, dropped) = self._opened.popitem(last=False)
+            self._chars -= dropped
+
+    def _open(self, token: str | None, max_bytes: int) -> Envelope | None:
         if not token or not token.startswith(PREFIX) or len(token) > (max_bytes + 64) * 4 // 3:
             return None
         data = token[len(PREFIX):]
@@ -132,4 +167,5 @@ class Keyring:
         return key
 
 
-__all__ = ["MAX_BYTES", "PREFIX", "Envelope", "Keyring", "UpstreamKey", "derive_key", "digest"]
+__all__ = ["MAX_BYTES", "OPENED_CHARS", "OPENED_ENTRIES", "PREFIX", "Envelope", "Keyring", "UpstreamKey", "derive_key",
+           "digest"]

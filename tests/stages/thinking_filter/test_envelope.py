@@ -13,6 +13,7 @@ import pytest
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from stages.thinking_filter import envelope as envelope_module
 from stages.thinking_filter.envelope import PREFIX, Envelope, Keyring, derive_key
 from tests.stages.thinking_filter.envelope_helpers import raw_bytes, readable_without_key
 
@@ -111,3 +112,50 @@ class TestIntegrity:
         token = key.seal(msgspec.structs.replace(ENVELOPE, r="x" * 100_000))
         assert key.open(token, max_bytes=10_000) is None
         assert key.open(token) is not None
+
+
+class TestOpenedOnce:
+    """Each key remembers the envelopes it opened (a long session sends them all again on every
+    turn): what it remembers is what a fresh key opens, and nothing else is served from it."""
+
+    def test_a_remembered_envelope_is_what_a_fresh_key_opens(self) -> None:
+        key = Keyring(SECRET).upstream("deepseek")
+        envelopes = [Envelope(u="deepseek", m="deepseek-v4-pro", r=f"{REASONING} turn {i}" * (1 + i % 7),
+                              t=(f"call_{i:02}",), s=f"sig-{i}" if i % 3 else None, x=i % 11 == 0)
+                     for i in range(60)]
+        tokens = [key.seal(envelope) for envelope in envelopes]
+        first = [key.open(token) for token in tokens]
+        assert key.remembered[0] == len(tokens)
+        again = [key.open(token) for token in tokens]  # from memory
+        fresh = Keyring(SECRET).upstream("deepseek")
+        assert first == again == [fresh.open(token) for token in tokens] == envelopes
+
+    def test_a_changed_token_is_never_served_from_memory(self) -> None:
+        """Every one-character change of a remembered token is opened afresh, and refused."""
+        key = Keyring(SECRET).upstream("deepseek")
+        token = key.seal(ENVELOPE)
+        assert key.open(token) == ENVELOPE
+        for i in range(len(PREFIX), len(token)):
+            changed = token[:i] + ("A" if token[i] != "A" else "B") + token[i + 1:]
+            assert key.open(changed) is None, i
+        for variant in (token[:-1], token + "A", token[:len(token) // 2]):
+            assert key.open(variant) is None
+        assert key.remembered[0] == 1  # refused tokens are not remembered
+        assert Keyring(SECRET).upstream("other").open(token) is None  # another upstream's key
+
+    def test_a_smaller_max_bytes_is_still_enforced(self) -> None:
+        key = Keyring(SECRET).upstream("deepseek")
+        token = key.seal(msgspec.structs.replace(ENVELOPE, r="x" * 100_000))
+        assert key.open(token) is not None
+        assert key.open(token, max_bytes=10_000) is None
+
+    def test_memory_is_bounded(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setattr(envelope_module, "OPENED_ENTRIES", 20)
+        monkeypatch.setattr(envelope_module, "OPENED_CHARS", 40_000)
+        key = Keyring(SECRET).upstream("deepseek")
+        tokens = [key.seal(msgspec.structs.replace(ENVELOPE, r=f"{i} " + "y" * 1500)) for i in range(100)]
+        for token in tokens:
+            assert key.open(token) is not None
+            entries, chars = key.remembered
+            assert entries <= 20 and chars <= 40_000
+        assert key.open(tokens[0]) is not None  # evicted: opened again, the same
