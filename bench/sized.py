@@ -17,7 +17,10 @@ tens of KB) to each ``--sizes`` target and, for Messages → Chat and Responses 
 Core 0: the gateway alone; core 1: the fake upstream and this process (as ``python -m bench``).
 The gateway and the fake upstream run at SCHED_FIFO 1 and the load generator at 2 while timing,
 when allowed (root): other work on the machine then waits instead of lengthening the wall times.
-``--py-spy [SIZE ...]`` also profiles the gateway at those sizes (``bench.spy``).
+``--py-spy [SIZE ...]`` also profiles the gateway at those sizes (``bench.spy``). ``--peers ccr
+litellm`` then runs claude-code-router and LiteLLM's proxy in the gateway's place on the Messages
+path, the same sizes and measurements (``bench.ccr``, ``bench.litellm``: each installed once into
+its own prefix); their rows are ``ccr:messages`` and ``litellm:messages``.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import shutil
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +41,8 @@ import msgspec
 
 from bench import loadgen
 from bench.history import Body, grow
-from bench.procs import FakeUpstream, Gateway, add_gateway_args, free_port, gateway, provenance_record, set_fifo
+from bench.procs import (FakeUpstream, Gateway, Proc, add_gateway_args, descendants, free_port, gateway,
+                         provenance_record, set_fifo)
 from bench.run import drive, pct
 from bench.scenarios import FIRST, PATHS, body as small_body
 
@@ -99,8 +104,9 @@ class SizedBench:
 
     # ------------------------------------------------------------------ one size
 
-    async def check(self, gw: Gateway, path: str, grown: Body, tag: str) -> bytes:
-        """One request through the gateway; returns the upstream body after checking it."""
+    async def check(self, gw: Proc, path: str, grown: Body, tag: str, *, peer: bool = False) -> bytes:
+        """One request through the gateway (or a peer: ``peer``); returns the upstream body after
+        checking it (a peer's only for its status and the stream's end: peers replay no envelopes)."""
         spec = PATHS[path]
         conn = loadgen.Connection(HOST, gw.port)
         try:
@@ -116,6 +122,8 @@ class SizedBench:
         finally:
             conn.close()
         upstream = got.body
+        if peer:
+            return upstream
         sent = msgspec.json.decode(upstream)
         replayed = {}
         for message in sent["messages"]:
@@ -132,7 +140,7 @@ class SizedBench:
         headers = {**PATHS[path].headers, "x-request-id": request_id}
         return loadgen.http_request(HOST, port, PATHS[path].url, data, headers)
 
-    async def ttft(self, gw: Gateway, path: str, gateway_req: bytes, direct_req: bytes, n: int) -> dict[str, Any]:
+    async def ttft(self, gw: Proc, path: str, gateway_req: bytes, direct_req: bytes, n: int) -> dict[str, Any]:
         """Alternating direct / gateway requests on two keep-alive connections."""
         direct = loadgen.Connection(HOST, self.upstream_port)
         via = loadgen.Connection(HOST, gw.port)
@@ -144,7 +152,7 @@ class SizedBench:
             with loadgen.realtime(2 if self.args.rt else 1) as sched:
                 for i in range(self.args.warmup + n):
                     if i == self.args.warmup:
-                        cpu0 = cpu_ns(gw.pid)
+                        cpu0 = tree_cpu_ns(gw)
                     for conn, req, out in ((direct, direct_req, d_s), (via, gateway_req, g_s)):
                         await asyncio.sleep(gap)
                         reply = await conn.request(req, FIRST)
@@ -152,7 +160,7 @@ class SizedBench:
                             raise RuntimeError(f"{path} ttft: status {reply.status}, first delta {reply.first}")
                         if i >= self.args.warmup:
                             out.append((reply.first - reply.started) * 1e3)
-            cpu = (cpu_ns(gw.pid) - cpu0) / 1e6 / n
+            cpu = (tree_cpu_ns(gw) - cpu0) / 1e6 / n
         finally:
             direct.close()
             via.close()
@@ -165,17 +173,17 @@ class SizedBench:
                 "paired_added_p50_ms": round(pct(added, 0.5), 3),
                 "cpu_ms_per_request_chunk": round(cpu, 3)}
 
-    async def cpu(self, gw: Gateway, request: bytes, n: int) -> float:
+    async def cpu(self, gw: Proc, request: bytes, n: int) -> float:
         """Gateway CPU ms per request over ``n`` sequential requests (after 3 unmeasured)."""
         conn = loadgen.Connection(HOST, gw.port)
         try:
             for i in range(3 + n):
                 if i == 3:
-                    cpu0 = cpu_ns(gw.pid)
+                    cpu0 = tree_cpu_ns(gw)
                 reply = await conn.request(request)
                 if reply.status != 200:
                     raise RuntimeError(f"cpu run: status {reply.status}")
-            return (cpu_ns(gw.pid) - cpu0) / 1e6 / n
+            return (tree_cpu_ns(gw) - cpu0) / 1e6 / n
         finally:
             conn.close()
 
@@ -188,19 +196,23 @@ class SizedBench:
         finally:
             os.sched_setaffinity(0, {LOAD_CORE})
 
-    async def size(self, gw: Gateway, path: str, target: int) -> None:
-        """One point of the curve; ``target`` -1 is the one-line request (the baseline)."""
+    async def size(self, gw: Proc, path: str, target: int, peer: str = "") -> None:
+        """One point of the curve; ``target`` -1 is the one-line request (the baseline); ``peer``
+        names the proxy ``gw`` is when it is not the gateway (``--peers``)."""
         tag = f"sized-{path}-{'small' if target < 0 else target}"
-        grown = _body(path, target, "fake-chunk")
-        upstream_body = await self.check(gw, path, grown, tag)
+        model = _peer_model(peer)
+        grown = _body(path, target, model("fake-chunk"))
+        upstream_body = await self.check(gw, path, grown, tag, peer=bool(peer))
         n = self.samples_for(len(grown.data))
         gateway_req = self._request(gw.port, path, grown.data, f"{tag}-ttft")
         direct_req = loadgen.http_request(HOST, self.upstream_port, "/v1/chat/completions", upstream_body)
-        record: dict[str, Any] = {"scenario": "sized", "path": path, "target_bytes": target,
-                                  "body_bytes": len(grown.data), "upstream_body_bytes": len(upstream_body),
-                                  "tool_turns": grown.turns}
+        record: dict[str, Any] = {"scenario": "sized", "path": f"{peer}:{path}" if peer else path,
+                                  "target_bytes": target, "body_bytes": len(grown.data),
+                                  "upstream_body_bytes": len(upstream_body), "tool_turns": grown.turns}
+        if peer:
+            record["peer"] = peer
         record.update(await self.ttft(gw, path, gateway_req, direct_req, n))
-        whole = _body(path, target, "fake-whole")
+        whole = _body(path, target, model("fake-whole"))
         cpu = await self.cpu(gw, self._request(gw.port, path, whole.data, f"{tag}-cpu"), n)
         if target < 0:
             self.small_cpu = cpu
@@ -213,7 +225,7 @@ class SizedBench:
                        "msgspec_decode_ms": round(dec, 3), "cpu_over_decode": round(cpu / dec, 1),
                        "size_cpu_over_decode": round((cpu - small_cpu) / dec, 1)})
         self.emit(record)
-        if self.args.py_spy and target in self.args.py_spy:
+        if self.args.py_spy and target in self.args.py_spy and not peer:
             await self.profile(gw, path, target, self._request(gw.port, path, whole.data, f"{tag}-spy"), cpu)
 
     async def profile(self, gw: Gateway, path: str, target: int, request: bytes, cpu_ms: float) -> None:
@@ -258,6 +270,24 @@ class SizedBench:
             gw.stop()
         self.emit(rungs(gw.log, path))
 
+    async def peer(self, name: str) -> None:
+        """A peer proxy on core 0 in the gateway's place, on the Messages path (the one both
+        serve from a Chat upstream), the same sizes; its CPU is its whole process tree's."""
+        if name == "ccr":
+            from bench.ccr import start_ccr
+            proxy: Proc = start_ccr(self.workdir, core=GATEWAY_CORE, upstream_port=self.upstream_port)
+        else:
+            from bench.litellm import start_litellm
+            proxy = start_litellm(self.workdir, core=GATEWAY_CORE, upstream_port=self.upstream_port)
+        try:
+            if self.args.rt:
+                self.emit({"scenario": "sized_sched", "path": f"{name}:messages",
+                           "gateway": ",".join(sorted({realtime(p) for p in tree_pids(proxy)}))})
+            for target in (-1, *self.args.sizes):
+                await self.size(proxy, "messages", target, peer=name)
+        finally:
+            proxy.stop()
+
     async def main(self) -> None:
         self.upstream.start()
         if self.args.rt:
@@ -265,8 +295,30 @@ class SizedBench:
         try:
             for path in self.args.paths:
                 await self.path(path)
+            for name in self.args.peers:
+                await self.peer(name)
         finally:
             self.upstream.stop()
+
+
+def tree_pids(proc: Proc) -> list[int]:
+    """The processes whose CPU counts: the gateway's one worker; a peer's whole tree (node's
+    threads, LiteLLM's uvicorn worker)."""
+    if isinstance(proc, Gateway) or proc.proc is None:
+        return [proc.pid]
+    return [proc.proc.pid, *descendants(proc.proc.pid)]
+
+
+def tree_cpu_ns(proc: Proc) -> int:
+    return sum(cpu_ns(pid) for pid in tree_pids(proc))
+
+
+def _peer_model(peer: str) -> Callable[[str], str]:
+    """The request's model naming the fake upstream's ``name`` on ``peer``."""
+    if peer == "ccr":
+        from bench.ccr import model
+        return model
+    return lambda name: name
 
 
 def _body(path: str, target: int, model: str) -> Body:
@@ -330,6 +382,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                    help="profile the gateway with py-spy at these --sizes targets (default: the largest)")
     p.add_argument("--spy-seconds", type=float, default=6.0)
     p.add_argument("--spy-out", metavar="DIR", help="keep py-spy's raw stacks there")
+    p.add_argument("--peers", nargs="*", default=[], choices=["ccr", "litellm"],
+                   help="also run these proxies in the gateway's place on the Messages path: claude-code-router "
+                        "2.0.0 (npm, into bench/.ccr), LiteLLM 1.106 (into bench/.venv-litellm)")
     p.add_argument("--quick", action="store_true", help="fewer samples (a smoke run)")
     p.add_argument("--json", metavar="FILE", help="also write the JSON lines to FILE")
     args = p.parse_args(argv)
