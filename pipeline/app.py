@@ -26,7 +26,6 @@ from pipeline.errors import GatewayError, RequestError
 from pipeline.intake import (
     KEY_REFUSED,
     drain,
-    json_depth_exceeds,
     key_index,
     key_matches,
     plain,
@@ -34,6 +33,7 @@ from pipeline.intake import (
     refused,
     request_id,
 )
+from pipeline.json_depth import DepthMemo
 from pipeline.profiles import Price
 from pipeline.protocols.base import ModelInfo
 from pipeline.registry import Pipeline, build_pipelines, open_stages, open_upstreams, routes
@@ -72,6 +72,7 @@ class Gateway:
         self.server: Any = None
         self.metrics_keys: tuple[bytes, ...] = ()  # what GET /metrics accepts (none: open), set at startup
         self._gen = Generation({}, {})  # the configuration serving new requests (pipeline.reload)
+        self._depth = DepthMemo()  # the nesting check, resumed after what a session's last body passed
 
     @property
     def config_path(self) -> str | None:
@@ -270,7 +271,7 @@ class Gateway:
                 return
             body = await read_body(receive, headers, self.server.max_body_bytes, self.server.body_timeout_s,
                                     pipe.config.deadline_s, ctx.deadline)
-            if self.server.max_json_depth and json_depth_exceeds(body, self.server.max_json_depth):
+            if self.server.max_json_depth and self._depth.exceeds(body, self.server.max_json_depth):
                 raise RequestError(f"request body nests JSON deeper than {self.server.max_json_depth} levels")
             if kind == "generate" and self.stored is not None and self.stored.serves(pipe.codec):
                 request, reply, kept = await self.stored.decode(pipe.codec, body, ctx)  # type: ignore[arg-type]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import time
 
 import httpx
@@ -16,7 +17,7 @@ from hypothesis import strategies as st
 import trio
 
 from pipeline.app import Gateway
-from pipeline.intake import json_depth_exceeds
+from pipeline.json_depth import DepthMemo, State, json_depth_exceeds, scan
 from pipeline.config import parse_config
 from tests.e2e.serving import SIM, open_gateway
 from tests.resilience.dialects import DIALECTS, PATHS, auth_headers, fold, request_body
@@ -230,3 +231,69 @@ class TestRefusedBodies:
     async def test_counted_too_large_is_drained(self) -> None:
         assert await self.run([], pieces=10) == (413, 10)
 
+
+
+class TestDepthMemo:
+    """The piecewise scan that a session's next request resumes (``pipeline.json_depth``) agrees
+    with the whole-body scan and the parser, wherever the pieces are cut, and what it remembers
+    never answers for a body that differs."""
+
+    @hypothesis.settings(max_examples=300, deadline=None)
+    @hypothesis.given(value=JSON_VALUES, chunk=st.integers(min_value=1, max_value=9))
+    def test_pieces_cut_anywhere_agree_with_a_parser(self, value: object, chunk: int) -> None:
+        """Pieces of 1-9 bytes cut strings, escapes and runs of backslashes at every point."""
+        body = json.dumps(value).encode()
+        state = State()
+        for offset in range(0, len(body), chunk):
+            state = scan(body[offset:offset + chunk], state)
+        assert (state.deepest, state.depth, state.in_string) == (nesting(value), 0, False)
+
+    @hypothesis.settings(max_examples=200, deadline=None)
+    @hypothesis.given(turns=st.lists(st.tuples(JSON_VALUES, st.integers(min_value=0, max_value=200)),
+                                     min_size=2, max_size=6),
+                      chunk=st.integers(min_value=2, max_value=16))
+    def test_a_growing_session_is_judged_as_a_fresh_scan_judges_it(self, turns, chunk: int) -> None:
+        """Each turn's body repeats the last one's history and adds a value; some turns change a
+        byte of the history instead (the value at a random place is replaced): the memo's answer at
+        every limit is the whole-body scan's, and an unchanged history is not scanned again."""
+        memo = DepthMemo(chunk=chunk, entries=4, max_bytes=1 << 20)
+        history: list[object] = ["x" * (4 * chunk)]  # the first piece (the memo's key) stays the same
+        for value, where in turns:
+            if where % 3 == 0 and len(history) > 1:
+                history[1 + where % (len(history) - 1)] = value  # the history changed
+            else:
+                history.append(value)
+            body = json.dumps({"messages": history}).encode()
+            depth = nesting({"messages": history})
+            for limit in (depth - 1, depth, depth + 1):
+                assert memo.exceeds(body, limit) is json_depth_exceeds(body, limit) is (depth > limit), limit
+
+    def test_a_session_resumes_where_its_last_body_ended(self, captures: list[tuple[str, bytes]]) -> None:
+        """A real history grown turn by turn: all but the new pieces come from memory, and a
+        deep value slipped into the remembered part is still refused."""
+        memo = DepthMemo(chunk=4096)
+        data = json.loads(max((body for _, body in captures), key=len))
+        key = "messages" if "messages" in data else "input"
+        turns = data[key]
+        last = b""
+        for _ in range(12):
+            data[key] = turns = turns + turns[-2:]
+            body = json.dumps(data).encode()
+            before = memo.reused
+            assert memo.exceeds(body, 64) is False
+            same = len(os.path.commonprefix([last, body]))  # up to the end of the last body's history
+            assert memo.reused - before >= same // 4096 - 1
+            last = body
+        assert same > 3 * 4096
+        turns[-5] = {**turns[-5], "deep": nested(70)}  # a remembered turn, past the first piece
+        deep = json.dumps(data).encode()
+        assert deep.index(b'"deep"') > 4096 and deep[:4096] == body[:4096]
+        assert json_depth_exceeds(deep, 64) and memo.exceeds(deep, 64)
+        assert memo.remembered[0] == 1
+
+    def test_memory_is_bounded(self) -> None:
+        memo = DepthMemo(chunk=64, entries=3, max_bytes=10_000)
+        for i in range(20):
+            assert memo.exceeds(json.dumps({"k": f"{i:>70}", "v": ["y" * 3000]}).encode(), 64) is False
+            bodies, size = memo.remembered
+            assert bodies <= 3 and size <= 10_000
