@@ -144,9 +144,11 @@ def _encode(data: dict[str, Any]) -> bytes:
     return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def grow(path: str, target_bytes: int, model: str) -> Body:
+def grow(path: str, target_bytes: int, model: str, *, then: int | None = None,
+         then_bodies: list[Body] | None = None) -> Body:
     """The capture for ``path`` (``messages`` or ``responses``) with tool turns appended until the
-    body is at least ``target_bytes`` (0: the capture alone, its envelope sealed)."""
+    body is at least ``target_bytes`` (0: the capture alone, its envelope sealed); with ``then``,
+    that many more turns, the body before each added to ``then_bodies`` (``session``)."""
     data = capture_body(CAPTURE[path])
     data["model"], data["stream"] = model, True
     key = "messages" if path == "messages" else "input"
@@ -163,7 +165,20 @@ def grow(path: str, target_bytes: int, model: str) -> Body:
         items.extend(added)
         size += sum(len(_encode(x)) + 1 for x in added)  # + the comma before each
         turns += 1
+    if then is not None and then_bodies is not None:
+        for _ in range(then):
+            then_bodies.append(Body(path, _encode(data), turns, dict(reasoning)))
+            items.extend(make(grower, turns, reasoning, None))
+            turns += 1
     return Body(path, _encode(data), turns, reasoning)
 
 
-__all__ = ["THINKING_SECRET", "Body", "grow"]
+def session(path: str, target_bytes: int, model: str, turns: int) -> list[Body]:
+    """One session's ``turns`` requests from ``target_bytes`` on: each repeats the one before byte
+    for byte (the same envelopes) and adds one tool turn (a reasoning turn, a file read, its result)."""
+    bodies: list[Body] = []
+    last = grow(path, target_bytes, model, then=turns - 1, then_bodies=bodies)
+    return [*bodies, last]
+
+
+__all__ = ["THINKING_SECRET", "Body", "grow", "session"]

@@ -3,8 +3,9 @@
 ``python -m bench.request_steps [--sizes 100000 1000000 4000000]`` builds the bench pipelines
 (``bench/pipelines.yaml``) in this process, takes the grown Claude Code / Codex bodies of
 ``bench.history`` and times, per step, the median of repeated runs on the same input: the JSON
-depth check, the client codec's decode, each request stage's ``on_request`` (``thinking_filter``
-opening the envelopes, ``token_budget``'s estimate, ``tool_ids``), the Chat re-encode for the
+depth check (and ``depth_check_next_turn``: the check of a session's next request, one tool turn
+longer, with this one remembered, as the gateway's ``DepthMemo`` does), the client codec's
+decode, each request stage's ``on_request`` (``thinking_filter`` opening the envelopes, ``token_budget``'s estimate, ``tool_ids``), the Chat re-encode for the
 upstream, and, as the yardstick, ``msgspec.json.decode`` of the same body. No sockets, no
 hypercorn: what ``python -m bench.sized`` measures on the wire minus these steps is the server
 and transport side (body read, upstream write, response relay, log line).
@@ -24,7 +25,7 @@ from typing import Any
 import msgspec
 import trio
 
-from bench.history import THINKING_SECRET, grow
+from bench.history import THINKING_SECRET, grow, session
 from bench.procs import REPO
 
 STEPS = ("msgspec_decode", "depth_check", "decode_request", "stages", "encode_upstream")
@@ -44,7 +45,7 @@ def measure(path: str, target: int, reps: int) -> dict[str, Any]:
     os.environ.setdefault("BENCH_UPSTREAM_PORT", "9")
     os.environ.setdefault("BENCH_UPSTREAM_KEY", "bench-key")
     os.environ["GATEWAY_THINKING_SECRET"] = THINKING_SECRET
-    from pipeline.intake import json_depth_exceeds
+    from pipeline.json_depth import DepthMemo, json_depth_exceeds
     from pipeline.attempt import Attempt
     from pipeline.config import load_config
     from pipeline.protocols.chat import encode_request
@@ -59,6 +60,20 @@ def measure(path: str, target: int, reps: int) -> dict[str, Any]:
     out: dict[str, Any] = {"scenario": "request_steps", "path": path, "target_bytes": target, "body_bytes": len(body)}
     out["msgspec_decode_ms"] = _median_ms(lambda: msgspec.json.decode(body), reps)
     out["depth_check_ms"] = _median_ms(lambda: json_depth_exceeds(body, config.server.max_json_depth), reps)
+    before, after = (b.data for b in session(path, target, "fake-whole", 2))
+
+    def next_turn() -> bool:  # the gateway's check of a session's next request, the one before remembered
+        memo = DepthMemo()
+        memo.exceeds(before, config.server.max_json_depth)
+        t0 = time.thread_time()
+        memo.exceeds(after, config.server.max_json_depth)
+        memo_times.append(time.thread_time() - t0)
+        return True
+
+    memo_times: list[float] = []
+    for _ in range(max(5, reps // 4)):
+        next_turn()
+    out["depth_check_next_turn_ms"] = statistics.median(memo_times) * 1e3
     out["decode_request_ms"] = _median_ms(lambda: pipe.codec.decode_request(body), reps)
     request, _ = pipe.codec.decode_request(body)
 
@@ -89,7 +104,8 @@ def measure(path: str, target: int, reps: int) -> dict[str, Any]:
     model = upstream.map_model(request.model)
     out["encode_upstream_ms"] = _median_ms(
         lambda: encode_request(shaped, model=model, profile=upstream.profile, stream=True), reps)
-    out["sum_ms"] = sum(v for k, v in out.items() if k.endswith("_ms") and k != "msgspec_decode_ms")
+    out["sum_ms"] = sum(v for k, v in out.items() if k.endswith("_ms") and k not in ("msgspec_decode_ms",
+                                                                                       "depth_check_next_turn_ms"))
     return {k: round(v, 3) if isinstance(v, float) else v for k, v in out.items()}
 
 

@@ -20,7 +20,9 @@ when allowed (root): other work on the machine then waits instead of lengthening
 ``--py-spy [SIZE ...]`` also profiles the gateway at those sizes (``bench.spy``). ``--peers ccr
 litellm`` then runs claude-code-router and LiteLLM's proxy in the gateway's place on the Messages
 path, the same sizes and measurements (``bench.ccr``, ``bench.litellm``: each installed once into
-its own prefix); their rows are ``ccr:messages`` and ``litellm:messages``.
+its own prefix); their rows are ``ccr:messages`` and ``litellm:messages``. ``--session N``: at
+1 MB and above, also the CPU per request over one session of N turns, each request the one before
+plus one tool turn (what a conversation cache sees; the other figures repeat one body).
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ from typing import Any
 import msgspec
 
 from bench import loadgen
-from bench.history import Body, grow
+from bench.history import Body, grow, session
 from bench.procs import (FakeUpstream, Gateway, Proc, add_gateway_args, descendants, free_port, gateway,
                          provenance_record, set_fifo)
 from bench.run import drive, pct
@@ -187,6 +189,25 @@ class SizedBench:
         finally:
             conn.close()
 
+    async def session(self, gw: Proc, path: str, target: int, model: str, tag: str) -> dict[str, Any]:
+        """CPU per request over one session's ``--session`` turns from ``target`` on, each request
+        the last one plus a tool turn (``bench.history.session``), after the first two unmeasured."""
+        bodies = [self._request(gw.port, path, b.data, f"{tag}-session") for b in session(path, target, model,
+                                                                                         self.args.session + 2)]
+        conn = loadgen.Connection(HOST, gw.port)
+        try:
+            for i, request in enumerate(bodies):
+                if i == 2:
+                    cpu0 = tree_cpu_ns(gw)
+                reply = await conn.request(request)
+                if reply.status != 200:
+                    raise RuntimeError(f"session run: status {reply.status}")
+            cpu = (tree_cpu_ns(gw) - cpu0) / 1e6 / self.args.session
+        finally:
+            conn.close()
+        return {"session_turns": self.args.session, "cpu_ms_per_request_session": round(cpu, 3),
+                "cpu_session_over_small": round(cpu - self.small_cpu, 3)}
+
     def yardstick(self, data: bytes) -> float:
         """msgspec decode of ``data`` on the gateway's core (the gateway is idle meanwhile)."""
         os.sched_setaffinity(0, {GATEWAY_CORE})
@@ -224,6 +245,8 @@ class SizedBench:
                        "cpu_ms_per_request": round(cpu, 3), "cpu_ms_over_small": round(cpu - small_cpu, 3),
                        "msgspec_decode_ms": round(dec, 3), "cpu_over_decode": round(cpu / dec, 1),
                        "size_cpu_over_decode": round((cpu - small_cpu) / dec, 1)})
+        if target >= 1_000_000 and self.args.session:
+            record.update(await self.session(gw, path, target, model("fake-whole"), tag))
         self.emit(record)
         if self.args.py_spy and target in self.args.py_spy and not peer:
             await self.profile(gw, path, target, self._request(gw.port, path, whole.data, f"{tag}-spy"), cpu)
@@ -346,7 +369,8 @@ def rungs(log: Path, path: str) -> dict[str, Any]:
 
 def table(records: list[dict[str, Any]], *, markdown: bool = False) -> str:
     head = ["path", "body KB", "tool turns", "added TTFT p50/p99 ms", "direct p50 ms", "gateway CPU ms/req",
-            "over one-line", "msgspec decode ms", "CPU ÷ decode", "size part ÷ decode"]
+            "over one-line", "msgspec decode ms", "CPU ÷ decode", "size part ÷ decode", "session CPU ms/req",
+            "session ÷ decode"]
     rows = [head]
     for r in records:
         if r.get("scenario") != "sized" or "target_bytes" not in r:
@@ -356,7 +380,10 @@ def table(records: list[dict[str, Any]], *, markdown: bool = False) -> str:
                      f"{r['added_p50_ms']:.2f}/{r['added_p99_ms']:.2f}", f"{r['direct_p50_ms']:.2f}",
                      f"{r['cpu_ms_per_request']:.2f}", "" if small else f"{r['cpu_ms_over_small']:.2f}",
                      f"{r['msgspec_decode_ms']:.3f}", "" if small else f"{r['cpu_over_decode']:.1f}",
-                     "" if small else f"{r['size_cpu_over_decode']:.1f}"])
+                     "" if small else f"{r['size_cpu_over_decode']:.1f}",
+                     f"{r['cpu_ms_per_request_session']:.2f}" if "cpu_ms_per_request_session" in r else "",
+                     f"{r['cpu_ms_per_request_session'] / r['msgspec_decode_ms']:.1f}"
+                     if "cpu_ms_per_request_session" in r else ""])
     if markdown:
         lines = ["| " + " | ".join(row) + " |" for row in rows]
         lines.insert(1, "|" + "|".join(" --- " for _ in head) + "|")
@@ -385,6 +412,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--peers", nargs="*", default=[], choices=["ccr", "litellm"],
                    help="also run these proxies in the gateway's place on the Messages path: claude-code-router "
                         "2.0.0 (npm, into bench/.ccr), LiteLLM 1.106 (into bench/.venv-litellm)")
+    p.add_argument("--session", type=int, default=20, metavar="N",
+                   help="at 1 MB and above, also CPU per request over a session of N turns, each request the one "
+                        "before plus a tool turn (0: not measured)")
     p.add_argument("--quick", action="store_true", help="fewer samples (a smoke run)")
     p.add_argument("--json", metavar="FILE", help="also write the JSON lines to FILE")
     args = p.parse_args(argv)
