@@ -5,8 +5,8 @@
 ``bench.history`` and times, per step, the median of repeated runs on the same input: the JSON
 depth check (and ``depth_check_next_turn``: the check of a session's next request, one tool turn
 longer, with this one remembered, as the gateway's ``DepthMemo`` does), the client codec's
-decode, each request stage's ``on_request`` (``thinking_filter`` opening the envelopes, ``token_budget``'s estimate, ``tool_ids``), the Chat re-encode for the
-upstream, and, as the yardstick, ``msgspec.json.decode`` of the same body. No sockets, no
+decode, each request stage's ``on_request`` (``thinking_filter`` opening the envelopes,
+``token_budget``'s estimate, ``tool_ids``), the Chat re-encode for the upstream, and, as the yardstick, ``msgspec.json.decode`` of the same body. No sockets, no
 hypercorn: what ``python -m bench.sized`` measures on the wire minus these steps is the server
 and transport side (body read, upstream write, response relay, log line).
 """
