@@ -377,6 +377,8 @@ def _bound_turn(sealed: tuple[str, ...], index: int, messages: list[Message]) ->
     passed ``holdback_chars`` first) stays on its own turn, and only if that turn has no calls.
     """
     own = _call_ids(messages[index])
+    if sealed and sealed[0] in own:  # where the client echoed it (what follows finds the same, in O(turns))
+        return index if own[:len(sealed)] == sealed else None
     if sealed and not any(sealed[0] in _call_ids(m) for m in messages if m.role == "assistant"):
         # Calls the client did not keep (a Responses client keeps a gateway-run search as a
         # web_search_call without its call id): the envelope is bound by the calls it kept.
