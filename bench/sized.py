@@ -192,8 +192,8 @@ class SizedBench:
     async def session(self, gw: Proc, path: str, target: int, model: str, tag: str) -> dict[str, Any]:
         """CPU per request over one session's ``--session`` turns from ``target`` on, each request
         the last one plus a tool turn (``bench.history.session``), after the first two unmeasured."""
-        bodies = [self._request(gw.port, path, b.data, f"{tag}-session") for b in session(path, target, model,
-                                                                                         self.args.session + 2)]
+        turns = session(path, max(0, target - self.args.session * 20_000), model, self.args.session + 2)
+        bodies = [self._request(gw.port, path, b.data, f"{tag}-session") for b in turns]  # centred on target
         conn = loadgen.Connection(HOST, gw.port)
         try:
             for i, request in enumerate(bodies):
@@ -205,7 +205,9 @@ class SizedBench:
             cpu = (tree_cpu_ns(gw) - cpu0) / 1e6 / self.args.session
         finally:
             conn.close()
-        return {"session_turns": self.args.session, "cpu_ms_per_request_session": round(cpu, 3),
+        mean = statistics.mean(len(b.data) for b in turns[2:])
+        return {"session_turns": self.args.session, "session_mean_body_bytes": round(mean),
+                "cpu_ms_per_request_session": round(cpu, 3),
                 "cpu_session_over_small": round(cpu - self.small_cpu, 3)}
 
     def yardstick(self, data: bytes) -> float:
@@ -382,14 +384,20 @@ def table(records: list[dict[str, Any]], *, markdown: bool = False) -> str:
                      f"{r['msgspec_decode_ms']:.3f}", "" if small else f"{r['cpu_over_decode']:.1f}",
                      "" if small else f"{r['size_cpu_over_decode']:.1f}",
                      f"{r['cpu_ms_per_request_session']:.2f}" if "cpu_ms_per_request_session" in r else "",
-                     f"{r['cpu_ms_per_request_session'] / r['msgspec_decode_ms']:.1f}"
-                     if "cpu_ms_per_request_session" in r else ""])
+                     f"{_session_ratio(r):.1f}" if "cpu_ms_per_request_session" in r else ""])
     if markdown:
         lines = ["| " + " | ".join(row) + " |" for row in rows]
         lines.insert(1, "|" + "|".join(" --- " for _ in head) + "|")
         return "\n".join(lines)
     widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
     return "\n".join(" | ".join(c.ljust(w) for c, w in zip(row, widths)) for row in rows)
+
+
+def _session_ratio(r: dict[str, Any]) -> float:
+    """Session CPU per request ÷ msgspec's decode of a body of the session's mean size (decode
+    time is linear in the body: scaled from this size's yardstick)."""
+    mean = r.get("session_mean_body_bytes", r["body_bytes"])
+    return float(r["cpu_ms_per_request_session"] / (r["msgspec_decode_ms"] * mean / r["body_bytes"]))
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:

@@ -19,7 +19,10 @@ from pathlib import Path
 # (function name as py-spy prints it, step); the innermost frame of a sample that matches decides.
 STEPS: tuple[tuple[str, str], ...] = (
     ("json_depth_exceeds", "depth check"),
+    ("DepthMemo.exceeds", "depth check"),
     ("ClientCodec.decode_request", "decode (client codec)"),
+    ("StoredResponses.decode", "decode (client codec)"),  # the Responses client behind its store
+    ("ResponsesCodec.decode_chained", "decode (client codec)"),
     ("ThinkingFilter.on_request", "thinking_filter (envelopes)"),
     ("TokenBudget.on_request", "token_budget (estimate)"),
     ("ToolIdMap.on_request", "tool_ids"),
