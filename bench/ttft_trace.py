@@ -116,8 +116,10 @@ def _patch(gateway_port: int, fine: bool) -> None:
         from upstreams import openai_chat, sse_upstream
         from upstreams.transport import LeanClient
 
-        _wrap_async(app_mod, "_read_body", "read_body")
-        _wrap_sync(app_mod, "json_depth_exceeds", "json_depth")
+        from pipeline.json_depth import DepthMemo
+
+        _wrap_async(app_mod, "read_body", "read_body")  # pipeline.intake's, as app calls it
+        _wrap_sync(DepthMemo, "exceeds", "json_depth")
         _wrap_sync(ClientCodec, "decode_request", "decode_request")
         _wrap_sync(RequestContext, "__init__", "RequestContext")
         for cls in (ThinkingFilter, TokenBudget, ToolIdMap):
