@@ -73,6 +73,11 @@ def search_text(query: str, hits: tuple[SearchHit, ...] | list[SearchHit]) -> st
     return "\n".join(lines)
 
 
+def search_gone_text(query: str) -> str:
+    """What the model reads for a search whose results the client did not keep."""
+    return f'Web search results for "{query}": not kept in this conversation (search again if they are needed).'
+
+
 def search_error_text(code: str) -> str:
     return f"Web search error: {code} ({SEARCH_ERRORS.get(code, 'the search failed')})."
 
@@ -253,4 +258,5 @@ class ToolLoop:
         return msgspec.structs.replace(request, messages=(*request.messages, turn, *results), tool_choice=choice)
 
 
-__all__ = ["SEARCH_ERRORS", "GatewayTool", "ToolLoop", "ToolRun", "search_error_text", "search_text"]
+__all__ = ["SEARCH_ERRORS", "GatewayTool", "ToolLoop", "ToolRun", "search_error_text", "search_gone_text",
+           "search_text"]

@@ -16,6 +16,7 @@ import pytest
 
 from tests.clients.harness import (
     WEB_SEARCH_STAGES,
+    assert_loop,
     assert_replay_verified,
     client_events,
     run_client,
@@ -71,12 +72,10 @@ class TestCodex:
         assert all(line["status"] == 200 and not line["error_code"] for line in generate), generate
 
     def test_a_search_then_a_shell_call_in_one_session(self, tmp_path: Path) -> None:
-        """Codex sends the search back as a web_search_call without its call id or results (its
-        ``WebSearchCall`` keeps only status and action): the item is a recorded loss, the search
-        round is not in the upstream's next turn, and the shell call's turn keeps its own
-        reasoning (verified by the simulator), thinking on. (The scripted simulator counts tool
-        rounds, so without the search round it runs the shell step once more: what a session
-        loses when its client keeps no search.)"""
+        """Codex sends the search back as a web_search_call with its id and query but without its
+        sources: the upstream's next turn has the search call again with its exact reasoning and a
+        result saying the results were not kept (a loss), then the shell call; both verified by
+        the simulator, thinking on."""
         prompt = ('SIM:script call web_search {"query": "gateway web search"} ;; shell echo hi > hi.txt ;; '
                   'text All done.')
         code, out, lines = run_client(tmp_path, "codex", prompt, stages=WEB_SEARCH_STAGES)
@@ -84,12 +83,13 @@ class TestCodex:
         assert (out / "workdir" / "hi.txt").read_text() == "hi\n"
         assert (out / "last_message.txt").read_text().strip() == "All done."
         assert queries(out) == ["gateway web search"]
-        generate = [line for line in lines if line["endpoint"] == "generate"]
-        assert all(line["status"] == 200 and not line["error_code"] for line in generate), generate
-        assert [line["replay_rung"] for line in generate[1:]] == ["envelope"] * (len(generate) - 1)
-        assert all(any("web_search_call item dropped" in loss for loss in line["losses"]) for line in generate[1:])
+        assert_loop(lines, 2)
         stats = assert_replay_verified(out)
-        assert stats["verified_calls"] >= 2  # the search call (inside the first answer) and the shell call
-        second = sim_requests(out)[2]  # the first request after Codex ran the shell call
-        calls = [c["function"]["name"] for m in second["messages"] for c in m.get("tool_calls") or []]
-        assert calls == ["exec_command"]
+        assert stats["verified_calls"] == 2  # the search call (replayed by Codex) and the shell call
+        second = [line for line in lines if line["endpoint"] == "generate"][1]
+        assert any(loss.startswith("web_search_result") for loss in second["losses"])
+        replayed = sim_requests(out)[-1]["messages"]
+        calls = [c["function"]["name"] for m in replayed for c in m.get("tool_calls") or []]
+        assert calls == ["web_search", "exec_command"]
+        result = next(m for m in replayed if m["role"] == "tool")
+        assert result["content"].startswith('Web search results for "gateway web search": not kept')

@@ -9,7 +9,7 @@ import pytest
 
 from pipeline.events import SearchHit
 from pipeline.model import ImagePart, Message, TextPart, ThinkingPart, ToolCallPart, ToolResultPart
-from pipeline.server_tools import search_error_text, search_text
+from pipeline.server_tools import search_error_text, search_gone_text, search_text
 from tests.protocols.responses_decode_helpers import decode, fc, loss_keys, msg, out, reasoning, req
 
 
@@ -175,11 +175,14 @@ def test_a_gateway_web_search_sent_back_with_its_id_is_a_call_and_its_result() -
     search = {"type": "web_search_call", "id": "ws_c1", "status": "completed",
               "action": {"type": "search", "query": "q", "sources": [{"type": "url", "url": "https://a.example/"}]}}
     failed = {"type": "web_search_call", "id": "ws_c2", "status": "failed", "action": {"type": "search", "query": "r"}}
-    request = decode(req([msg("user", "q"), reasoning("a", "E"), search, failed, msg("assistant", "done")]))
-    assert [m.role for m in request.messages] == ["user", "assistant", "tool", "assistant", "tool", "assistant"]
+    codex = {"type": "web_search_call", "id": "ws_c3", "status": "completed", "action": {"type": "search", "query": "s"}}
+    request = decode(req([msg("user", "q"), reasoning("a", "E"), search, failed, codex, msg("assistant", "done")]))
+    assert [m.role for m in request.messages] == ["user", "assistant", "tool", "assistant", "tool", "assistant", "tool",
+                                                  "assistant"]
     assert request.messages[1].parts[1] == ToolCallPart(id="c1", name="web_search", arguments='{"query":"q"}')
     assert request.messages[2].parts == (ToolResultPart(call_id="c1", content=(
         TextPart(search_text("q", [SearchHit(url="https://a.example/")])),)),)
     assert request.messages[4].parts == (ToolResultPart(call_id="c2", content=(
         TextPart(search_error_text("unavailable")),), is_error=True),)
-    assert loss_keys(request) == ["web_search_result"]
+    assert request.messages[6].parts == (ToolResultPart(call_id="c3", content=(TextPart(search_gone_text("s")),)),)
+    assert loss_keys(request) == ["web_search_result", "web_search_result"]  # Codex keeps no sources

@@ -41,7 +41,7 @@ from pipeline.protocols.responses.models import (
     WebSearchCallItem,
 )
 from pipeline.protocols.values import decode_value
-from pipeline.server_tools import search_error_text, search_text
+from pipeline.server_tools import search_error_text, search_gone_text, search_text
 
 _ENCODER = msgspec.json.Encoder()
 _TEXT_TYPES = frozenset({"input_text", "output_text", "text"})
@@ -134,9 +134,10 @@ class History:
             self.reader.lose("input_item", f"{path}: {kind} item dropped")
 
     def _web_search(self, item: WebSearchCallItem, path: str) -> None:
-        """A search the gateway ran, sent back with its id (``ws_`` + the call's id): the call and
-        a result from the sources' URLs (the snippets are gone: a loss). Without the id (Codex
-        keeps none) nothing ties it to its turn: dropped with a loss."""
+        """A search the gateway ran, sent back with its id (``ws_`` + the call's id; Codex 0.169 and
+        the SDKs keep it): the call and a result from the sources' URLs, or, when the client kept
+        none (Codex), a result saying so (either way a loss). Without the id nothing ties it to its
+        turn: dropped with a loss."""
         action = item.action or {}
         query = action.get("query")
         if not (item.id or "").startswith("ws_") or action.get("type") != "search" or not isinstance(query, str):
@@ -149,12 +150,13 @@ class History:
         if item.status == "failed":
             result = ToolResultPart(call_id=call_id, content=(TextPart(search_error_text("unavailable")),),
                                     is_error=True)
-        else:
-            sources = action.get("sources")
-            hits = [SearchHit(url=s["url"]) for s in sources if isinstance(s, dict) and isinstance(s.get("url"), str)] \
-                if isinstance(sources, list) else []
+        elif isinstance(sources := action.get("sources"), list):
+            hits = [SearchHit(url=s["url"]) for s in sources if isinstance(s, dict) and isinstance(s.get("url"), str)]
             self.reader.lose("web_search_result", f"{path}: only the results' URLs were kept by the client")
             result = ToolResultPart(call_id=call_id, content=(TextPart(search_text(query, hits)),))
+        else:  # Codex keeps the query, not the sources
+            self.reader.lose("web_search_result", f"{path}: the results were not kept by the client")
+            result = ToolResultPart(call_id=call_id, content=(TextPart(search_gone_text(query)),))
         self.messages.append(Message(role="tool", parts=(result,)))
 
     def _client_run(self, execution: str | None, kind: str, path: str) -> bool:
