@@ -378,3 +378,29 @@ class TestResponsesHistory:
         assert sim.stats()["replay"][-1]["verified_turns"] == 1
         assert lines[1]["replay_rung"] == "envelope"
         assert any(loss.startswith("web_search_result") for loss in lines[1]["losses"])
+
+    async def test_a_client_that_keeps_no_call_id_keeps_the_next_turns_reasoning(self, sim, searxng) -> None:
+        """A web_search_call sent back without its id is dropped (a loss); the envelope of the
+        round after it is bound by the calls the client kept, so the shell call's turn gets its
+        own reasoning (verified by the simulator) and thinking stays on."""
+        sim.reset(verify_replay=True)
+        prompt = 'SIM:script call web_search {"query": "no id"} ;; call exec_command {"cmd": "ls"} ;; text done'
+        exec_tool = {"type": "function", "name": "exec_command", "description": "Run a command", "strict": False,
+                     "parameters": {"type": "object", "properties": {"cmd": {"type": "string"}}, "required": ["cmd"]}}
+        tools = [{"type": "web_search"}, exec_tool]
+
+        def session(url: str) -> Any:
+            first, _ = codex(url, [user(prompt)], tools=tools)
+            items = [o.model_dump(exclude_none=True) for o in first.output]
+            for item in items:
+                if item["type"] == "web_search_call":
+                    del item["id"]
+            call = next(o for o in first.output if o.type == "function_call")
+            items.append({"type": "function_call_output", "call_id": call.call_id, "output": "a.txt"})
+            return codex(url, [user(prompt), *items], tools=tools)[0]
+
+        _, lines = await served(sim, config(searxng.url), session, 2)
+        assert lines[1]["status"] == 200 and lines[1]["replay_rung"] == "envelope"
+        assert any("web_search_call item dropped" in loss for loss in lines[1]["losses"])
+        check = sim.stats()["replay"][-1]
+        assert (check["tool_turns"], check["verified_turns"], check["unknown_turns"]) == (1, 1, 0)
