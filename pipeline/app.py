@@ -246,6 +246,7 @@ class Gateway:
             deadline=trio.current_time() + pipe.config.deadline_s,
         )
         ctx.upstream_id = pipe.upstreams[0].id
+        ctx.store = self.store
         outcome = Outcome()
         responder = Responder(send, ctx, outcome)
         request_model: str | None = None

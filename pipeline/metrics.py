@@ -14,6 +14,7 @@ _HELP = {
     "gateway_losses_total": "Translation losses recorded, by pipeline and loss key.",
     "gateway_tokens_total": "Tokens reported by upstreams, by pipeline and kind.",
     "gateway_reasoning_replay_total": "Which rung of the reasoning-replay ladder served each request.",
+    "gateway_reasoning_replay_turns_total": "Which rung replayed each earlier tool turn of a request.",
     "gateway_routed_total": "Requests of pipelines with routes, by the routing rule that served them.",
 }
 
@@ -43,6 +44,10 @@ def observe(ctx: Any, outcome: Any) -> None:
     rung = ctx.fields.get("replay_rung")
     if rung:
         _add("gateway_reasoning_replay_total", (pipe, ("rung", str(rung))))
+    turns = ctx.fields.get("replay_turns")
+    if turns:
+        for rung, n in turns.items():
+            _add("gateway_reasoning_replay_turns_total", (pipe, ("rung", rung)), n)
 
 
 def _add(name: str, key: tuple[tuple[str, str], ...], value: int = 1) -> None:

@@ -29,6 +29,7 @@ from pipeline.events import (
 )
 from pipeline.protocols.base import StreamEncoder
 from pipeline.stage import RequestContext, Stage
+from pipeline.store.base import StoreError
 
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
@@ -126,9 +127,20 @@ class Responder:
         self.gate: Callable[[], Awaitable[None]] | None = None
 
     async def pass_gate(self) -> None:
+        """The gate, then what the response hooks queued for the store (``ctx.store_writes``;
+        a store that fails is logged: the client still gets its answer)."""
         gate, self.gate = self.gate, None
         if gate is not None:
             await gate()
+        ctx = self.ctx
+        store = ctx.store
+        if ctx.store_writes and store is not None:
+            writes, ctx.store_writes = ctx.store_writes, []
+            try:
+                for key, value, ttl_s in writes:
+                    await store.put(key, value, ttl_s)
+            except StoreError as exc:
+                ctx.log.error("store_write_failed", writes=len(writes), error=str(exc))
 
     async def start(self, status: int, headers: list[tuple[bytes, bytes]]) -> None:
         self.outcome.status = status
@@ -256,7 +268,7 @@ class Sink(trio.abc.SendChannel[Event]):
                 await responder.start(200, SSE_HEADERS)
             while self._frames:
                 terminal = self.terminal  # its frames are in what is taken now
-                if terminal and responder.gate is not None:
+                if terminal and (responder.gate is not None or self._ctx.store_writes):
                     await responder.pass_gate()
                 await responder.body(self.take())
                 if terminal:

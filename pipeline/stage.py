@@ -46,6 +46,8 @@ if TYPE_CHECKING:
 
     from trio import MemoryReceiveChannel
 
+    from pipeline.store import Store
+
 
 class Outbox(Protocol):
     """A task-form stage's outbox: a trio memory channel, or the gateway's channel that runs the
@@ -101,6 +103,10 @@ class RequestContext:
         committed: True once the HTTP status line has been sent to the client.
         fields: extra fields for the ``request_finished`` log line (e.g. ``replay_rung``).
         headers: the client's request headers (lower-case names), for key passthrough.
+        store: the gateway's store (``pipeline.store``; ``None`` outside a gateway, as in
+            ``pipeline.testing``): a request hook may read it.
+        store_writes: ``(key, value, ttl_s)`` a response hook queues (its hooks are sync); they
+            are written before the client gets the terminal event (``Responder.pass_gate``).
     """
 
     __slots__ = (
@@ -117,6 +123,8 @@ class RequestContext:
         "request_id",
         "started",
         "state",
+        "store",
+        "store_writes",
         "upstream_id",
         "upstream_model",
     )
@@ -146,6 +154,8 @@ class RequestContext:
         self.fields: dict[str, Any] = {}
         self.headers = headers or {}
         self.started = time.perf_counter()
+        self.store: Store | None = None
+        self.store_writes: list[tuple[str, bytes, float | None]] = []
 
     @property
     def log(self) -> Any:

@@ -24,9 +24,13 @@ bound to: the turn whose tool calls begin with the ids sealed in it (an envelope
 tool call, ``t == ()``, only on a turn without tool calls), once per request (a copy of an
 envelope already used is refused). Anything else is a loss (``foreign_thinking``,
 ``misplaced_thinking``) and the turn takes the next rung. When an assistant tool-call turn has no
-valid envelope, the ladder: reasoning cache (of the same upstream) → ``""`` (DeepSeek checks
-presence) → thinking off for this request. The worst rung used goes into the request's log line
-(``replay_rung``) and metrics.
+valid envelope, the ladder: reasoning cache (of the same upstream, this process) → the durable
+ledger in the gateway's store (``ledger.py``: by tool call id, else by a digest of the turn's
+calls; every replica's, across restarts) → ``""`` (DeepSeek checks presence) → thinking off for
+this request. The worst rung used goes into the request's log line (``replay_rung``) and metrics;
+the rung of each tool turn into ``gateway_reasoning_replay_turns_total``. The response way queues
+each tool turn's reasoning for the ledger (``ctx.store_writes``, written before the terminal
+event reaches the client).
 """
 
 from __future__ import annotations
@@ -54,11 +58,13 @@ from pipeline.events import (
 from pipeline.model import ChatRequest, Message, ThinkingPart, ToolCallPart
 from pipeline.model_limits import thinking_on
 from pipeline.stage import RequestContext, Stage, StageConfig
+from pipeline.store.base import StoreError
+from stages.thinking_filter import ledger
 from stages.thinking_filter.envelope import PREFIX, Envelope, Keyring, UpstreamKey, digest
 from stages.thinking_filter.reasoning_cache import reset_stores, shared_store
 
 _PASS = frozenset({TextDelta, ToolArgsDelta})  # never looked at unless a thinking block's end is held
-RUNGS = ("not_needed", "envelope", "client", "cache", "empty", "thinking_off")
+RUNGS = ("not_needed", "envelope", "client", "cache", "ledger", "empty", "thinking_off")
 # The secret of each unset ``secret_env``, random per process: the stages naming one variable share
 # it, as they would share its value.
 _PROCESS_SECRETS: dict[str, bytes] = {}
@@ -77,8 +83,8 @@ class _Ended:
 class _Resp:
     """Per-response state of the response hook."""
 
-    __slots__ = ("block_text", "call_ids", "held", "held_chars", "model", "open_index", "redacted", "seal", "seals",
-                 "texts")
+    __slots__ = ("args", "block_text", "call_ids", "call_names", "held", "held_chars", "model", "open_index",
+                 "redacted", "seal", "seals", "texts")
 
     def __init__(self) -> None:
         self.model = ""
@@ -93,6 +99,8 @@ class _Resp:
         self.held: list[Event | _Ended] | None = None
         self.held_chars = 0
         self.call_ids: list[str] = []
+        self.call_names: dict[int, str] = {}  # block index → name of each tool call (for the ledger)
+        self.args: dict[int, list[str]] = {}  # and its arguments' fragments
 
 
 class ThinkingFilter(Stage):
@@ -118,6 +126,11 @@ class ThinkingFilter(Stage):
         cache_entries: int = 10_000
         cache_max_chars: int = 64 * 1024 * 1024
         cache_ttl_s: float = 6 * 3600.0
+        # Rung after the cache: the durable reasoning ledger in the gateway's store (`store:`), by
+        # tool call id and by a digest of the turn's calls, shared by replicas.
+        ledger: bool = True
+        # Ledger entries' lifetime, seconds.
+        ledger_ttl_s: float = 7 * 86400.0
 
     def __init__(self, config: Config, **kwargs: Any) -> None:
         super().__init__(config, **kwargs)
@@ -133,6 +146,7 @@ class ThinkingFilter(Stage):
         self._key = self.id + ":response"  # ctx.state key of the per-response state
         self._store = shared_store("reasoning", max_entries=config.cache_entries, max_bytes=config.cache_max_chars,
                                    ttl_s=config.cache_ttl_s)
+        self._pass = _PASS if not config.ledger else frozenset({TextDelta})  # the ledger needs the arguments
 
     async def on_request(self, request: ChatRequest, ctx: RequestContext) -> ChatRequest:
         thinking = thinking_on(request, ctx.card)
@@ -159,6 +173,7 @@ class ThinkingFilter(Stage):
                 else:
                     restored.setdefault(target, []).append((text, envelope.s))
         worst = 0
+        turns: dict[str, int] = {}
         for i, message in enumerate(messages):
             if message.role != "assistant":
                 continue
@@ -169,6 +184,10 @@ class ThinkingFilter(Stage):
             own = any(turn == i for turn, _ in in_place)
             reasoning, rung = (message.reasoning, "envelope") if own and found is None else \
                 self._resolve(message, found, calls, ctx.upstream_id)
+            if rung == "empty" and self.config.ledger and ctx.store is not None:
+                kept = await self._from_ledger(message, calls, ctx)
+                if kept is not None:
+                    reasoning, rung = kept, "ledger"
             if found is None and not own and len(parts) != len([p for p in parts if not isinstance(p, ThinkingPart)]):
                 rung = "client"  # the upstream's own thinking blocks, kept as they came
             seal = message.upstream_seal
@@ -178,12 +197,17 @@ class ThinkingFilter(Stage):
                 seal = self._cached_seal(ctx.upstream_id, calls, reasoning)
             if thinking and calls:
                 worst = max(worst, RUNGS.index(rung))
+                turns[rung] = turns.get(rung, 0) + 1
             if parts != message.parts or reasoning != message.reasoning or seal != message.upstream_seal:
                 messages[i] = msgspec.structs.replace(message, parts=parts, reasoning=reasoning, upstream_seal=seal)
         if worst == RUNGS.index("empty") and not self.config.allow_empty_reasoning:
             worst = RUNGS.index("thinking_off")
         rung = RUNGS[worst]
         ctx.fields["replay_rung"] = rung
+        if turns:
+            if rung == "thinking_off":
+                turns = {"thinking_off": sum(turns.values())}
+            ctx.fields["replay_turns"] = turns
         changes: dict[str, object] = {"messages": tuple(messages)}
         if rung == "thinking_off":
             ctx.lose("thinking_off",
@@ -228,11 +252,29 @@ class ThinkingFilter(Stage):
                 return cached, "cache"
         return None, "empty"
 
+    async def _from_ledger(self, message: Message, calls: list[str], ctx: RequestContext) -> str | None:
+        """The turn's reasoning from the ledger (by its call ids, else its calls' digest), put
+        in the cache too; a store that fails is a miss, logged."""
+        store = ctx.store
+        assert store is not None
+        parts = [(p.name, p.arguments) for p in message.parts if isinstance(p, ToolCallPart)]
+        try:
+            for key in ledger.lookups(ctx.upstream_id, calls, parts):
+                value = await store.get(key)
+                if value is not None:
+                    text = ledger.text_of(value)
+                    for call_id in calls:
+                        self._store.put(_cache_key(ctx.upstream_id, call_id), text)
+                    return text
+        except StoreError as exc:
+            ctx.log.warning("reasoning_ledger_unavailable", error=str(exc))
+        return None
+
     def on_event(self, event: Event, ctx: RequestContext) -> Sequence[Event]:
         st = ctx.state.get(self._key)
         if st is None:
             st = ctx.state[self._key] = _Resp()
-        elif st.held is None and type(event) in _PASS:  # the hot path: text and tool deltas
+        elif st.held is None and type(event) in self._pass:  # the hot path: text (and tool) deltas
             return (event,)
         return self._step(st, event, ctx)
 
@@ -248,12 +290,16 @@ class ThinkingFilter(Stage):
         own = self._thinking_event(st, event)
         if own is not None:
             return own
-        if isinstance(event, BlockStart) and event.block == "tool_call" and event.call_id:
+        if isinstance(event, ToolArgsDelta):
+            if event.index in st.args:
+                st.args[event.index].append(event.fragment)
+        elif isinstance(event, BlockStart) and event.block == "tool_call" and event.call_id:
             st.call_ids.append(event.call_id)
+            st.call_names[event.index], st.args[event.index] = event.name or "", []
         elif isinstance(event, MessageStart):
             st.model = event.model
         elif isinstance(event, MessageStop):
-            self._remember(st, ctx.upstream_id)
+            self._remember(st, ctx)
         return [event]
 
     def _thinking_event(self, st: _Resp, event: Event) -> list[Event] | None:
@@ -289,11 +335,12 @@ class ThinkingFilter(Stage):
             return []
         if isinstance(event, BlockStart) and event.block == "tool_call" and event.call_id:
             st.call_ids.append(event.call_id)
+            st.call_names[event.index], st.args[event.index] = event.name or "", []
             return [*self._release(st, ctx), event]
         if isinstance(event, MessageStop | StreamError):
             released = self._release(st, ctx)
             if isinstance(event, MessageStop):
-                self._remember(st, ctx.upstream_id)
+                self._remember(st, ctx)
             return [*released, event]
         own = self._thinking_event(st, event)  # the next thinking block of a sequence: held too
         st.held.extend([event] if own is None else own)
@@ -323,12 +370,18 @@ class ThinkingFilter(Stage):
             out += [SignatureDelta(index=item.stop.index, signature=key.seal(envelope)), item.stop]
         return out
 
-    def _remember(self, st: _Resp, upstream_id: str) -> None:
+    def _remember(self, st: _Resp, ctx: RequestContext) -> None:
         # A tool turn that came without any thinking (made with thinking off: a forced tool_choice)
         # had no reasoning at all: "" is its exact reasoning, what DeepSeek's thinking mode needs
         # back on it later (its presence), and not an unknown one.
+        upstream_id = ctx.upstream_id
         text = "".join(st.texts)
         seal = st.seals[0] if len(st.seals) == 1 else None
+        if st.call_ids and self.config.ledger and ctx.store is not None:
+            calls = [(st.call_names[i], "".join(st.args[i])) for i in sorted(st.call_names)]
+            ttl = self.config.ledger_ttl_s
+            ctx.store_writes += [(key, value, ttl) for key, value in ledger.entries(upstream_id, text, st.call_ids,
+                                                                                    calls)]
         for call_id in st.call_ids:
             self._store.put(_cache_key(upstream_id, call_id), text)
             if seal is not None:  # for a client that echoes the text but has nowhere to keep the token

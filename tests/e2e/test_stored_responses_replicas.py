@@ -7,66 +7,42 @@ for a response another one made, and a delete on one is seen by all."""
 
 from __future__ import annotations
 
-from contextlib import ExitStack
 from pathlib import Path
 
 import openai
 import pytest
 
-from tests.e2e.serving import SIM
+from tests.e2e.replicas import pipeline, replicas
 from tests.e2e.stored_loop import chained_loop, script
-from tests.resilience.gateway_process import GatewayProcess, open_gateway_process
 
-CONFIG = """
-store: {backend: redis, url: '%s', key_prefix: 'replicas:'}
-server: {log_level: warning}
-upstreams:
-  sim: {%s}
-pipelines:
-  agents:
-    client: responses
-    stages: [thinking_filter, token_budget, tool_ids]
-    upstream: sim
-"""
+PIPELINES = pipeline("agents", "responses")
 TURNS = 30
 OUTPUT = 36_000  # characters per tool output: ~1 MB of history by the last turn
-ENV = {"GATEWAY_THINKING_SECRET": "the secret every replica shares"}
 
 
 def test_three_replicas_one_restarted(sim, redis_url: str, tmp_path: Path) -> None:
     sim.reset(verify_replay=True)
-    config = CONFIG % (redis_url, SIM)
-    env = {**ENV, "SIM_URL": sim.url}
-    with ExitStack() as stack:
-        def start(i: int, generation: int) -> GatewayProcess:
-            folder = tmp_path / f"replica{i}.{generation}"
-            folder.mkdir()
-            return stack.enter_context(open_gateway_process(folder, config, env))
-
-        replicas = [start(i, 0) for i in range(3)]
+    with replicas(tmp_path, sim, redis_url, "replicas:", PIPELINES) as group:
         served: list[str] = []
 
         def url_of_turn(k: int) -> str:
-            served.append(replicas[k % 3].url)
-            return f"{replicas[k % 3].url}/v1"
+            served.append(group.url(k))
+            return f"{group.url(k)}/v1"
 
         prompt = [{"role": "user", "content": script(TURNS)}]
         before, items = chained_loop(url_of_turn, range(TURNS // 2), prompt, output_size=OUTPUT)
-        old = replicas[1]
-        old.proc.terminate()
-        old.proc.wait(10)
-        replicas[1] = start(1, 1)  # a new process: nothing of the old one's memory
+        group.restart(1)  # a new process: nothing of the old one's memory
         after, _ = chained_loop(url_of_turn, range(TURNS // 2, TURNS + 1), items, before[-1].id, output_size=OUTPUT)
         responses = before + after
         assert len(responses) == TURNS + 1 and responses[-1].output_text == "all done"
         assert all(a != b for a, b in zip(served, served[1:], strict=False))  # each turn on another replica
-        assert replicas[1].url in served  # the restarted one served turns after its restart
+        assert group.processes[1].url in served  # the restarted one served turns after its restart
         stats = sim.stats()
         assert stats["emitted_calls"] == stats["verified_calls"] == TURNS
         assert stats["replay"][-1]["verified_turns"] == TURNS
         assert stats["max_request_bytes"] > 1_000_000
 
-        clients = [openai.OpenAI(base_url=f"{r.url}/v1", api_key="x", max_retries=0) for r in replicas]
+        clients = [openai.OpenAI(base_url=f"{r.url}/v1", api_key="x", max_retries=0) for r in group.processes]
         first = responses[0]  # made by replica 0, before the restart
         for client in clients:
             assert client.responses.retrieve(first.id).output[0].type == "reasoning"
