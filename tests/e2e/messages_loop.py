@@ -1,6 +1,7 @@
 """Claude Code's streamed tool loop through the official ``anthropic`` SDK (its shape: the system
 message inside ``messages[]`` that 2.1.154+ sends, the ``[1m]`` model marker, thinking on), shared
-by the Messages-upstream end-to-end tests."""
+by the Messages-upstream end-to-end tests; and the same loop from a client that strips its
+thinking blocks (``stripped_loop``, the reasoning-ledger tests)."""
 
 from __future__ import annotations
 
@@ -43,3 +44,27 @@ def claude_loop(base_url: str, model: str = "claude-opus-4-7[1m]", script: str =
              "content": result(b) if result else f"ran {b.input.get('command', b.input)}\n{output}"}
             for b in reply.content if b.type == "tool_use"]})
     return replies
+
+
+def stripped_loop(url_of_turn: Callable[[int], str], turns: range, messages: list[dict], output: int = 0
+                  ) -> tuple[list[anthropic.types.Message], list[dict]]:
+    """A tool loop whose client keeps no thinking block (it strips them from the history it
+    resends): turn k to ``url_of_turn(k)``, each tool result ``output`` characters long; the
+    replies and the next turn's messages."""
+    replies = []
+    for k in turns:
+        client = anthropic.Anthropic(base_url=url_of_turn(k), api_key="dummy", max_retries=0)
+        with client.messages.stream(model="claude-opus-4-7", max_tokens=32000, messages=messages, tools=[BASH],
+                                    thinking={"type": "enabled", "budget_tokens": 8000}) as stream:
+            reply = stream.get_final_message()
+        replies.append(reply)
+        if reply.stop_reason != "tool_use":
+            break
+        assert reply.content[0].type == "thinking" and reply.content[0].thinking
+        # The client keeps no thinking block: only the text and the tool calls go back.
+        kept = [b.model_dump(exclude_none=True) for b in reply.content if b.type != "thinking"]
+        messages = [*messages, {"role": "assistant", "content": kept}, {"role": "user", "content": [
+            {"type": "tool_result", "tool_use_id": b.id, "content": f"turn {k}\n" + "y" * output}
+            for b in reply.content if b.type == "tool_use"]}]
+    return replies, messages
+

@@ -11,35 +11,14 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import anthropic
 import httpx
 
+from tests.e2e.messages_loop import stripped_loop
 from tests.e2e.replicas import pipeline, replicas
 
 PIPELINES = pipeline("claude_code", "anthropic")
 TURNS = 24
 OUTPUT = 44_000  # characters per tool result: ~1 MB of history by the last turn
-BASH = {"name": "Bash", "description": "Run a shell command",
-        "input_schema": {"type": "object", "properties": {"command": {"type": "string"}}, "required": ["command"]}}
-
-
-def stripped_loop(url_of_turn, turns: range, messages: list[dict]) -> tuple[list, list[dict]]:
-    replies = []
-    for k in turns:
-        client = anthropic.Anthropic(base_url=url_of_turn(k), api_key="dummy", max_retries=0)
-        with client.messages.stream(model="claude-opus-4-7", max_tokens=32000, messages=messages, tools=[BASH],
-                                    thinking={"type": "enabled", "budget_tokens": 8000}) as stream:
-            reply = stream.get_final_message()
-        replies.append(reply)
-        if reply.stop_reason != "tool_use":
-            break
-        assert reply.content[0].type == "thinking" and reply.content[0].thinking
-        # The client keeps no thinking block: only the text and the tool calls go back.
-        kept = [b.model_dump(exclude_none=True) for b in reply.content if b.type != "thinking"]
-        messages = [*messages, {"role": "assistant", "content": kept}, {"role": "user", "content": [
-            {"type": "tool_result", "tool_use_id": b.id, "content": f"turn {k}\n" + "y" * OUTPUT}
-            for b in reply.content if b.type == "tool_use"]}]
-    return replies, messages
 
 
 def rungs(url: str, metric: str) -> dict[str, float]:
@@ -55,9 +34,9 @@ def test_stripped_thinking_replayed_across_replicas(sim, redis_url: str, tmp_pat
     with replicas(tmp_path, sim, redis_url, "ledger:", PIPELINES) as group:
         script = "SIM:script " + " ;; ".join([f"shell echo {i}" for i in range(TURNS)] + ["text all done"])
         prompt = [{"role": "user", "content": script}]
-        before, messages = stripped_loop(group.url, range(TURNS // 2), prompt)
+        before, messages = stripped_loop(group.url, range(TURNS // 2), prompt, OUTPUT)
         group.restart(1)
-        after, _ = stripped_loop(group.url, range(TURNS // 2, TURNS + 1), messages)
+        after, _ = stripped_loop(group.url, range(TURNS // 2, TURNS + 1), messages, OUTPUT)
         replies = before + after
         assert len(replies) == TURNS + 1 and replies[-1].content[-1].text == "all done"
         stats = sim.stats()

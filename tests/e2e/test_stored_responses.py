@@ -3,10 +3,14 @@ dozens of turns by ``previous_response_id`` (only the new tool outputs sent each
 stored items by the end) through one gateway process, restarted in the middle on the same SQLite
 data directory, to the simulator server verifying every replayed reasoning text
 (``verify_replay``). Then ``retrieve``, ``input_items.list``, ``delete`` as the SDK calls them,
-the 404 / 400 of an id that is gone, ``store: false`` writing nothing, and retention."""
+the 404 / 400 of an id that is gone, ``store: false`` writing nothing, and retention. And the
+gateway as users run it, one process on the default embedded store, killed mid-conversation and
+started again: a Responses chain and a Claude Code-shaped loop that strips its thinking blocks
+(the reasoning ledger) go on, every replayed reasoning exact."""
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from pathlib import Path
 
 import openai
@@ -14,8 +18,11 @@ import pytest
 import trio
 
 from stages.thinking_filter import reset_shared_state
+from tests.e2e.messages_loop import stripped_loop
+from tests.e2e.replicas import SECRET, pipeline
 from tests.e2e.serving import SIM, open_gateway
 from tests.e2e.stored_loop import TOOLS, chained_loop, chained_turn, script
+from tests.resilience.gateway_process import open_gateway_process
 
 CONFIG = """
 store: {backend: sqlite, data_dir: '%s'%s}
@@ -110,3 +117,34 @@ class TestEmbeddedStore:
             await trio.sleep(0.6)
             with pytest.raises(openai.NotFoundError):
                 await trio.to_thread.run_sync(lambda: client.responses.retrieve(first.id))
+
+
+PROCESS = "store: {data_dir: '%s'}\nupstreams:\n  sim: {%s}\npipelines:\n%s%s"
+
+
+def test_one_process_killed_and_restarted(sim, tmp_path: Path) -> None:
+    sim.reset(verify_replay=True)
+    config = PROCESS % (tmp_path / "data", SIM, pipeline("agents", "responses"), pipeline("claude", "anthropic"))
+    env = {**SECRET, "SIM_URL": sim.url}
+    turns, size = 16, 32_000
+    with ExitStack() as stack:
+        (tmp_path / "a").mkdir()
+        gateway = stack.enter_context(open_gateway_process(tmp_path / "a", config, env))
+        url = gateway.url
+        chained, items = chained_loop(lambda k: f"{url}/v1", range(turns // 2), [
+            {"role": "user", "content": script(turns)}], output_size=size)
+        script_text = "SIM:script " + " ;; ".join([f"shell echo {i}" for i in range(turns)] + ["text all done"])
+        replies, messages = stripped_loop(lambda k: url, range(turns // 2), [{"role": "user", "content": script_text}],
+                                          size)
+        gateway.proc.kill()  # no shutdown: what was answered is on disk
+        gateway.proc.wait(10)
+        (tmp_path / "b").mkdir()
+        url = stack.enter_context(open_gateway_process(tmp_path / "b", config, env)).url
+        more, _ = chained_loop(lambda k: f"{url}/v1", range(turns // 2, turns + 1), items, chained[-1].id,
+                               output_size=size)
+        rest, _ = stripped_loop(lambda k: url, range(turns // 2, turns + 1), messages, size)
+    assert (chained + more)[-1].output_text == "all done" and len(chained + more) == turns + 1
+    assert (replies + rest)[-1].content[-1].text == "all done" and len(replies + rest) == turns + 1
+    stats = sim.stats()
+    assert stats["emitted_calls"] == stats["verified_calls"] == 2 * turns
+    assert stats["max_request_bytes"] > 500_000
