@@ -197,5 +197,17 @@ def effort_not_sent(request: ChatRequest, lose: Callable[[str, str], None]) -> N
         lose("effort", f"effort {effort!r} not sent: thinking is disabled")
 
 
-__all__ = ["DEEPSEEK_PROFILES", "MODELS", "ModelCard", "card_for", "effort_not_sent", "effort_word", "forced_choice",
-           "image_refusal", "model_card", "thinking_for", "thinking_on", "thinking_wanted"]
+def display_not_carried(request: ChatRequest, upstream: str, lose: Callable[[str, str], None]) -> None:
+    """Thinking goes on an upstream that returns its raw reasoning and takes no ``display``: a
+    display the client asked for other than ``omitted`` (which the Anthropic client encoder
+    honours itself) is a loss: the reasoning is shown whole, not summarized."""
+    display = request.thinking.display
+    if display is not None and display != "omitted":
+        lose("thinking_display", f"thinking display {display!r} not carried: {upstream} returns its raw reasoning, "
+                                 "shown whole, not summarized")
+
+
+__all__ = [
+    "DEEPSEEK_PROFILES", "MODELS", "ModelCard", "card_for", "display_not_carried", "effort_not_sent", "effort_word",
+    "forced_choice", "image_refusal", "model_card", "thinking_for", "thinking_on", "thinking_wanted",
+]

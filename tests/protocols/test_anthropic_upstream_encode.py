@@ -193,3 +193,20 @@ class TestParameters:
         real, _ = encode(request, ANTHROPIC)
         assert real["top_k"] == 5 and real["metadata"] == {"user_id": "u1"}
         assert real["output_config"] == {"format": {"type": "json_schema", "schema": {"type": "object"}}}
+
+
+def test_thinking_display_goes_to_the_real_api_and_is_a_loss_elsewhere() -> None:
+    """Anthropic's ``thinking.display`` (Claude Code sends ``updates``, a client may ask
+    ``summarized``): the real API shows its thinking as asked, so it gets the display; DeepSeek
+    returns its raw reasoning whole, so there it is a loss. ``omitted`` the client encoder honours."""
+    for display in ("summarized", "updates"):
+        request = ChatRequest(model="m", messages=(Message(role="user", parts=(TextPart("hi"),)),),
+                              thinking=ThinkingConfig(enabled=True, budget_tokens=2048, display=display))
+        out, losses = encode(request, ANTHROPIC, "anthropic")
+        assert out["thinking"]["display"] == display and not [w for w, _ in losses if w == "thinking_display"]
+        out, losses = encode(request)
+        assert "display" not in out["thinking"]
+        assert [w for w, _ in losses] == ["thinking_display"] and repr(display) in losses[0][1]
+    omitted = ChatRequest(model="m", messages=(Message(role="user", parts=(TextPart("hi"),)),),
+                          thinking=ThinkingConfig(enabled=True, display="omitted"))
+    assert encode(omitted)[1] == []

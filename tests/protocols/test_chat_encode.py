@@ -365,3 +365,12 @@ def test_captured_requests_encode_to_valid_chat_bodies(capture: Path, profile_na
         patch = next(t["function"] for t in body["tools"] if t["function"]["name"] == "apply_patch")
         assert patch["parameters"]["required"] == ["input"]
         assert "grammar" in patch["parameters"]["properties"]["input"]["description"]
+
+
+def test_a_thinking_display_is_a_loss_on_chat_upstreams() -> None:
+    """DeepSeek returns its raw reasoning: a display other than ``omitted`` cannot be honoured."""
+    request = req(thinking=ThinkingConfig(enabled=True, display="summarized"))
+    _, losses = encode(request, DEEPSEEK)
+    assert [loss.what for loss in losses] == ["thinking_display"]
+    _, losses = encode(req(thinking=ThinkingConfig(enabled=False, display="summarized")), DEEPSEEK)
+    assert losses == []  # no thinking, nothing to show

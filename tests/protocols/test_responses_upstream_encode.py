@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import msgspec
+
 from pipeline.model import (
     ChatRequest,
     Message,
@@ -143,3 +145,10 @@ class TestBody:
             Message(role="user", parts=(TextPart("hi"),)), Message(role="system", parts=(TextPart("later"),))))
         out, _ = body(request)
         assert out["instructions"] == "first\n\nlater" and len(out["input"]) == 1
+
+
+def test_a_thinking_display_is_a_loss_on_responses_upstreams() -> None:
+    request = ChatRequest(model="m", messages=(Message(role="user", parts=(TextPart("hi"),)),),
+                          thinking=ThinkingConfig(enabled=True, display="summarized"))
+    assert body(request)[1] == ["thinking_display"]
+    assert body(msgspec.structs.replace(request, thinking=ThinkingConfig(enabled=True)))[1] == []

@@ -42,7 +42,15 @@ from pipeline.model import (
     part_kind,
     text_of,
 )
-from pipeline.model_limits import ModelCard, card_for, effort_not_sent, effort_word, image_refusal, thinking_for
+from pipeline.model_limits import (
+    ModelCard,
+    card_for,
+    display_not_carried,
+    effort_not_sent,
+    effort_word,
+    image_refusal,
+    thinking_for,
+)
 from pipeline.profiles import Profile
 from pipeline.protocols.anthropic.models import (
     MessageParam,
@@ -142,6 +150,10 @@ def _thinking(body: MessagesRequest, request: ChatRequest, profile: Profile, car
             lose("budget_tokens", f"budget_tokens {asked.budget_tokens} sent as {budget}: at least {_MIN_BUDGET} "
                                   f"and below max_tokens ({max_tokens})")
     body.thinking = ThinkingParam(type="enabled", budget_tokens=budget)
+    if profile.keep_client_thinking:  # the real API: it shows its thinking as the client asked
+        body.thinking.display = asked.display
+    else:
+        display_not_carried(request, profile.name, lose)
     word = effort_word(card, effort)
     if word:
         body.output_config = OutputConfigParam(effort=word)

@@ -28,7 +28,15 @@ from pipeline.model import (
     part_kind,
     text_of,
 )
-from pipeline.model_limits import ModelCard, card_for, effort_not_sent, effort_word, image_refusal, thinking_for
+from pipeline.model_limits import (
+    ModelCard,
+    card_for,
+    display_not_carried,
+    effort_not_sent,
+    effort_word,
+    image_refusal,
+    thinking_for,
+)
 from pipeline.profiles import Profile
 from pipeline.protocols.chat.models import (
     ENCODER,
@@ -142,6 +150,8 @@ def _thinking(body: ChatCompletionRequest, request: ChatRequest, profile: Profil
         body.reasoning_effort = word
     if not on and body.reasoning_effort is UNSET:
         effort_not_sent(request, lose)
+    if on:
+        display_not_carried(request, profile.name, lose)
 
 
 def _tool(spec: ToolSpec, profile: Profile) -> Tool:

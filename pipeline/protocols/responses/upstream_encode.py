@@ -33,7 +33,15 @@ from pipeline.model import (
     part_kind,
     text_of,
 )
-from pipeline.model_limits import ModelCard, card_for, effort_not_sent, effort_word, image_refusal, thinking_for
+from pipeline.model_limits import (
+    ModelCard,
+    card_for,
+    display_not_carried,
+    effort_not_sent,
+    effort_word,
+    image_refusal,
+    thinking_for,
+)
 from pipeline.profiles import Profile
 from pipeline.protocols.openai import LOCAL_SHELL_DESCRIPTION, LOCAL_SHELL_SCHEMA, freeform_parameters
 from pipeline.protocols.responses.helpers import open_seal
@@ -128,6 +136,7 @@ def _reasoning(body: dict[str, Any], request: ChatRequest, profile: Profile, car
             reasoning["effort"] = word
     reasoning["summary"] = "auto"
     body["reasoning"] = reasoning
+    display_not_carried(request, profile.name, lose)
     if profile.encrypted_reasoning:
         body["include"] = ["reasoning.encrypted_content"]
 
