@@ -74,6 +74,13 @@ class WebSearch(Stage):
         ctx.losses[:] = [loss for loss in ctx.losses
                          if not (loss.what == "server_tool" and hosted.kind in loss.detail)]
         ctx.attempt.gateway_tools[name] = self._tool(hosted, ctx)
+        unused = sorted(set(hosted.options) - _APPLIED)
+        filters = hosted.options.get("filters")
+        if isinstance(filters, dict):
+            unused += [f"filters.{key}" for key in sorted(set(filters) - {"allowed_domains"})]
+        if unused:
+            ctx.lose("web_search_option", f"{hosted.kind}: {', '.join(unused)} not applied by the gateway's search "
+                                          f"({self.config.provider})")
         spec = ToolSpec(name=name, description=DESCRIPTION, parameters={
             "type": "object", "properties": {"query": {"type": "string", "maxLength": MAX_QUERY,
                                                        "description": "The search query"}},
@@ -98,6 +105,10 @@ class WebSearch(Stage):
                              else self.config.max_uses, count=self.config.max_results,
                              timeout_s=self.config.timeout_s, allow=allow,
                              block=_domains(options.get("blocked_domains")), log=ctx.log)
+
+
+# The hosted tool's options the gateway's search applies; any other is a loss.
+_APPLIED = frozenset({"allowed_domains", "blocked_domains", "filters", "max_uses"})
 
 
 def _renamed(message: Message, old: str, new: str) -> Message:

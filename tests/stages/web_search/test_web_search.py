@@ -183,6 +183,21 @@ class TestCodexSearch:
         assert line["status"] == 200 and not any(loss.startswith("server_tool") for loss in line["losses"])
 
 
+    async def test_options_the_search_does_not_apply_are_losses(self, sim, searxng) -> None:
+        """Codex's ``external_web_access`` / ``search_context_size`` / ``user_location``: the gateway's
+        search has no such knobs, so each is named in one ``web_search_option`` loss, not ignored."""
+        prompt = 'SIM:script call web_search {"query": "knobs"} ;; text Done.'
+        tool = {"type": "web_search", "external_web_access": False, "search_context_size": "low",
+                "user_location": {"type": "approximate", "country": "FR"},
+                "filters": {"allowed_domains": ["docs.example.org"]}}
+        (response, _), (line,) = await served(sim, config(searxng.url),
+                                              lambda url: codex(url, [user(prompt)], tools=[tool]))
+        assert response.output_text == "Done."
+        (loss,) = [loss for loss in line["losses"] if loss.startswith("web_search_option")]
+        assert "external_web_access, search_context_size, user_location not applied" in loss
+        assert "filters." not in loss  # allowed_domains is applied
+
+
 def search_reply(url: str, prompt: str, tool: dict[str, Any] | None = None, **kwargs: Any) -> anthropic.types.Message:
     return claude(url, [user(prompt)], tools=[tool or WEB_SEARCH], thinking={"type": "disabled"}, **kwargs)
 
