@@ -24,7 +24,7 @@ from pipeline.model import (
     ToolCallPart,
     ToolResultPart,
 )
-from pipeline.protocols.anthropic.helpers import open_hit
+from pipeline.protocols.anthropic.helpers import open_hit, ours
 from pipeline.protocols.anthropic.models import (
     DocumentBlockParam,
     ImageBlockParam,
@@ -176,7 +176,7 @@ class BlockReader:
         """Blocks valid in any content position: text, image, document, search_result."""
         if kind == "text":
             block = decode_value(raw, TextBlockParam, path)
-            if block.citations:
+            if block.citations and not ours(block.citations):  # the gateway's own say only what the text does
                 self.lose("citations", f"{path}: citations dropped")
             return [TextPart(block.text)]
         if kind == "image":

@@ -25,6 +25,7 @@ from pipeline.events import (
     Heartbeat,
     MessageStart,
     MessageStop,
+    SearchHit,
     SearchResult,
     SignatureDelta,
     StreamError,
@@ -35,7 +36,7 @@ from pipeline.events import (
 )
 from pipeline.model import ChatRequest
 from pipeline.protocols.anthropic.client_decode_echo import NO_ECHO, AnthropicEcho
-from pipeline.protocols.anthropic.helpers import seal_hit
+from pipeline.protocols.anthropic.helpers import cite, seal_hit
 from pipeline.protocols.anthropic.models import (
     ContentBlock,
     ContentBlockStartEvent,
@@ -181,6 +182,8 @@ class AnthropicStreamEncoder:
         self._open: _OpenBlock | None = None
         self._redacted: _OpenBlock | None = None  # a redacted_thinking block whose start awaits its data
         self._usage: Usage | None = None
+        self._hits: dict[str, SearchHit] = {}  # this answer's search results by URL, for citations
+        self._said: list[str] | None = None  # the open text block's text, kept only once there are hits
 
     def feed(self, event: Event) -> list[bytes]:
         """Frames for one neutral event (empty once the stream has ended)."""
@@ -191,6 +194,8 @@ class AnthropicStreamEncoder:
             block, text = self._open, token.text
             if block is not None and block.neutral == token.index and text and not self._done \
                     and block.kind != "redacted":
+                if self._said is not None and block.kind == "text":
+                    self._said.append(text)
                 return [block.head + _ENC.encode(text) + _DELTA_TAIL]
         if self._done:
             return []
@@ -216,6 +221,8 @@ class AnthropicStreamEncoder:
             case SearchResult():
                 self._start(out)
                 self._block_stop(out)
+                for hit in event.hits:
+                    self._hits.setdefault(hit.url, hit)
                 index = self._next_index
                 self._next_index += 1
                 out.append(encode_sse(_ENC.encode(ContentBlockStartEvent(index, search_block(event))),
@@ -290,6 +297,7 @@ class AnthropicStreamEncoder:
             block = ToolUseBlock(id=call_id, name=event.name or "", input={})
         else:
             block = TextBlock(text="")
+            self._said = [] if self._hits else None
         index = self._next_index
         self._next_index += 1
         self._open = _OpenBlock(event.index, index, event.block)
@@ -317,6 +325,12 @@ class AnthropicStreamEncoder:
             self._redacted_start(out, "")
         if self._open is None:
             return
+        if self._said is not None and self._open.kind == "text":  # the results this text quotes
+            for citation in cite("".join(self._said), self._hits):
+                delta = {"type": "content_block_delta", "index": self._open.wire,
+                         "delta": {"type": "citations_delta", "citation": citation}}
+                out.append(encode_sse(_ENC.encode(delta), "content_block_delta"))
+            self._said = None
         out.append(encode_sse(_ENC.encode(ContentBlockStopEvent(self._open.wire)), "content_block_stop"))
         self._open = None
 
@@ -342,6 +356,7 @@ def render_message(completion: Completion, request: ChatRequest, echo: Anthropic
     reported none)."""
     omit_thinking = echo.thinking_display == "omitted"
     content: list[ContentBlock] = []
+    hits: dict[str, SearchHit] = {}
     for block in completion.blocks:
         if isinstance(block, Thinking) and block.redacted:
             content.append(RedactedThinkingBlock(data=block.signature or ""))
@@ -349,6 +364,8 @@ def render_message(completion: Completion, request: ChatRequest, echo: Anthropic
             content.append(ThinkingBlock(thinking="" if omit_thinking else block.text, signature=block.signature or ""))
         elif isinstance(block, Search):
             content.append(search_block(block.result))
+            for hit in block.result.hits:
+                hits.setdefault(hit.url, hit)
         elif isinstance(block, ToolCall) and block.server:
             content.append(ServerToolUseBlock(id=block.call_id or "srvtoolu_" + secrets.token_hex(12),
                                               name="web_search", input=_tool_input(block.arguments)))
@@ -356,7 +373,7 @@ def render_message(completion: Completion, request: ChatRequest, echo: Anthropic
             content.append(ToolUseBlock(id=block.call_id or "toolu_" + secrets.token_hex(12), name=block.name or "",
                                         input=_tool_input(block.arguments)))
         else:
-            content.append(TextBlock(text=block.text))
+            content.append(TextBlock(text=block.text, citations=(cite(block.text, hits) or None) if hits else None))
     message = MessageBody(
         id=_message_id(completion.message_id),
         role="assistant",

@@ -147,8 +147,19 @@ class ToolReferenceBlockParam(msgspec.Struct):
 # Response side.
 
 
-class TextBlock(msgspec.Struct, tag="text", tag_field="type"):
+class WebSearchCitation(msgspec.Struct, tag="web_search_result_location", tag_field="type"):
+    """A text block's citation of a web search result (the gateway's: ``encrypted_index`` is the
+    result's seal)."""
+
+    url: str
+    title: str
+    cited_text: str
+    encrypted_index: str
+
+
+class TextBlock(msgspec.Struct, tag="text", tag_field="type", omit_defaults=True):
     text: str
+    citations: list[WebSearchCitation] | None = None
 
 
 class ThinkingBlock(msgspec.Struct, tag="thinking", tag_field="type"):

@@ -108,6 +108,37 @@ class TestClaudeCodeSearch:
         assert line["status"] == 200 and not any(loss.startswith("server_tool") for loss in line["losses"])
 
 
+    @pytest.mark.parametrize("stream", [True, False])
+    async def test_an_answer_that_names_a_result_cites_it(self, sim, searxng, stream: bool) -> None:
+        """The answer names two of the results' URLs: its text block cites those two (url, title,
+        the snippet as cited_text, the result's seal), no other; sent back, the citations are no loss."""
+        cited = ("https://docs.example.org/trio-nurseries/0", "https://news.example.net/trio-nurseries/2")
+        prompt = ('SIM:script call web_search {"query": "trio nurseries"} ;; '
+                  f"text See {cited[1]} and {cited[0]} for nurseries.")
+        reply, (line,) = await served(sim, config(searxng.url), lambda url: claude(
+            url, [user(prompt)], stream=stream, thinking={"type": "disabled"}))
+        text = reply.content[-1]
+        assert text.type == "text" and text.text == f"See {cited[1]} and {cited[0]} for nurseries."
+        assert [c.type for c in text.citations] == ["web_search_result_location"] * 2
+        assert [c.url for c in text.citations] == list(cited)  # in the results' order
+        result = reply.content[1]
+        by_url = {r.url: r for r in result.content}
+        for citation in text.citations:
+            assert citation.title == by_url[citation.url].title
+            assert citation.encrypted_index == by_url[citation.url].encrypted_content
+            assert citation.cited_text and len(citation.cited_text) <= 150
+        again = [user(prompt), echoed(reply), user("SIM:text thanks")]
+        _, (line,) = await served(sim, config(searxng.url), lambda url: claude(url, again, stream=stream,
+                                                                                thinking={"type": "disabled"}))
+        assert not any(loss.startswith("citations") for loss in line["losses"])
+
+    async def test_an_answer_that_names_no_result_cites_none(self, sim, searxng) -> None:
+        prompt = 'SIM:script call web_search {"query": "trio nurseries"} ;; text Nothing to cite.'
+        reply, _ = await served(sim, config(searxng.url), lambda url: claude(url, [user(prompt)],
+                                                                              thinking={"type": "disabled"}))
+        assert reply.content[-1].citations is None
+
+
 def echoed(reply: anthropic.types.Message) -> dict[str, Any]:
     return {"role": "assistant", "content": [b.model_dump(exclude_none=True) for b in reply.content]}
 
