@@ -34,7 +34,6 @@ from pipeline.intake import (
     request_id,
 )
 from pipeline.json_depth import DepthMemo
-from pipeline.profiles import Price
 from pipeline.protocols.base import ModelInfo
 from pipeline.registry import Pipeline, build_pipelines, open_stages, open_upstreams, routes
 from pipeline.reload import Generation, watch
@@ -309,9 +308,10 @@ class Gateway:
             if kind in ("generate", "count_tokens"):
                 gwlog.request_finished(ctx, outcome, kind=kind, model=request_model)
                 metrics.observe(ctx, outcome)
-            if kind == "generate" and key is not None and self.usage is not None and outcome.attempts:
-                await self.usage.account(key, ctx.upstream_model, outcome, _price(pipe, ctx.upstream_id,
-                                                                                  ctx.upstream_model))
+            served = ctx.attempt  # the try that served: its upstream prices its model
+            if kind == "generate" and key is not None and self.usage is not None and outcome.attempts \
+                    and served is not None and served.target is not None:
+                await self.usage.account(key, served.model, outcome, served.target.price(served.model))
 
     async def _no_route(self, method: str, path: str, headers: dict[str, str], receive: Receive, send: Send) -> None:
         """404 (405 with ``allow`` for a known path) in the dialect of the pipelines mounted there."""
@@ -389,15 +389,6 @@ def _dialect(pipelines: Iterable[Pipeline], path: str, headers: dict[str, str]) 
     under = [p for p in under if len(p.config.mount) == longest]
     want_anthropic = "anthropic-version" in headers
     return next((p for p in under if (p.codec.name == "anthropic") == want_anthropic), under[0])
-
-
-def _price(pipe: Pipeline, upstream_id: str, model: str) -> Price | None:
-    """The price of ``model`` on the pipeline's upstream ``upstream_id`` (the one that served)."""
-    for route in pipe.routing:
-        for up in route.upstreams:
-            if up.id == upstream_id:
-                return up.price(model)
-    return None
 
 
 def _metrics_keys(server: ServerConfig, pipelines: Iterable[Pipeline]) -> tuple[bytes, ...]:

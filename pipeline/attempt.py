@@ -32,7 +32,7 @@ from pipeline.errors import CODES, RETRYABLE_CODES, GatewayError, Redo, Upstream
 from pipeline.events import Event, MessageStart, StreamError
 from pipeline.model import ChatRequest
 from pipeline.model_limits import ModelCard, card_for
-from pipeline.profiles import ModelLimits, Profile
+from pipeline.profiles import ModelLimits, Price, Profile
 from pipeline.server_tools import GatewayTool, ToolLoop
 
 # The request's context (``pipeline.stage.RequestContext``, which holds the attempt): passed
@@ -51,6 +51,8 @@ class Target(Protocol):
     def limits(self, upstream_model: str) -> ModelLimits: ...
 
     def card(self, upstream_model: str) -> ModelCard: ...
+
+    def price(self, upstream_model: str) -> Price | None: ...
 
     def key_missing(self, ctx: Context) -> str | None: ...
 
