@@ -9,6 +9,28 @@ from typing import Any
 import openai
 
 
+def final_response(client: openai.OpenAI, *, stream: bool = True, **kwargs: Any) -> Any:
+    """One Responses request: collected, or streamed to its end; the final Response either way."""
+    if not stream:
+        return client.responses.create(**kwargs)
+    with client.responses.stream(**kwargs) as events:
+        for _event in events:
+            pass
+        return events.get_final_response()
+
+
+def echoed(response: Any, *, keep_status: bool = False) -> list[dict[str, Any]]:
+    """A Response's output items as Codex sends them back: without their ids (and statuses)."""
+    items = []
+    for out in response.output:
+        item = out.model_dump(exclude_none=True)
+        item.pop("id", None)
+        if not keep_status:
+            item.pop("status", None)
+        items.append(item)
+    return items
+
+
 def codex_loop(base_url: str, items: list[dict[str, Any]], tools: list[dict[str, Any]], *, steps: int = 4,
                choices: list[Any] | None = None, model: str = "deepseek-v4-pro") -> list[Any]:
     """Codex's tool loop from the input ``items``: each answer's function calls get ``ok``;
@@ -18,20 +40,13 @@ def codex_loop(base_url: str, items: list[dict[str, Any]], tools: list[dict[str,
     responses = []
     for choice in choices if choices is not None else [None] * steps:
         extra = {"tool_choice": choice} if choice is not None else {}
-        with client.responses.stream(model=model, input=items, tools=tools, store=False,
-                                     include=["reasoning.encrypted_content"],
-                                     reasoning={"effort": "high", "summary": "auto"}, **extra) as stream:
-            for _event in stream:
-                pass
-            response = stream.get_final_response()
+        response = final_response(client, model=model, input=items, tools=tools, store=False,
+                                  include=["reasoning.encrypted_content"],
+                                  reasoning={"effort": "high", "summary": "auto"}, **extra)
         responses.append(response)
         calls = [o for o in response.output if o.type == "function_call"]
         if not calls:
             break
-        for out in response.output:
-            item = out.model_dump(exclude_none=True)
-            item.pop("id", None)
-            item.pop("status", None)
-            items.append(item)
+        items += echoed(response)
         items += [{"type": "function_call_output", "call_id": c.call_id, "output": "ok"} for c in calls]
     return responses

@@ -9,6 +9,8 @@ from typing import Any
 
 import openai
 
+from tests.e2e.responses_loop import final_response
+
 TOOLS = [{"type": "function", "name": "exec_command", "description": "Run a command", "strict": False,
           "parameters": {"type": "object", "properties": {"cmd": {"type": "string"}}, "required": ["cmd"]}}]
 
@@ -29,12 +31,7 @@ def chained_turn(client: openai.OpenAI, items: list[dict[str, Any]], previous: s
                               "reasoning": {"effort": "high", "summary": "auto"}}
     if previous is not None:
         kwargs["previous_response_id"] = previous
-    if not stream:
-        return client.responses.create(**kwargs)
-    with client.responses.stream(**kwargs) as events:
-        for _event in events:
-            pass
-        return events.get_final_response()
+    return final_response(client, stream=stream, **kwargs)
 
 
 def chained_loop(url_of_turn: Callable[[int], str], turns: range, items: list[dict[str, Any]],

@@ -19,6 +19,7 @@ import pytest
 import trio
 
 from tests.captures import capture_body
+from tests.e2e.responses_loop import echoed, final_response
 from tests.e2e.serving import SIM, SIM_KEY_ENV, open_gateway
 
 # Codex's pipeline (the shipped stages) on each upstream protocol, each at the simulator's own mode.
@@ -53,14 +54,8 @@ PROMPT = ('SIM:script call tool_search {"query": "close agent", "limit": 2} ;; '
 
 
 def answer(client: openai.OpenAI, items: list[dict[str, Any]], stream: bool) -> Any:
-    kwargs: dict[str, Any] = dict(model="gpt-5.5", input=items, tools=[EXEC, SEARCH], store=False,
-                                  include=["reasoning.encrypted_content"], reasoning={"effort": "high", "summary": "auto"})
-    if not stream:
-        return client.responses.create(**kwargs)
-    with client.responses.stream(**kwargs) as events:
-        for _event in events:
-            pass
-        return events.get_final_response()
+    return final_response(client, stream=stream, model="gpt-5.5", input=items, tools=[EXEC, SEARCH], store=False,
+                          include=["reasoning.encrypted_content"], reasoning={"effort": "high", "summary": "auto"})
 
 
 def codex_loop(base_url: str, stream: bool) -> tuple[list[Any], list[dict[str, Any]]]:
@@ -73,10 +68,7 @@ def codex_loop(base_url: str, stream: bool) -> tuple[list[Any], list[dict[str, A
     for _ in range(4):
         response = answer(client, items, stream)
         responses.append(response)
-        for out in response.output:
-            item = out.model_dump(exclude_none=True)
-            item.pop("id", None)
-            items.append(item)
+        items += echoed(response, keep_status=True)
         calls = [o for o in response.output if o.type in ("function_call", "tool_search_call")]
         for call in calls:
             if call.type == "tool_search_call":

@@ -13,6 +13,7 @@ import openai
 import structlog
 import trio
 
+from tests.e2e.responses_loop import echoed, final_response
 from tests.e2e.serving import SIM, open_gateway
 from tests.resilience.dialects import wait_finished
 from upstreams.simulator.testing import SimulatorProcess
@@ -56,21 +57,14 @@ def responses_loop(base: str) -> list[str]:
     items: list = [{"type": "message", "role": "user", "content": [{"type": "input_text", "text": PROMPT}]}]
     statuses = []
     for _ in range(4):
-        with client.responses.stream(model="gpt-5.5", input=items, tools=[tool], store=False,
-                                     include=["reasoning.encrypted_content"]) as stream:
-            for _event in stream:
-                pass
-            response = stream.get_final_response()
+        response = final_response(client, model="gpt-5.5", input=items, tools=[tool], store=False,
+                                  include=["reasoning.encrypted_content"])
         statuses.append(response.status)
         calls = [o for o in response.output if o.type == "function_call"]
         if not calls:
             statuses.append(response.output_text)
             break
-        for out in response.output:
-            item = out.model_dump(exclude_none=True)
-            item.pop("id", None)
-            item.pop("status", None)
-            items.append(item)
+        items += echoed(response)
         items.extend({"type": "function_call_output", "call_id": c.call_id, "output": "ok"} for c in calls)
     return statuses
 
