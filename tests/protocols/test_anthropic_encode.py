@@ -10,10 +10,10 @@ import msgspec
 import pydantic
 import pytest
 from anthropic.lib.streaming._messages import accumulate_event
-from anthropic.types import Message, MessageTokensCount, ModelInfo as SdkModelInfo, RawMessageStreamEvent
+from anthropic.types import Message, RawMessageStreamEvent
 from anthropic.types.shared import ErrorResponse
 
-from pipeline.errors import CODES, GatewayError
+from pipeline.errors import GatewayError
 from pipeline.events import (
     BlockStart,
     BlockStop,
@@ -32,14 +32,9 @@ from pipeline.events import (
 from pipeline.model import ChatRequest
 from pipeline.protocols.anthropic import AnthropicCodec, AnthropicCollector, AnthropicStreamEncoder
 from pipeline.protocols.anthropic.client_decode_echo import NO_ECHO, AnthropicEcho
-from pipeline.protocols.anthropic.client_encode import render_count, render_error, render_models
-from pipeline.protocols.base import ModelInfo
+from pipeline.protocols.anthropic.client_encode import render_models
 from pipeline.sse import SseDecoder
-
-try:  # recent SDKs ship their own httpx fork and reject plain httpx objects
-    import httpx2 as sdk_httpx
-except ImportError:  # pragma: no cover - older SDKs
-    import httpx as sdk_httpx
+from tests.protocols.anthropic_sdk import sdk_client
 
 STREAM_EVENT = pydantic.TypeAdapter(RawMessageStreamEvent)
 REQUEST = ChatRequest(model="claude-opus-5-5", stream=True)
@@ -97,16 +92,6 @@ def accumulate(stream: bytes) -> dict[str, Any]:
         snapshot = accumulate_event(event=event, current_snapshot=snapshot, json_bufs=bufs)
     assert snapshot is not None
     return snapshot.model_dump(exclude_none=True)
-
-
-def sdk_client(stream: bytes, status: int = 200, headers: dict[str, str] | None = None) -> anthropic.Anthropic:
-    """An offline SDK client whose every request is answered with ``stream``."""
-
-    def handler(request: Any) -> Any:
-        return sdk_httpx.Response(status, headers=headers or {"content-type": "text/event-stream"}, content=stream)
-
-    http = sdk_httpx.Client(transport=sdk_httpx.MockTransport(handler))
-    return anthropic.Anthropic(api_key="test", base_url="http://gateway.invalid", http_client=http, max_retries=0)
 
 
 def ask(client: anthropic.Anthropic) -> Any:
@@ -400,83 +385,6 @@ class TestCollector:
         message = client.messages.create(model="m", max_tokens=10, messages=[{"role": "user", "content": "x"}])
         assert message.content[0].signature == "gw1.c2ln"
         assert message.content[2].input == {"command": "echo hi"}
-
-
-EXPECTED_ERRORS = {
-    "invalid_request": (400, "invalid_request_error"),
-    "context_length_exceeded": (400, "invalid_request_error"),
-    "authentication": (401, "authentication_error"),
-    "billing": (402, "billing_error"),
-    "permission": (403, "permission_error"),
-    "not_found": (404, "not_found_error"),
-    "method_not_allowed": (405, "invalid_request_error"),
-    "request_too_large": (413, "request_too_large"),
-    "request_timeout": (408, "timeout_error"),
-    "unsupported_media_type": (415, "invalid_request_error"),
-    "unprocessable": (422, "invalid_request_error"),
-    "rate_limit": (429, "rate_limit_error"),
-    "api_error": (500, "api_error"),
-    "bad_gateway": (502, "api_error"),
-    "overloaded": (529, "overloaded_error"),
-    "timeout": (504, "timeout_error"),
-}
-
-
-class TestErrors:
-    def test_every_code_covered(self):
-        """Every neutral error code has an expected Anthropic rendering."""
-        assert set(EXPECTED_ERRORS) == set(CODES)
-
-    @pytest.mark.parametrize("code", sorted(EXPECTED_ERRORS))
-    def test_error_body(self, code):
-        """Each neutral code renders with Anthropic's status and error.type."""
-        message = "prompt is too long: 9 tokens > 5 maximum" if code == "context_length_exceeded" else "boom"
-        rendered = render_error(GatewayError(message, code=code))
-        status, kind = EXPECTED_ERRORS[code]
-        assert rendered.status == status
-        assert (b"content-type", b"application/json") in rendered.headers
-        body = json.loads(rendered.body)
-        assert body == {"type": "error", "error": {"type": kind, "message": message}}
-        if kind != "request_too_large":  # not in the SDK's error union
-            ErrorResponse.model_validate(body)
-
-    def test_rate_limit_retry_after(self):
-        """429 carries retry-after (whole seconds, rounded up) when known."""
-        rendered = render_error(GatewayError("slow", code="rate_limit", retry_after_s=2.2))
-        assert (b"retry-after", b"3") in rendered.headers
-        without = render_error(GatewayError("slow", code="rate_limit"))
-        assert all(name != b"retry-after" for name, _ in without.headers)
-
-    def test_sdk_raises_matching_class(self):
-        """The SDK maps rendered errors to its exception classes."""
-        rendered = render_error(GatewayError("slow", code="rate_limit", retry_after_s=1))
-        client = sdk_client(rendered.body, rendered.status, dict((k.decode(), v.decode()) for k, v in rendered.headers))
-        with pytest.raises(anthropic.RateLimitError) as caught:
-            client.messages.create(model="m", max_tokens=1, messages=[{"role": "user", "content": "x"}])
-        assert caught.value.body["error"]["type"] == "rate_limit_error"
-
-
-class TestModelsAndCount:
-    def test_models(self):
-        """The model list has Anthropic's page shape and each entry validates as an SDK ModelInfo."""
-        models = [ModelInfo(id="claude-opus-5-5", upstream_model="deepseek-v4-pro", context_window=1_000_000,
-                            max_output_tokens=384_000),
-                  ModelInfo(id="claude-haiku-5", upstream_model="deepseek-v4-flash", context_window=128_000,
-                            max_output_tokens=32_000)]
-        page = json.loads(render_models(models))
-        assert page["has_more"] is False
-        assert (page["first_id"], page["last_id"]) == ("claude-opus-5-5", "claude-haiku-5")
-        infos = [SdkModelInfo.model_validate(entry) for entry in page["data"]]
-        assert infos[0].max_input_tokens == 1_000_000 and infos[0].max_tokens == 384_000
-        assert infos[1].display_name == "claude-haiku-5" and infos[1].type == "model"
-
-    def test_empty_models(self):
-        """An empty list has null first/last ids."""
-        assert json.loads(render_models([])) == {"data": [], "has_more": False, "first_id": None, "last_id": None}
-
-    def test_count(self):
-        """count_tokens answers {"input_tokens": n}."""
-        assert MessageTokensCount.model_validate_json(render_count(14231)).input_tokens == 14231
 
 
 class TestCodec:
