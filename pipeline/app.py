@@ -22,6 +22,7 @@ from pipeline import fatal, hypercorn_patch, metrics
 from pipeline import log as gwlog
 from pipeline.attempt import Attempt
 from pipeline.config import GatewayConfig, ServerConfig, StoreConfig, load_config
+from pipeline.conversation import Conversations
 from pipeline.errors import GatewayError, RequestError
 from pipeline.intake import (
     KEY_REFUSED,
@@ -72,6 +73,8 @@ class Gateway:
         self.metrics_keys: tuple[bytes, ...] = ()  # what GET /metrics accepts (none: open), set at startup
         self._gen = Generation({}, {})  # the configuration serving new requests (pipeline.reload)
         self._depth = DepthMemo()  # the nesting check, resumed after what a session's last body passed
+        self.conversations = Conversations()  # what a session's earlier requests already cost
+        self._served = 0  # configurations served so far: a reload starts the memory afresh
 
     @property
     def config_path(self) -> str | None:
@@ -110,6 +113,10 @@ class Gateway:
                ) -> None:
         """Serve ``gen`` from the next request on (no await here: a request sees one configuration)."""
         self.server = config.server
+        self._served += 1
+        memory = config.server.conversation_memory_mb * 1024 * 1024
+        if (memory, config.server.conversation_entries) != (self.conversations.max_bytes, self.conversations.entries):
+            self.conversations = Conversations(max_bytes=memory, entries=config.server.conversation_entries)
         hypercorn_patch.apply(write_timeout_s=config.server.write_timeout_s)
         gwlog.configure(config.server.log_level, json=config.server.log_json)
         self._gen, self.pipelines, self.upstreams, self.routes = gen, gen.pipelines, gen.upstreams, table
@@ -269,6 +276,8 @@ class Gateway:
             if kind.startswith("response_"):  # a stored response; model_id is its id
                 await responder.whole(200, JSON_HEADERS, await self._stored_response(kind, model_id, scope))
                 return
+            # A conversation's memory is one tenant's (pipeline, gateway key) under one configuration.
+            ctx.recall = self.conversations.recall(f"{self._served}\0{pipe.id}\0{key or ''}")
             body = await read_body(receive, headers, self.server.max_body_bytes, self.server.body_timeout_s,
                                     pipe.config.deadline_s, ctx.deadline)
             if self.server.max_json_depth and self._depth.exceeds(body, self.server.max_json_depth):
@@ -277,7 +286,7 @@ class Gateway:
                 request, reply, kept = await self.stored.decode(pipe.codec, body, ctx)  # type: ignore[arg-type]
                 responder.gate = kept.save if kept is not None else None
             else:
-                request, reply = pipe.codec.decode_request(body)
+                request, reply = pipe.codec.decode_request(body, ctx.recall)
             request_model = request.model
             ctx.losses.extend(request.losses)
             if kind == "count_tokens":  # counted for the route's first upstream, as the request would be sent

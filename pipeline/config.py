@@ -111,6 +111,11 @@ class ServerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     body_timeout_s: Annotated[float, msgspec.Meta(gt=0)] = 30.0
     # Deepest JSON nesting ([ and { levels) accepted in a request body; 0 = no check.
     max_json_depth: Annotated[int, msgspec.Meta(ge=0)] = 64
+    # Memory of each conversation's last requests, MiB (0 = off): a session's next request
+    # decodes, shapes and re-encodes only what is new in its history (pipeline/conversation.py).
+    conversation_memory_mb: Annotated[int, msgspec.Meta(ge=0)] = 256
+    # At most this many remembered requests (least recently used out).
+    conversation_entries: Annotated[int, msgspec.Meta(ge=0)] = 256
     # structlog level: debug | info | warning | error.
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     # Render logs as JSON lines (true) or human-readable key=value (false).

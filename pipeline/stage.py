@@ -35,6 +35,7 @@ import msgspec
 import structlog
 
 from pipeline.attempt import Attempt
+from pipeline.conversation import Recall
 from pipeline.events import Event
 from pipeline.losses import LossRecorder, record
 from pipeline.model import ChatRequest, Loss
@@ -107,6 +108,9 @@ class RequestContext:
             ``pipeline.testing``): a request hook may read it.
         store_writes: ``(key, value, ttl_s)`` a response hook queues (its hooks are sync); they
             are written before the client gets the terminal event (``Responder.pass_gate``).
+        recall: the request's view of its conversation's memory (``pipeline.conversation``): a
+            request hook whose work per message depends only on the message (and what it keys
+            its slot with) reuses what it did for the same messages of the session's last request.
     """
 
     __slots__ = (
@@ -120,6 +124,7 @@ class RequestContext:
         "losses",
         "pipeline_id",
         "prompt_estimate",
+        "recall",
         "request_id",
         "started",
         "state",
@@ -156,6 +161,7 @@ class RequestContext:
         self.started = time.perf_counter()
         self.store: Store | None = None
         self.store_writes: list[tuple[str, bytes, float | None]] = []
+        self.recall = Recall()  # bound by the client decoder when the gateway remembers conversations
 
     @property
     def log(self) -> Any:

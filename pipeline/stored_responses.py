@@ -105,7 +105,7 @@ class StoredResponses:
         if previous is not None:
             chain = await self._chain(previous, "previous_response_id")
             prior = history_of(chain)
-        request, reply = codec.decode_chained(wire, prior)
+        request, reply = codec.decode_chained(wire, prior, ctx.recall)
         if wire.store is False:
             return request, reply, None
         kept = Kept(reply, self, ctx, previous, input_items(wire))

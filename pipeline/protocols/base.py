@@ -20,6 +20,7 @@ from typing import ClassVar, Generic, Literal, Protocol, TypeVar
 import msgspec
 
 from pipeline.assemble import Assembler, Completion
+from pipeline.conversation import Recall
 from pipeline.errors import CODES, GatewayError, RequestError, UpstreamError
 from pipeline.events import ErrorInfo, Event
 from pipeline.model import ChatRequest
@@ -169,8 +170,9 @@ class Codec:
     models_renderer: ClassVar[staticmethod[[Sequence[ModelInfo]], bytes]]
     count_renderer: ClassVar[staticmethod[[int], bytes]]
 
-    def decode_request(self, body: bytes) -> tuple[ChatRequest, Reply]:
-        """Parse the client's JSON body into the neutral request and the reply that answers it.
+    def decode_request(self, body: bytes, recall: Recall | None = None) -> tuple[ChatRequest, Reply]:
+        """Parse the client's JSON body into the neutral request and the reply that answers it
+        (``recall``: the request's view of its conversation's memory, ``pipeline.conversation``).
         Raises ``RequestError`` with a dialect-neutral message."""
         raise NotImplementedError
 
@@ -204,13 +206,13 @@ class ClientCodec(Codec, Generic[E]):
     """
 
     echo_type: type[E]
-    decoder: staticmethod[[bytes], tuple[ChatRequest, E]]
+    decoder: staticmethod[[bytes, Recall], tuple[ChatRequest, E]]
     stream_encoder_type: Builds[E, StreamEncoder]
     collector_type: Builds[E, Collector]
 
-    def decode_request(self, body: bytes) -> tuple[ChatRequest, Reply]:
+    def decode_request(self, body: bytes, recall: Recall | None = None) -> tuple[ChatRequest, Reply]:
         try:
-            request, echo = self.decoder(body)
+            request, echo = self.decoder(body, recall or Recall())
         except UnicodeDecodeError as exc:  # msgspec's error for invalid UTF-8 inside a JSON string
             raise RequestError(f"request body is not valid JSON: invalid UTF-8 in a string ({exc.reason})") from None
         except RecursionError:  # the app's nesting limit stops this first; direct callers get a 400 too

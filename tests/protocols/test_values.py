@@ -72,12 +72,13 @@ BAD_UTF8 = {
     "chat": b'{"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"ok \xc3("}]}]}',
 }
 CODECS = {"anthropic": AnthropicCodec, "responses": ResponsesCodec, "chat": ChatCodec}
-# Where the error lands: the Responses codec decodes each input item on its own (a Raw), so the
-# item's path; the others decode the whole body in one pass, so the body's byte.
+# Where the error lands: the Responses and Anthropic codecs decode each input item / message on
+# its own (a Raw), so the item's path; Chat decodes the whole body in one pass, so the body's byte.
 BYTE = {dialect: body.index(0xC3) for dialect, body in BAD_UTF8.items()}
 ITEM_AT = BAD_UTF8["responses"].index(b'{"type":"message"')
+MESSAGE_AT = BAD_UTF8["anthropic"].index(b'{"role":"user"')
 WHERE = {
-    "anthropic": f"request body is not valid JSON: Invalid UTF-8 encoded string at byte {BYTE['anthropic']} of the body",
+    "anthropic": f"messages.0: invalid UTF-8 encoded string at byte {BYTE['anthropic'] - MESSAGE_AT} of this value",
     "responses": f"input.0: invalid UTF-8 encoded string at byte {BYTE['responses'] - ITEM_AT} of this value",
     "chat": f"request body is not valid JSON: Invalid UTF-8 encoded string at byte {BYTE['chat']} of the body",
 }

@@ -109,16 +109,17 @@ async def test_malformed_json_and_nesting_limit(dialect: str, sim) -> None:
 
 @pytest.mark.parametrize("dialect", DIALECTS)
 async def test_invalid_utf8_in_a_message(dialect: str, sim) -> None:
-    """Invalid UTF-8 inside the user's message (a Responses input item is decoded on its own,
-    after the body) is the dialect's 400 naming where it is, never a 500; the same body made
-    valid is served."""
+    """Invalid UTF-8 inside the user's message (a Responses input item and an Anthropic message
+    are decoded on their own, after the body) is the dialect's 400 naming where it is, never a
+    500; the same body made valid is served."""
     body = msgspec.json.encode(request_body(dialect, "SIM:text BAD"))
     async with open_gateway(CONFIG, sim=sim) as (url, _):
         async with httpx.AsyncClient(timeout=10) as http:
             bad = await post(http, url, dialect, body.replace(b"BAD", b"ok \xc3("))
             good = await post(http, url, dialect, body.replace(b"BAD", "ok \u00e9".encode()))
     assert (bad.status, bad.error_kind) == (400, INVALID[dialect]), bad.raw
-    where = "input.0: invalid UTF-8" if dialect == "responses" else "not valid JSON: Invalid UTF-8"
+    where = {"responses": "input.0: invalid UTF-8", "anthropic": "messages.0: invalid UTF-8"}.get(
+        dialect, "not valid JSON: Invalid UTF-8")
     assert where in bad.error["message"] and " at byte " in bad.error["message"]
     assert good.status == 200 and good.text == "ok \u00e9" and sim.chat_requests == 1
 

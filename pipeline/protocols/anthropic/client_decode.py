@@ -1,21 +1,32 @@
 """Anthropic Messages request JSON → neutral ``ChatRequest`` (../shared/PROTOCOLS.md §1.2-1.4, §5.1).
 
-One msgspec pass decodes the top level into views; content blocks and tools are converted per
-``type`` (content.py). ``role: "system"`` messages are folded into ``ChatRequest.system`` in
+One msgspec pass decodes the top level into views, each message left as its bytes; messages are
+then decoded one by one and their content blocks and tools converted per ``type``
+(client_decode_blocks.py). ``role: "system"`` messages are folded into ``ChatRequest.system`` in
 order; tool results become ``tool`` messages placed before the rest of their user turn; runs of
 same-role user/assistant messages are merged, as Anthropic does.
+
+The messages are a fold: each one changes the decoder's state (the neutral messages so far, whose
+last one the next may merge into, the folded system texts, the losses) only by appending or by
+replacing the last message. So the state after each message is four numbers and one reference,
+and a session's next request, whose leading messages are the last request's byte for byte
+(``pipeline.conversation``), resumes from the state after them: the same ``Message`` objects, and
+only the new messages decoded. ``tests/protocols/test_anthropic_decode_memo.py`` proves the
+resumed decode equals the whole one.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal, get_args
+from typing import Any, Literal, NamedTuple, get_args
 
 import msgspec
 
+from pipeline.conversation import Recall
 from pipeline.errors import RequestError
 from pipeline.model import (
     ChatRequest,
     Effort,
+    Loss,
     Message,
     ResponseFormat,
     ServerTool,
@@ -29,25 +40,29 @@ from pipeline.protocols.anthropic.client_decode_echo import AnthropicEcho
 from pipeline.protocols.anthropic.models import (
     ClientToolParam,
     MessageParam,
-    MessagesRequest,
+    MessagesRequestIn,
     OutputConfigParam,
     RawBlock,
     ThinkingParam,
     ToolChoiceParam,
 )
-from pipeline.protocols.request_body import decode_body
+from pipeline.protocols.request_body import decode_body, field_error
 from pipeline.protocols.values import decode_value
 
-_REQUEST_DECODER = msgspec.json.Decoder(MessagesRequest)
+_REQUEST_DECODER = msgspec.json.Decoder(MessagesRequestIn)
+_MESSAGE_DECODER = msgspec.json.Decoder(MessageParam)
+MEMO = "anthropic.decode"  # this decoder's slot in a conversation's memory
 _EFFORTS = frozenset(get_args(Effort))
 _ROLES = ("user", "assistant", "system")
 
 
-def decode_request(body: bytes) -> tuple[ChatRequest, AnthropicEcho]:
+def decode_request(body: bytes, recall: Recall | None = None) -> tuple[ChatRequest, AnthropicEcho]:
     """Parse a ``/v1/messages`` (or ``count_tokens``) body.
 
     Args:
         body: the raw request body.
+        recall: the request's view of its conversation's memory; unbound or ``None``: every
+            message is decoded.
 
     Returns:
         The neutral request (what it cannot carry is listed in ``losses``) and the echo for the
@@ -61,7 +76,9 @@ def decode_request(body: bytes) -> tuple[ChatRequest, AnthropicEcho]:
 
     reader = BlockReader()
     system = _top_system(wire.system, reader)
-    messages = _messages(wire.messages, reader, system)
+    messages, folded, message_losses = _messages(wire.messages, recall or Recall(), len(body))
+    system.extend(folded)
+    reader.losses.extend(message_losses)
     tools, server_tools = _tools(wire.tools or (), reader)
     tool_choice, parallel = _tool_choice(wire.tool_choice)
     thinking = _thinking(wire.thinking, wire.output_config, reader)
@@ -97,34 +114,73 @@ def _top_system(system: str | list[RawBlock] | None, reader: BlockReader) -> lis
     return reader.system_blocks(system, "system")
 
 
-def _messages(wire: list[MessageParam], reader: BlockReader, system: list[str]) -> tuple[Message, ...]:
+class _Fold(NamedTuple):
+    """What decoding a request's messages left for the session's next request."""
+
+    messages: tuple[Message, ...]
+    folded: tuple[str, ...]  # system texts folded from ``role: "system"`` messages
+    losses: tuple[Loss, ...]
+    # After each wire message: (messages so far, the last of them, folded texts, losses).
+    marks: tuple[tuple[int, Message | None, int, int], ...]
+
+
+def _messages(wire: list[msgspec.Raw], recall: Recall, size: int) -> tuple[tuple[Message, ...], list[str], list[Loss]]:
+    """The wire messages as neutral messages, the system texts folded from them, and their losses;
+    resumed after the leading messages the session's last request had byte for byte."""
+    same = recall.history(wire, size)
+    fold: _Fold | None = recall.before(MEMO)
     out: list[Message] = []
-    for i, msg in enumerate(wire):
-        path = f"messages.{i}"
-        if msg.role not in _ROLES:
-            raise RequestError(f"{path}.role: expected one of 'user', 'assistant', 'system', got {msg.role!r}")
-        cpath = f"{path}.content"
-        if msg.role == "system":
-            # DeepSeek rejects a system role mid-conversation (Profile.fold_system): fold it.
-            # Claude Code sends one after the first user turn (captures/claude-*-1.json).
-            if isinstance(msg.content, str):
-                system.extend([msg.content] if msg.content else [])
-            else:
-                system.extend(reader.system_blocks(msg.content, cpath))
-            continue
+    folded: list[str] = []
+    reader = BlockReader()
+    start = 0
+    if fold is not None and same:
+        n, last, n_folded, n_losses = fold.marks[same - 1]
+        out = [*fold.messages[:n - 1], last] if last is not None else []
+        folded, reader.losses = list(fold.folded[:n_folded]), list(fold.losses[:n_losses])
+        marks = list(fold.marks[:same])
+        start = same
+    else:
+        marks = []
+    for i in range(start, len(wire)):
+        _message(_wire_message(wire[i], i), i, reader, out, folded)
+        marks.append((len(out), out[-1] if out else None, len(folded), len(reader.losses)))
+    messages = tuple(out)
+    recall.keep(MEMO, _Fold(messages, tuple(folded), tuple(reader.losses), tuple(marks)))
+    return messages, folded, reader.losses
+
+
+def _wire_message(raw: msgspec.Raw, i: int) -> MessageParam:
+    try:
+        return _MESSAGE_DECODER.decode(raw)
+    except msgspec.DecodeError as exc:  # ValidationError too: it is a DecodeError
+        raise field_error(exc, f"messages.{i}", raw) from None
+
+
+def _message(msg: MessageParam, i: int, reader: BlockReader, out: list[Message], system: list[str]) -> None:
+    path = f"messages.{i}"
+    if msg.role not in _ROLES:
+        raise RequestError(f"{path}.role: expected one of 'user', 'assistant', 'system', got {msg.role!r}")
+    cpath = f"{path}.content"
+    if msg.role == "system":
+        # DeepSeek rejects a system role mid-conversation (Profile.fold_system): fold it.
+        # Claude Code sends one after the first user turn (captures/claude-*-1.json).
         if isinstance(msg.content, str):
-            role: Literal["user", "assistant"] = "assistant" if msg.role == "assistant" else "user"  # not system
-            _append(out, Message(role=role, parts=(TextPart(msg.content),)))
-        elif msg.role == "assistant":
-            # A turn with web searches in it is several upstream turns: split at each result.
-            for turn in reader.assistant_turns(msg.content, cpath):
-                _append(out, turn) if turn.role == "assistant" else out.append(turn)
+            system.extend([msg.content] if msg.content else [])
         else:
-            results, parts = reader.user_blocks(msg.content, cpath)
-            out.extend(results)
-            if parts or not results:
-                _append(out, Message(role="user", parts=tuple(parts)))
-    return tuple(out)
+            system.extend(reader.system_blocks(msg.content, cpath))
+        return
+    if isinstance(msg.content, str):
+        role: Literal["user", "assistant"] = "assistant" if msg.role == "assistant" else "user"  # not system
+        _append(out, Message(role=role, parts=(TextPart(msg.content),)))
+    elif msg.role == "assistant":
+        # A turn with web searches in it is several upstream turns: split at each result.
+        for turn in reader.assistant_turns(msg.content, cpath):
+            _append(out, turn) if turn.role == "assistant" else out.append(turn)
+    else:
+        results, parts = reader.user_blocks(msg.content, cpath)
+        out.extend(results)
+        if parts or not results:
+            _append(out, Message(role="user", parts=tuple(parts)))
 
 
 def _append(out: list[Message], msg: Message) -> None:

@@ -75,6 +75,14 @@ class MessagesRequest(msgspec.Struct, omit_defaults=True):
     mcp_servers: Any = None
 
 
+class MessagesRequestIn(MessagesRequest, omit_defaults=True):
+    """A client's body as the decoder reads it: each message left as its bytes (``msgspec.Raw``),
+    decoded one by one, so a session's next request decodes only the messages that are new
+    (``pipeline.conversation``)."""
+
+    messages: list[msgspec.Raw]  # type: ignore[assignment]
+
+
 class ClientToolParam(msgspec.Struct):
     """A client tool (no ``type``, or ``type: "custom"``). ``defer_loading``,
     ``cache_control``, ``input_examples``, ``eager_input_streaming`` are ignored."""
@@ -302,6 +310,7 @@ __all__ = [
     "MessageStartEvent",
     "MessageUsage",
     "MessagesRequest",
+    "MessagesRequestIn",
     "MetadataParam",
     "ModelEntry",
     "ModelList",

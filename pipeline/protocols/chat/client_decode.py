@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import get_args
 
+from pipeline.conversation import Recall
 from pipeline.errors import RequestError
 from pipeline.losses import record
 from pipeline.model import (
@@ -45,7 +46,7 @@ _EFFORTS: tuple[str, ...] = get_args(Effort)
 _SYSTEM_ROLES = ("system", "developer")
 
 
-def decode_chat_request(body: bytes) -> tuple[ChatRequest, ChatEcho]:
+def decode_chat_request(body: bytes, recall: Recall | None = None) -> tuple[ChatRequest, ChatEcho]:
     """Parse a Chat Completions request into the neutral request and the echo for the chunk
     encoder (``stream_options.include_usage``). Raises ``RequestError`` on malformed input."""
     raw = decode_body(REQUEST_DECODER, body)

@@ -13,6 +13,7 @@ from typing import get_args
 
 import msgspec
 
+from pipeline.conversation import Recall
 from pipeline.errors import RequestError
 from pipeline.model import ChatRequest, Effort, ResponseFormat, ThinkingConfig, ToolSpec
 from pipeline.protocols.request_body import decode_body
@@ -49,13 +50,13 @@ def read_wire(body: bytes) -> ResponsesRequest:
     return decode_body(_REQUEST_DECODER, body)
 
 
-def decode_request(body: bytes) -> tuple[ChatRequest, ResponsesEcho]:
+def decode_request(body: bytes, recall: Recall | None = None) -> tuple[ChatRequest, ResponsesEcho]:
     """Parse a ``POST /v1/responses`` body (``decode_wire`` of ``read_wire``, no stored history)."""
-    return decode_wire(read_wire(body))
+    return decode_wire(read_wire(body), None, recall or Recall())
 
 
-def decode_wire(wire: ResponsesRequest, prior: Sequence[msgspec.Raw] | None = None
-                ) -> tuple[ChatRequest, ResponsesEcho]:
+def decode_wire(wire: ResponsesRequest, prior: Sequence[msgspec.Raw] | None = None,
+                recall: Recall | None = None) -> tuple[ChatRequest, ResponsesEcho]:
     """Decode a parsed ``POST /v1/responses`` body.
 
     Args:

@@ -7,6 +7,7 @@ from typing import ClassVar
 
 import msgspec
 
+from pipeline.conversation import Recall
 from pipeline.errors import RequestError
 from pipeline.model import ChatRequest
 from pipeline.protocols.base import ClientCodec, Echoed, Endpoint, Reply
@@ -47,10 +48,11 @@ class ResponsesCodec(ClientCodec[ResponsesEcho]):
         except UnicodeDecodeError as exc:
             raise RequestError(f"request body is not valid JSON: invalid UTF-8 in a string ({exc.reason})") from None
 
-    def decode_chained(self, wire: ResponsesRequest, prior: Sequence[msgspec.Raw] | None) -> tuple[ChatRequest, Reply]:
+    def decode_chained(self, wire: ResponsesRequest, prior: Sequence[msgspec.Raw] | None,
+                       recall: Recall | None = None) -> tuple[ChatRequest, Reply]:
         """``decode_request`` of a read body, ``prior`` (the stored history) before its input."""
         try:
-            request, echo = decode_wire(wire, prior)
+            request, echo = decode_wire(wire, prior, recall or Recall())
         except UnicodeDecodeError as exc:
             raise RequestError(f"request body is not valid JSON: invalid UTF-8 in a string ({exc.reason})") from None
         return request, Echoed(self, echo)
