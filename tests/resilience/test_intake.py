@@ -175,10 +175,10 @@ async def test_a_bug_outside_the_pipeline_is_the_dialects_500(dialect: str, sim,
         attr = "read" if dialect == "responses" else "decode_request"
         real = getattr(codec, attr)
 
-        def broken(body: bytes):
+        def broken(body: bytes, *rest):
             if b"BREAK" in body:
                 raise RuntimeError("codec fault injected by the test")
-            return real(body)
+            return real(body, *rest)
 
         monkeypatch.setattr(codec, attr, broken)
         with log_lines() as buf:
