@@ -37,13 +37,15 @@ WEIGHT = 3  # a remembered body, plus its decoded messages and re-encoded bytes,
 class Turn:
     """One remembered request: its history items and what each part of the path made of them."""
 
-    __slots__ = ("cost", "items", "key", "slots")
+    __slots__ = ("cost", "items", "key", "slots", "supersedes")
 
     def __init__(self, key: tuple[str, bytes], items: tuple[msgspec.Raw, ...], cost: int) -> None:
         self.key = key
         self.items = items
         self.cost = cost
         self.slots: dict[str, Any] = {}
+        # The remembered request this one extends: dropped when this one is admitted.
+        self.supersedes: Turn | None = None
 
 
 def _same_items(before: Sequence[msgspec.Raw], now: Sequence[msgspec.Raw]) -> int:
@@ -87,36 +89,42 @@ class Conversations:
 
     def bind(self, scope: str, items: Sequence[msgspec.Raw], size: int) -> tuple[Turn | None, Turn | None, int]:
         """``(before, turn, same)``: the remembered request sharing the most leading items with
-        ``items`` (or ``None``), the new request's own turn (remembered from now on; ``None``
-        when it does not fit), and how many leading items are equal."""
+        ``items`` (or ``None``), the new request's own turn (``None`` when it cannot fit; it is
+        remembered once a part keeps a slot in it: ``admit``), and how many leading items are
+        equal."""
         if not items:
             return None, None, 0
         key = (scope, bytes(items[0]))
-        branches = self._by_key.get(key, [])
         before, same = None, 0
-        for turn in branches:
+        for turn in self._by_key.get(key, ()):
             n = _same_items(turn.items, items)
             if n > same:
                 before, same = turn, n
         if before is not None:
             self._turns.move_to_end(id(before))
+            self.hits += same
         cost = size * self.weight
         if cost > self.max_bytes:
             return before, None, same
         turn = Turn(key, tuple(items), cost)
         if before is not None and same == len(before.items):
-            self._drop(before)  # the new request extends it: nothing asks for the old one again
-        branches = self._by_key.setdefault(key, [])
+            turn.supersedes = before  # the new request extends it: nothing will ask for it again
+        return before, turn, same
+
+    def admit(self, turn: Turn) -> None:
+        """Remember ``turn`` (its first slot was just kept: a request that fails before that
+        costs its conversation nothing), least recent requests out past the bounds."""
+        old, turn.supersedes = turn.supersedes, None
+        if old is not None:
+            self._drop(old)
+        branches = self._by_key.setdefault(turn.key, [])
         branches.insert(0, turn)
         while len(branches) > self.per_key:
             self._drop(branches[-1])
         self._turns[id(turn)] = turn
-        self._bytes += cost
+        self._bytes += turn.cost
         while len(self._turns) > self.entries or self._bytes > self.max_bytes:
             self._drop(next(iter(self._turns.values())))
-        if same:
-            self.hits += same
-        return before, turn, same
 
     def _drop(self, turn: Turn) -> None:
         if self._turns.pop(id(turn), None) is None:
@@ -164,8 +172,11 @@ class Recall:
 
     def keep(self, name: str, value: Any) -> None:
         """Keep part ``name``'s memo of this request for the next one."""
-        if self._turn is not None:
-            self._turn.slots[name] = value
+        turn = self._turn
+        if turn is not None:
+            if not turn.slots and self._store is not None:
+                self._store.admit(turn)
+            turn.slots[name] = value
 
 
 __all__ = ["Conversations", "Recall", "Turn", "same_prefix"]
