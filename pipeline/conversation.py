@@ -9,50 +9,61 @@ stage's per-message results, the upstream encoder's per-message bytes.
 
 One request's view is a ``Recall``. The client decoder binds it to the history it read
 (``Recall.history``: the remembered request with the most leading items equal, and how many are
-equal, ``same``); then each part reads its own slot of that request (``before(name)``), reuses
+equal, ``same``), or lets it read the body (``Recall.read``: a body whose leading items lie where
+the remembered body had them, byte for byte, is parsed only after them, ``pipeline.resume``);
+then each part reads its own slot of that request (``before(name)``), reuses
 what still holds and keeps its slot for the next request (``keep(name, value)``). A part that
 works on neutral messages compares them by identity (``same_prefix``): the decoder hands back the
 very ``Message`` objects (frozen) for the items it did not decode again, so ``is`` is exact, and
 a part whose output depends on anything beside the message keys its slot with that too.
 
 Keyed safely: a conversation is found by scope (pipeline and gateway key: one tenant's history
-never meets another's) and the first item's bytes, then compared item by item; a collision costs
-a comparison, never a wrong answer. Bounded: ``entries`` requests and ``max_bytes`` (each counted
-at ``weight`` × its body, the body kept alive by its ``Raw`` items plus what the slots derived
-from it), least recently used out; ``per_key`` branches of one conversation (a retried or
-rewound turn) are kept side by side. ``Conversations(max_bytes=0)`` remembers nothing.
+never meets another's) and the first item's bytes (or the body's first ``KEY_BYTES``), then
+compared item by item; a collision costs a comparison, never a wrong answer. Bounded:
+``entries`` requests and ``max_bytes`` (each counted at ``weight`` × its body: the items' bytes
+kept, plus what the slots derived from them), least recently used out; ``per_key`` requests of
+one key (branches of a conversation: a retried or rewound turn; or other conversations that
+begin alike) side by side. ``Conversations(max_bytes=0)`` remembers nothing.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import msgspec
 
+from pipeline import resume
+from pipeline.errors import RequestError
+from pipeline.resume import Layout
+
 WEIGHT = 3  # a remembered body, plus its decoded messages and re-encoded bytes, per body byte
+KEY_BYTES = 64  # a body is looked for by its first bytes (then compared item by item)
+W = TypeVar("W")
 
 
 class Turn:
     """One remembered request: its history items and what each part of the path made of them."""
 
-    __slots__ = ("cost", "items", "key", "slots", "supersedes")
+    __slots__ = ("cost", "items", "key", "layout", "slots", "supersedes")
 
-    def __init__(self, key: tuple[str, bytes], items: tuple[msgspec.Raw, ...], cost: int) -> None:
+    def __init__(self, key: tuple[str, bytes], items: tuple[bytes, ...], cost: int, layout: Layout | None = None
+                 ) -> None:
         self.key = key
         self.items = items
+        self.layout = layout  # where the items lay in the body (a turn ``Recall.read`` made)
         self.cost = cost
         self.slots: dict[str, Any] = {}
         # The remembered request this one extends: dropped when this one is admitted.
         self.supersedes: Turn | None = None
 
 
-def _same_items(before: Sequence[msgspec.Raw], now: Sequence[msgspec.Raw]) -> int:
+def _same_items(before: Sequence[bytes], now: Sequence[msgspec.Raw]) -> int:
     """How many leading items of ``now`` equal ``before``'s, byte for byte."""
     n = 0
     for old, new in zip(before, now):  # noqa: B905 (the shorter one bounds it)
-        if old != new:
+        if len(old) != len(new) or old != bytes(new):
             break
         n += 1
     return n
@@ -71,7 +82,7 @@ def same_prefix(before: Sequence[object], now: Sequence[object]) -> int:
 class Conversations:
     """The memory of every conversation a gateway serves (one per worker process)."""
 
-    def __init__(self, *, entries: int = 256, max_bytes: int = 256 * 1024 * 1024, per_key: int = 4,
+    def __init__(self, *, entries: int = 256, max_bytes: int = 256 * 1024 * 1024, per_key: int = 64,
                  weight: int = WEIGHT) -> None:
         self.entries, self.max_bytes, self.per_key, self.weight = entries, max_bytes, per_key, weight
         self._turns: OrderedDict[int, Turn] = OrderedDict()  # by id(turn), least recent first
@@ -94,22 +105,41 @@ class Conversations:
         equal."""
         if not items:
             return None, None, 0
-        key = (scope, bytes(items[0]))
+        key = (scope, b"\0" + bytes(items[0]))
         before, same = None, 0
         for turn in self._by_key.get(key, ()):
             n = _same_items(turn.items, items)
             if n > same:
                 before, same = turn, n
+        return before, self._turn(key, before, same, tuple(bytes(r) for r in items), size), same
+
+    def bind_body(self, scope: str, body: bytes) -> tuple[Turn | None, int, int]:
+        """``(before, same, cut)``: the remembered body (a ``read`` turn) whose leading items
+        ``body`` has in the same place, how many, and the offset after them in ``body``."""
+        before, same, cut = None, 0, 0
+        for turn in self._by_key.get((scope, body[:KEY_BYTES]), ()):
+            if turn.layout is not None:
+                n, at = resume.in_place(turn.layout, body)
+                if n > same:
+                    before, same, cut = turn, n, at
+        return before, same, cut
+
+    def body_turn(self, scope: str, body: bytes, layout: Layout, before: Turn | None, same: int) -> Turn | None:
+        """The new turn of a body ``read`` with ``layout``, extending ``before`` by ``same`` items."""
+        return self._turn((scope, body[:KEY_BYTES]), before, same, layout.items, len(body), layout)
+
+    def _turn(self, key: tuple[str, bytes], before: Turn | None, same: int, items: tuple[bytes, ...], size: int,
+              layout: Layout | None = None) -> Turn | None:
         if before is not None:
             self._turns.move_to_end(id(before))
             self.hits += same
         cost = size * self.weight
         if cost > self.max_bytes:
-            return before, None, same
-        turn = Turn(key, tuple(items), cost)
+            return None
+        turn = Turn(key, items, cost, layout)
         if before is not None and same == len(before.items):
             turn.supersedes = before  # the new request extends it: nothing will ask for it again
-        return before, turn, same
+        return turn
 
     def admit(self, turn: Turn) -> None:
         """Remember ``turn`` (its first slot was just kept: a request that fails before that
@@ -165,6 +195,39 @@ class Recall:
         if self._store is not None:
             self._before, self._turn, self.same = self._store.bind(self.scope, items, size)
         return self.same
+
+    def read(self, body: bytes, key: bytes, slot: str, whole: Callable[[bytes], tuple[W, list[msgspec.Raw]]],
+             resumed: Callable[[bytes], tuple[W, list[msgspec.Raw]] | None]) -> tuple[W, list[msgspec.Raw], int]:
+        """Parse ``body``, whose history is the array under ``key`` (``b'"messages"'``), and bind
+        to its conversation: ``(wire, items, same)``, where ``items`` are the history items from
+        the ``same``-th on (the ones before lie where the remembered body had them; part
+        ``slot``, the decoder, resumes after them from what it kept).
+
+        ``whole(body)`` parses a body: ``(wire, items)``. ``resumed(document)`` parses a resumed
+        document (``pipeline.resume``): ``(wire, the items under RESUMED)``, or ``None`` when the
+        array's own key came too (given twice). A resumed read that fails any check is a whole one.
+        """
+        store = self._store
+        if store is None:
+            wire, items = whole(body)
+            return wire, items, 0
+        before, same, cut = store.bind_body(self.scope, body)
+        if before is not None and before.layout is not None and slot in before.slots:
+            try:
+                got = resumed(resume.document(before.layout, body, cut, key))
+            except RequestError:
+                got = None  # parsed whole below: its error names the place in the body
+            if got is not None:
+                layout = resume.check(before.layout, same, body, cut, got[1])
+                if layout is not None:
+                    self._before, self.same = before, same
+                    self._turn = store.body_turn(self.scope, body, layout, before, same)
+                    return got[0], got[1], same
+        wire, items = whole(body)
+        layout = resume.layout(body, key, items)
+        if layout is not None:
+            self._turn = store.body_turn(self.scope, body, layout, None, 0)
+        return wire, items, 0
 
     def before(self, name: str) -> Any | None:
         """What part ``name`` kept for the remembered request, or ``None``."""

@@ -41,6 +41,7 @@ from pipeline.protocols.anthropic.models import (
     ClientToolParam,
     MessageParam,
     MessagesRequestIn,
+    MessagesResumed,
     OutputConfigParam,
     RawBlock,
     ThinkingParam,
@@ -50,6 +51,7 @@ from pipeline.protocols.request_body import decode_body, field_error
 from pipeline.protocols.values import decode_value
 
 _REQUEST_DECODER = msgspec.json.Decoder(MessagesRequestIn)
+_RESUMED_DECODER = msgspec.json.Decoder(MessagesResumed)
 _MESSAGE_DECODER = msgspec.json.Decoder(MessageParam)
 MEMO = "anthropic.decode"  # this decoder's slot in a conversation's memory
 _EFFORTS = frozenset(get_args(Effort))
@@ -72,11 +74,11 @@ def decode_request(body: bytes, recall: Recall | None = None) -> tuple[ChatReque
         RequestError: the body is not a JSON object, or a field has the wrong type or is
             missing; the message names the field path (``messages.3.content``).
     """
-    wire = decode_body(_REQUEST_DECODER, body)
-
+    recall = recall or Recall()
+    wire, items, same = recall.read(body, b'"messages"', MEMO, _whole, _resumed)
     reader = BlockReader()
     system = _top_system(wire.system, reader)
-    messages, folded, message_losses = _messages(wire.messages, recall or Recall(), len(body))
+    messages, folded, message_losses = _messages(items, same, recall)
     system.extend(folded)
     reader.losses.extend(message_losses)
     tools, server_tools = _tools(wire.tools or (), reader)
@@ -124,16 +126,28 @@ class _Fold(NamedTuple):
     marks: tuple[tuple[int, Message | None, int, int], ...]
 
 
-def _messages(wire: list[msgspec.Raw], recall: Recall, size: int) -> tuple[tuple[Message, ...], list[str], list[Loss]]:
-    """The wire messages as neutral messages, the system texts folded from them, and their losses;
-    resumed after the leading messages the session's last request had byte for byte."""
-    same = recall.history(wire, size)
+def _whole(body: bytes) -> tuple[MessagesRequestIn, list[msgspec.Raw]]:
+    wire = decode_body(_REQUEST_DECODER, body)
+    return wire, wire.messages
+
+
+def _resumed(document: bytes) -> tuple[MessagesRequestIn, list[msgspec.Raw]] | None:
+    wire = decode_body(_RESUMED_DECODER, document)
+    return (wire, wire.resumed) if wire.messages is None else None
+
+
+def _messages(items: list[msgspec.Raw], same: int, recall: Recall
+              ) -> tuple[tuple[Message, ...], list[str], list[Loss]]:
+    """The wire messages as neutral messages, the system texts folded from them, and their losses:
+    ``items`` are the messages from the ``same``-th on, the ones before the session's last
+    request's (``recall``), whose fold is resumed after them."""
     fold: _Fold | None = recall.before(MEMO)
     out: list[Message] = []
     folded: list[str] = []
     reader = BlockReader()
     start = 0
-    if fold is not None and same:
+    if same:
+        assert fold is not None  # Recall.read resumes only after a request whose fold was kept
         n, last, n_folded, n_losses = fold.marks[same - 1]
         out = [*fold.messages[:n - 1], last] if last is not None else []
         folded, reader.losses = list(fold.folded[:n_folded]), list(fold.losses[:n_losses])
@@ -141,8 +155,8 @@ def _messages(wire: list[msgspec.Raw], recall: Recall, size: int) -> tuple[tuple
         start = same
     else:
         marks = []
-    for i in range(start, len(wire)):
-        _message(_wire_message(wire[i], i), i, reader, out, folded)
+    for i, raw in enumerate(items, start):
+        _message(_wire_message(raw, i), i, reader, out, folded)
         marks.append((len(out), out[-1] if out else None, len(folded), len(reader.losses)))
     messages = tuple(out)
     recall.keep(MEMO, _Fold(messages, tuple(folded), tuple(reader.losses), tuple(marks)))

@@ -14,6 +14,8 @@ from typing import Any
 
 import msgspec
 
+from pipeline.resume import RESUMED
+
 RawBlock = dict[str, Any]
 
 
@@ -81,6 +83,14 @@ class MessagesRequestIn(MessagesRequest, omit_defaults=True):
     (``pipeline.conversation``)."""
 
     messages: list[msgspec.Raw]  # type: ignore[assignment]
+
+
+class MessagesResumed(MessagesRequestIn, omit_defaults=True):
+    """A resumed document of a session's next body (``pipeline.resume``): the new messages under
+    ``RESUMED``; ``messages`` only if the body gives that key twice (then it is parsed whole)."""
+
+    messages: list[msgspec.Raw] | None = None  # type: ignore[assignment]
+    resumed: list[msgspec.Raw] = msgspec.field(name=RESUMED, default_factory=list)
 
 
 class ClientToolParam(msgspec.Struct):
@@ -311,6 +321,7 @@ __all__ = [
     "MessageUsage",
     "MessagesRequest",
     "MessagesRequestIn",
+    "MessagesResumed",
     "MetadataParam",
     "ModelEntry",
     "ModelList",
