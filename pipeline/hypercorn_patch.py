@@ -31,6 +31,11 @@ when hypercorn's trio worker imports ``pipeline:app``; ``Gateway.startup`` appli
    leaving the port closed with status 0. A start that fails is ``pipeline.fatal``'s (it ends the
    parent with a non-zero status: a new worker would fail the same way); under ``-w 0`` the error
    ends the process with status 1 as it is.
+5. ``hypercorn.trio.tcp_server.MAX_RECV``: each read takes up to 256 KiB, not 64. Every read is a
+   pass through h11, the ASGI queue and the app's ``receive``; a 1 MB Claude Code history arrived
+   in 16 of them. With 4 the gateway spends ~0.7 ms less CPU on a 1 MB request and ~4 ms less
+   on a 4 MB one (``python -m bench.sized``; bench/RESULTS.md, round 9); a small request still
+   takes one read, of what arrived.
 """
 
 from __future__ import annotations
@@ -55,7 +60,9 @@ _EXPECTED = {
     "TCPServer.protocol_send": "225856426bff7be0",
     "TCPServer._close": "bc73c4ae25a1ceec",
     "worker_serve": "8dc8347a9fc357ca",
+    "TCPServer._read_data": "7ca747d922c65cf1",  # not replaced: it reads MAX_RECV (5.)
 }
+READ_SIZE = 256 * 1024  # the most one read of a client's connection takes (5.)
 PIECE = 64 * 1024  # write_timeout_s bounds the wait for the client to take each piece this large
 DEFAULT_WRITE_TIMEOUT_S = ServerConfig().write_timeout_s
 
@@ -81,12 +88,16 @@ def apply(*, write_timeout_s: float | None = None) -> bool:
         _state["refused"] = True
         return False
     from hypercorn.trio import run as hyper_run
+    from hypercorn.trio import tcp_server as hyper_tcp
     from hypercorn.trio.tcp_server import TCPServer
 
     version = importlib.metadata.version("hypercorn")
     current = {"TCPServer.run": TCPServer.run, "TCPServer.protocol_send": TCPServer.protocol_send,
                "TCPServer._close": TCPServer._close, "worker_serve": hyper_run.worker_serve}
     changed = [name for name, func in current.items() if _digest(func) != _EXPECTED[name]]
+    reads = _digest(TCPServer._read_data) == _EXPECTED["TCPServer._read_data"]
+    if not reads or getattr(hyper_tcp, "MAX_RECV", None) not in (2**16, READ_SIZE):
+        changed.append("TCPServer._read_data")
     if version != HYPERCORN_VERSION or changed:
         _state["refused"] = True
         what = f"hypercorn {version}" + (f" ({', '.join(changed)} changed)" if changed else "")
@@ -95,6 +106,7 @@ def apply(*, write_timeout_s: float | None = None) -> bool:
         sys.stderr.flush()
         return False
     _patch(TCPServer, hyper_run, current)
+    hyper_tcp.MAX_RECV = READ_SIZE  # read by _read_data at each call
     _state["applied"] = True
     return True
 

@@ -15,7 +15,8 @@ from hypercorn.trio.tcp_server import TCPServer
 {prepare}
 import pipeline
 from pipeline import hypercorn_patch
-print(hypercorn_patch.apply(), TCPServer.run.__module__, hypercorn.trio.run.worker_serve.__module__)
+import hypercorn.trio.tcp_server as tcp
+print(hypercorn_patch.apply(), TCPServer.run.__module__, hypercorn.trio.run.worker_serve.__module__, tcp.MAX_RECV)
 """
 
 
@@ -28,12 +29,12 @@ def probe(prepare: str = "", **env: str) -> tuple[str, str]:
 
 def test_applied_on_import_by_the_worker() -> None:
     out, err = probe()
-    assert out == "True pipeline.hypercorn_patch pipeline.hypercorn_patch" and err == ""
+    assert out == "True pipeline.hypercorn_patch pipeline.hypercorn_patch 262144" and err == ""  # reads of 256 KiB
 
 
 def test_a_changed_function_is_one_warning_and_no_patch() -> None:
     out, err = probe("async def _close(self): pass\nTCPServer._close = _close")
-    assert out == "False hypercorn.trio.tcp_server hypercorn.trio.run"
+    assert out == "False hypercorn.trio.tcp_server hypercorn.trio.run 65536"
     assert err == ("warning: hypercorn 0.18.0 (TCPServer._close changed) is not the hypercorn 0.18.0 that "
                    "pipeline/hypercorn_patch.py fixes; not patched (pgjones/hypercorn#203 and unbounded client "
                    "writes may apply)")
@@ -41,10 +42,16 @@ def test_a_changed_function_is_one_warning_and_no_patch() -> None:
 
 def test_another_version_is_one_warning_and_no_patch() -> None:
     out, err = probe("import importlib.metadata as m\nm.version = lambda name: '0.19.0'")
-    assert out == "False hypercorn.trio.tcp_server hypercorn.trio.run"
+    assert out == "False hypercorn.trio.tcp_server hypercorn.trio.run 65536"
     assert err.startswith("warning: hypercorn 0.19.0 is not the hypercorn 0.18.0") and "\n" not in err
 
 
 def test_turned_off_by_the_environment() -> None:
     out, err = probe(GATEWAY_HYPERCORN_PATCH="off")
-    assert out == "False hypercorn.trio.tcp_server hypercorn.trio.run" and err == ""
+    assert out == "False hypercorn.trio.tcp_server hypercorn.trio.run 65536" and err == ""
+
+
+def test_a_changed_read_loop_is_one_warning_and_no_patch() -> None:
+    out, err = probe("import hypercorn.trio.tcp_server as t\nt.MAX_RECV = 4096")
+    assert out == "False hypercorn.trio.tcp_server hypercorn.trio.run 4096"
+    assert "(TCPServer._read_data changed)" in err
