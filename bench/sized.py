@@ -21,8 +21,11 @@ when allowed (root): other work on the machine then waits instead of lengthening
 litellm`` then runs claude-code-router and LiteLLM's proxy in the gateway's place on the Messages
 path, the same sizes and measurements (``bench.ccr``, ``bench.litellm``: each installed once into
 its own prefix); their rows are ``ccr:messages`` and ``litellm:messages``. ``--session N``: at
-1 MB and above, also the CPU per request over one session of N turns, each request the one before
-plus one tool turn (what a conversation cache sees; the other figures repeat one body).
+every size, also the CPU per request over one session of N turns around that size, each request
+the one before plus one tool turn (what the conversation memory sees; the other figures repeat one
+body), printed again as the session curve: ``--sizes 10000 30000 100000 300000 1000000 2000000
+4000000`` gives the curve from 10 KB to 4 MB. Below the capture's ~40-50 KB a body is the capture
+cut down (``bench.history``).
 """
 
 from __future__ import annotations
@@ -51,6 +54,19 @@ from bench.scenarios import FIRST, PATHS, body as small_body
 GATEWAY_CORE, LOAD_CORE = 0, 1
 HOST = "127.0.0.1"
 SIZES = (0, 100_000, 1_000_000, 4_000_000)  # 0: the capture alone (~40-50 KB)
+NATURAL_TURN = 40_000  # bytes a natural tool turn adds, on average (bench.history: 26-53 KB)
+MIN_TURN = 1_000  # the smallest tool turn a session adds (a short reasoning, a call, a short result)
+MIN_START = 5_000  # the smallest body bench.history cuts a capture down to
+
+
+def session_plan(target: int, turns: int) -> tuple[int, int | None]:
+    """(first body's bytes, bytes per added turn or None for the natural turns) of a session of
+    ``turns`` measured requests (after two unmeasured) whose mean body is about ``target``: natural
+    turns from ~800 KB up, below that turns of ``target / turns`` (at least ``MIN_TURN``), so the
+    session spans about half the size either side of it; below ~20 KB the session cannot stay
+    that small and its mean is larger (``session_mean_body_bytes`` says what it was)."""
+    step = min(NATURAL_TURN, max(MIN_TURN, target // max(1, turns)))
+    return max(MIN_START, target - (turns + 3) * step // 2), None if step == NATURAL_TURN else step
 
 
 def cpu_ns(pid: int) -> int:
@@ -190,10 +206,12 @@ class SizedBench:
             conn.close()
 
     async def session(self, gw: Proc, path: str, target: int, model: str, tag: str) -> dict[str, Any]:
-        """CPU per request over one session's ``--session`` turns from ``target`` on, each request
-        the last one plus a tool turn (``bench.history.session``), after the first two unmeasured."""
-        turns = session(path, max(0, target - self.args.session * 20_000), model, self.args.session + 2)
-        bodies = [self._request(gw.port, path, b.data, f"{tag}-session") for b in turns]  # centred on target
+        """CPU per request over one session's ``--session`` turns around ``target`` bytes, each
+        request the last one plus a tool turn (``bench.history.session``; ``session_plan``: turns
+        of a size that keeps the session near ``target``), after the first two unmeasured."""
+        start, turn_bytes = session_plan(target, self.args.session)
+        turns = session(path, start, model, self.args.session + 2, turn_bytes)
+        bodies = [self._request(gw.port, path, b.data, f"{tag}-session") for b in turns]
         conn = loadgen.Connection(HOST, gw.port)
         try:
             for i, request in enumerate(bodies):
@@ -205,8 +223,10 @@ class SizedBench:
             cpu = (tree_cpu_ns(gw) - cpu0) / 1e6 / self.args.session
         finally:
             conn.close()
-        mean = statistics.mean(len(b.data) for b in turns[2:])
-        return {"session_turns": self.args.session, "session_mean_body_bytes": round(mean),
+        sizes = [len(b.data) for b in turns[2:]]
+        return {"session_turns": self.args.session, "session_mean_body_bytes": round(statistics.mean(sizes)),
+                "session_body_bytes": [sizes[0], sizes[-1]],
+                "session_turn_bytes": round((sizes[-1] - sizes[0]) / max(1, len(sizes) - 1)),
                 "cpu_ms_per_request_session": round(cpu, 3),
                 "cpu_session_over_small": round(cpu - self.small_cpu, 3)}
 
@@ -247,8 +267,8 @@ class SizedBench:
                        "cpu_ms_per_request": round(cpu, 3), "cpu_ms_over_small": round(cpu - small_cpu, 3),
                        "msgspec_decode_ms": round(dec, 3), "cpu_over_decode": round(cpu / dec, 1),
                        "size_cpu_over_decode": round((cpu - small_cpu) / dec, 1)})
-        if target >= 1_000_000 and self.args.session:
-            record.update(await self.session(gw, path, target, model("fake-whole"), tag))
+        if target >= 0 and self.args.session:
+            record.update(await self.session(gw, path, len(grown.data), model("fake-whole"), tag))
         self.emit(record)
         if self.args.py_spy and target in self.args.py_spy and not peer:
             await self.profile(gw, path, target, self._request(gw.port, path, whole.data, f"{tag}-spy"), cpu)
@@ -369,7 +389,17 @@ def rungs(log: Path, path: str) -> dict[str, Any]:
     return {"scenario": "sized_rungs", "path": path, "status_rung": seen}
 
 
+def _render(rows: list[list[str]], markdown: bool) -> str:
+    if markdown:
+        lines = ["| " + " | ".join(row) + " |" for row in rows]
+        lines.insert(1, "|" + "|".join(" --- " for _ in rows[0]) + "|")
+        return "\n".join(lines)
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join(" | ".join(c.ljust(w) for c, w in zip(row, widths)) for row in rows)
+
+
 def table(records: list[dict[str, Any]], *, markdown: bool = False) -> str:
+    """The size curve, then (when sessions ran) the session curve."""
     head = ["path", "body KB", "tool turns", "added TTFT p50/p99 ms", "direct p50 ms", "gateway CPU ms/req",
             "over one-line", "msgspec decode ms", "CPU ÷ decode", "size part ÷ decode", "session CPU ms/req",
             "session ÷ decode"]
@@ -385,12 +415,26 @@ def table(records: list[dict[str, Any]], *, markdown: bool = False) -> str:
                      "" if small else f"{r['size_cpu_over_decode']:.1f}",
                      f"{r['cpu_ms_per_request_session']:.2f}" if "cpu_ms_per_request_session" in r else "",
                      f"{_session_ratio(r):.1f}" if "cpu_ms_per_request_session" in r else ""])
-    if markdown:
-        lines = ["| " + " | ".join(row) + " |" for row in rows]
-        lines.insert(1, "|" + "|".join(" --- " for _ in head) + "|")
-        return "\n".join(lines)
-    widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
-    return "\n".join(" | ".join(c.ljust(w) for c, w in zip(row, widths)) for row in rows)
+    out = _render(rows, markdown)
+    curve = session_curve(records)
+    return out if len(curve) == 1 else out + "\n\n" + _render(curve, markdown)
+
+
+def session_curve(records: list[dict[str, Any]]) -> list[list[str]]:
+    """Gateway CPU per request against the body's size: a repeated body beside a session's next
+    request (each the one before plus one tool turn), the header row first."""
+    rows = [["path", "body KB", "repeated CPU ms/req", "session mean KB", "session KB first-last", "KB/turn",
+             "session CPU ms/req", "session - repeated ms", "session over one-line ms", "session ÷ decode"]]
+    for r in records:
+        if r.get("scenario") != "sized" or "cpu_ms_per_request_session" not in r:
+            continue
+        first, last = r.get("session_body_bytes", [0, 0])
+        rows.append([r["path"], f"{r['body_bytes'] / 1000:,.0f}", f"{r['cpu_ms_per_request']:.2f}",
+                     f"{r['session_mean_body_bytes'] / 1000:,.0f}", f"{first / 1000:,.0f}-{last / 1000:,.0f}",
+                     f"{r.get('session_turn_bytes', 0) / 1000:,.1f}", f"{r['cpu_ms_per_request_session']:.2f}",
+                     f"{r['cpu_ms_per_request_session'] - r['cpu_ms_per_request']:+.2f}",
+                     f"{r['cpu_session_over_small']:.2f}", f"{_session_ratio(r):.1f}"])
+    return rows
 
 
 def _session_ratio(r: dict[str, Any]) -> float:
@@ -421,8 +465,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                    help="also run these proxies in the gateway's place on the Messages path: claude-code-router "
                         "2.0.0 (npm, into bench/.ccr), LiteLLM 1.106 (into bench/.venv-litellm)")
     p.add_argument("--session", type=int, default=20, metavar="N",
-                   help="at 1 MB and above, also CPU per request over a session of N turns, each request the one "
-                        "before plus a tool turn (0: not measured)")
+                   help="at every size, also CPU per request over a session of N turns around it, each request "
+                        "the one before plus a tool turn (0: not measured)")
     p.add_argument("--quick", action="store_true", help="fewer samples (a smoke run)")
     p.add_argument("--json", metavar="FILE", help="also write the JSON lines to FILE")
     args = p.parse_args(argv)
