@@ -1,17 +1,21 @@
 """The bench's inputs are what the real clients send: session bodies change from one request to the
 next as Claude Code's and Codex's do (the captures' ``*-thinking-tool-1`` / ``-2`` pairs), bodies
-below the capture's size are cut to size."""
+below the capture's size are cut to size, and the bench gateway runs the shipped pipelines' stages."""
 
 from __future__ import annotations
 
 import json
 from itertools import pairwise
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from bench.history import grow, session
 from tests.captures import capture_body
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _marks(messages: list[dict[str, Any]]) -> list[tuple[int, int]]:
@@ -73,3 +77,16 @@ def test_bodies_below_the_capture_are_the_capture_cut_to_size(path: str, target:
     assert body.reasoning_by_call  # its sealed reasoning turn kept whole
     names = {t.get("name") for t in data["tools"]}
     assert ("Read" if path == "messages" else "exec_command") in names
+
+
+def _stages(config: Path) -> dict[str, tuple[str, list[str]]]:
+    pipelines = yaml.safe_load(config.read_text())["pipelines"]
+    return {name: (p["client"], p["stages"]) for name, p in pipelines.items()}
+
+
+def test_the_bench_pipelines_run_the_shipped_stages() -> None:
+    """Each bench pipeline runs the stages the shipped pipeline of its client runs, in order."""
+    shipped = {client: stages for client, stages in _stages(ROOT / "pipelines.yaml").values()}
+    bench = _stages(ROOT / "bench" / "pipelines.yaml")
+    assert {name: stages for name, (client, stages) in bench.items()} == {
+        name: shipped[client] for name, (client, _) in bench.items()}
