@@ -77,7 +77,8 @@ def gateway_argv(side: Side) -> list[str]:
 def small_argv(args: argparse.Namespace) -> list[str]:
     argv = ["--paths", *args.paths, "--modes", "whole", "chunk", "--concurrency", *map(str, args.concurrency),
             "--scenarios", "load", "real", *(["hold"] if args.hold else []), "--rt",
-            "--seconds", str(args.seconds), "--warmup-s", str(args.warmup_s), "--ttft-n", str(args.ttft_n)]
+            "--seconds", str(args.seconds), "--warmup-s", str(args.warmup_s), "--ttft-n", str(args.ttft_n),
+            "--hypercorn"]  # no hypercorn rows: the same code on both sides
     return argv + (["--hold", *map(str, args.hold)] if args.hold else [])
 
 

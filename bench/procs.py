@@ -2,7 +2,8 @@
 
 ``Gateway`` runs ``hypercorn -k trio -w 1 pipeline:app`` (the serving process is hypercorn's one
 worker, a child of the supervisor); ``LiteLLM`` runs the LiteLLM proxy from its own venv;
-``FakeUpstream`` runs ``python -m bench.upstream``. Nothing here binds anything but 127.0.0.1.
+``FakeUpstream`` runs ``python -m bench.upstream``; ``relay`` serves ``bench.relay:app``
+(hypercorn's floor) as the gateway is served. Nothing here binds anything but 127.0.0.1.
 ``--gateway-src`` / ``--gateway-venv`` run the gateway from another tree and venv; with
 ``--check-src`` the gateway's imports are traced and every module of its own it loaded must come
 from that tree (``Gateway.provenance``: the tree, its commit, the module count).
@@ -190,14 +191,14 @@ class Gateway(Proc):
     name = "gateway (hypercorn -k trio -w 1)"
 
     def __init__(self, *, core: int, port: int, log: Path, config: Path, upstream_port: int, src: Path = REPO,
-                 venv: Path | None = None, check_src: bool = False) -> None:
+                 venv: Path | None = None, check_src: bool = False, app: str = "pipeline:app") -> None:
         hypercorn = str(venv / "bin" / "hypercorn") if venv else str(Path(sys.executable).with_name("hypercorn"))
         env = {"PIPELINES_CONFIG": str(config), "BENCH_UPSTREAM_PORT": str(upstream_port),
                "GATEWAY_THINKING_SECRET": THINKING_SECRET, "BENCH_UPSTREAM_KEY": "bench-key"}
         if check_src:
             env["PYTHONVERBOSE"] = "1"  # every module load, with its file, to the log (import time only)
         super().__init__([hypercorn, "-k", "trio", "-w", "1", "--backlog", "4096", "--keep-alive", "75",
-                          "-b", f"127.0.0.1:{port}", "pipeline:app"], core=core, log=log, port=port, cwd=src,
+                          "-b", f"127.0.0.1:{port}", app], core=core, log=log, port=port, cwd=src,
                          env=env)
         self.src, self.venv, self.check_src = src, venv, check_src
         self.provenance: dict[str, Any] = {}
@@ -290,6 +291,13 @@ def gateway(args: argparse.Namespace, *, core: int, log: Path, upstream_port: in
                    check_src=args.check_src)
 
 
+def relay(args: argparse.Namespace, *, core: int, log: Path, upstream_port: int) -> Gateway:
+    """hypercorn alone: ``bench.relay:app`` (the fake upstream's stream relayed as it is) served
+    as the gateway is (the same hypercorn, flags and core), from this tree."""
+    return Gateway(core=core, port=free_port(), log=log, config=Path(args.config), upstream_port=upstream_port,
+                   venv=Path(args.gateway_venv).resolve() if args.gateway_venv else None, app="bench.relay:app")
+
+
 def provenance_record(gw: Gateway, **where: Any) -> dict[str, Any] | None:
     """The ``gateway`` record of a ``--check-src`` gateway (None without it)."""
     return {"scenario": "gateway", **where, **gw.provenance} if gw.provenance else None
@@ -318,4 +326,4 @@ class LiteLLM(Proc):
 
 
 __all__ = ["FakeUpstream", "Gateway", "LiteLLM", "Proc", "add_gateway_args", "commit", "core_times", "free_port",
-           "gateway", "provenance_record", "set_fifo", "steal_ms"]
+           "gateway", "provenance_record", "relay", "set_fifo", "steal_ms"]

@@ -3,7 +3,11 @@
 Core 0: the gateway alone (hypercorn, one trio worker). Core 1: the fake upstream and this
 process (the load generator). For each path: added TTFT at c=1 against direct, chunks/s and
 responses/s at c=32 and c=256 in both upstream write modes, gateway CPU per response, and RSS
-with 256 and 1,000 streams held open. ``--litellm`` runs LiteLLM's proxy through the same paths.
+with 256 and 1,000 streams held open. The ``hypercorn`` rows are hypercorn's floor, measured the
+same way: ``bench.relay:app`` served as the gateway is, relaying the fake upstream's stream as it
+is, one row per client dialect of the paths run (``--hypercorn``); the ``above hypercorn`` table
+is each gateway path minus its dialect's floor. ``--litellm`` runs LiteLLM's proxy through the
+same paths.
 """
 
 from __future__ import annotations
@@ -23,11 +27,13 @@ from typing import Any
 
 from bench import loadgen
 from bench.procs import (REPO, FakeUpstream, Gateway, Proc, add_gateway_args, commit, core_times, free_port,
-                         gateway, provenance_record, set_fifo, steal_ms)
+                         gateway, provenance_record, relay, set_fifo, steal_ms)
 from bench.scenarios import FIRST, LITELLM_PATHS, PATHS, REAL_CAPTURE, body
 
 GATEWAY_CORE, LOAD_CORE = 0, 1
 HOST = "127.0.0.1"
+DIALECT = {"chat": "chat", "messages": "messages", "messages_pass": "messages", "responses": "responses",
+           "responses_pass": "responses"}  # a path's client dialect: the hypercorn row that is its floor
 
 
 def pct(values: list[float], q: float) -> float:
@@ -174,6 +180,14 @@ class Bench:
         self.upstream.start()
         try:
             await self.run_target("direct", self.upstream_port, ["direct"], None)
+            for dialect in self.args.hypercorn:
+                floor = relay(self.args, core=GATEWAY_CORE, log=self.workdir / "relay.log",
+                              upstream_port=self.upstream_port)
+                floor.start()
+                try:
+                    await self.run_target("hypercorn", floor.port, [dialect], floor)
+                finally:
+                    floor.stop()
             for path in self.args.paths:
                 gw = self.gateway()
                 gw.start()
@@ -258,7 +272,58 @@ def table(records: list[dict[str, Any]], deltas: int, *, markdown: bool = False)
         fmt = lambda cells: " | ".join(c.ljust(w) for c, w in zip(cells, widths))  # noqa: E731
         out = [fmt(header), "-+-".join("-" * w for w in widths), *(fmt(line) for line in lines)]
     out.append(f"(chunks = content deltas relayed, {deltas} per response; TTFT added = gateway minus direct)")
+    above = above_hypercorn(records)
+    if len(above) > 1:
+        out += ["", _cells(above, markdown),
+                "(gateway minus hypercorn relaying the same dialect's stream; deltas/s as a share of hypercorn's)"]
     return "\n".join(out)
+
+
+def above_hypercorn(records: list[dict[str, Any]]) -> list[list[str]]:
+    """Each gateway path against the hypercorn row of its client dialect (``bench.relay``): TTFT
+    and CPU per response above it, relayed deltas/s as a share of it, RSS above it; header first."""
+    by: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for r in records:
+        if r.get("target") in ("gateway", "hypercorn") and r.get("scenario") in ("ttft", "throughput", "hold"):
+            cell = (f"{r['mode']} c{r['c']}" if r["scenario"] == "throughput" and r["body"] == "small"
+                    else f"{r['body']} body" if r["scenario"] == "throughput" else
+                    f"@{r['streams']}" if r["scenario"] == "hold" else "ttft")
+            by[(r["target"], r["path"], cell)] = r
+    cells = list(dict.fromkeys(c for _, _, c in by))
+    head = ["path", "floor"]
+    rows: list[list[str]] = []
+    for path in dict.fromkeys(p for t, p, _ in by if t == "gateway"):
+        floor = DIALECT.get(path, path)
+        row: dict[str, str] = {}
+        for cell in cells:
+            g, h = by.get(("gateway", path, cell)), by.get(("hypercorn", floor, cell))
+            if g is None or h is None:
+                continue
+            if cell == "ttft":
+                row["TTFT p50/p99 ms above"] = f"{g['p50_ms'] - h['p50_ms']:+.2f}/{g['p99_ms'] - h['p99_ms']:+.2f}"
+            elif cell.startswith("@"):
+                if "error" not in g and "error" not in h:
+                    row[f"RSS MB {cell} above"] = f"{g['rss_mb'] - h['rss_mb']:+.1f}"
+            else:
+                if h["chunks_s"]:
+                    row[f"{cell} deltas/s % of"] = f"{100 * g['chunks_s'] / h['chunks_s']:.0f}%"
+                if "cpu_ms_per_response" in g and "cpu_ms_per_response" in h and cell in ("whole c32", "real body"):
+                    row[f"{cell} CPU ms/resp above"] = f"{g['cpu_ms_per_response'] - h['cpu_ms_per_response']:+.2f}"
+        if row:
+            for col in row:
+                if col not in head:
+                    head.append(col)
+            rows.append([path, f"hypercorn {floor}", *(row.get(c, "") for c in head[2:])])
+    return [head, *[r + [""] * (len(head) - len(r)) for r in rows]]
+
+
+def _cells(rows: list[list[str]], markdown: bool) -> str:
+    if markdown:
+        return "\n".join(["| " + " | ".join(rows[0]) + " |", "|" + "|".join(" --- " for _ in rows[0]) + "|",
+                          *("| " + " | ".join(r) + " |" for r in rows[1:])])
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    fmt = lambda cells: " | ".join(c.ljust(w) for c, w in zip(cells, widths))  # noqa: E731
+    return "\n".join([fmt(rows[0]), "-+-".join("-" * w for w in widths), *(fmt(r) for r in rows[1:])])
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -281,12 +346,17 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--deltas", type=int, default=200, help="content deltas per response")
     p.add_argument("--hold-s", type=float, default=120.0)
     add_gateway_args(p)
+    p.add_argument("--hypercorn", nargs="*", choices=["chat", "messages", "responses"], metavar="DIALECT",
+                   help="hypercorn's floor rows (bench.relay: the fake upstream's stream relayed as it is) for these "
+                        "client dialects (default: those of --paths; --hypercorn alone: none)")
     p.add_argument("--litellm", action="store_true", help="also run LiteLLM's proxy (installs it into bench/.venv-litellm)")
     p.add_argument("--quick", action="store_true", help="short windows, fewer samples (a smoke run)")
     p.add_argument("--json", metavar="FILE", help="also write the JSON lines to FILE")
     args = p.parse_args(argv)
     if args.quick:
         args.seconds, args.warmup_s, args.ttft_n, args.ttft_warmup = 1.5, 0.5, 60, 10
+    if args.hypercorn is None:
+        args.hypercorn = list(dict.fromkeys(DIALECT[p] for p in args.paths))
     return args
 
 
