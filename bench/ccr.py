@@ -1,7 +1,8 @@
 """claude-code-router as a comparison target (``python -m bench.sized --peers ccr``).
 
 ``@musistudio/claude-code-router@2.0.0`` is installed from npm into its own prefix
-(``bench/.ccr``, never the project's dependencies), and started as ``ccr start`` (its server in
+(``$BENCH_PEERS/.ccr``, default ``/tmp/perf/peers``: outside the repository, never the
+project's dependencies), and started as ``ccr start`` (its server in
 the foreground) with ``HOME`` in the run's working directory, where its
 ``~/.claude-code-router/config.json`` names one OpenAI-compatible provider, ``fake``, on the fake
 upstream's Chat Completions URL, the bench's client key as its ``APIKEY`` and logging off. It
@@ -17,11 +18,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bench.procs import REPO, Proc, cpu_seconds, descendants, free_port
+from bench.procs import PEERS, Proc, cpu_seconds, descendants, free_port
 from bench.scenarios import CLIENT_KEY
 
 PACKAGE = "@musistudio/claude-code-router@2.0.0"
-PREFIX = REPO / "bench" / ".ccr"
+PREFIX = PEERS / ".ccr"
 CLI = PREFIX / "node_modules" / "@musistudio" / "claude-code-router" / "dist" / "cli.js"
 MODELS = ("fake-whole", "fake-chunk", "fake-hold")
 

@@ -1,6 +1,7 @@
 """LiteLLM's proxy as a comparison target (``python -m bench --litellm``).
 
-It is installed from PyPI into its own venv (``bench/.venv-litellm``, never the project's), and
+It is installed from PyPI into its own venv (``$BENCH_PEERS/.venv-litellm``, default
+``/tmp/perf/peers``: outside the repository, never the project's), and
 configured to serve the same three client paths from the same fake upstream over Chat
 Completions: ``hosted_vllm/`` models, the local cost map (offline), and
 ``use_chat_completions_url_for_anthropic_messages`` so ``/v1/messages`` goes to the chat URL.
@@ -12,9 +13,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bench.procs import REPO, LiteLLM, free_port
+from bench.procs import PEERS, LiteLLM, free_port
 
-VENV = REPO / "bench" / ".venv-litellm"
+VENV = PEERS / ".venv-litellm"
 MODELS = ("fake-whole", "fake-chunk", "fake-hold")
 
 

@@ -27,6 +27,9 @@ from bench.history import THINKING_SECRET
 from bench.scenarios import CLIENT_KEY
 
 REPO = Path(__file__).resolve().parents[1]
+# Where the peers (claude-code-router, LiteLLM) are installed, each in its own prefix: outside the
+# repository, whose bench/ tests/test_layers.py walks file by file (BENCH_PEERS to choose).
+PEERS = Path(os.environ.get("BENCH_PEERS", "/tmp/perf/peers"))
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
 

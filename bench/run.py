@@ -349,7 +349,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--hypercorn", nargs="*", choices=["chat", "messages", "responses"], metavar="DIALECT",
                    help="hypercorn's floor rows (bench.relay: the fake upstream's stream relayed as it is) for these "
                         "client dialects (default: those of --paths; --hypercorn alone: none)")
-    p.add_argument("--litellm", action="store_true", help="also run LiteLLM's proxy (installs it into bench/.venv-litellm)")
+    p.add_argument("--litellm", action="store_true", help="also run LiteLLM's proxy (installs it into $BENCH_PEERS/.venv-litellm, default /tmp/perf/peers)")
     p.add_argument("--quick", action="store_true", help="short windows, fewer samples (a smoke run)")
     p.add_argument("--json", metavar="FILE", help="also write the JSON lines to FILE")
     args = p.parse_args(argv)

@@ -463,7 +463,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--spy-out", metavar="DIR", help="keep py-spy's raw stacks there")
     p.add_argument("--peers", nargs="*", default=[], choices=["ccr", "litellm"],
                    help="also run these proxies in the gateway's place on the Messages path: claude-code-router "
-                        "2.0.0 (npm, into bench/.ccr), LiteLLM 1.106 (into bench/.venv-litellm)")
+                        "2.0.0 (npm), LiteLLM 1.106 (pip), each into its own prefix under $BENCH_PEERS (/tmp/perf/peers)")
     p.add_argument("--session", type=int, default=20, metavar="N",
                    help="at every size, also CPU per request over a session of N turns around it, each request "
                         "the one before plus a tool turn (0: not measured)")
