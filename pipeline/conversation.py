@@ -241,5 +241,9 @@ class Recall:
                 self._store.admit(turn)
             turn.slots[name] = value
 
+    def kept(self, name: str) -> Any | None:
+        """What part ``name`` kept for this request (``None``: nothing; for tests and the bench)."""
+        return self._turn.slots.get(name) if self._turn is not None else None
+
 
 __all__ = ["Conversations", "Recall", "Turn", "same_prefix"]

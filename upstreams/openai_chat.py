@@ -2,7 +2,8 @@
 
 An ``SseUpstream`` (``upstreams/sse_upstream.py``: the HTTP client, the commit, retries, idle and
 queue limits) that speaks Chat: the profile-driven request body (``chat/upstream_encode.py``) and
-the chunk decoder (``chat/upstream_decode.py``), the only place block boundaries are inferred.
+the chunk decoder (``chat/upstream_decode.py``), the only place block boundaries are inferred. A
+session's next request re-encodes only its new messages (``ctx.recall``, ``chat/upstream_encode_messages.py``).
 """
 
 from __future__ import annotations
@@ -28,8 +29,9 @@ class OpenAIChatUpstream(SseUpstream):
     def encode(self, request: ChatRequest, attempt: Attempt, ctx: RequestContext) -> bytes:
         # Chat servers strip a matched stop string, so the decoder matches the client's itself.
         request = msgspec.structs.replace(request, stop=()) if request.stop else request
+        # The messages' translation is remembered per upstream and model (a fallback keeps its own).
         return encode_request(request, model=attempt.model, profile=self.profile, card=attempt.card, stream=True,
-                              lose=ctx.lose)
+                              lose=ctx.lose, recall=ctx.recall, slot=f"chat_encode\0{self.id}\0{attempt.model}")
 
     def decoder(self, request: ChatRequest, ctx: RequestContext) -> ChatStreamDecoder:
         return ChatStreamDecoder(self.profile, stop=request.stop)

@@ -84,7 +84,7 @@ class ResponseFormatOut(msgspec.Struct):
 
 class ChatCompletionRequest(msgspec.Struct):
     model: str
-    messages: list[ChatMessage]
+    messages: list[ChatMessage | msgspec.Raw]  # a Raw: a message encoded before (written as it is)
     stream: bool | UnsetType = UNSET
     stream_options: StreamOptions | UnsetType = UNSET
     max_tokens: int | UnsetType = UNSET
