@@ -296,7 +296,8 @@ class Gateway:
                 # The token budget's own count: the upstream's tokenizer when it has one, else the
                 # calibrated estimate, so what the client is told is what the window is guarded with.
                 exact = await attempt.count_tokens(request, ctx)
-                n = exact if exact is not None else estimate_request_tokens(request, attempt.model)
+                n = exact if exact is not None else estimate_request_tokens(request, attempt.model, ctx.recall,
+                                                                            "count_tokens")
                 await responder.whole(200, JSON_HEADERS, pipe.codec.render_count(n))
                 return
             if self.usage is None:

@@ -3,14 +3,18 @@
 The raw estimate counts characters by class (ASCII ~3.8 chars a token, other scripts ~1.1 tokens
 a character) over every text the upstream will see, plus per-message and per-tool overheads. A
 ``Calibrator`` keeps, per upstream model, an exponential moving average of reported ÷ estimated,
-so estimates converge to the upstream's real tokenizer within a few percent.
+so estimates converge to the upstream's real tokenizer within a few percent. A session's next
+request estimates only its new messages (``messages_estimate``, with the request's ``Recall``).
 """
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import msgspec
 
-from pipeline.model import ChatRequest, ImagePart, TextPart, ThinkingPart, ToolCallPart, ToolResultPart
+from pipeline.conversation import Recall, same_prefix
+from pipeline.model import ChatRequest, ImagePart, Message, TextPart, ThinkingPart, ToolCallPart, ToolResultPart
 
 _ENC = msgspec.json.Encoder()
 MESSAGE_OVERHEAD = 4
@@ -28,26 +32,57 @@ def text_tokens(text: str) -> float:
     return (n - wide) / 3.8 + wide * 1.1
 
 
-def raw_estimate(request: ChatRequest) -> float:
+def message_estimate(message: Message) -> float:
+    """Raw estimate of one message, its overhead included."""
+    total = float(MESSAGE_OVERHEAD)
+    if message.reasoning:
+        total += text_tokens(message.reasoning)
+    for part in message.parts:
+        if isinstance(part, TextPart):
+            total += text_tokens(part.text)
+        elif isinstance(part, ToolCallPart):
+            total += text_tokens(part.arguments) + text_tokens(part.name) + 4
+        elif isinstance(part, ToolResultPart):
+            for inner in part.content:
+                total += text_tokens(inner.text) if isinstance(inner, TextPart) else IMAGE_TOKENS
+        elif isinstance(part, ImagePart):
+            total += IMAGE_TOKENS
+        elif isinstance(part, ThinkingPart):
+            total += text_tokens(part.text)
+    return total
+
+
+class _Sums(NamedTuple):
+    """A request's messages and the running sum of their estimates after each (a slot's value)."""
+
+    messages: tuple[Message, ...]
+    sums: tuple[float, ...]
+    reused: int  # leading sums taken from the request before (for tests and the bench)
+
+
+def messages_estimate(messages: tuple[Message, ...], recall: Recall | None = None, slot: str = "") -> float:
+    """The messages' raw estimate, summed in order; with ``recall`` bound, the running sums are
+    kept in its slot ``slot`` and the session's next request adds from where its leading messages
+    (the very same objects, ``same_prefix``) left off: the same float, added up the same way."""
+    kept: _Sums | None = recall.before(slot) if recall is not None else None
+    start = same_prefix(kept.messages, messages) if kept is not None else 0
+    sums = list(kept.sums[:start]) if kept is not None and start else []
+    total = sums[-1] if sums else 0.0
+    for i in range(start, len(messages)):
+        total += message_estimate(messages[i])
+        sums.append(total)
+    if recall is not None:
+        recall.keep(slot, _Sums(messages, tuple(sums), start))
+    return total
+
+
+def raw_estimate(request: ChatRequest, recall: Recall | None = None, slot: str = "tokens") -> float:
+    """Raw (uncalibrated) estimate of the whole prompt; ``recall``: see ``messages_estimate``
+    (``slot``: one per consumer, each keeps its own)."""
     total = 0.0
     for s in request.system:
         total += text_tokens(s) + MESSAGE_OVERHEAD
-    for message in request.messages:
-        total += MESSAGE_OVERHEAD
-        if message.reasoning:
-            total += text_tokens(message.reasoning)
-        for part in message.parts:
-            if isinstance(part, TextPart):
-                total += text_tokens(part.text)
-            elif isinstance(part, ToolCallPart):
-                total += text_tokens(part.arguments) + text_tokens(part.name) + 4
-            elif isinstance(part, ToolResultPart):
-                for inner in part.content:
-                    total += text_tokens(inner.text) if isinstance(inner, TextPart) else IMAGE_TOKENS
-            elif isinstance(part, ImagePart):
-                total += IMAGE_TOKENS
-            elif isinstance(part, ThinkingPart):
-                total += text_tokens(part.text)
+    total += messages_estimate(request.messages, recall, slot)
     for tool in request.tools:
         total += TOOL_OVERHEAD + text_tokens(tool.name) + text_tokens(tool.description)
         if tool.parameters:
@@ -104,9 +139,11 @@ class Calibrator:
 CALIBRATOR = Calibrator()
 
 
-def estimate_request_tokens(request: ChatRequest, upstream_model: str = "") -> int:
+def estimate_request_tokens(request: ChatRequest, upstream_model: str = "", recall: Recall | None = None,
+                            slot: str = "tokens") -> int:
     """Calibrated prompt-token estimate for ``request`` sent to ``upstream_model``."""
-    return int(raw_estimate(request) * CALIBRATOR.factor(upstream_model)) + 1
+    return int(raw_estimate(request, recall, slot) * CALIBRATOR.factor(upstream_model)) + 1
 
 
-__all__ = ["CALIBRATOR", "Calibrator", "estimate_request_tokens", "prompt_text", "raw_estimate", "text_tokens"]
+__all__ = ["CALIBRATOR", "Calibrator", "estimate_request_tokens", "message_estimate", "messages_estimate",
+           "prompt_text", "raw_estimate", "text_tokens"]

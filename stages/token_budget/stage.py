@@ -1,9 +1,10 @@
 """token_budget: never over the window, never a budget that cannot fit, never silently truncated.
 
 Request way, for the attempt's upstream model (``ctx.attempt``: a fallback is budgeted for its own
-window): estimate the prompt (``pipeline.tokens``, calibrated per upstream model), clamp the
-output budget to the model's max output, keep it at or above a floor when thinking is on
-(reasoning shares the budget; without thinking the client's own budget is kept, however small),
+window): estimate the prompt (``pipeline.tokens``, calibrated per upstream model; a session's next
+request estimates only its new messages, ``ctx.recall``), clamp the output budget to the model's
+max output, keep it at or above a floor when thinking is on (reasoning shares the budget; without
+thinking the client's own budget is kept, however small),
 send an explicit budget when the client gave none, and shrink it to what the window leaves.
 When even the minimum output does not fit, the upstream is not called: the client gets its own
 dialect's context-length error, so it compacts. The estimate is ``ctx.prompt_estimate`` (the
@@ -54,7 +55,7 @@ class TokenBudget(Stage):
         if attempt is None:
             return request
         model, limits = attempt.model, attempt.limits
-        raw = raw_estimate(request)
+        raw = raw_estimate(request, ctx.recall, self.id)  # a session's next request: its new messages
         ctx.state[self.id] = _Estimate(model, raw)
         prompt = int(raw * CALIBRATOR.factor(model)) + 1
         exact = await attempt.count_tokens(request, ctx)

@@ -24,7 +24,6 @@ from pipeline.model import (
     Message,
     TextPart,
     ThinkingConfig,
-    ThinkingPart,
     ToolCallPart,
     ToolResultPart,
 )
@@ -32,6 +31,7 @@ from pipeline.model_limits import ModelCard, card_for
 from pipeline.profiles import PROFILES, Profile
 from pipeline.protocols.anthropic import AnthropicCodec
 from pipeline.protocols.chat import encode_request
+from tests.session_helpers import bound, history_step, message, next_history
 
 SLOT = "chat_encode"
 DEEPSEEK = PROFILES["deepseek"]
@@ -39,11 +39,6 @@ VLLM = PROFILES["vllm"]
 # Every built-in profile folds system messages and sends text content as a string: one that does neither.
 UNFOLDED = msgspec.structs.replace(VLLM, name="unfolded", fold_system=False, content_as_string=False)
 _PROFILES = {**PROFILES, "unfolded": UNFOLDED}
-
-
-def items(request: ChatRequest) -> list[msgspec.Raw]:
-    """The history items a client decoder would bind (equal bytes for equal messages)."""
-    return [msgspec.Raw(msgspec.json.encode(m)) for m in request.messages]
 
 
 def plain(request: ChatRequest, profile: Profile, card: ModelCard | None = None) -> tuple[bytes, list[Loss]]:
@@ -61,9 +56,7 @@ class Session:
         self.reused: list[int] = []
 
     def encode(self, request: ChatRequest, profile: Profile, card: ModelCard | None = None) -> bytes:
-        recall = self.memory.recall("scope")
-        found = items(request)
-        recall.history(found, sum(len(i) for i in found))
+        recall = bound(self.memory, request.messages)
         losses: list[Loss] = []
         body = encode_request(request, model="up-model", profile=profile, card=card, recall=recall, slot=SLOT,
                               lose=lambda what, detail: losses.append(Loss(what, detail)))
@@ -167,36 +160,10 @@ class TestReuse:
         assert body == plain(request(history), DEEPSEEK)[0] and recall.kept(SLOT) is None
 
 
-# Random sessions: messages of every role and part, sometimes nonsense (a loss), each request
-# the one before with something appended, changed, rewound, or another key.
-_text = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=12)
-_image = st.builds(ImagePart, url=st.sampled_from(["data:image/png;base64,AAAA", "https://x/y.png"]),
-                   detail=st.sampled_from([None, "low"]))
-_call = st.builds(ToolCallPart, id=st.sampled_from(["c1", "c2"]), name=st.just("shell"),
-                  arguments=st.sampled_from(["", '{"a":1}']))
-_result = st.builds(ToolResultPart, call_id=st.sampled_from(["c1", "c2"]),
-                    content=st.lists(st.one_of(st.builds(TextPart, _text), _image), max_size=3).map(tuple),
-                    is_error=st.booleans())
-_part = st.one_of(st.builds(TextPart, _text), _image, _call, _result, st.builds(ThinkingPart, _text))
-_usual = {"user": st.one_of(st.builds(TextPart, _text), _image), "assistant": st.one_of(st.builds(TextPart, _text), _call),
-          "tool": st.one_of(_result, st.builds(TextPart, _text)), "system": st.builds(TextPart, _text)}
-
-
-@st.composite
-def _message(draw: Any) -> Message:
-    role = draw(st.sampled_from(["user", "assistant", "tool", "tool", "system"]))
-    part = _usual[role] if draw(st.integers(0, 4)) else _part
-    return Message(role=role, parts=tuple(draw(st.lists(part, max_size=3))),
-                   reasoning=draw(st.sampled_from([None, None, "", "why"])) if role == "assistant" else None,
-                   name=draw(st.sampled_from([None, None, "ann"])))
-
-
 _CARDS = [None, msgspec.structs.replace(card_for("up-model", VLLM), vision=True),
           msgspec.structs.replace(card_for("up-model", VLLM), vision=False, reasoning_field="reasoning_content")]
 _step = st.one_of(
-    st.tuples(st.just("append"), st.lists(_message(), min_size=1, max_size=4)),
-    st.tuples(st.just("change"), st.integers(0, 40), _message()),
-    st.tuples(st.just("rewind"), st.integers(0, 40)),
+    history_step,
     st.tuples(st.just("thinking"), st.sampled_from([None, True, False])),
     st.tuples(st.just("profile"), st.sampled_from(sorted(_PROFILES))),
     st.tuples(st.just("card"), st.integers(0, len(_CARDS) - 1)),
@@ -204,21 +171,17 @@ _step = st.one_of(
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(first=st.lists(_message(), max_size=8), steps=st.lists(_step, min_size=1, max_size=8))
+@given(first=st.lists(message(), max_size=8), steps=st.lists(_step, min_size=1, max_size=8))
 def test_a_random_session_encodes_as_without_memory(first: list[Message], steps: list[tuple[Any, ...]]) -> None:
+    """Random sessions (``tests/session_helpers.py``), now and then thinking toggled, another
+    profile or another model card: every body and its losses are the memory-less encoder's."""
     session = Session()
     history, thinking, profile, card = first, None, UNFOLDED, None
     session.encode(request(history, thinking), profile, card)
     for step in steps:
         kind = step[0]
-        if kind == "append":
-            history = history + step[1]
-        elif kind == "change" and history:
-            i = step[1] % len(history)
-            history = [*history[:i], step[2], *history[i + 1:]]
-        elif kind == "rewind":
-            history = history[:step[1] % (len(history) + 1)]
-        elif kind == "thinking":
+        history = next_history(history, step)
+        if kind == "thinking":
             thinking = step[1]
         elif kind == "profile":
             profile = _PROFILES[step[1]]
