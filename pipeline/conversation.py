@@ -166,6 +166,10 @@ class Conversations:
             if not branches:
                 del self._by_key[turn.key]
 
+    def latest(self) -> Turn | None:
+        """The request remembered last (``None``: none; for tests and the bench)."""
+        return next(reversed(self._turns.values()), None)
+
     @property
     def remembered(self) -> tuple[int, int]:
         """(requests, estimated bytes) remembered."""
