@@ -6,7 +6,10 @@
 depth check (and ``depth_check_next_turn``: the check of a session's next request, one tool turn
 longer, with this one remembered, as the gateway's ``DepthMemo`` does), the client codec's
 decode, each request stage's ``on_request`` (``thinking_filter`` opening the envelopes,
-``token_budget``'s estimate, ``tool_ids``), the Chat re-encode for the upstream, and, as the yardstick, ``msgspec.json.decode`` of the same body. No sockets, no
+``token_budget``'s estimate, ``tool_ids``), the Chat re-encode for the upstream (and
+``encode_upstream_next_turn`` / ``estimate_next_turn``: a session's next request re-encoded and
+estimated with this one remembered, beside the same without memory, ``_cold``), and, as the
+yardstick, ``msgspec.json.decode`` of the same body. No sockets, no
 hypercorn: what ``python -m bench.sized`` measures on the wire minus these steps is the server
 and transport side (body read, upstream write, response relay, log line).
 """
@@ -104,9 +107,45 @@ def measure(path: str, target: int, reps: int) -> dict[str, Any]:
     model = upstream.map_model(request.model)
     out["encode_upstream_ms"] = _median_ms(
         lambda: encode_request(shaped, model=model, profile=upstream.profile, stream=True), reps)
-    out["sum_ms"] = sum(v for k, v in out.items() if k.endswith("_ms") and k not in ("msgspec_decode_ms",
-                                                                                       "depth_check_next_turn_ms"))
+    out.update(_next_turn(pipe, upstream.profile, model, before, after, reps))
+    out["sum_ms"] = sum(v for k, v in out.items() if k.endswith("_ms") and "next_turn" not in k
+                     and k != "msgspec_decode_ms")
     return {k: round(v, 3) if isinstance(v, float) else v for k, v in out.items()}
+
+
+def _next_turn(pipe: Any, profile: Any, model: str, before: bytes, after: bytes, reps: int) -> dict[str, float]:
+    """A session's next request (one tool turn longer) re-encoded for the upstream and estimated,
+    with the request before remembered (``pipeline.conversation``) and, in the same run, without.
+    Decoded with the memory, not shaped by the request stages (today they rebuild the messages,
+    so nothing after them would be the same objects): the encoder and the estimate alone."""
+    from pipeline.conversation import Conversations
+    from pipeline.protocols.chat import encode_request
+    from pipeline.tokens import raw_estimate
+
+    times: dict[str, list[float]] = {"encode_upstream_next_turn_ms": [], "encode_upstream_next_turn_cold_ms": [],
+                                     "estimate_next_turn_ms": [], "estimate_next_turn_cold_ms": []}
+    reused = 0
+    for _ in range(max(5, reps // 4)):
+        memory = Conversations()
+        for i, data in enumerate((before, after)):
+            recall = memory.recall("bench")
+            request, _ = pipe.codec.decode_request(data, recall)
+            t0 = time.thread_time()
+            encode_request(request, model=model, profile=profile, stream=True, recall=recall, slot="encode")
+            t1 = time.thread_time()
+            raw_estimate(request, recall, "estimate")
+            t2 = time.thread_time()
+            if i:
+                encode_request(request, model=model, profile=profile, stream=True)
+                t3 = time.thread_time()
+                raw_estimate(request)
+                t4 = time.thread_time()
+                for name, t in zip(times, (t1 - t0, t3 - t2, t2 - t1, t4 - t3), strict=True):
+                    times[name].append(t)
+                reused = recall.kept("encode").reused
+    out = {name: statistics.median(ts) * 1e3 for name, ts in times.items()}
+    out["next_turn_messages_reused"] = reused
+    return out
 
 
 def main(argv: list[str] | None = None) -> None:
