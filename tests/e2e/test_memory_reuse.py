@@ -1,8 +1,8 @@
-"""What the conversation memory saves past the decoder, through the production path: Claude Code's tool loop (the official
-``anthropic`` SDK) through two gateways, one remembering conversations and one not
-(``server.conversation_memory_mb: 0``), to the simulator. A history growing past 1 MB over 30 tool
-turns: each upstream body is the same from both, and the one that remembers re-encodes and
-re-estimates only each request's new turn."""
+"""What the conversation memory saves past the decoder, through the production path: Claude
+Code's tool loop (the official ``anthropic`` SDK) through two gateways, one remembering
+conversations and one not (``server.conversation_memory_mb: 0``), to the simulator. A history
+growing past 1 MB over 30 tool turns: each upstream body is the same from both, and the one that
+remembers re-encodes and re-estimates only each request's new turn."""
 
 from __future__ import annotations
 
