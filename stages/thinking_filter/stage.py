@@ -38,10 +38,11 @@ from __future__ import annotations
 import os
 import secrets as pysecrets
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 
+from pipeline.conversation import same_prefix
 from pipeline.events import (
     BlockStart,
     BlockStop,
@@ -55,11 +56,13 @@ from pipeline.events import (
     ToolArgsDelta,
     UpstreamSeal,
 )
-from pipeline.model import ChatRequest, Message, ThinkingPart, ToolCallPart
+from pipeline.losses import LossRecorder
+from pipeline.model import ChatRequest, Loss, Message, ThinkingPart, ToolCallPart
 from pipeline.model_limits import thinking_on
 from pipeline.stage import RequestContext, Stage, StageConfig
 from pipeline.store.base import StoreError
 from stages.thinking_filter import ledger
+from stages.thinking_filter.binding import alone, bound_turn
 from stages.thinking_filter.envelope import PREFIX, Envelope, Keyring, UpstreamKey, digest
 from stages.thinking_filter.reasoning_cache import reset_stores, shared_store
 
@@ -103,11 +106,36 @@ class _Resp:
         self.args: dict[int, list[str]] = {}  # and its arguments' fragments
 
 
+Mark = tuple[int, int, tuple[tuple[str, int], ...]]  # after a message: losses, envelopes used, tool turns per rung
+
+
+class _Memo(NamedTuple):
+    """What ``on_request`` made of a request's messages, kept for the session's next request.
+
+    A turn's result is reused when it is the very same message object (``same_prefix``), the
+    key is the same, and it is among the ``clean`` leading turns: each settled by itself alone
+    (its envelopes bound to its own calls, carrying their text, and no other turn's envelope
+    restoring it; no cache, ledger or cached seal consulted, which may answer otherwise now)."""
+
+    key: tuple[str, bool, bool]  # upstream id, keep_client_thinking, thinking on
+    inputs: tuple[Message, ...]
+    outputs: tuple[Message, ...]
+    clean: int
+    losses: tuple[Loss, ...]  # recorded opening the envelopes, in order
+    used: tuple[str, ...]  # envelopes restored, in order
+    marks: tuple[Mark, ...]  # after each message; the rung counts in first-seen order (the log field's)
+
+
+_Opened = tuple[dict[int, list[tuple[str, str | None]]], dict[tuple[int, int], ThinkingPart], list[Loss],
+                dict[str, None], set[int], list[Mark]]
+
+
 class ThinkingFilter(Stage):
     name = "thinking_filter"
     # Filled as requests arrive, by design: the per-upstream keys (derived once each) and the
     # process's reasoning cache.
-    shared_attributes = frozenset({"_keys", "_store"})
+    # And the count of turns whose result came from the conversation memory (for tests and the bench).
+    shared_attributes = frozenset({"_keys", "_store", "reused"})
 
     class Config(StageConfig, frozen=True, kw_only=True):
         # Env var holding the secret the envelopes' per-upstream keys are derived from (shared by
@@ -147,59 +175,43 @@ class ThinkingFilter(Stage):
         self._store = shared_store("reasoning", max_entries=config.cache_entries, max_bytes=config.cache_max_chars,
                                    ttl_s=config.cache_ttl_s)
         self._pass = _PASS if not config.ledger else frozenset({TextDelta})  # the ledger needs the arguments
+        self.reused = 0
 
     async def on_request(self, request: ChatRequest, ctx: RequestContext) -> ChatRequest:
         thinking = thinking_on(request, ctx.card)
+        keep = ctx.profile.keep_client_thinking
         key = self._keys.upstream(ctx.upstream_id)
         messages = list(request.messages)
-        restored: dict[int, list[tuple[str, str | None]]] = {}  # turn → (reasoning, seal data) per envelope
-        in_place: dict[tuple[int, int], ThinkingPart] = {}  # (turn, part) → the upstream's own block again
-        used: set[str] = set()  # the envelopes restored so far: a copy of one is refused
-        keep = ctx.profile.keep_client_thinking
-        for i, message in enumerate(messages):
-            if message.role != "assistant":
-                continue
-            for j, part in enumerate(message.parts):
-                if not isinstance(part, ThinkingPart) or (keep and _kept(part)):
-                    continue
-                opened = self._open(part, i, messages, used, key, ctx)
-                if opened is None:
-                    continue
-                target, text, envelope = opened
-                if keep and target == i and envelope.s is not None:
-                    in_place[i, j] = ThinkingPart(text=text, signature=envelope.s, redacted=envelope.x)
-                elif envelope.x:
-                    ctx.lose("redacted_thinking", "redacted thinking goes back only on its own turn, to its upstream")
-                else:
-                    restored.setdefault(target, []).append((text, envelope.s))
-        worst = 0
+        memo_key = (ctx.upstream_id, keep, thinking)
+        memo: _Memo | None = ctx.recall.before(self.id)
+        if memo is not None and memo.key != memo_key:
+            memo = None
+        start = min(memo.clean, same_prefix(memo.inputs, messages)) if memo is not None else 0
+        opened = self._open_all(messages, start, memo, key, keep)
+        if opened is None:  # a new turn's envelope restores a remembered turn: that turn changes
+            start, opened = 0, self._open_all(messages, 0, None, key, keep)
+            assert opened is not None
+        restored, in_place, lost, used, unsettled, marks = opened
         turns: dict[str, int] = {}
-        for i, message in enumerate(messages):
-            if message.role != "assistant":
-                continue
-            calls = [p.id for p in message.parts if isinstance(p, ToolCallPart)]
-            parts = tuple(in_place.get((i, j), p) for j, p in enumerate(message.parts)
-                          if not isinstance(p, ThinkingPart) or (keep and _kept(p)) or (i, j) in in_place)
-            found = restored.get(i)
-            own = any(turn == i for turn, _ in in_place)
-            reasoning, rung = (message.reasoning, "envelope") if own and found is None else \
-                self._resolve(message, found, calls, ctx.upstream_id)
-            if rung == "empty" and self.config.ledger and ctx.store is not None:
-                kept = await self._from_ledger(message, calls, ctx)
-                if kept is not None:
-                    reasoning, rung = kept, "ledger"
-            if found is None and not own and len(parts) != len([p for p in parts if not isinstance(p, ThinkingPart)]):
-                rung = "client"  # the upstream's own thinking blocks, kept as they came
-            seal = message.upstream_seal
-            if found is not None:  # one envelope with the upstream's token: it goes back with the text
-                seal = (ctx.upstream_id, found[0][1]) if len(found) == 1 and found[0][1] is not None else None
-            elif seal is None and calls and reasoning is not None and rung in ("client", "cache"):
-                seal = self._cached_seal(ctx.upstream_id, calls, reasoning)
-            if thinking and calls:
-                worst = max(worst, RUNGS.index(rung))
-                turns[rung] = turns.get(rung, 0) + 1
-            if parts != message.parts or reasoning != message.reasoning or seal != message.upstream_seal:
-                messages[i] = msgspec.structs.replace(message, parts=parts, reasoning=reasoning, upstream_seal=seal)
+        if memo is not None and start:
+            self.reused += start
+            messages[:start] = memo.outputs[:start]
+            turns = dict(memo.marks[start - 1][2])
+        clean = start
+        for i in range(start, len(messages)):
+            message = messages[i]
+            if message.role == "assistant":
+                messages[i], rung = await self._replay(message, i, restored, in_place, unsettled, keep, ctx)
+                if thinking and rung is not None:
+                    turns[rung] = turns.get(rung, 0) + 1
+            if clean == i and i not in unsettled:
+                clean = i + 1
+            marks[i] = (*marks[i][:2], tuple(turns.items()))
+        ctx.recall.keep(self.id, _Memo(memo_key, request.messages, tuple(messages), clean, tuple(lost), tuple(used),
+                                       tuple(marks)))
+        for loss in lost:
+            ctx.lose(loss.what, loss.detail)
+        worst = max((RUNGS.index(r) for r in turns), default=0)
         if worst == RUNGS.index("empty") and not self.config.allow_empty_reasoning:
             worst = RUNGS.index("thinking_off")
         rung = RUNGS[worst]
@@ -215,28 +227,102 @@ class ThinkingFilter(Stage):
             changes["thinking"] = msgspec.structs.replace(request.thinking, enabled=False, effort=None)
         return msgspec.structs.replace(request, **changes)
 
-    def _open(self, part: ThinkingPart, index: int, messages: list[Message], used: set[str], key: UpstreamKey,
-              ctx: RequestContext) -> tuple[int, str, Envelope] | None:
+    def _open_all(self, messages: list[Message], start: int, memo: _Memo | None, key: UpstreamKey,
+                  keep: bool) -> _Opened | None:
+        """Every client thinking part from message ``start`` on opened (those before: ``memo``'s,
+        the remembered request's): where each restores what, the losses and envelopes used in
+        order (the remembered ones first), the turns whose result depends on other turns or on
+        the caches, and per message (losses, envelopes used) so far. ``None`` when a part
+        restores a turn before ``start``, whose remembered result then no longer holds."""
+        lost: list[Loss] = []
+        used: dict[str, None] = {}  # the envelopes restored so far, in order: a copy of one is refused
+        marks: list[Mark] = []
+        if memo is not None and start:
+            n_lost, n_used, _ = memo.marks[start - 1]
+            lost, used = list(memo.losses[:n_lost]), dict.fromkeys(memo.used[:n_used])
+            marks = list(memo.marks[:start])
+        restored: dict[int, list[tuple[str, str | None]]] = {}  # turn → (reasoning, seal data) per envelope
+        in_place: dict[tuple[int, int], ThinkingPart] = {}  # (turn, part) → the upstream's own block again
+        unsettled: set[int] = set()
+        lose = LossRecorder(lost)
+        for i in range(start, len(messages)):
+            message = messages[i]
+            for j, part in enumerate(message.parts if message.role == "assistant" else ()):
+                if not isinstance(part, ThinkingPart) or (keep and _kept(part)):
+                    continue
+                opened, settled = self._open(part, i, messages, used, key, lose)
+                if not settled:
+                    unsettled.add(i)
+                if opened is None:
+                    continue
+                target, text, envelope = opened
+                if target < start:
+                    return None
+                if target != i:
+                    unsettled.update((i, target))
+                if keep and target == i and envelope.s is not None:
+                    in_place[i, j] = ThinkingPart(text=text, signature=envelope.s, redacted=envelope.x)
+                elif envelope.x:
+                    lose("redacted_thinking", "redacted thinking goes back only on its own turn, to its upstream")
+                else:
+                    restored.setdefault(target, []).append((text, envelope.s))
+            marks.append((len(lost), len(used), ()))
+        return restored, in_place, lost, used, unsettled, marks
+
+    async def _replay(self, message: Message, i: int, restored: dict[int, list[tuple[str, str | None]]],
+                      in_place: dict[tuple[int, int], ThinkingPart], unsettled: set[int], keep: bool,
+                      ctx: RequestContext) -> tuple[Message, str | None]:
+        """Assistant turn ``i`` as it goes upstream, and its rung when it is a tool turn (a turn
+        that took the caches' or the ledger's answer joins ``unsettled``)."""
+        calls = [p.id for p in message.parts if isinstance(p, ToolCallPart)]
+        parts = tuple(in_place.get((i, j), p) for j, p in enumerate(message.parts)
+                      if not isinstance(p, ThinkingPart) or (keep and _kept(p)) or (i, j) in in_place)
+        found = restored.get(i)
+        own = any(turn == i for turn, _ in in_place)
+        reasoning, rung = (message.reasoning, "envelope") if own and found is None else \
+            self._resolve(message, found, calls, ctx.upstream_id)
+        if rung in ("cache", "empty"):
+            unsettled.add(i)
+        if rung == "empty" and self.config.ledger and ctx.store is not None:
+            kept = await self._from_ledger(message, calls, ctx)
+            if kept is not None:
+                reasoning, rung = kept, "ledger"
+        if found is None and not own and len(parts) != len([p for p in parts if not isinstance(p, ThinkingPart)]):
+            rung = "client"  # the upstream's own thinking blocks, kept as they came
+        seal = message.upstream_seal
+        if found is not None:  # one envelope with the upstream's token: it goes back with the text
+            seal = (ctx.upstream_id, found[0][1]) if len(found) == 1 and found[0][1] is not None else None
+        elif seal is None and calls and reasoning is not None and rung in ("client", "cache"):
+            seal = self._cached_seal(ctx.upstream_id, calls, reasoning)
+            unsettled.add(i)
+        if parts != message.parts or reasoning != message.reasoning or seal != message.upstream_seal:
+            message = msgspec.structs.replace(message, parts=parts, reasoning=reasoning, upstream_seal=seal)
+        return message, rung if calls else None
+
+    def _open(self, part: ThinkingPart, index: int, messages: list[Message], used: dict[str, None],
+              key: UpstreamKey, lose: LossRecorder) -> tuple[tuple[int, str, Envelope] | None, bool]:
         """(the turn it may be replayed on, its reasoning, the envelope) of a client's thinking
-        part, if it is one of ours for this upstream; else a loss and ``None``."""
+        part, if it is one of ours for this upstream, else a loss and ``None``; and whether that
+        was settled by its own turn alone (and the envelopes used before it)."""
         envelope = key.open(part.signature)
         if envelope is None:
             if part.redacted:
-                ctx.lose("redacted_thinking", f"redacted thinking that upstream {key.upstream_id!r} did not send "
-                                              "through this gateway is not forwarded")
+                lose("redacted_thinking", f"redacted thinking that upstream {key.upstream_id!r} did not send "
+                                          "through this gateway is not forwarded")
             else:
-                ctx.lose("foreign_thinking" if part.signature else "unsigned_thinking",
-                         f"thinking without a valid gateway envelope of upstream {key.upstream_id!r} is not forwarded")
-            return None
-        target = _bound_turn(envelope.t, index, messages)
+                lose("foreign_thinking" if part.signature else "unsigned_thinking",
+                     f"thinking without a valid gateway envelope of upstream {key.upstream_id!r} is not forwarded")
+            return None, True
+        settled = alone(envelope.t, messages[index]) and envelope.r is not None
+        target = bound_turn(envelope.t, index, messages)
         if target is None or part.signature in used:
-            ctx.lose("misplaced_thinking", "an envelope on a turn without the tool calls it was sealed with"
-                     if target is None else "a copy of an envelope already replayed in this request")
-            return None
-        used.add(part.signature)  # type: ignore[arg-type]  # opened: a str
+            lose("misplaced_thinking", "an envelope on a turn without the tool calls it was sealed with"
+                 if target is None else "a copy of an envelope already replayed in this request")
+            return None, settled
+        used[part.signature] = None  # type: ignore[index]  # opened: a str
         text = envelope.r if envelope.r is not None else (
             self._store.get(_cache_key(key.upstream_id, "d:" + envelope.d)) if envelope.d else None)
-        return None if text is None else (target, text, envelope)
+        return (None if text is None else (target, text, envelope)), settled
 
     def _resolve(self, message: Message, found: list[tuple[str, str | None]] | None, calls: list[str],
                  upstream_id: str) -> tuple[str | None, str]:
@@ -413,56 +499,6 @@ def _cache_key(upstream_id: str, key: str) -> str:
 def _kept(part: ThinkingPart) -> bool:
     """A thinking part a ``keep_client_thinking`` upstream gets as it came: not one of our envelopes."""
     return not (part.signature or "").startswith(PREFIX)
-
-
-def _call_ids(message: Message) -> tuple[str, ...]:
-    return tuple(p.id for p in message.parts if isinstance(p, ToolCallPart))
-
-
-def _bound_turn(sealed: tuple[str, ...], index: int, messages: list[Message]) -> int | None:
-    """The assistant turn an envelope sealed before the tool calls ``sealed`` may be replayed on,
-    found from ``index`` (the turn it sits in), or ``None``.
-
-    The envelope is sealed when its turn's first tool call starts (its thinking block must end
-    before the call does), so ``sealed`` is the start of that turn's calls: the turn carrying
-    ``sealed[0]`` (where the client echoed it, else the one it was moved away from) must begin with
-    exactly those ids. An envelope sealed before any call (a turn without tools, or one whose text
-    passed ``holdback_chars`` first) stays on its own turn, and only if that turn has no calls.
-    """
-    own = _call_ids(messages[index])
-    if sealed and sealed[0] in own:  # where the client echoed it (what follows finds the same, in O(turns))
-        return index if own[:len(sealed)] == sealed else None
-    if sealed and not any(sealed[0] in _call_ids(m) for m in messages if m.role == "assistant"):
-        # Calls the client did not keep (a Responses client keeps a gateway-run search as a
-        # web_search_call without its call id): the envelope is bound by the calls it kept.
-        kept = {c for m in messages if m.role == "assistant" for c in _call_ids(m)}
-        sealed = tuple(c for c in sealed if c in kept)
-    if not sealed:
-        return None if own else index
-    first = sealed[0]
-    if first in own:
-        return index if own[:len(sealed)] == sealed else None
-    target = next((j for j, m in enumerate(messages) if m.role == "assistant" and first in _call_ids(m)), None)
-    if target is None:
-        return None
-    if _split_turn(sealed, target, index, messages):  # a later round of the answer that made the calls
-        return index
-    return target if _call_ids(messages[target])[:len(sealed)] == sealed else None
-
-
-def _split_turn(sealed: tuple[str, ...], start: int, index: int, messages: list[Message]) -> bool:
-    """Whether the envelope at ``index`` was sealed inside one answer that the client's history
-    splits into several turns at the results of calls the gateway ran itself (``web_search``):
-    turns ``start`` … ``index`` with only tool results between them, whose calls begin with
-    ``sealed``, and the envelope's own turn begins with its last call (or, a turn without calls
-    after the last result, ``sealed`` is all of them)."""
-    if not start < index or any(m.role not in ("assistant", "tool") for m in messages[start:index + 1]):
-        return False
-    calls = [c for m in messages[start:index + 1] if m.role == "assistant" for c in _call_ids(m)]
-    own = _call_ids(messages[index])
-    if tuple(calls[:len(sealed)]) != sealed:
-        return False
-    return own[:1] == sealed[-1:] if own else len(calls) == len(sealed)
 
 
 __all__ = ["RUNGS", "ThinkingFilter", "reset_shared_state"]
