@@ -37,6 +37,24 @@ class _Result:
 
 def repair_pairing(messages: tuple[Message, ...]) -> tuple[tuple[Message, ...], list[str]]:
     """The repaired history and one note per repair (empty when the input was already paired)."""
+    results, per_message, unclaimed, notes = _pair(messages, frozenset())
+    if not notes:
+        return messages, notes
+    return _rebuild(messages, results, per_message, unclaimed), notes
+
+
+def paired_after(messages: tuple[Message, ...], answered: frozenset[str]) -> bool:
+    """Whether a history that needed no repair, whose calls are ``answered`` (each had its
+    result), followed by ``messages``, still needs none: what ``repair_pairing`` of the whole
+    would say, looking only at what is new. (In such a history every result follows its call,
+    so new calls claim no earlier result; a new result with an earlier call's id is a second.)"""
+    return not _pair(messages, answered)[3]
+
+
+def _pair(messages: tuple[Message, ...], answered: frozenset[str]) -> tuple[
+        dict[int, list[_Result]], dict[int, list[_Call]], dict[tuple[int, int], str], list[str]]:
+    """Each message's results, each message's calls, the results sent as user text (and why),
+    and the notes; ``answered``: ids of answered calls before ``messages``."""
     calls: dict[str, list[_Call]] = {}
     per_message: dict[int, list[_Call]] = {}
     for i, message in enumerate(messages):
@@ -54,14 +72,14 @@ def repair_pairing(messages: tuple[Message, ...]) -> tuple[tuple[Message, ...], 
         found = _results_of(i, message)
         results[i] = found
         for result in found:
-            owner = _claimer(calls.get(result.part.call_id, ()), i)
+            call_id = result.part.call_id
+            owner = _claimer(calls.get(call_id, ()), i, call_id in answered)
             if owner is None:
                 unclaimed[result.key] = "without a matching call"
-                notes.append(f"result for {result.part.call_id} has no matching call; sent as user text")
-            elif owner.result is not None:
+                notes.append(f"result for {call_id} has no matching call; sent as user text")
+            elif owner is _ANSWERED or owner.result is not None:
                 unclaimed[result.key] = "duplicate"
-                notes.append(f"duplicate result for {result.part.call_id}; "
-                             "the first is kept, this one sent as user text")
+                notes.append(f"duplicate result for {call_id}; the first is kept, this one sent as user text")
             else:
                 owner.result = result
                 if result.whole is None or result.message != owner.message + 1 + owner.order:
@@ -70,9 +88,7 @@ def repair_pairing(messages: tuple[Message, ...]) -> tuple[tuple[Message, ...], 
         for call in slots:
             if call.result is None:
                 notes.append(f"call {call.id} ({call.name}) had no result; sent {INTERRUPTED!r}")
-    if not notes:
-        return messages, notes
-    return _rebuild(messages, results, per_message, unclaimed), notes
+    return results, per_message, unclaimed, notes
 
 
 _ORIGINAL, _MADE, _ABSORBED = 0, 1, 2  # a user message as sent, made from a result, or both
@@ -123,12 +139,18 @@ def _results_of(index: int, message: Message) -> list[_Result]:
     return results
 
 
-def _claimer(candidates: list[_Call] | tuple[()], index: int) -> _Call | None:
-    """The nearest call before ``index`` with this id, else the first one after it."""
+def _claimer(candidates: list[_Call] | tuple[()], index: int, earlier: bool) -> _Call | None:
+    """The nearest call before ``index`` with this id (``_ANSWERED``: one before the messages
+    looked at, ``earlier``), else the first one after it."""
     before = [c for c in candidates if c.message < index]
     if before:
         return before[-1]
+    if earlier:
+        return _ANSWERED
     return next((c for c in candidates if c.message > index), None)
+
+
+_ANSWERED = _Call(-1, 0, ToolCallPart(id="", name="", arguments=""))  # an earlier call, already answered
 
 
 def _tool_message(call: _Call) -> Message:
@@ -167,4 +189,4 @@ def _inline_unclaimed(index: int, message: Message, unclaimed: dict[tuple[int, i
     return tuple(parts)
 
 
-__all__ = ["INTERRUPTED", "repair_pairing"]
+__all__ = ["INTERRUPTED", "paired_after", "repair_pairing"]

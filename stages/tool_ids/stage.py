@@ -8,24 +8,44 @@ a ``ToolMap`` goes to ``ctx.state[self.id]``. Response way (first): ``stream``.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 
+from pipeline.conversation import same_prefix
 from pipeline.events import Event
-from pipeline.model import ChatRequest, Message, ToolCallPart, ToolResultPart, ToolSpec
+from pipeline.model import ChatRequest, Loss, Message, ToolCallPart, ToolResultPart, ToolSpec
 from pipeline.profiles import Profile
 from pipeline.stage import RequestContext, Stage, StageConfig
 from stages.tool_ids.apply_patch import is_apply_patch
 from stages.tool_ids.ids import upstream_id
 from stages.tool_ids.names import NameMap, map_names
-from stages.tool_ids.pairing import repair_pairing
+from stages.tool_ids.pairing import paired_after, repair_pairing
 from stages.tool_ids.schemas import sanitise_cached
 from stages.tool_ids.stream import ToolMap, ToolStream
 
 
+class _Memo(NamedTuple):
+    """What ``on_request`` made of a request's messages that needed no pairing repair, kept for
+    the session's next request: when that one extends this one (the very same messages first,
+    ``same_prefix``) for the same profile, and no name maps otherwise, these messages' mapped
+    forms, ids and losses stand, and only the new messages are paired and mapped."""
+
+    key: tuple[str, str, str]  # the profile's name and its id and name patterns
+    inputs: tuple[Message, ...]
+    calls: frozenset[str]  # every call id of the history (each answered)
+    names: frozenset[str]  # every tool name of its calls
+    forward: dict[str, str]  # the names map they were mapped with
+    outputs: tuple[Message, ...]
+    reverse: dict[str, str]  # upstream → client call id
+    seen: frozenset[str]  # client call ids met
+    losses: tuple[Loss, ...]  # recorded mapping them, in order
+
+
 class ToolIdMap(Stage):
     name = "tool_ids"
+    # The count of messages whose mapping came from the conversation memory (tests, the bench).
+    shared_attributes = frozenset({"reused"})
 
     class Config(StageConfig, frozen=True, kw_only=True):
         # Repair call/result pairing in the history (orphan calls, stray or duplicate results).
@@ -38,20 +58,44 @@ class ToolIdMap(Stage):
     def __init__(self, config: Config, **kwargs: Any) -> None:
         super().__init__(config, **kwargs)
         self._key = self.id + ":response"  # ctx.state key of the per-response ToolStream
+        self.reused = 0
 
     async def on_request(self, request: ChatRequest, ctx: RequestContext) -> ChatRequest:
         profile = ctx.profile
         messages = request.messages
-        if self.config.repair_pairing:
+        memo_key = (profile.name, profile.tool_id_pattern, profile.tool_name_pattern)
+        memo: _Memo | None = ctx.recall.before(self.id)
+        if memo is not None and (memo.key != memo_key or same_prefix(memo.inputs, messages) < len(memo.inputs)):
+            memo = None  # reused only when this request extends the remembered one, which needed no repair
+        new = messages[len(memo.inputs):] if memo is not None else messages
+        if self.config.repair_pairing and (memo is None or not paired_after(new, memo.calls)):
             messages, notes = repair_pairing(messages)
             for note in notes:
                 ctx.lose("tool_pairing", note)
-        names = map_names(_tool_names(request, messages), profile.tool_name_pattern)
+            memo, new = None, messages
+            paired = not notes
+        else:
+            paired = True
+        calls = [p for m in new if m.role == "assistant" for p in m.parts if isinstance(p, ToolCallPart)]
+        call_ids = frozenset(p.id for p in calls) | (memo.calls if memo is not None else frozenset())
+        call_names = frozenset(p.name for p in calls) | (memo.names if memo is not None else frozenset())
+        names = map_names(_tool_names(request, call_names), profile.tool_name_pattern)
         for name in names.unmappable:
             ctx.lose("tool_name", f"no form of tool name {name!r} fits {profile.name}'s pattern; sent as it is")
-        reverse: dict[str, str] = {}
-        seen: set[str] = set()
-        messages = tuple(_map_message(m, profile, names, reverse, seen, ctx) for m in messages)
+        if memo is not None and memo.forward != names.forward:
+            memo, new = None, messages  # a name maps otherwise now: every message again
+        reverse: dict[str, str] = dict(memo.reverse) if memo is not None else {}
+        seen: set[str] = set(memo.seen) if memo is not None else set()
+        mark = len(ctx.losses)
+        for loss in memo.losses if memo is not None else ():  # the remembered messages' own, again
+            ctx.lose(loss.what, loss.detail)
+        mapped = tuple(_map_message(m, profile, names, reverse, seen, ctx) for m in new)
+        if memo is not None:
+            self.reused += len(memo.outputs)
+            mapped = memo.outputs + mapped
+        if paired:
+            ctx.recall.keep(self.id, _Memo(memo_key, request.messages, call_ids, call_names, names.forward, mapped,
+                                           reverse.copy(), frozenset(seen), tuple(ctx.losses[mark:])))
         tools = tuple(self._tool(spec, profile, names, ctx) for spec in request.tools)
         choice = request.tool_choice
         if choice is not None and choice.name:
@@ -60,7 +104,7 @@ class ToolIdMap(Stage):
             if self.config.repair_apply_patch else frozenset()
         ctx.state[self.id] = ToolMap(id_reverse=reverse, history_ids=frozenset(seen | set(reverse)),
                                      names=names, patch_tools=patch_tools)
-        return msgspec.structs.replace(request, messages=messages, tools=tools, tool_choice=choice)
+        return msgspec.structs.replace(request, messages=mapped, tools=tools, tool_choice=choice)
 
     def _tool(self, spec: ToolSpec, profile: Profile, names: NameMap, ctx: RequestContext) -> ToolSpec:
         changes: dict[str, object] = {}
@@ -90,9 +134,10 @@ class ToolIdMap(Stage):
         return stream.close() if stream is not None else ()
 
 
-def _tool_names(request: ChatRequest, messages: tuple[Message, ...]) -> list[str]:
+def _tool_names(request: ChatRequest, history: frozenset[str]) -> list[str]:
+    """Every tool name of the request: its tools', its history calls' (``history``), its choice's."""
     names = [spec.name for spec in request.tools]
-    names.extend(p.name for m in messages if m.role == "assistant" for p in m.parts if isinstance(p, ToolCallPart))
+    names.extend(history)
     if request.tool_choice is not None and request.tool_choice.name:
         names.append(request.tool_choice.name)
     return names
