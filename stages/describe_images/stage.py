@@ -145,7 +145,10 @@ class DescribeImages(Stage):
 
 
 def _replace(message: Message, keys: dict[str, str], replaced: dict[str, TextPart]) -> Message:
-    if not any(isinstance(p, ImagePart | ToolResultPart) for p in message.parts):
+    """The message with its images (its results' too) described; the very message when it has none
+    (the upstream encoder reuses an unchanged message's bytes by identity)."""
+    if not any(isinstance(p, ImagePart) or (isinstance(p, ToolResultPart) and any(
+            isinstance(c, ImagePart) for c in p.content)) for p in message.parts):
         return message
     parts: list[Part] = []
     for part in message.parts:

@@ -77,6 +77,21 @@ async def test_every_image_bound_for_a_text_only_model_is_described_once() -> No
     assert len(ctx.losses) == 2
 
 
+async def test_messages_without_images_are_the_very_same_objects() -> None:
+    """Only the messages with an image are rebuilt: the others (a tool result with text only
+    among them) go on as the very objects that came, which the upstream encoder reuses."""
+    plain = conversation(data_url(SHOT))
+    result = Message(role="tool", parts=(ToolResultPart(call_id="c9", content=(TextPart("no image"),)),))
+    request = msgspec.structs.replace(plain, messages=(*plain.messages, Message(role="assistant", parts=(
+        ToolCallPart(id="c9", name="Read", arguments="{}"),)), result))
+    s = stage()
+    await s.open()
+    shaped, _ = await run_stage(s, [], request=request, ctx=ctx_for())
+    await s.aclose()
+    assert shaped.messages[0] is not request.messages[0]
+    assert all(a is b for a, b in zip(shaped.messages[1:], request.messages[1:], strict=True))
+
+
 @pytest.mark.parametrize(("model", "profile"), [("deepseek-v4-flash", "deepseek"), ("some-local-vl", "vllm")])
 async def test_a_model_with_vision_keeps_its_images(model: str, profile: str) -> None:
     """Flash has image input by the model table; a model the table does not know has its profile's."""
