@@ -198,15 +198,22 @@ class ThinkingFilter(Stage):
             messages[:start] = memo.outputs[:start]
             turns = dict(memo.marks[start - 1][2])
         clean = start
+        counted = tuple(turns.items())
         for i in range(start, len(messages)):
             message = messages[i]
             if message.role == "assistant":
-                messages[i], rung = await self._replay(message, i, restored, in_place, unsettled, keep, ctx)
+                replayed = self._replay(message, i, restored, in_place, unsettled, keep, ctx)
+                if replayed is None:  # the ladder reached the ledger
+                    kept = await self._from_ledger(message, _calls(message), ctx)
+                    replayed = self._replay(message, i, restored, in_place, unsettled, keep, ctx, (kept,))
+                    assert replayed is not None
+                messages[i], rung = replayed
                 if thinking and rung is not None:
                     turns[rung] = turns.get(rung, 0) + 1
+                    counted = tuple(turns.items())
             if clean == i and i not in unsettled:
                 clean = i + 1
-            marks[i] = (*marks[i][:2], tuple(turns.items()))
+            marks[i] = (*marks[i][:2], counted)
         ctx.recall.keep(self.id, _Memo(memo_key, request.messages, tuple(messages), clean, tuple(lost), tuple(used),
                                        tuple(marks)))
         for loss in lost:
@@ -269,24 +276,26 @@ class ThinkingFilter(Stage):
             marks.append((len(lost), len(used), ()))
         return restored, in_place, lost, used, unsettled, marks
 
-    async def _replay(self, message: Message, i: int, restored: dict[int, list[tuple[str, str | None]]],
-                      in_place: dict[tuple[int, int], ThinkingPart], unsettled: set[int], keep: bool,
-                      ctx: RequestContext) -> tuple[Message, str | None]:
+    def _replay(self, message: Message, i: int, restored: dict[int, list[tuple[str, str | None]]],
+                in_place: dict[tuple[int, int], ThinkingPart], unsettled: set[int], keep: bool, ctx: RequestContext,
+                ledger: tuple[str | None] | None = None) -> tuple[Message, str | None] | None:
         """Assistant turn ``i`` as it goes upstream, and its rung when it is a tool turn (a turn
-        that took the caches' or the ledger's answer joins ``unsettled``)."""
-        calls = [p.id for p in message.parts if isinstance(p, ToolCallPart)]
+        that took the caches' or the ledger's answer joins ``unsettled``); ``None`` when it needs
+        the ledger's answer (``ledger``: what it gave)."""
+        calls = _calls(message)
         parts = tuple(in_place.get((i, j), p) for j, p in enumerate(message.parts)
                       if not isinstance(p, ThinkingPart) or (keep and _kept(p)) or (i, j) in in_place)
         found = restored.get(i)
         own = any(turn == i for turn, _ in in_place)
-        reasoning, rung = (message.reasoning, "envelope") if own and found is None else \
-            self._resolve(message, found, calls, ctx.upstream_id)
-        if rung in ("cache", "empty"):
+        if ledger is not None:  # the ladder was here before: the cache had nothing
+            reasoning, rung = (ledger[0], "ledger") if ledger[0] is not None else (None, "empty")
+        else:
+            reasoning, rung = (message.reasoning, "envelope") if own and found is None else \
+                self._resolve(message, found, calls, ctx.upstream_id)
+            if rung == "empty" and self.config.ledger and ctx.store is not None:
+                return None
+        if rung in ("cache", "empty", "ledger"):
             unsettled.add(i)
-        if rung == "empty" and self.config.ledger and ctx.store is not None:
-            kept = await self._from_ledger(message, calls, ctx)
-            if kept is not None:
-                reasoning, rung = kept, "ledger"
         if found is None and not own and len(parts) != len([p for p in parts if not isinstance(p, ThinkingPart)]):
             rung = "client"  # the upstream's own thinking blocks, kept as they came
         seal = message.upstream_seal
@@ -494,6 +503,10 @@ def _cache_key(upstream_id: str, key: str) -> str:
     """The cache is shared by every pipeline of the process: its entries are the upstream's own,
     so one upstream's reasoning (the simulator's) is never another's (DeepSeek's) cache hit."""
     return upstream_id + "\x00" + key
+
+
+def _calls(message: Message) -> list[str]:
+    return [p.id for p in message.parts if isinstance(p, ToolCallPart)]
 
 
 def _kept(part: ThinkingPart) -> bool:
