@@ -6,10 +6,11 @@
 depth check (and ``depth_check_next_turn``: the check of a session's next request, one tool turn
 longer, with this one remembered, as the gateway's ``DepthMemo`` does), the client codec's
 decode, each request stage's ``on_request`` (``thinking_filter`` opening the envelopes,
-``token_budget``'s estimate, ``tool_ids``), the Chat re-encode for the upstream (and
-``encode_upstream_next_turn`` / ``estimate_next_turn``: a session's next request re-encoded and
-estimated with this one remembered, beside the same without memory, ``_cold``), and, as the
-yardstick, ``msgspec.json.decode`` of the same body. No sockets, no
+``token_budget``'s estimate, ``tool_ids``; and ``stage_*_next_turn``: each on a session's next
+request, the one before remembered by the conversation memory, ``pipeline.conversation``), the
+Chat re-encode for the upstream (and ``encode_upstream_next_turn`` / ``estimate_next_turn``: a
+session's next request re-encoded and estimated with this one remembered, beside the same without
+memory, ``_cold``), and, as the yardstick, ``msgspec.json.decode`` of the same body. No sockets, no
 hypercorn: what ``python -m bench.sized`` measures on the wire minus these steps is the server
 and transport side (body read, upstream write, response relay, log line).
 """
@@ -48,6 +49,7 @@ def measure(path: str, target: int, reps: int) -> dict[str, Any]:
     os.environ.setdefault("BENCH_UPSTREAM_PORT", "9")
     os.environ.setdefault("BENCH_UPSTREAM_KEY", "bench-key")
     os.environ["GATEWAY_THINKING_SECRET"] = THINKING_SECRET
+    from pipeline.conversation import Conversations
     from pipeline.json_depth import DepthMemo, json_depth_exceeds
     from pipeline.attempt import Attempt
     from pipeline.config import load_config
@@ -100,16 +102,35 @@ def measure(path: str, target: int, reps: int) -> dict[str, Any]:
             raise RuntimeError(f"{path}: replay_rung {ctx.fields.get('replay_rung')!r}, not envelope")
         return {"timings": {k: statistics.median(v) * 1e3 for k, v in timings.items()}, "request": shaped}
 
+    async def stages_next_turn() -> dict[str, float]:
+        """Each stage on a session's next request, the one before remembered (as the gateway's
+        ``Conversations``), both decoded with the memory as the gateway does."""
+        timings: dict[str, list[float]] = {s.id: [] for s in pipe.request_stages}
+        for i in range(max(5, reps // 4) + 1):
+            memory = Conversations()
+            for data, timed in ((before, False), (after, bool(i))):
+                recall = memory.recall("bench")
+                shaped, ctx = pipe.codec.decode_request(data, recall)[0], context()
+                ctx.recall = recall
+                for stage in pipe.request_stages:
+                    t0 = time.thread_time()
+                    shaped = await stage.on_request(shaped, ctx)
+                    if timed:
+                        timings[stage.id].append(time.thread_time() - t0)
+        return {k: statistics.median(v) * 1e3 for k, v in timings.items()}
+
     staged = trio.run(stages)
     for stage_id, ms in staged["timings"].items():
         out[f"stage_{stage_id}_ms"] = ms
+    for stage_id, ms in trio.run(stages_next_turn).items():
+        out[f"stage_{stage_id}_next_turn_ms"] = ms
     shaped = staged["request"]
     model = upstream.map_model(request.model)
     out["encode_upstream_ms"] = _median_ms(
         lambda: encode_request(shaped, model=model, profile=upstream.profile, stream=True), reps)
     out.update(_next_turn(pipe, upstream.profile, model, before, after, reps))
-    out["sum_ms"] = sum(v for k, v in out.items() if k.endswith("_ms") and "next_turn" not in k
-                     and k != "msgspec_decode_ms")
+    out["sum_ms"] = sum(v for k, v in out.items() if k.endswith("_ms") and k != "msgspec_decode_ms"
+                        and "next_turn" not in k)
     return {k: round(v, 3) if isinstance(v, float) else v for k, v in out.items()}
 
 
