@@ -23,12 +23,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pipeline.conversation import Conversations, Recall
+from pipeline.model import ResponseFormat, ServerTool, ToolCallPart
 from pipeline.profiles import PROFILES
 from pipeline.protocols.anthropic.client_decode import decode_request
 from pipeline.testing import make_attempt, make_context
 from stages.thinking_filter import ThinkingFilter
 from stages.thinking_filter.envelope import Envelope, Keyring
+from stages.structured_output import StructuredOutput
 from stages.tool_ids import ToolIdMap
+from stages.web_search import WebSearch
 
 SECRET = "conversation-stages-secret"
 KINDS = ("own", "own", "own", "other", "foreign", "none", "moved", "copy", "ahead")
@@ -275,5 +278,32 @@ def test_a_memo_of_another_upstream_is_not_used() -> None:
         assert stages[0].reused == 0
         assert all(m.reasoning is None for m in shaped.messages)
         assert [loss.what for loss in losses].count("foreign_thinking") == 4
+
+    trio.run(run)
+
+
+def test_stages_with_nothing_to_do_to_a_message_hand_it_on_as_it_came() -> None:
+    """structured_output and web_search (describe_images: its own tests) keep the very message
+    objects they do not change, so the memory's identity reaches the upstream encoder."""
+    request = decode_request(body(session_of(["own"] * 4), 4, True, set()))[0]
+    search = ToolCallPart(id="toolu_s", name="web_search", arguments='{"query": "q"}')
+    searched = msgspec.structs.replace(request.messages[1], parts=(*request.messages[1].parts, search))
+    request = msgspec.structs.replace(
+        request, messages=(request.messages[0], searched, *request.messages[2:]),
+        server_tools=(ServerTool(kind="web_search_20250305", name="web_search"),),
+        response_format=ResponseFormat(type="json_object"))
+    web = WebSearch(WebSearch.Config(options={"base_url": "http://127.0.0.1:9"}, tool_name="search"), stage_id="w")
+    structured = StructuredOutput(StructuredOutput.Config(), stage_id="s")
+
+    async def run() -> None:
+        ctx = make_context(client="anthropic")
+        ctx.aim(make_attempt(PROFILES["deepseek"], upstream_id="deepseek"))
+        shaped = await structured.on_request(request, ctx)
+        assert shaped.messages == request.messages and shaped.system != request.system
+        assert all(a is b for a, b in zip(shaped.messages, request.messages, strict=True))
+        shaped = await web.on_request(shaped, ctx)
+        assert shaped.messages[1].parts[-1].name == "search"  # the one message with the hosted name
+        assert [a is b for a, b in zip(shaped.messages, request.messages, strict=True)] == [
+            i != 1 for i in range(len(request.messages))]
 
     trio.run(run)
