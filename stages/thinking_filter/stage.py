@@ -106,9 +106,6 @@ class _Resp:
         self.args: dict[int, list[str]] = {}  # and its arguments' fragments
 
 
-Mark = tuple[int, int, tuple[tuple[str, int], ...]]  # after a message: losses, envelopes used, tool turns per rung
-
-
 class _Memo(NamedTuple):
     """What ``on_request`` made of a request's messages, kept for the session's next request.
 
@@ -123,11 +120,12 @@ class _Memo(NamedTuple):
     clean: int
     losses: tuple[Loss, ...]  # recorded opening the envelopes, in order
     used: tuple[str, ...]  # envelopes restored, in order
-    marks: tuple[Mark, ...]  # after each message; the rung counts in first-seen order (the log field's)
+    marks: tuple[tuple[int, int], ...]  # after each message: losses, envelopes used so far
+    counts: tuple[tuple[tuple[str, int], ...], ...]  # and the tool turns per rung (first seen first: the log's)
 
 
 _Opened = tuple[dict[int, list[tuple[str, str | None]]], dict[tuple[int, int], ThinkingPart], list[Loss],
-                dict[str, None], set[int], list[Mark]]
+                dict[str, None], set[int], list[tuple[int, int]]]
 
 
 class ThinkingFilter(Stage):
@@ -193,10 +191,12 @@ class ThinkingFilter(Stage):
             assert opened is not None
         restored, in_place, lost, used, unsettled, marks = opened
         turns: dict[str, int] = {}
+        counts: list[tuple[tuple[str, int], ...]] = []  # after each message: the tool turns per rung so far
         if memo is not None and start:
             self.reused += start
             messages[:start] = memo.outputs[:start]
-            turns = dict(memo.marks[start - 1][2])
+            counts = list(memo.counts[:start])
+            turns = dict(counts[-1])
         clean = start
         counted = tuple(turns.items())
         for i in range(start, len(messages)):
@@ -213,9 +213,9 @@ class ThinkingFilter(Stage):
                     counted = tuple(turns.items())
             if clean == i and i not in unsettled:
                 clean = i + 1
-            marks[i] = (*marks[i][:2], counted)
+            counts.append(counted)
         ctx.recall.keep(self.id, _Memo(memo_key, request.messages, tuple(messages), clean, tuple(lost), tuple(used),
-                                       tuple(marks)))
+                                       tuple(marks), tuple(counts)))
         for loss in lost:
             ctx.lose(loss.what, loss.detail)
         worst = max((RUNGS.index(r) for r in turns), default=0)
@@ -243,9 +243,9 @@ class ThinkingFilter(Stage):
         restores a turn before ``start``, whose remembered result then no longer holds."""
         lost: list[Loss] = []
         used: dict[str, None] = {}  # the envelopes restored so far, in order: a copy of one is refused
-        marks: list[Mark] = []
+        marks: list[tuple[int, int]] = []
         if memo is not None and start:
-            n_lost, n_used, _ = memo.marks[start - 1]
+            n_lost, n_used = memo.marks[start - 1]
             lost, used = list(memo.losses[:n_lost]), dict.fromkeys(memo.used[:n_used])
             marks = list(memo.marks[:start])
         restored: dict[int, list[tuple[str, str | None]]] = {}  # turn → (reasoning, seal data) per envelope
@@ -273,7 +273,7 @@ class ThinkingFilter(Stage):
                     lose("redacted_thinking", "redacted thinking goes back only on its own turn, to its upstream")
                 else:
                     restored.setdefault(target, []).append((text, envelope.s))
-            marks.append((len(lost), len(used), ()))
+            marks.append((len(lost), len(used)))
         return restored, in_place, lost, used, unsettled, marks
 
     def _replay(self, message: Message, i: int, restored: dict[int, list[tuple[str, str | None]]],
