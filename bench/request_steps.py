@@ -10,8 +10,8 @@ decode, each request stage's ``on_request`` (``thinking_filter`` opening the env
 request, the one before remembered by the conversation memory, ``pipeline.conversation``), the
 Chat re-encode for the upstream (and ``encode_upstream_next_turn`` / ``estimate_next_turn``: a
 session's next request re-encoded and estimated with this one remembered, beside the same without
-memory, ``_cold``), and, as the yardstick, ``msgspec.json.decode`` of the same body. No sockets, no
-hypercorn: what ``python -m bench.sized`` measures on the wire minus these steps is the server
+memory, ``_cold``; ``decode_request_next_turn``: its decode with this one remembered), and, as
+the yardstick, ``msgspec.json.decode`` of the same body. No sockets, no hypercorn: what ``python -m bench.sized`` measures on the wire minus these steps is the server
 and transport side (body read, upstream write, response relay, log line).
 """
 
@@ -135,22 +135,26 @@ def measure(path: str, target: int, reps: int) -> dict[str, Any]:
 
 
 def _next_turn(pipe: Any, profile: Any, model: str, before: bytes, after: bytes, reps: int) -> dict[str, float]:
-    """A session's next request (one tool turn longer) re-encoded for the upstream and estimated,
-    with the request before remembered (``pipeline.conversation``) and, in the same run, without.
-    Decoded with the memory, not shaped by the request stages (today they rebuild the messages,
-    so nothing after them would be the same objects): the encoder and the estimate alone."""
+    """A session's next request (one tool turn longer) decoded, re-encoded for the upstream and
+    estimated with the request before remembered (``pipeline.conversation``) and, in the same run,
+    the re-encode and estimate without. Not shaped by the request stages: the decoder, the
+    encoder and the estimate alone (``stage_*_next_turn`` times the stages)."""
     from pipeline.conversation import Conversations
     from pipeline.protocols.chat import encode_request
     from pipeline.tokens import raw_estimate
 
     times: dict[str, list[float]] = {"encode_upstream_next_turn_ms": [], "encode_upstream_next_turn_cold_ms": [],
-                                     "estimate_next_turn_ms": [], "estimate_next_turn_cold_ms": []}
+                                     "estimate_next_turn_ms": [], "estimate_next_turn_cold_ms": [],
+                                     "decode_request_next_turn_ms": []}
     reused = 0
     for _ in range(max(5, reps // 4)):
         memory = Conversations()
         for i, data in enumerate((before, after)):
             recall = memory.recall("bench")
+            td = time.thread_time()
             request, _ = pipe.codec.decode_request(data, recall)
+            if i:
+                times["decode_request_next_turn_ms"].append(time.thread_time() - td)
             t0 = time.thread_time()
             encode_request(request, model=model, profile=profile, stream=True, recall=recall, slot="encode")
             t1 = time.thread_time()
@@ -161,7 +165,7 @@ def _next_turn(pipe: Any, profile: Any, model: str, before: bytes, after: bytes,
                 t3 = time.thread_time()
                 raw_estimate(request)
                 t4 = time.thread_time()
-                for name, t in zip(times, (t1 - t0, t3 - t2, t2 - t1, t4 - t3), strict=True):
+                for name, t in zip(list(times)[:4], (t1 - t0, t3 - t2, t2 - t1, t4 - t3), strict=True):
                     times[name].append(t)
                 reused = recall.kept("encode").reused
     out = {name: statistics.median(ts) * 1e3 for name, ts in times.items()}

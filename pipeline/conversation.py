@@ -233,6 +233,12 @@ class Recall:
             self._turn = store.body_turn(self.scope, body, layout, None, 0)
         return wire, items, 0
 
+    def leading(self) -> tuple[bytes, ...]:
+        """The ``same`` leading history items a resumed read did not parse, as the remembered
+        body had them (byte for byte this body's)."""
+        before = self._before
+        return before.layout.items[:self.same] if before is not None and before.layout is not None else ()
+
     def before(self, name: str) -> Any | None:
         """What part ``name`` kept for the remembered request, or ``None``."""
         return self._before.slots.get(name) if self._before is not None else None

@@ -99,16 +99,17 @@ class StoredResponses:
                      ) -> tuple[ChatRequest, Reply, Kept | None]:
         """The request with its stored history, the reply, and what records it (``None``:
         ``store: false``)."""
-        wire = codec.read(body)
+        read = codec.read(body, ctx.recall)
+        wire = read.wire
         prior = None
         previous = wire.previous_response_id
         if previous is not None:
             chain = await self._chain(previous, "previous_response_id")
             prior = history_of(chain)
-        request, reply = codec.decode_chained(wire, prior, ctx.recall)
+        request, reply = codec.decode_chained(read, prior, ctx.recall)
         if wire.store is False:
             return request, reply, None
-        kept = Kept(reply, self, ctx, previous, input_items(wire))
+        kept = Kept(reply, self, ctx, previous, input_items(read.input(ctx.recall)))
         return request, kept, kept
 
     async def _record(self, response_id: str) -> Record | None:

@@ -150,4 +150,5 @@ async def test_a_claude_code_session_sends_the_same_with_memory_on_and_off(sim) 
 
 
 async def test_a_codex_session_sends_the_same_with_memory_on_and_off(sim) -> None:
-    await same_with_memory_off(sim, codex_session, "Responses")
+    hits = await same_with_memory_off(sim, codex_session, "Responses")
+    assert hits > TURNS * TURNS  # each request resumed after its history (~3 items a turn), but the edited one

@@ -4,12 +4,16 @@ The top level is one msgspec pass; items (history.py) and tools (tools.py) are d
 one after peeking at ``type``, so unknown kinds become losses, never a 400. The gateway is
 stateless: ``previous_response_id`` (unless the app found the stored history it names, see
 ``pipeline.stored_responses``) and ``conversation`` get a clear 400.
+
+A session's next body is read with its conversation's memory (``Recall.read``): the ``input``
+items it shares with the last one, at the same offsets, are not parsed again, and the walk of
+the items (``History``) resumes after them from what it kept, handing on the same messages.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import get_args
+from typing import NamedTuple, get_args
 
 import msgspec
 
@@ -18,12 +22,14 @@ from pipeline.errors import RequestError
 from pipeline.model import ChatRequest, Effort, ResponseFormat, ThinkingConfig, ToolSpec
 from pipeline.protocols.request_body import decode_body
 from pipeline.protocols.responses.client_decode_echo import ResponsesEcho, tool_choice_echo, tool_targets
-from pipeline.protocols.responses.client_decode_history import History
+from pipeline.protocols.responses.client_decode_history import Fold, History
 from pipeline.protocols.responses.client_decode_reader import Reader
 from pipeline.protocols.responses.client_decode_tools import decode_tool_choice, decode_tools
-from pipeline.protocols.responses.models import ReasoningParam, ResponsesRequest, TextParam
+from pipeline.protocols.responses.models import ReasoningParam, ResponsesRequest, ResponsesResumed, TextParam
 
 _REQUEST_DECODER = msgspec.json.Decoder(ResponsesRequest)
+_RESUMED_DECODER = msgspec.json.Decoder(ResponsesResumed)
+MEMO = "responses.decode"  # this decoder's slot in a conversation's memory
 _EFFORTS: tuple[str, ...] = get_args(Effort)
 _NULL = b"null"
 _SUMMARIES = ("none", "auto", "concise", "detailed")
@@ -50,20 +56,59 @@ def read_wire(body: bytes) -> ResponsesRequest:
     return decode_body(_REQUEST_DECODER, body)
 
 
+class Read(NamedTuple):
+    """A body read with its conversation's memory (``read_request``): the top level and the
+    ``input`` items from the ``same``-th on; the ones before are the remembered request's."""
+
+    wire: ResponsesRequest
+    items: list[msgspec.Raw]
+    same: int
+
+    def input(self, recall: Recall) -> str | list[msgspec.Raw] | None:
+        """The request's whole ``input`` as sent (the leading items from memory)."""
+        if not self.same:
+            return self.wire.input
+        return [*map(msgspec.Raw, recall.leading()), *self.items]
+
+
+def read_request(body: bytes, recall: Recall) -> Read:
+    """The top level of a ``POST /v1/responses`` body, read with ``recall`` (``read_wire``
+    when it remembers nothing).
+
+    Raises:
+        RequestError: invalid JSON, not an object, a mistyped top-level field.
+    """
+    return Read(*recall.read(body, b'"input"', MEMO, _whole, _resumed))
+
+
+def _whole(body: bytes) -> tuple[ResponsesRequest, list[msgspec.Raw]]:
+    wire = read_wire(body)
+    return wire, wire.input if isinstance(wire.input, list) else []
+
+
+def _resumed(document: bytes) -> tuple[ResponsesRequest, list[msgspec.Raw]] | None:
+    wire = decode_body(_RESUMED_DECODER, document)
+    return (wire, wire.resumed) if wire.input is None else None
+
+
 def decode_request(body: bytes, recall: Recall | None = None) -> tuple[ChatRequest, ResponsesEcho]:
-    """Parse a ``POST /v1/responses`` body (``decode_wire`` of ``read_wire``, no stored history)."""
-    return decode_wire(read_wire(body), None, recall or Recall())
+    """Parse a ``POST /v1/responses`` body (``decode_read`` of ``read_request``, no stored history)."""
+    recall = recall or Recall()
+    return decode_read(read_request(body, recall), None, recall)
 
 
-def decode_wire(wire: ResponsesRequest, prior: Sequence[msgspec.Raw] | None = None,
+def decode_read(read: Read, prior: Sequence[msgspec.Raw] | None = None,
                 recall: Recall | None = None) -> tuple[ChatRequest, ResponsesEcho]:
-    """Decode a parsed ``POST /v1/responses`` body.
+    """Decode a read ``POST /v1/responses`` body.
 
     Args:
-        wire: the parsed top level (``read_wire``).
+        read: the body as ``read_request`` read it.
         prior: the stored items ``previous_response_id`` names, oldest first (each response's
             input, then its output), read before ``input``; ``None``: no stored history, so
             ``previous_response_id`` is refused.
+        recall: the memory ``read`` was read with: the walk resumes from what it kept for the
+            leading items, and keeps what it made of these (not for a chained request, whose
+            history is not its body's).
 
     ``user`` falls back to ``safety_identifier`` (its successor in the API), never to
     ``prompt_cache_key`` (a per-conversation id, not an end-user id). ``prompt_cache_key``,
@@ -81,27 +126,35 @@ def decode_wire(wire: ResponsesRequest, prior: Sequence[msgspec.Raw] | None = No
         RequestError: invalid JSON, not an object, a missing or mistyped field (the message
             names its path, e.g. ``input.3.call_id``), or a stateful feature.
     """
+    wire, same = read.wire, read.same
+    recall = recall or Recall()
     if wire.previous_response_id is not None and prior is None:
         raise RequestError(STATELESS, code="invalid_request")
     if _given(wire.conversation):
         raise RequestError(NO_CONVERSATION, code="invalid_request")
     if not wire.model:
         raise RequestError("model: must be a non-empty string")
-    if wire.input is None:
+    if wire.input is None and not same:
         raise RequestError("input: field required (this gateway is stateless; send the whole conversation)")
     if wire.max_output_tokens is not None and wire.max_output_tokens < 1:
         raise RequestError(f"max_output_tokens: must be >= 1, got {wire.max_output_tokens}")
 
     reader = Reader()
     history = History(reader)
-    if wire.instructions:
-        history.system.append(wire.instructions)
     if isinstance(wire.input, str):
         if prior:
             history.read(list(prior), stored=len(prior))
         history.read_text(wire.input)
+    elif prior is not None:  # chained: the history is the stored one, then the whole input
+        history.read([*prior, *read.input(recall)], stored=len(prior))  # type: ignore[misc]  # a list here
     else:
-        history.read([*prior, *wire.input] if prior else wire.input, stored=len(prior or ()))
+        if same:
+            fold: Fold | None = recall.before(MEMO)
+            assert fold is not None  # Recall.read resumes only after a request whose walk was kept
+            history.resume(fold, same)
+        history.read(read.items, start=same)
+        recall.keep(MEMO, history.fold())
+    system = [wire.instructions, *history.system] if wire.instructions else history.system
     offered, searches = decode_tools(wire.tools or [], reader)
     tools = _with_loaded(offered, history.loaded)
     tool_choice = decode_tool_choice(wire.tool_choice, tools, reader)
@@ -112,7 +165,7 @@ def decode_wire(wire: ResponsesRequest, prior: Sequence[msgspec.Raw] | None = No
     request = ChatRequest(
         model=wire.model,
         messages=tuple(history.messages),
-        system=(*history.system, verbosity) if verbosity else tuple(history.system),
+        system=(*system, verbosity) if verbosity else tuple(system),
         tools=tools,
         server_tools=tuple(reader.server_tools),
         tool_choice=tool_choice,
@@ -225,4 +278,5 @@ def _given(raw: msgspec.Raw) -> bool:
     return len(raw) > 0 and bytes(raw) != _NULL
 
 
-__all__ = ["NO_CONVERSATION", "STATELESS", "decode_request", "decode_wire", "read_wire"]
+__all__ = ["MEMO", "NO_CONVERSATION", "STATELESS", "Read", "decode_read", "decode_request", "read_request",
+           "read_wire"]

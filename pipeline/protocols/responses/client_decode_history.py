@@ -6,9 +6,15 @@ search (Codex's ``tool_search_call`` / ``tool_search_output``, ``execution: "cli
 of the ``tool_search`` function and its result, which names the tools it loaded; those tools are
 kept in ``loaded`` and offered with the request's own. Hosted-tool items are dropped with a loss.
 Nothing else is dropped, nothing invented.
+
+The walk is a fold over the items: ``History.fold`` is what it left after each one, so that a
+session's next request, whose leading items are this one's (``pipeline.conversation``), resumes
+after them (``History.resume``) and hands on the very same ``Message`` objects for them.
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import msgspec
 
@@ -16,8 +22,10 @@ from pipeline.errors import RequestError
 from pipeline.events import SearchHit
 from pipeline.model import (
     ImagePart,
+    Loss,
     Message,
     Part,
+    ServerTool,
     TextPart,
     ThinkingPart,
     ToolCallPart,
@@ -53,15 +61,44 @@ _ROLES = ("user", "assistant", "developer", "system")
 class _Step:
     """One assistant step being assembled from a run of items."""
 
-    __slots__ = ("calls", "texts", "thinking")
+    __slots__ = ("calls", "made", "texts", "thinking")
 
-    def __init__(self) -> None:
-        self.thinking: list[Part] = []
-        self.texts: list[Part] = []
-        self.calls: list[Part] = []
+    def __init__(self, thinking: list[Part] | None = None, texts: list[Part] | None = None,
+                 calls: list[Part] | None = None, made: Message | None = None) -> None:
+        self.thinking: list[Part] = thinking or []
+        self.texts: list[Part] = texts or []
+        self.calls: list[Part] = calls or []
+        self.made = made  # the message these very parts made in a remembered request
 
     def message(self) -> Message:
-        return Message(role="assistant", parts=(*self.thinking, *self.texts, *self.calls))
+        return self.made or Message(role="assistant", parts=(*self.thinking, *self.texts, *self.calls))
+
+
+class _Mark(NamedTuple):
+    """The walk's state after one item: how many messages, system texts, loaded tools, losses and
+    hosted tools it had made, and the open step (its parts so far: the first ``n_*`` of its lists;
+    they only grow until the step is flushed)."""
+
+    messages: int
+    system: int
+    loaded: int
+    losses: int
+    server_tools: int
+    step: _Step | None
+    n_thinking: int
+    n_texts: int
+    n_calls: int
+
+
+class Fold(NamedTuple):
+    """What walking a request's items left, for a session's next request to resume after."""
+
+    messages: tuple[Message, ...]
+    system: tuple[str, ...]
+    loaded: tuple[ToolSpec, ...]
+    losses: tuple[Loss, ...]
+    server_tools: tuple[ServerTool, ...]
+    marks: tuple[_Mark, ...]  # after each item
 
 
 class History:
@@ -76,17 +113,46 @@ class History:
 
     def __init__(self, reader: Reader) -> None:
         self.reader = reader
-        self.system: list[str] = []
+        self.system: list[str] = []  # the leading developer/system messages' texts
         self.messages: list[Message] = []
         self.loaded: list[ToolSpec] = []  # the tools the client's tool searches loaded, in order
         self._step: _Step | None = None
+        self._marks: list[_Mark] = []
 
-    def read(self, items: list[msgspec.Raw], stored: int = 0) -> None:
+    def read(self, items: list[msgspec.Raw], stored: int = 0, start: int = 0) -> None:
         """The items in order; the first ``stored`` are a stored history (named so in errors),
-        the rest the request's ``input``."""
-        for i, raw in enumerate(items):
+        the rest the request's ``input``, whose first ``start`` were resumed."""
+        marks, reader = self._marks, self.reader
+        for i, raw in enumerate(items, start):
             self._item(raw, f"input.{i - stored}" if i >= stored else f"previous_response_id: stored item {i}")
+            step = self._step
+            marks.append(_Mark(len(self.messages), len(self.system), len(self.loaded), len(reader.losses),
+                               len(reader.server_tools), step, *((len(step.thinking), len(step.texts),
+                                                                  len(step.calls)) if step else (0, 0, 0))))
         self._flush()
+
+    def fold(self) -> Fold:
+        """What the walk left (after ``read``, before anything else records a loss)."""
+        reader = self.reader
+        return Fold(tuple(self.messages), tuple(self.system), tuple(self.loaded), tuple(reader.losses),
+                    tuple(reader.server_tools), tuple(self._marks))
+
+    def resume(self, fold: Fold, same: int) -> None:
+        """Be as after the first ``same`` items of the request ``fold`` was made of (a fresh
+        ``History``, its reader unused), so that ``read`` of the rest walks them as a whole walk."""
+        mark = fold.marks[same - 1]
+        self.messages = list(fold.messages[:mark.messages])
+        self.system = list(fold.system[:mark.system])
+        self.loaded = list(fold.loaded[:mark.loaded])
+        self.reader.losses = list(fold.losses[:mark.losses])
+        self.reader.server_tools = list(fold.server_tools[:mark.server_tools])
+        self._marks = list(fold.marks[:same])
+        step = mark.step
+        if step is not None:
+            # Open at the last item: the remembered request's last message is what it made.
+            made = fold.messages[-1] if same == len(fold.marks) else None
+            self._step = _Step(step.thinking[:mark.n_thinking], step.texts[:mark.n_texts],
+                               step.calls[:mark.n_calls], made)
 
     def read_text(self, text: str) -> None:
         """``input`` given as a plain string: one user message."""
@@ -167,9 +233,13 @@ class History:
         return False
 
     def _open(self) -> _Step:
-        if self._step is None:
-            self._step = _Step()
-        return self._step
+        """The open step, to add a part to (so it no longer is a remembered message)."""
+        step = self._step
+        if step is None:
+            step = self._step = _Step()
+        else:
+            step.made = None
+        return step
 
     def _flush(self) -> None:
         if self._step is not None:
@@ -287,4 +357,4 @@ def _thinking(item: ReasoningItem) -> ThinkingPart:
     return ThinkingPart(text="\n\n".join(texts), signature=item.encrypted_content)
 
 
-__all__ = ["History"]
+__all__ = ["Fold", "History"]

@@ -18,7 +18,6 @@ from typing import Any
 import msgspec
 
 from pipeline.errors import RequestError
-from pipeline.protocols.responses.models import ResponsesRequest
 from pipeline.protocols.responses.output_models import ResponseObject
 
 _ENCODER = msgspec.json.Encoder()
@@ -36,12 +35,12 @@ class Record(msgspec.Struct, frozen=True, kw_only=True):
 RECORD_DECODER = msgspec.json.Decoder(Record)
 
 
-def input_items(wire: ResponsesRequest) -> list[msgspec.Raw]:
-    """The request's own input items, raw (a string ``input``: one user message)."""
-    if isinstance(wire.input, str):
-        message = {"type": "message", "role": "user", "content": [{"type": "input_text", "text": wire.input}]}
+def input_items(given: str | list[msgspec.Raw] | None) -> list[msgspec.Raw]:
+    """The request's own ``input`` as raw items (a string: one user message)."""
+    if isinstance(given, str):
+        message = {"type": "message", "role": "user", "content": [{"type": "input_text", "text": given}]}
         return [msgspec.Raw(_ENCODER.encode(message))]
-    return list(wire.input or ())
+    return list(given or ())
 
 
 def record(final: ResponseObject, previous: str | None, items: list[msgspec.Raw]) -> bytes | None:

@@ -12,12 +12,11 @@ from pipeline.errors import RequestError
 from pipeline.model import ChatRequest
 from pipeline.protocols.base import ClientCodec, Echoed, Endpoint, Reply
 from pipeline.protocols.openai import render_models
-from pipeline.protocols.responses.client_decode import decode_request, decode_wire, read_wire
+from pipeline.protocols.responses.client_decode import Read, decode_read, decode_request, read_request
 from pipeline.protocols.responses.client_decode_echo import ResponsesEcho
 from pipeline.protocols.responses.client_encode import ResponsesStreamEncoder
 from pipeline.protocols.responses.client_encode_collect import ResponsesCollector
 from pipeline.protocols.responses.errors import render_count, render_error
-from pipeline.protocols.responses.models import ResponsesRequest
 
 
 class ResponsesCodec(ClientCodec[ResponsesEcho]):
@@ -40,19 +39,20 @@ class ResponsesCodec(ClientCodec[ResponsesEcho]):
     models_renderer = staticmethod(render_models)
     count_renderer = staticmethod(render_count)
 
-    def read(self, body: bytes) -> ResponsesRequest:
-        """The body's top level (``decode_request`` in two steps, so that the app can fetch the
-        stored history ``previous_response_id`` names in between)."""
+    def read(self, body: bytes, recall: Recall | None = None) -> Read:
+        """The body's top level, read with the conversation's memory (``decode_request`` in two
+        steps, so that the app can fetch the stored history ``previous_response_id`` names in
+        between)."""
         try:
-            return read_wire(body)
+            return read_request(body, recall or Recall())
         except UnicodeDecodeError as exc:
             raise RequestError(f"request body is not valid JSON: invalid UTF-8 in a string ({exc.reason})") from None
 
-    def decode_chained(self, wire: ResponsesRequest, prior: Sequence[msgspec.Raw] | None,
+    def decode_chained(self, read: Read, prior: Sequence[msgspec.Raw] | None,
                        recall: Recall | None = None) -> tuple[ChatRequest, Reply]:
         """``decode_request`` of a read body, ``prior`` (the stored history) before its input."""
         try:
-            request, echo = decode_wire(wire, prior, recall or Recall())
+            request, echo = decode_read(read, prior, recall or Recall())
         except UnicodeDecodeError as exc:
             raise RequestError(f"request body is not valid JSON: invalid UTF-8 in a string ({exc.reason})") from None
         return request, Echoed(self, echo)

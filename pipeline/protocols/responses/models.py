@@ -11,6 +11,8 @@ from typing import Any
 
 import msgspec
 
+from pipeline.resume import RESUMED
+
 
 class ReasoningParam(msgspec.Struct):
     effort: str | None = None
@@ -57,6 +59,13 @@ class ResponsesRequest(msgspec.Struct):
     conversation: msgspec.Raw = msgspec.Raw()  # empty when absent; Raw cannot be in a union
     background: bool | None = None
     prompt: msgspec.Raw = msgspec.Raw()  # empty when absent; Raw cannot be in a union
+
+
+class ResponsesResumed(ResponsesRequest):
+    """A resumed document of a session's next body (``pipeline.resume``): the new ``input`` items
+    under ``RESUMED``; ``input`` only if the body gives that key twice (then it is parsed whole)."""
+
+    resumed: list[msgspec.Raw] = msgspec.field(name=RESUMED, default_factory=list)
 
 
 # Input items.
@@ -229,6 +238,7 @@ __all__ = [
     "ReasoningItem",
     "ReasoningParam",
     "ResponsesRequest",
+    "ResponsesResumed",
     "SummaryPart",
     "TextFormatParam",
     "TextParam",
