@@ -137,8 +137,11 @@ class Conversations:
         if cost > self.max_bytes:
             return None
         turn = Turn(key, items, cost, layout)
-        if before is not None and same == len(before.items):
-            turn.supersedes = before  # the new request extends it: nothing will ask for it again
+        if before is not None and (same == len(before.items) or len(items) > len(before.items) == same + 1):
+            # The new request extends it, or rewrites only its last item and goes on past it
+            # (Claude Code moves its cache marker onto the newest message each turn): the
+            # session's next request will ask for this one, not for it.
+            turn.supersedes = before
         return turn
 
     def admit(self, turn: Turn) -> None:

@@ -75,6 +75,23 @@ def test_branches_of_one_conversation_are_kept_side_by_side() -> None:
     assert bind(store, "p", "a", "b", "D", "f").before("x") == "abD"
 
 
+def test_a_next_request_that_rewrote_the_last_item_and_went_on_replaces_it() -> None:
+    """Claude Code's session: each request moves the cache marker from the last request's last
+    message onto its own, so only that item differs; the one before is dropped, not kept as a
+    branch (a session of n turns would otherwise hold n bodies and compare each next one with all)."""
+    store = Conversations(per_key=64)
+    history = ["a", "b*"]
+    bind(store, "p", *history).keep("x", 0)
+    for turn in range(1, 20):
+        history = [*history[:-1], history[-1].rstrip("*"), f"c{turn}", f"d{turn}*"]
+        recall = bind(store, "p", *history)
+        assert recall.same == len(history) - 3 and recall.before("x") == turn - 1
+        recall.keep("x", turn)
+        assert store.remembered[0] == 1
+    bind(store, "p", *history[:-1], "D").keep("x", "rewound")  # as long, only the last item new: a branch
+    assert store.remembered[0] == 2
+
+
 def test_bounded_by_entries_and_bytes_least_recent_out() -> None:
     store = Conversations(entries=2, max_bytes=10_000, weight=1)
     for first in "abc":
